@@ -1,0 +1,1 @@
+"""sleepwatch's Telegram face: alerts to the phone, chat commands, the morning summary."""

@@ -1,0 +1,1 @@
+"""sleepwatch local watcher engine: pure decisions, adapters behind ports, one root."""

@@ -1,0 +1,95 @@
+"""The few exceptions sleepwatch raises; each builds its own message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SleepwatchError(Exception):
+    """Root of every sleepwatch error. `permanent` says whether retrying can help."""
+
+    permanent: bool = False
+
+
+class ConfigError(SleepwatchError):
+    """A configuration file or value is invalid; the message names the key."""
+
+    permanent = True
+
+
+class ProtocolError(SleepwatchError):
+    """The supervisor answered something core cannot read (garbage, wrong schema)."""
+
+    permanent = True
+
+
+class TransportError(SleepwatchError):
+    """An SSH (or local) exec or upload failed: unreachable host, timeout, dropped channel."""
+
+    def __init__(self, host: str, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(f"{host}: {reason}")
+        self.host = host
+        self.reason = reason
+        self.permanent = permanent
+
+
+class HostKeyMismatch(TransportError):
+    """The host presented a key other than the one pinned/known for it. Never retried."""
+
+    def __init__(self, host: str, reason: str = "host key changed") -> None:
+        super().__init__(host, reason, permanent=True)
+
+
+class DeliveryError(SleepwatchError):
+    """A notification could not be delivered now; `retry_after_s` is the wait asked for."""
+
+    def __init__(
+        self, reason: str, *, retry_after_s: float | None = None, permanent: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+        self.permanent = permanent
+
+
+class ProviderError(SleepwatchError):
+    """The cloud provider's API failed (HTTP 429/5xx, network) or refused the request."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        permanent: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.permanent = permanent
+
+
+class StoreError(SleepwatchError):
+    """The SQLite store failed (disk full, locked, corrupt); the message says which."""
+
+
+class UnknownRun(SleepwatchError):
+    """No run matches the given name or prefix."""
+
+    permanent = True
+
+    def __init__(self, name: str, candidates: Sequence[str]) -> None:
+        known = ", ".join(candidates) if candidates else "none"
+        super().__init__(f"no run named {name!r}; known runs: {known}")
+        self.name = name
+        self.candidates = tuple(candidates)
+
+
+class AmbiguousRun(SleepwatchError):
+    """A prefix matches several runs."""
+
+    permanent = True
+
+    def __init__(self, name: str, candidates: Sequence[str]) -> None:
+        super().__init__(f"{name!r} matches several runs: {', '.join(candidates)}")
+        self.name = name
+        self.candidates = tuple(candidates)

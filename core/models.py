@@ -1,0 +1,180 @@
+"""Domain values shared across core, bot and the adapters. Frozen, slotted, units in names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class MessageKind(StrEnum):
+    ALERT = "alert"
+    RECOVERY = "recovery"
+    TERMINAL = "terminal"
+    INFO = "info"
+    SUMMARY = "summary"
+    REPLY = "reply"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """What the watcher wants a human to read. Adapters render it (console text, Telegram HTML).
+
+    `status_line` comes first, then `title`, then `reasons`, then `log_lines` (expanded log
+    context, raw text: each renderer escapes and cuts it), then `summary` (ordered key/value
+    pairs of a terminal message). `chat_id` is set for replies; None means every allowed chat.
+    """
+
+    kind: MessageKind
+    title: str
+    run: str | None = None
+    status_line: str | None = None
+    reasons: tuple[str, ...] = ()
+    log_lines: tuple[str, ...] = ()
+    summary: tuple[tuple[str, str], ...] = ()
+    chat_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "title": self.title,
+            "run": self.run,
+            "status_line": self.status_line,
+            "reasons": list(self.reasons),
+            "log_lines": list(self.log_lines),
+            "summary": [list(p) for p in self.summary],
+            "chat_id": self.chat_id,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> OutboundMessage:
+        return cls(
+            kind=MessageKind(doc["kind"]),
+            title=doc["title"],
+            run=doc.get("run"),
+            status_line=doc.get("status_line"),
+            reasons=tuple(doc.get("reasons") or ()),
+            log_lines=tuple(doc.get("log_lines") or ()),
+            summary=tuple((str(k), str(v)) for k, v in doc.get("summary") or ()),
+            chat_id=doc.get("chat_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    message: OutboundMessage
+    created_at: datetime
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """A cloud instance as the provider reports it, in sleepwatch's units."""
+
+    id: str
+    actual_status: str | None
+    ssh_host: str | None = None
+    ssh_port: int | None = None
+    dph_total: float | None = None  # $/h
+    gpu_name: str | None = None
+    num_gpus: int = 1
+    gpu_ram_mb: float | None = None  # per GPU
+    cpu_ram_mb: float | None = None
+    disk_space_gb: float | None = None
+    reliability: float | None = None
+    cuda_max_good: float | None = None
+    gpu_util_pct: float | None = None
+    label: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> bool:
+        """Vast: exited/unknown/offline will not come back but may keep billing."""
+        return (self.actual_status or "") in ("exited", "unknown", "offline")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One watched run as the store keeps it. `memory` is the pure core's JSON-able memory of
+    past checks (see core.rules); the store treats it as an opaque document."""
+
+    name: str
+    run_dir: str
+    launched_at: datetime
+    instance_id: str | None = None
+    ssh_host: str | None = None
+    ssh_port: int | None = None
+    ssh_user: str | None = None
+    live: bool = True
+    status: str = "launching"
+    attempt: int = 0
+    max_attempts: int = 0
+    deadline_at: datetime | None = None
+    muted_until: datetime | None = None
+    log_attempt: int = 0
+    log_offset: int = 0
+    memory: dict[str, Any] = field(default_factory=dict)
+    last_status_line: str | None = None
+    last_check_at: datetime | None = None
+    next_check_at: datetime | None = None
+    interval_s: float | None = None
+    dph_total: float | None = None
+    teardown: str | None = None  # None, "pending", "destroyed", "failed", "skipped"
+    torn_down_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    run: str
+    condition: str
+    opened_at: datetime
+    last_sent_at: datetime | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckCommit:
+    """Everything one check writes, applied by the store in ONE transaction so that a crash
+    between 'decided' and 'recorded' can neither lose nor repeat a notification.
+
+    `run` replaces the run row. `messages` are (dedupe_key, message): a key already in the
+    outbox is skipped silently, which is what makes a re-done check after a restart harmless.
+    """
+
+    run: RunRecord
+    at: datetime
+    status_line: str
+    health: str
+    reasons: tuple[str, ...] = ()
+    alerts_opened: tuple[OpenAlert, ...] = ()
+    alerts_resent: tuple[str, ...] = ()  # conditions whose last_sent_at becomes `at`
+    alerts_resolved: tuple[str, ...] = ()  # conditions closed at `at`
+    messages: tuple[tuple[str, OutboundMessage], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """A run as a human command (/runs, /status) shows it."""
+
+    name: str
+    live: bool
+    status_line: str
+    instance_id: str | None = None
+    cost_usd: float | None = None
+    dph_total: float | None = None
+    muted_until: datetime | None = None
+    deadline_at: datetime | None = None
+    next_check_at: datetime | None = None
+    interval_s: float | None = None
+    teardown: str | None = None
+    tail: tuple[str, ...] = ()

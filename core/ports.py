@@ -1,0 +1,91 @@
+"""The interfaces core talks through. Implementations live in one adapter module each;
+fakes for tests need no inheritance (these are Protocols)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from core.models import ExecResult, InstanceInfo, OutboundMessage, RunView
+
+Clock = Callable[[], datetime]
+"""Returns tz-aware UTC now. Edge code reads it once per tick; pure code takes `now`."""
+
+
+class Transport(Protocol):
+    """Runs commands on one run's host (SSH, or this machine for the demo and tests).
+
+    `run` never goes through a remote shell with text we did not quote: argv is joined with
+    shlex quoting by SSH transports. Raises TransportError (HostKeyMismatch when the host key
+    changed) on unreachable hosts, dropped channels and timeouts; a non-zero exit status is
+    not an error, it is in the result.
+    """
+
+    label: str
+
+    async def run(
+        self, argv: Sequence[str], *, timeout_s: float, stdin: bytes | None = None
+    ) -> ExecResult: ...
+
+    async def put_tree(self, local_dir: Path, remote_dir: str) -> None:
+        """Copy a local directory tree to remote_dir (created, replaced file by file)."""
+        ...
+
+    async def put_bytes(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Notifier(Protocol):
+    """Delivers one outbound message. Raises DeliveryError (with retry_after_s when the far end
+    asked for a wait, permanent when retrying cannot help). Must not retry by itself: the
+    outbox sender owns retries and ordering."""
+
+    async def deliver(self, message: OutboundMessage) -> None: ...
+
+
+class Provider(Protocol):
+    """A cloud provider's instance API. Raises ProviderError on API failure.
+    `show` returns None when the instance no longer exists."""
+
+    name: str
+
+    async def show(self, instance_id: str) -> InstanceInfo | None: ...
+
+    async def destroy(self, instance_id: str) -> None: ...
+
+    async def stop(self, instance_id: str) -> None: ...
+
+    async def label(self, instance_id: str, label: str) -> None: ...
+
+
+class Control(Protocol):
+    """What a human can ask of the watcher (chat commands, CLI). Run names given by a human go
+    through `resolve` first (exact name, else unique prefix; raises UnknownRun / AmbiguousRun).
+    Each action returns one human-readable sentence saying what happened."""
+
+    async def resolve(self, name: str) -> str: ...
+
+    async def list_runs(self, now: datetime) -> list[RunView]:
+        """Live runs first, then the rest, newest first."""
+        ...
+
+    async def view(self, run: str, now: datetime) -> RunView: ...
+
+    async def kill(self, run: str) -> str:
+        """`supervisor ctl stop`: the run ends as stopped/killed, no retry."""
+        ...
+
+    async def teardown(self, run: str) -> str:
+        """Destroy the run's instance now (verified), whatever the policy."""
+        ...
+
+    async def extend(self, run: str, seconds: float, now: datetime) -> datetime:
+        """Push the deadline (and any pending deadline teardown); returns the new deadline."""
+        ...
+
+    async def mute(self, run: str, seconds: float, now: datetime) -> datetime:
+        """Silence soft alerts until the returned time (at most 24 h from now)."""
+        ...

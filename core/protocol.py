@@ -1,0 +1,180 @@
+"""Core's own model of what the supervisor writes and prints (state.json schema 1, probe v1).
+
+The supervisor is standard-library only and cannot share these classes; a contract test feeds
+real supervisor output to `parse_probe` so the two sides cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import ProtocolError
+
+STATE_SCHEMA = 1
+PROBE_VERSION = 1
+
+
+class RunStatus(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    DONE = "done"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.DONE, RunStatus.FAILED, RunStatus.STOPPED)
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    EARLY_STOPPED = "early_stopped"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    UNFIXABLE = "unfixable"
+    KILLED = "killed"
+
+
+class FailureKind(StrEnum):
+    OOM = "oom"
+    HOST_OOM = "host_oom"
+    MISSING_MODULE = "missing_module"
+    MISSING_BUILD_TOOL = "missing_build_tool"
+    DISK_FULL = "disk_full"
+    SIGNAL = "signal"
+    ERROR = "error"
+    KILLED = "killed"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class GpuReading(_Model):
+    index: int
+    util_pct: float | None = None
+    mem_used_mb: float | None = None
+    mem_total_mb: float | None = None
+
+
+class AppliedFix(_Model):
+    attempt: int
+    kind: str
+    action: str
+    ok: bool
+    at: datetime
+
+
+class Failure(_Model):
+    attempt: int
+    kind: FailureKind
+    exit_code: int | None = None
+    excerpt: str = ""
+
+
+class SupervisorState(_Model):
+    """state.json, schema 1 (see ARCHITECTURE.md)."""
+
+    schema_: Literal[1] = Field(alias="schema")
+    run: str
+    status: RunStatus
+    outcome: Outcome | None = None
+    attempt: int = Field(ge=0)
+    max_attempts: int = Field(ge=1)
+    step: int | None = Field(default=None, ge=0)
+    total_steps: int | None = Field(default=None, ge=0)
+    last_step_at: datetime | None = None
+    last_output_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    throughput: float | None = Field(default=None, ge=0)
+    gpus: tuple[GpuReading, ...] = ()
+    fixes: tuple[AppliedFix, ...] = ()
+    last_failure: Failure | None = None
+    knobs: dict[str, float] = Field(default_factory=dict)
+    pid: int | None = None
+    trainer_pid: int | None = None
+
+
+class LogChunk(_Model):
+    """New bytes of the current attempt's log since the watcher's offset, decoded leniently."""
+
+    attempt: int
+    offset: int = Field(ge=0)
+    next_offset: int = Field(ge=0)
+    size: int = Field(ge=0)
+    skipped: int = Field(default=0, ge=0)
+    text: str = ""
+
+
+class ProbeSnapshot(_Model):
+    """One `supervisor probe` answer. `state` is None when state.json was missing or unreadable,
+    and then `state_error` says why in words a human can act on."""
+
+    probe: int
+    at: datetime
+    state: SupervisorState | None = None
+    state_error: str | None = None
+    log: LogChunk | None = None
+    tail: tuple[str, ...] = ()
+    gpus: tuple[GpuReading, ...] = ()
+    disk_free_mb: float | None = None
+
+
+def parse_state(raw: Any) -> SupervisorState:
+    """Validate a decoded state.json object; raise ProtocolError naming what is wrong."""
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"state is a {type(raw).__name__}, not an object")
+    schema = raw.get("schema")
+    if schema != STATE_SCHEMA:
+        raise ProtocolError(
+            f"state.json schema {schema!r} is not supported (this watcher reads schema "
+            f"{STATE_SCHEMA}); upgrade sleepwatch or the supervisor so they match"
+        )
+    try:
+        return SupervisorState.model_validate(raw)
+    except ValidationError as exc:
+        raise ProtocolError(f"state.json is invalid: {_first_error(exc)}") from None
+
+
+def parse_probe(raw: bytes | str) -> ProbeSnapshot:
+    """Parse `supervisor probe` stdout. Garbage raises ProtocolError; a bad `state` inside an
+    otherwise good probe does not raise: it comes back as `state=None` with `state_error` set."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        preview = raw[:80] if isinstance(raw, str) else raw[:80].decode("utf-8", "replace")
+        raise ProtocolError(
+            f"probe answered non-JSON ({exc.__class__.__name__}): {preview!r}"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ProtocolError(f"probe answered a {type(doc).__name__}, not an object")
+    if doc.get("probe") != PROBE_VERSION:
+        raise ProtocolError(
+            f"probe version {doc.get('probe')!r} is not supported (expected {PROBE_VERSION})"
+        )
+    state_raw = doc.pop("state", None)
+    state: SupervisorState | None = None
+    state_error = doc.get("state_error")
+    if state_raw is not None:
+        try:
+            state = parse_state(state_raw)
+        except ProtocolError as exc:
+            state_error = str(exc)
+    doc["state_error"] = state_error
+    try:
+        return ProbeSnapshot.model_validate(doc).model_copy(update={"state": state})
+    except ValidationError as exc:
+        raise ProtocolError(f"probe answer is invalid: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(root)"
+    return f"{where}: {err['msg']}"
