@@ -1,0 +1,97 @@
+"""What the watcher remembers of a run between checks: the pure core's only state.
+
+Stored by the store as an opaque JSON document in the run row, so a restarted watcher picks up
+exactly where it stopped (streaks, baselines, which attempts it already killed)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from core.cadence import Cadence, Phase
+
+MAX_SAMPLES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One check as the rules need it later. `at` is the instance's clock when reachable (the
+    probe's `at`): staleness compares instance timestamps with each other, never across clocks."""
+
+    at: datetime
+    reachable: bool
+    status: str | None = None
+    attempt: int = 0
+    step: int | None = None
+    last_output_at: datetime | None = None
+    gpu_util_pct: float | None = None
+    throughput: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    launched_at: datetime
+    samples: tuple[Sample, ...] = ()
+    attempt_seen: int = 0
+    baseline_throughput: float | None = None
+    unreachable_streak: int = 0
+    heartbeat_stale_streak: int = 0
+    stall_kills: tuple[int, ...] = ()
+    cadence: Cadence = field(default_factory=Cadence)
+    deadline_warned: bool = False
+
+    def with_sample(self, sample: Sample) -> Memory:
+        return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["launched_at"] = self.launched_at.isoformat()
+        doc["samples"] = [_sample_to_json(s) for s in self.samples]
+        doc["cadence"] = {
+            "phase": self.cadence.phase.value,
+            "early_index": self.cadence.early_index,
+            "healthy_streak": self.cadence.healthy_streak,
+        }
+        doc["stall_kills"] = list(self.stall_kills)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Memory:
+        cadence = doc.get("cadence") or {}
+        return cls(
+            launched_at=datetime.fromisoformat(doc["launched_at"]),
+            samples=tuple(_sample_from_json(s) for s in doc.get("samples", ())),
+            attempt_seen=int(doc.get("attempt_seen", 0)),
+            baseline_throughput=doc.get("baseline_throughput"),
+            unreachable_streak=int(doc.get("unreachable_streak", 0)),
+            heartbeat_stale_streak=int(doc.get("heartbeat_stale_streak", 0)),
+            stall_kills=tuple(int(a) for a in doc.get("stall_kills", ())),
+            cadence=Cadence(
+                phase=Phase(cadence.get("phase", Phase.EARLY.value)),
+                early_index=int(cadence.get("early_index", 0)),
+                healthy_streak=int(cadence.get("healthy_streak", 0)),
+            ),
+            deadline_warned=bool(doc.get("deadline_warned", False)),
+        )
+
+
+def _sample_to_json(sample: Sample) -> dict[str, Any]:
+    doc = asdict(sample)
+    doc["at"] = sample.at.isoformat()
+    doc["last_output_at"] = sample.last_output_at.isoformat() if sample.last_output_at else None
+    return doc
+
+
+def _sample_from_json(doc: dict[str, Any]) -> Sample:
+    last_output = doc.get("last_output_at")
+    return Sample(
+        at=datetime.fromisoformat(doc["at"]),
+        reachable=bool(doc["reachable"]),
+        status=doc.get("status"),
+        attempt=int(doc.get("attempt", 0)),
+        step=doc.get("step"),
+        last_output_at=datetime.fromisoformat(last_output) if last_output else None,
+        gpu_util_pct=doc.get("gpu_util_pct"),
+        throughput=doc.get("throughput"),
+    )

@@ -1,0 +1,168 @@
+"""Pure builders of what a human reads: alerts, recoveries, terminal summaries, advice."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from core.durations import format_duration
+from core.models import MessageKind, OutboundMessage
+from core.protocol import Failure, FailureKind, ProbeSnapshot, SupervisorState
+from core.rules import ERROR_MARKERS, Finding
+
+MAX_CONTEXT_LINES = 80
+MAX_LINE_CHARS = 400
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+_METRIC = re.compile(r"loss|acc|eval|metric|f1|bleu|perplexity|'epoch'", re.IGNORECASE)
+
+
+def clean_line(line: str) -> str:
+    """One printable line: the last carriage-return redraw, no ANSI escapes or control bytes."""
+    line = line.split("\r")[-1]
+    line = _ANSI.sub("", line)
+    line = "".join(ch for ch in line if ch == "\t" or ch.isprintable())
+    return line[:MAX_LINE_CHARS]
+
+
+def clean_lines(text: str) -> list[str]:
+    return [clean_line(line) for line in text.splitlines()]
+
+
+def log_context(probe: ProbeSnapshot | None, state: SupervisorState | None) -> tuple[str, ...]:
+    """The lines around the newest traceback in the new log text, else the failure excerpt of a
+    failed run, else the last lines of the attempt."""
+    if probe and probe.log and probe.log.text:
+        lines = clean_lines(probe.log.text)
+        for index in range(len(lines) - 1, -1, -1):
+            if lines[index].startswith("Traceback (most recent call last)"):
+                start = max(0, index - 5)
+                return tuple(lines[start : start + MAX_CONTEXT_LINES])
+        marked = [i for i, line in enumerate(lines) if ERROR_MARKERS.search(line)]
+        if marked:
+            start = max(0, marked[-1] - 20)
+            return tuple(lines[start : marked[-1] + 5])
+    if state and state.status.terminal and state.last_failure and state.last_failure.excerpt:
+        return tuple(clean_lines(state.last_failure.excerpt)[-MAX_CONTEXT_LINES:])
+    if probe:
+        return tuple(clean_line(line) for line in probe.tail[-MAX_CONTEXT_LINES:])
+    return ()
+
+
+def alert_message(
+    run: str, status_line: str, findings: Sequence[Finding], log_lines: Sequence[str]
+) -> OutboundMessage:
+    keys = ", ".join(f.key.split(":")[0] for f in findings)
+    return OutboundMessage(
+        kind=MessageKind.ALERT,
+        title=f"⚠ {run}: {keys}",
+        run=run,
+        status_line=status_line,
+        reasons=tuple(f.reason for f in findings),
+        log_lines=tuple(log_lines),
+    )
+
+
+def recovery_message(run: str, status_line: str, conditions: Sequence[str]) -> OutboundMessage:
+    return OutboundMessage(
+        kind=MessageKind.RECOVERY,
+        title=f"✓ {run}: recovered ({', '.join(conditions)})",
+        run=run,
+        status_line=status_line,
+    )
+
+
+def last_metric_line(tail: Sequence[str]) -> str | None:
+    for line in reversed(tail):
+        cleaned = clean_line(line)
+        if _METRIC.search(cleaned) and not ERROR_MARKERS.search(cleaned):
+            return cleaned[:200]
+    return None
+
+
+def cost_usd(hours: float, dph_total: float | None) -> float | None:
+    return None if dph_total is None else round(hours * dph_total, 2)
+
+
+def advice(failure: Failure | None, knobs: dict[str, float]) -> str:
+    """The next change a human should try after the retry budget is spent."""
+    if failure is None:
+        return "read the log excerpt; no failure was classified"
+    kind = failure.kind
+    if kind is FailureKind.OOM:
+        knob = ", ".join(f"{k}={v:g}" for k, v in knobs.items()) or "no eval knob declared"
+        return (
+            f"CUDA out of memory even at {knob}: lower the train batch size, enable gradient "
+            "checkpointing, or use a GPU with more memory"
+        )
+    tips = {
+        FailureKind.HOST_OOM: "host RAM ran out (SIGKILL): fewer dataloader workers or a bigger "
+        "instance",
+        FailureKind.MISSING_MODULE: "a module is missing that pip could not provide: add it to "
+        "the image or fix the import in your code",
+        FailureKind.MISSING_BUILD_TOOL: "a compiler/build tool is missing: use an image with "
+        "build-essential",
+        FailureKind.DISK_FULL: "disk full even after cleanup: a bigger disk or fewer kept "
+        "checkpoints",
+        FailureKind.SIGNAL: f"the trainer was killed by a signal (exit {failure.exit_code}): look "
+        "for preemption or an external kill",
+        FailureKind.KILLED: "the trainer hung and was killed: look for a deadlock in data loading "
+        "or NCCL",
+    }
+    return tips.get(
+        kind,
+        "the trainer's own code fails the same way each time: fix the error "
+        "in the log excerpt and relaunch",
+    )
+
+
+def summary_pairs(
+    state: SupervisorState,
+    tail: Sequence[str],
+    *,
+    dph_total: float | None,
+    launched_at: datetime,
+    now: datetime,
+    instance: str,
+) -> tuple[tuple[str, str], ...]:
+    started = state.started_at or launched_at
+    ended = state.ended_at or now
+    hours = max(0.0, (now - launched_at).total_seconds() / 3600)
+    cost = cost_usd(hours, dph_total)
+    fixes = ", ".join(f"{f.kind} ({'ok' if f.ok else 'failed'})" for f in state.fixes) or "none"
+    step = f"{state.step}/{state.total_steps}" if state.total_steps else str(state.step or "-")
+    pairs = [
+        ("outcome", f"{state.status.value} ({state.outcome.value if state.outcome else '-'})"),
+        ("duration", format_duration((ended - started).total_seconds())),
+        ("attempts", f"{state.attempt}/{state.max_attempts}"),
+        ("fixes", fixes),
+        ("last step", step),
+        ("last metric", last_metric_line(tail) or "-"),
+        ("cost", f"${cost:.2f}" if cost is not None else "unknown (no $/h)"),
+        ("instance", instance),
+    ]
+    if state.status.value == "failed":
+        failure = state.last_failure
+        cause = f"{failure.kind.value} (exit {failure.exit_code})" if failure else "unknown"
+        pairs.append(("root cause", cause))
+        pairs.append(("next change", advice(failure, state.knobs)))
+    return tuple(pairs)
+
+
+def terminal_message(
+    run: str,
+    status_line: str,
+    state: SupervisorState,
+    summary: tuple[tuple[str, str], ...],
+    log_lines: Sequence[str],
+) -> OutboundMessage:
+    icon = "✅" if state.status.value == "done" else "⛔"
+    outcome = state.outcome.value if state.outcome else state.status.value
+    return OutboundMessage(
+        kind=MessageKind.TERMINAL,
+        title=f"{icon} {run}: {state.status.value} ({outcome})",
+        run=run,
+        status_line=status_line,
+        log_lines=tuple(log_lines) if state.status.value != "done" else (),
+        summary=summary,
+    )
