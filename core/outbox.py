@@ -1,0 +1,241 @@
+"""The outbox sender: drains stored messages to a Notifier, in order, at most one per `min_gap_s`.
+
+Every message is stored before it is sent and marked sent after (a conditional update), so a
+restart loses nothing; the only repeat possible is a crash between Telegram accepting a message
+and the mark, a window of one HTTP round trip. Alerts due together that were created within
+`coalesce_s` of each other go out as one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from core.errors import DeliveryError
+from core.models import MessageKind, OutboundMessage, OutboxItem
+from core.ports import Clock, Notifier
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE_S = 2.0
+BACKOFF_MAX_S = 300.0
+PERMANENT_DEFER_S = 86400.0
+MAX_COMBINED = 10
+
+
+class OutboxStore(Protocol):
+    """The part of core.store.Store the sender needs."""
+
+    async def pending(self, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
+
+    async def mark_sent(self, item_id: int, at: datetime) -> bool: ...
+
+    async def defer(self, item_id: int, until: datetime, error: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One delivery: the rows it settles and the message that goes out for them."""
+
+    item_ids: tuple[int, ...]
+    message: OutboundMessage
+    created_at: datetime  # of the first row
+
+
+def backoff_s(attempts: int) -> float:
+    """Wait before retry `attempts + 1` after a transient failure: 2 s doubling, 5 min cap."""
+    exponent = min(max(attempts, 0), 16)
+    return min(BACKOFF_MAX_S, BACKOFF_BASE_S * float(2**exponent))
+
+
+def _joins(group: list[OutboxItem], item: OutboxItem, coalesce_s: float) -> bool:
+    first = group[0]
+    return (
+        item.message.kind is MessageKind.ALERT
+        and first.message.kind is MessageKind.ALERT
+        and item.message.chat_id == first.message.chat_id
+        and len(group) < MAX_COMBINED
+        and abs((item.created_at - first.created_at).total_seconds()) <= coalesce_s
+    )
+
+
+def plan_batches(items: Sequence[OutboxItem], coalesce_s: float) -> list[Batch]:
+    """Group due items (in id order) into deliveries. Only neighbours merge, so the order in
+    which a human reads things never changes; a group spans at most `coalesce_s`."""
+    groups: list[list[OutboxItem]] = []
+    for item in items:
+        if groups and _joins(groups[-1], item, coalesce_s):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return [
+        Batch(
+            tuple(i.id for i in group),
+            combine_alerts([i.message for i in group]),
+            group[0].created_at,
+        )
+        for group in groups
+    ]
+
+
+def _unique(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+def combine_alerts(messages: Sequence[OutboundMessage]) -> OutboundMessage:
+    """One message standing for several alerts: each run's latest status line first, then every
+    reason (prefixed by its run when several runs are involved), then the log blocks in order."""
+    if len(messages) == 1:
+        return messages[0]
+    runs = _unique([m.run or "" for m in messages])
+    several_runs = len(runs) > 1
+    latest_line = {m.run or "": m.status_line for m in messages if m.status_line}
+    reasons: list[str] = []
+    logs: list[str] = []
+    for m in messages:
+        prefix = f"[{m.run}] " if several_runs and m.run else ""
+        reasons.extend(f"{prefix}{r}" for r in (m.reasons or (m.title,)))
+        if m.log_lines:
+            logs.append(f"--- {m.title} ---")
+            logs.extend(m.log_lines)
+    return OutboundMessage(
+        kind=MessageKind.ALERT,
+        title=f"{len(messages)} alerts: " + "; ".join(_unique([m.title for m in messages])),
+        run=None if several_runs else messages[0].run,
+        status_line="\n".join(line for line in latest_line.values() if line) or None,
+        reasons=_unique(reasons),
+        log_lines=tuple(logs),
+        chat_id=messages[0].chat_id,
+    )
+
+
+class OutboxSender:
+    """Drains the outbox. `drain_once` for tests and ticks; `run` as the long-lived task.
+
+    Failures: DeliveryError with retry_after_s defers the batch by exactly that and stops the
+    drain; other transient errors defer by `backoff_s(attempts)` and stop the drain. Nothing
+    later is sent before the failed batch (an in-memory gate, `not_before`). A permanent error
+    defers its batch by a day with the error recorded (visible in the outbox, retried daily)
+    and lets the queue move on, so one undeliverable message cannot block every later one.
+    """
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        notifier: Notifier,
+        clock: Clock,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        min_gap_s: float = 1.0,
+        coalesce_s: float = 3.0,
+        hold_s: float = 0.0,
+        poll_s: float = 2.0,
+    ) -> None:
+        self._store = store
+        self._notifier = notifier
+        self._clock = clock
+        self._sleep = sleep
+        self._min_gap_s = min_gap_s
+        self._coalesce_s = coalesce_s
+        self._hold_s = hold_s
+        self._poll_s = poll_s
+        self._last_delivery_at: datetime | None = None
+        self.not_before: datetime | None = None
+
+    async def drain_once(self) -> int:
+        """Deliver what is due, in id order. Returns how many rows were marked sent."""
+        now = self._clock()
+        if self.not_before is not None and now < self.not_before:
+            return 0
+        self.not_before = None
+        items = await self._store.pending(now)
+        sent = 0
+        for batch in plan_batches(items, self._coalesce_s):
+            if self._held(batch, now):
+                break
+            outcome = await self._deliver(batch, items)
+            if outcome is None:
+                break
+            sent += outcome
+        return sent
+
+    def _held(self, batch: Batch, now: datetime) -> bool:
+        """A fresh alert waits `hold_s` so that siblings created just after it can join it;
+        it and everything after it wait (the gate is set to its release time)."""
+        release_at = batch.created_at + timedelta(seconds=self._hold_s)
+        if self._hold_s > 0 and batch.message.kind is MessageKind.ALERT and now < release_at:
+            self.not_before = release_at
+            return True
+        return False
+
+    async def _deliver(self, batch: Batch, items: list[OutboxItem]) -> int | None:
+        await self._respect_gap()
+        try:
+            await self._notifier.deliver(batch.message)
+        except DeliveryError as exc:
+            return await self._failed(batch, items, exc)
+        except Exception as exc:  # a notifier bug must not kill the sender: retry with backoff
+            log.exception("notifier raised an unexpected error")
+            return await self._failed(batch, items, DeliveryError(f"{type(exc).__name__}: {exc}"))
+        at = self._clock()
+        self._last_delivery_at = at
+        marked = [await self._store.mark_sent(item_id, at) for item_id in batch.item_ids]
+        return sum(marked)
+
+    async def _respect_gap(self) -> None:
+        if self._last_delivery_at is None:
+            return
+        elapsed_s = (self._clock() - self._last_delivery_at).total_seconds()
+        if elapsed_s < self._min_gap_s:
+            await self._sleep(self._min_gap_s - elapsed_s)
+
+    async def _failed(
+        self, batch: Batch, items: list[OutboxItem], exc: DeliveryError
+    ) -> int | None:
+        now = self._clock()
+        attempts = max(i.attempts for i in items if i.id in batch.item_ids)
+        if exc.permanent:
+            wait_s, error = PERMANENT_DEFER_S, f"permanent: {exc}"
+            log.warning("outbox rows %s undeliverable, deferred a day: %s", batch.item_ids, exc)
+        elif exc.retry_after_s is not None:
+            wait_s, error = max(exc.retry_after_s, 0.0), f"retry after {exc.retry_after_s}s: {exc}"
+        else:
+            wait_s, error = backoff_s(attempts), f"transient: {exc}"
+        until = now + timedelta(seconds=wait_s)
+        for item_id in batch.item_ids:
+            await self._store.defer(item_id, until, error)
+        if exc.permanent:
+            return 0
+        log.info("outbox delivery deferred %.1fs (%s)", wait_s, error)
+        self.not_before = until
+        return None
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        """Drain, then wait for `wake`, `stop`, the gate's release or a short poll; until stop."""
+        while not stop.is_set():
+            wake.clear()  # before draining: a wake during the drain means "look again"
+            try:
+                await self.drain_once()
+            except Exception:  # the store may be briefly locked; the next round retries
+                log.exception("outbox drain failed")
+            await _wait_any(stop, wake, self._next_wait_s())
+
+    def _next_wait_s(self) -> float:
+        if self.not_before is None:
+            return self._poll_s
+        gate_s = (self.not_before - self._clock()).total_seconds()
+        return max(0.05, min(self._poll_s, gate_s))
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout_s: float) -> None:
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

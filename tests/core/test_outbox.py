@@ -1,0 +1,318 @@
+"""The outbox sender against an in-memory store with core.store.Store's outbox API."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.errors import DeliveryError
+from core.models import MessageKind, OutboundMessage, OutboxItem
+from core.outbox import OutboxSender, backoff_s, combine_alerts, plan_batches
+
+T0 = datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Row:
+    message: OutboundMessage
+    created_at: datetime
+    next_try_at: datetime
+    sent_at: datetime | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass
+class MemoryOutbox:
+    """The store's outbox methods, same names and semantics, kept in a dict."""
+
+    rows: dict[int, Row] = field(default_factory=dict)
+    keys: set[str] = field(default_factory=set)
+
+    async def enqueue(
+        self, message: OutboundMessage, *, dedupe_key: str, at: datetime
+    ) -> int | None:
+        if dedupe_key in self.keys:
+            return None
+        self.keys.add(dedupe_key)
+        item_id = len(self.rows) + 1
+        self.rows[item_id] = Row(message, at, at)
+        return item_id
+
+    async def pending(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        due = [
+            OutboxItem(i, r.message, r.created_at, r.attempts)
+            for i, r in sorted(self.rows.items())
+            if r.sent_at is None and r.next_try_at <= now
+        ]
+        return due[:limit]
+
+    async def mark_sent(self, item_id: int, at: datetime) -> bool:
+        row = self.rows[item_id]
+        if row.sent_at is not None:
+            return False
+        row.sent_at = at
+        return True
+
+    async def defer(self, item_id: int, until: datetime, error: str) -> None:
+        row = self.rows[item_id]
+        row.next_try_at, row.error, row.attempts = until, error, row.attempts + 1
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.delivered: list[OutboundMessage] = []
+        self.failures: list[Exception] = []
+
+    async def deliver(self, message: OutboundMessage) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.delivered.append(message)
+
+
+def alert(title: str, run: str = "llama-ft", chat_id: int | None = None) -> OutboundMessage:
+    return OutboundMessage(
+        kind=MessageKind.ALERT,
+        title=title,
+        run=run,
+        status_line=f"2026-11-28T03:00:00Z running 1/3 10/90 0% - - {run}",
+        reasons=(f"{title} reason",),
+        log_lines=(f"{title} log",),
+        chat_id=chat_id,
+    )
+
+
+def terminal(title: str) -> OutboundMessage:
+    return OutboundMessage(kind=MessageKind.TERMINAL, title=title, run="llama-ft")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store() -> MemoryOutbox:
+    return MemoryOutbox()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def make_sender(
+    store: MemoryOutbox,
+    notifier: RecordingNotifier,
+    clock: FakeClock,
+    sleeps: list[float],
+    **kw: float,
+) -> OutboxSender:
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.advance(seconds)
+
+    return OutboxSender(store, notifier, clock, sleep=fake_sleep, **kw)
+
+
+async def put(store: MemoryOutbox, clock: FakeClock, message: OutboundMessage) -> int:
+    item_id = await store.enqueue(message, dedupe_key=f"k{len(store.rows)}", at=clock())
+    assert item_id is not None
+    return item_id
+
+
+async def test_it_delivers_due_messages_in_order_and_marks_them_sent(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    for name in ("one", "two", "three"):
+        await put(store, clock, terminal(name))
+    sender = make_sender(store, notifier, clock, sleeps)
+
+    assert await sender.drain_once() == 3
+    assert [m.title for m in notifier.delivered] == ["one", "two", "three"]
+    assert all(r.sent_at is not None for r in store.rows.values())
+    assert await sender.drain_once() == 0
+
+
+async def test_it_never_sends_more_than_one_message_per_gap(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    for name in ("one", "two", "three"):
+        await put(store, clock, terminal(name))
+
+    await make_sender(store, notifier, clock, sleeps, min_gap_s=1.0).drain_once()
+
+    assert sleeps == [1.0, 1.0]
+
+
+async def test_a_restarted_sender_neither_loses_nor_repeats(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    for name in ("one", "two", "three"):
+        await put(store, clock, terminal(name))
+    await put(store, clock, terminal("four"))
+    first = make_sender(store, notifier, clock, sleeps)
+
+    async def crash_after_one(message: OutboundMessage) -> None:
+        notifier.delivered.append(message)
+        if len(notifier.delivered) == 2:
+            raise asyncio.CancelledError  # the process dies while delivering "two"
+
+    notifier.deliver = crash_after_one  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await first.drain_once()
+
+    second_notifier = RecordingNotifier()
+    second = make_sender(store, second_notifier, clock, sleeps)
+    assert await second.drain_once() == 3
+    # "two" was handed over but never marked: it goes again (at-least-once), nothing else does.
+    assert [m.title for m in second_notifier.delivered] == ["two", "three", "four"]
+
+
+async def test_retry_after_defers_exactly_that_long_and_keeps_the_order(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    first = await put(store, clock, terminal("one"))
+    await put(store, clock, terminal("two"))
+    notifier.failures = [DeliveryError("429", retry_after_s=7)]
+    sender = make_sender(store, notifier, clock, sleeps)
+
+    assert await sender.drain_once() == 0
+    assert store.rows[first].next_try_at == T0 + timedelta(seconds=7)
+    assert "retry after 7" in (store.rows[first].error or "")
+    clock.advance(6)
+    assert await sender.drain_once() == 0  # "two" is due but must not overtake "one"
+    assert notifier.delivered == []
+
+    clock.advance(1)
+    assert await sender.drain_once() == 2
+    assert [m.title for m in notifier.delivered] == ["one", "two"]
+
+
+async def test_transient_errors_back_off_exponentially(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    item = await put(store, clock, terminal("one"))
+    notifier.failures = [DeliveryError("502"), DeliveryError("502"), DeliveryError("502")]
+    sender = make_sender(store, notifier, clock, sleeps)
+
+    waits = []
+    for _ in range(3):
+        before = clock()
+        assert await sender.drain_once() == 0
+        waits.append((store.rows[item].next_try_at - before).total_seconds())
+        clock.now = store.rows[item].next_try_at
+    assert waits == [backoff_s(0), backoff_s(1), backoff_s(2)] == [2.0, 4.0, 8.0]
+    assert await sender.drain_once() == 1
+    assert backoff_s(50) == 300.0
+
+
+async def test_a_notifier_bug_is_retried_like_a_transient_error(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    item = await put(store, clock, terminal("one"))
+    notifier.failures = [RuntimeError("boom")]
+    sender = make_sender(store, notifier, clock, sleeps)
+
+    assert await sender.drain_once() == 0
+    assert "RuntimeError: boom" in (store.rows[item].error or "")
+
+
+async def test_a_permanent_error_stays_visible_and_does_not_block_the_queue(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    bad = await put(store, clock, terminal("bad"))
+    await put(store, clock, terminal("good"))
+    notifier.failures = [DeliveryError("chat not found", permanent=True)]
+    sender = make_sender(store, notifier, clock, sleeps)
+
+    assert await sender.drain_once() == 1
+    assert [m.title for m in notifier.delivered] == ["good"]
+    row = store.rows[bad]
+    assert row.sent_at is None
+    assert row.next_try_at == T0 + timedelta(days=1)
+    assert (row.error or "").startswith("permanent:")
+
+
+async def test_alerts_created_together_go_out_as_one_message(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    await put(store, clock, alert("loss is nan"))
+    clock.advance(1)
+    await put(store, clock, alert("gpu idle"))
+    clock.advance(1.5)
+    await put(store, clock, alert("other run stale", run="bert"))
+    clock.advance(10)
+    await put(store, clock, alert("much later"))
+
+    assert await make_sender(store, notifier, clock, sleeps).drain_once() == 4
+    combined, later = notifier.delivered
+    assert combined.title.startswith("3 alerts")
+    assert combined.reasons == (
+        "[llama-ft] loss is nan reason",
+        "[llama-ft] gpu idle reason",
+        "[bert] other run stale reason",
+    )
+    assert combined.status_line is not None and combined.status_line.count("\n") == 1
+    assert "--- gpu idle ---" in combined.log_lines
+    assert later.title == "much later"
+
+
+def test_only_neighbouring_alerts_for_the_same_chat_merge():
+    at = T0
+    items = [
+        OutboxItem(1, alert("a"), at),
+        OutboxItem(2, terminal("t"), at),
+        OutboxItem(3, alert("b"), at),
+        OutboxItem(4, alert("c", chat_id=42), at),
+        OutboxItem(5, alert("d", chat_id=42), at + timedelta(seconds=2)),
+    ]
+    batches = plan_batches(items, coalesce_s=3.0)
+    assert [b.item_ids for b in batches] == [(1,), (2,), (3,), (4, 5)]
+    assert batches[3].message.chat_id == 42
+
+
+def test_combining_one_alert_returns_it_unchanged():
+    message = alert("a")
+    assert combine_alerts([message]) is message
+
+
+async def test_hold_lets_a_fresh_alert_wait_for_its_siblings(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    await put(store, clock, alert("first"))
+    sender = make_sender(store, notifier, clock, sleeps, hold_s=3.0)
+
+    assert await sender.drain_once() == 0
+    clock.advance(2)
+    await put(store, clock, alert("second"))
+    clock.advance(0.5)
+    assert await sender.drain_once() == 0
+    clock.advance(0.5)
+    assert await sender.drain_once() == 2  # "second" rides along with "first", held or not
+    assert len(notifier.delivered) == 1
+    assert notifier.delivered[0].title == "2 alerts: first; second"
+
+
+async def test_run_drains_on_wake_and_stops_on_stop(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    sender = make_sender(store, notifier, clock, sleeps, poll_s=30.0)
+    stop, wake = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(sender.run(stop, wake))
+    await asyncio.sleep(0)
+
+    await put(store, clock, terminal("one"))
+    wake.set()
+    for _ in range(100):
+        if notifier.delivered:
+            break
+        await asyncio.sleep(0.01)
+    assert [m.title for m in notifier.delivered] == ["one"]
+
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
