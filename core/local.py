@@ -1,0 +1,97 @@
+"""A Transport that runs on this machine (no SSH): the demo and pure-flow tests use it.
+
+It behaves like the SSH transport where callers can tell: argv is never given to a shell, a
+missing program exits 127 (as a remote shell reports it), a timeout raises TransportError and
+kills the command's whole process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
+
+from core.errors import TransportError
+from core.models import ExecResult
+
+
+class LocalTransport:
+    label = "local"
+
+    async def run(
+        self, argv: Sequence[str], *, timeout_s: float, stdin: bytes | None = None
+    ) -> ExecResult:
+        if not argv:
+            raise ValueError("argv must not be empty")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own group, so a timeout kills its children too
+            )
+        except FileNotFoundError:
+            return ExecResult(127, b"", f"{argv[0]}: command not found\n".encode())
+        except PermissionError:
+            return ExecResult(126, b"", f"{argv[0]}: permission denied\n".encode())
+        except OSError as exc:
+            raise TransportError(self.label, f"cannot start {argv[0]}: {exc}") from exc
+        try:
+            async with asyncio.timeout(timeout_s):
+                stdout, stderr = await process.communicate(stdin or b"")
+        except BaseException as exc:
+            await _kill_group(process)
+            if isinstance(exc, TimeoutError):
+                raise TransportError(self.label, f"timed out after {timeout_s:g}s") from None
+            raise
+        assert process.returncode is not None  # communicate() waited for the exit
+        return ExecResult(process.returncode, stdout, stderr)
+
+    async def put_tree(self, local_dir: Path, remote_dir: str) -> None:
+        try:
+            shutil.copytree(
+                local_dir,
+                remote_dir,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+        except (OSError, shutil.Error) as exc:
+            raise TransportError(self.label, f"copy to {remote_dir} failed: {exc}") from exc
+
+    async def put_bytes(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
+        target = Path(remote_path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(target, data, mode)
+        except OSError as exc:
+            raise TransportError(self.label, f"write to {remote_path} failed: {exc}") from exc
+
+    async def close(self) -> None:
+        return None
+
+
+def _write_atomic(target: Path, data: bytes, mode: int) -> None:
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await process.wait()
