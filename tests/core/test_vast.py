@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 
@@ -144,11 +146,12 @@ async def test_other_4xx_are_permanent_and_not_retried(
     assert sleep.delays == []
 
 
-async def test_a_network_error_becomes_a_provider_error(
-    fake_vast: FakeVast, sleep: RecordingSleep
-) -> None:
+async def test_a_network_error_becomes_a_provider_error(sleep: RecordingSleep) -> None:
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     dead = VastProvider(
-        "http://127.0.0.1:9", SecretStr("dead-key-0123"), sleep=sleep, max_retries=1
+        f"http://127.0.0.1:{port}", SecretStr("dead-key-0123"), sleep=sleep, max_retries=1
     )
     async with dead:
         with pytest.raises(ProviderError) as caught:
@@ -188,8 +191,6 @@ async def test_the_key_never_shows_in_errors_logs_or_repr(
 
 
 async def test_a_caller_session_is_used_and_left_open(fake_vast: FakeVast) -> None:
-    import aiohttp
-
     fake_vast.add_instance(12)
     async with aiohttp.ClientSession() as session:
         provider = VastProvider(fake_vast.base_url, SecretStr(fake_vast.api_key), session=session)
