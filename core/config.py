@@ -1,0 +1,245 @@
+"""`sleepwatch.toml`, validated once at start-up. Unknown keys are refused, every error names its
+key, and secrets come only from the environment (never from the file)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.cadence import CadencePolicy
+from core.durations import parse_duration
+from core.errors import ConfigError
+from core.rules import Policy, Thresholds
+
+
+def _to_seconds(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_to_seconds), Field(ge=0)]
+RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CadenceConfig(_Strict):
+    early: list[Seconds] = [60.0, 120.0, 240.0, 480.0]
+    cruise: Seconds = 1800.0
+    alert: Seconds = 180.0
+    healthy_checks_to_calm: int = Field(2, ge=1)
+    scale: float = Field(1.0, gt=0)
+
+    def policy(self) -> CadencePolicy:
+        return CadencePolicy(
+            early_s=tuple(self.early),
+            cruise_s=self.cruise,
+            alert_s=self.alert,
+            healthy_checks_to_calm=self.healthy_checks_to_calm,
+            scale=self.scale,
+            min_interval_s=min(1.0, 1.0 / self.scale) if self.scale < 1 else 1.0,
+        )
+
+
+class ThresholdsConfig(_Strict):
+    heartbeat_stale: Seconds = 120.0
+    stale_checks: int = Field(2, ge=1)
+    stall_after: Seconds = 600.0
+    gpu_low_pct: float = Field(10.0, ge=0, le=100)
+    soft_hold: Seconds = 600.0
+    soft_checks: int = Field(2, ge=1)
+    throughput_drop: float = Field(0.5, gt=0, lt=1)
+    unreachable_checks: int = Field(2, ge=1)
+    resend_after: Seconds = 4 * 3600.0
+    max_stall_kills: int = Field(1, ge=0)
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            heartbeat_stale_s=self.heartbeat_stale,
+            stale_checks=self.stale_checks,
+            stall_after_s=self.stall_after,
+            gpu_low_pct=self.gpu_low_pct,
+            soft_hold_s=self.soft_hold,
+            soft_checks=self.soft_checks,
+            throughput_drop=self.throughput_drop,
+            unreachable_checks=self.unreachable_checks,
+            resend_after_s=self.resend_after,
+            max_stall_kills=self.max_stall_kills,
+        )
+
+
+class SshConfig(_Strict):
+    known_hosts: Path | None = None  # set: only hosts in this file are trusted; else TOFU pins
+    connect_timeout: Seconds = 15.0
+    keepalive: Seconds = 30.0
+    exec_timeout: Seconds = 60.0
+    max_channels: int = Field(4, ge=2, le=9)
+
+
+class TelegramConfig(_Strict):
+    chat_ids: list[int] = []
+    api_base: str | None = None
+    summary_time: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use e.g. Europe/Berlin)") from None
+        return value
+
+
+class VastConfig(_Strict):
+    api_base: str = "https://console.vast.ai"
+
+
+class KnobConfig(_Strict):
+    value: float
+    min: float
+    factor: float = Field(0.5, gt=0, lt=1)
+
+
+class GateConfig(_Strict):
+    vram_gb: float | None = Field(None, gt=0)
+    params_b: float | None = Field(None, gt=0)
+    method: Literal["full", "lora", "qlora", "inference"] = "full"
+    min_cpu_ram_gb: float | None = Field(None, gt=0)
+    checkpoint_gb: float | None = Field(None, ge=0)
+    min_reliability: float = Field(0.9, ge=0, le=1)
+    min_cuda: float | None = None
+
+
+class RunConfig(_Strict):
+    name: str = Field(pattern=RUN_NAME)
+    run_dir: str
+    command: str = Field(min_length=1)
+    instance_id: str | None = Field(None, pattern=r"^\d{1,12}$")
+    local: bool = False  # supervise on this machine (demo, tests): no SSH, no cloud
+    host: str | None = None
+    port: int = Field(22, ge=1, le=65535)
+    user: str = "root"
+    key: Path | None = None
+    env: dict[str, str] = {}
+    max_attempts: int = Field(3, ge=1, le=20)
+    backoff_s: float = Field(10.0, ge=0)
+    heartbeat_s: float = Field(15.0, gt=0)
+    fixes: list[Literal["missing_module", "missing_build_tool", "disk_full", "oom"]] | None = None
+    knobs: dict[str, KnobConfig] = {}
+    supervisor: dict[str, Any] = {}  # further RUN.json keys, validated by the supervisor itself
+    max_hours: float | None = Field(None, gt=0)
+    deadline_grace: Seconds = 900.0
+    destroy_on_done: bool = True
+    destroy_on_fail: bool = True
+    dph_total: float | None = Field(None, ge=0)  # $/h when no provider reports it
+    cadence: CadenceConfig | None = None
+    thresholds: ThresholdsConfig | None = None
+    gate: GateConfig | None = None
+
+    @model_validator(mode="after")
+    def _has_a_place_to_run(self) -> RunConfig:
+        if not (self.local or self.host or self.instance_id):
+            raise ValueError("set `host` (SSH), `instance_id` (Vast.ai) or `local = true`")
+        return self
+
+
+class WatcherConfig(_Strict):
+    state_dir: Path = Path("~/.local/share/sleepwatch")
+    python: str = "python3"  # the instance's Python (3.9+) that runs the supervisor
+    remote_root: str = "/root/.sleepwatch"  # where the supervisor package is uploaded
+    watcher_id: str = "sleepwatch"
+    wait_timeout: Seconds = 300.0
+
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir.expanduser()
+
+
+class Config(_Strict):
+    watcher: WatcherConfig = WatcherConfig()
+    cadence: CadenceConfig = CadenceConfig()
+    thresholds: ThresholdsConfig = ThresholdsConfig()
+    ssh: SshConfig = SshConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    vast: VastConfig = VastConfig()
+    runs: list[RunConfig] = []
+
+    @field_validator("runs")
+    @classmethod
+    def _unique_names(cls, runs: list[RunConfig]) -> list[RunConfig]:
+        names = [r.name for r in runs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate run names: {', '.join(duplicates)}")
+        return runs
+
+    def run(self, name: str) -> RunConfig:
+        for run in self.runs:
+            if run.name == name:
+                return run
+        raise ConfigError(f"no [[runs]] entry named {name!r}")
+
+    def policy_for(self, run: RunConfig) -> Policy:
+        cadence = run.cadence or self.cadence
+        thresholds = run.thresholds or self.thresholds
+        return Policy(thresholds=thresholds.thresholds(), cadence=cadence.policy())
+
+
+class Secrets(BaseSettings):
+    """Secrets, from the environment only. SecretStr keeps them out of repr, logs and errors."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    telegram_token: SecretStr | None = Field(None, validation_alias="SLEEPWATCH_TELEGRAM_TOKEN")
+    vast_api_key: SecretStr | None = Field(None, validation_alias="VAST_API_KEY")
+
+
+def parse_config(doc: dict[str, Any], *, source: str = "sleepwatch.toml") -> Config:
+    try:
+        return Config.model_validate(doc)
+    except ValidationError as exc:
+        lines = [f"{source}: {_where(e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(doc, source=str(path))
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+        else:
+            parts.append(part)
+    return ".".join(parts) or "(top level)"

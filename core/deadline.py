@@ -1,0 +1,47 @@
+"""A run's deadline (`max_hours`), pure: one warning an hour before, an alert at the deadline,
+teardown once the grace after it has passed (unless /extend moved the deadline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.durations import format_duration
+from core.rules import Finding
+
+WARN_BEFORE_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineVerdict:
+    findings: tuple[Finding, ...] = ()
+    warned: bool = False
+    teardown: bool = False
+
+
+def judge_deadline(
+    deadline_at: datetime | None, now: datetime, *, warned: bool, grace_s: float
+) -> DeadlineVerdict:
+    if deadline_at is None:
+        return DeadlineVerdict(warned=warned)
+    left_s = (deadline_at - now).total_seconds()
+    stamp = deadline_at.strftime("%Y-%m-%dT%H:%MZ")
+    if left_s > WARN_BEFORE_S:
+        return DeadlineVerdict(warned=False)
+    if left_s > 0:
+        if warned:
+            return DeadlineVerdict(warned=True)
+        reason = (
+            f"deadline {stamp} in {format_duration(left_s)}: the instance will be torn down "
+            f"{format_duration(grace_s)} after it unless you /extend"
+        )
+        return DeadlineVerdict((Finding(f"deadline_warning:{stamp}", reason, event=True),), True)
+    overdue_s = -left_s
+    if overdue_s < grace_s:
+        reason = (
+            f"deadline {stamp} passed: teardown in {format_duration(grace_s - overdue_s)} "
+            "unless you /extend"
+        )
+        return DeadlineVerdict((Finding("deadline", reason),), warned=True)
+    reason = f"deadline {stamp} passed {format_duration(overdue_s)} ago: tearing down"
+    return DeadlineVerdict((Finding("deadline", reason),), warned=True, teardown=True)

@@ -1,0 +1,248 @@
+"""`Watcher.check(run)`: the unit of work. One probe exec → pure assessment → one status line →
+one atomic store commit (check row, alerts, outbox) → side effects claimed at most once →
+the seconds until the next check (None: stop watching this run)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from core.cadence import next_interval
+from core.config import Config, RunConfig
+from core.deadline import judge_deadline
+from core.errors import HostKeyMismatch, ProtocolError, TransportError
+from core.exits import ExitHandler
+from core.memory import Memory
+from core.messages import alert_message, log_context, recovery_message
+from core.models import CheckCommit, OpenAlert, OutboundMessage, RunRecord
+from core.ports import Clock, Provider, Transport
+from core.protocol import ProbeSnapshot, parse_probe
+from core.rules import Assessment, Finding, Health, Observation, Policy, assess
+from core.ssh import remote_argv
+from core.statusline import status_line
+from core.store import Store
+from core.transitions import plan_alerts
+
+log = logging.getLogger(__name__)
+
+PROBE_MAX_BYTES = 65536
+TransportFor = Callable[[RunRecord], Transport]
+
+
+class Watcher:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        transport_for: TransportFor,
+        provider: Provider | None,
+        clock: Clock,
+        *,
+        emit: Callable[[str], None] = print,
+        wake_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.transport_for = transport_for
+        self.provider = provider
+        self.clock = clock
+        self.emit = emit
+        self.wake_outbox = wake_outbox
+        self.exits = ExitHandler(store, config, transport_for, provider, clock, wake_outbox)
+
+    def run_config(self, name: str) -> RunConfig | None:
+        return next((r for r in self.config.runs if r.name == name), None)
+
+    def policy(self, name: str) -> Policy:
+        run = self.run_config(name)
+        return self.config.policy_for(run) if run else Policy()
+
+    async def check(self, name: str) -> float | None:
+        """Check one run now. Returns seconds until the next check, or None when done with it."""
+        now = self.clock()
+        record = await self.store.get_run(name)
+        if record is None or not record.live:
+            return None
+        if record.ended_at is not None:  # terminal seen; exit handling interrupted or retrying
+            return await self.exits.finish(record, None, None)
+        policy = self.policy(name)
+        obs = await self._observe(record)
+        memory = _memory_of(record)
+        assessment = assess(memory, obs, policy, now)
+        findings = list(assessment.findings)
+        instance_finding = await self._ask_provider(record, obs)
+        if instance_finding:
+            findings.append(instance_finding)
+        deadline = judge_deadline(
+            record.deadline_at,
+            now,
+            warned=assessment.memory.deadline_warned,
+            grace_s=self._grace_s(name),
+        )
+        findings.extend(deadline.findings)
+        memory = replace(assessment.memory, deadline_warned=deadline.warned)
+        assessment = replace(assessment, findings=tuple(findings), memory=memory)
+
+        line = self._status_line(record, obs, assessment)
+        terminal = assessment.health is Health.TERMINAL
+        open_alerts = await self.store.open_alerts(name)
+        plan = plan_alerts(
+            open_alerts,
+            [f for f in findings if not f.key.startswith("terminal:")],
+            now,
+            resend_after_s=policy.thresholds.resend_after_s,
+            muted_until=record.muted_until,
+            terminal=terminal,
+        )
+        messages: list[tuple[str, OutboundMessage]] = []
+        if plan.to_notify:
+            context = log_context(obs.probe, assessment.state)
+            alert = alert_message(name, line, plan.to_notify, context)
+            messages.append((f"{name}:alert:{now.isoformat()}", alert))
+        if plan.recovered and not terminal:
+            messages.append(
+                (
+                    f"{name}:recovered:{now.isoformat()}",
+                    recovery_message(name, line, plan.recovered),
+                )
+            )
+        interval = next_interval(
+            assessment.memory.cadence, policy.cadence, now, deadline_at=record.deadline_at
+        )
+        updated = self._updated_record(record, obs, assessment, line, interval)
+        stop = any(f.key == "host_key" for f in findings)
+        if stop:
+            updated = replace(updated, live=False, status="host_key_changed", next_check_at=None)
+        await self.store.commit_check(
+            CheckCommit(
+                run=updated,
+                at=now,
+                status_line=line,
+                health=assessment.health.value,
+                reasons=tuple(f.reason for f in findings),
+                alerts_opened=tuple(_open(name, f, now) for f in plan.opened),
+                alerts_resent=tuple(f.key for f in plan.resent),
+                alerts_resolved=plan.resolved,
+                messages=tuple(messages),
+            )
+        )
+        self.emit(line)
+        if messages:
+            self.wake_outbox()
+        if stop:
+            return None
+        if assessment.kill_attempt is not None:
+            await self.exits.kill_attempt(updated, assessment.kill_attempt)
+        if terminal and assessment.state is not None:
+            return await self.exits.finish(updated, assessment.state, obs.probe)
+        if deadline.teardown or (instance_finding and instance_finding.key == "instance_lost"):
+            reason = "deadline passed" if deadline.teardown else "instance lost"
+            await self.exits.teardown_live(updated, reason)
+            return None
+        return interval
+
+    async def _observe(self, record: RunRecord) -> Observation:
+        now = self.clock()
+        argv = remote_argv(
+            self.config.watcher.python,
+            self._remote_root(record),
+            [
+                "probe",
+                "--run-dir",
+                record.run_dir,
+                "--attempt",
+                str(record.log_attempt),
+                "--offset",
+                str(record.log_offset),
+                "--max-bytes",
+                str(PROBE_MAX_BYTES),
+                "--ack",
+                self.config.watcher.watcher_id,
+            ],
+        )
+        try:
+            result = await self.transport_for(record).run(
+                argv, timeout_s=self.config.ssh.exec_timeout
+            )
+        except HostKeyMismatch as exc:
+            return Observation(at=now, error=str(exc), host_key_changed=True)
+        except TransportError as exc:
+            return Observation(at=now, error=str(exc))
+        if result.exit_status != 0:
+            detail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            return Observation(
+                at=now, error=f"probe exited {result.exit_status}: {detail[0][:200]}"
+            )
+        try:
+            probe = parse_probe(result.stdout)
+        except ProtocolError as exc:
+            probe = ProbeSnapshot(probe=1, at=now, state_error=str(exc))
+        return Observation(at=now, probe=probe)
+
+    def _remote_root(self, record: RunRecord) -> str:
+        run = self.run_config(record.name)
+        if run is not None and run.local:
+            return str(self.config.watcher.resolved_state_dir() / "supervisor-code")
+        return self.config.watcher.remote_root
+
+    async def _ask_provider(self, record: RunRecord, obs: Observation) -> Finding | None:
+        if obs.probe is not None or self.provider is None or record.instance_id is None:
+            return None
+        from core.instance import instance_finding, read_instance
+
+        info, error = await read_instance(self.provider, record.instance_id)
+        return instance_finding(record.instance_id, info, error, record.status)
+
+    def _grace_s(self, name: str) -> float:
+        run = self.run_config(name)
+        return run.deadline_grace if run else 900.0
+
+    def _status_line(self, record: RunRecord, obs: Observation, a: Assessment) -> str:
+        probe = obs.probe
+        if probe is None:
+            return status_line(now=obs.at, run=record.name, state=None, status="unreachable")
+        override = None if a.state is not None else "invalid"
+        return status_line(
+            now=obs.at, run=record.name, state=a.state, gpus=probe.gpus, status=override
+        )
+
+    def _updated_record(
+        self,
+        record: RunRecord,
+        obs: Observation,
+        a: Assessment,
+        line: str,
+        interval: float | None,
+    ) -> RunRecord:
+        at = obs.at
+        fields: dict[str, object] = {
+            "memory": a.memory.to_json(),
+            "last_status_line": line,
+            "last_check_at": at,
+            "interval_s": interval,
+            "next_check_at": at + timedelta(seconds=interval) if interval is not None else None,
+        }
+        state = a.state
+        if state is not None:
+            fields.update(
+                status=state.status.value, attempt=state.attempt, max_attempts=state.max_attempts
+            )
+        elif obs.probe is None:
+            fields["status"] = "unreachable"
+        if obs.probe is not None and obs.probe.log is not None:
+            fields.update(log_attempt=obs.probe.log.attempt, log_offset=obs.probe.log.next_offset)
+        return replace(record, **fields)  # type: ignore[arg-type]
+
+
+def _memory_of(record: RunRecord) -> Memory:
+    if record.memory:
+        return Memory.from_json(record.memory)
+    return Memory(launched_at=record.launched_at)
+
+
+def _open(run: str, finding: Finding, now: datetime) -> OpenAlert:
+    return OpenAlert(
+        run=run, condition=finding.key, opened_at=now, last_sent_at=now, message=finding.reason
+    )
