@@ -1,0 +1,221 @@
+"""SshPool / SshTransport against a real OpenSSH server on 127.0.0.1: pooling, reconnect with
+backoff, host key pinning, the channel limit, and the quoting of argv."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import stat
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from core.errors import HostKeyMismatch, TransportError
+from core.hostkeys import pin_name
+from core.ssh import SshOptions, SshPool, SshTransport, remote_argv
+
+if TYPE_CHECKING:  # imported by pytest as a plugin; importing it here first breaks rewriting
+    from tests.fixtures.sshd import SshdServer
+
+pytest_plugins = ["tests.fixtures.sshd"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def pin_file(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "sleepwatch" / "known_hosts"
+
+
+@pytest.fixture
+async def pool(pin_file: Path, clock: FakeClock) -> AsyncIterator[SshPool]:
+    options = SshOptions(backoff_initial_s=10, backoff_max_s=60, connect_timeout_s=10)
+    pool = SshPool(pin_file, options=options, clock=clock)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _echo(transport: SshTransport, text: str = "ok") -> bytes:
+    return (await transport.run(["echo", text], timeout_s=20)).stdout
+
+
+async def test_one_connection_serves_every_call_and_every_transport_of_a_host(
+    pool: SshPool, sshd: SshdServer, tmp_path: Path
+) -> None:
+    first = await pool.transport(sshd.target())
+    second = await pool.transport(sshd.target())
+    for _ in range(3):
+        assert await _echo(first) == b"ok\n"
+    await second.put_bytes(b"x", str(tmp_path / "f"))
+    assert await _echo(second) == b"ok\n"
+    await second.close()  # a transport's close leaves the shared connection open
+    assert await _echo(first) == b"ok\n"
+    assert pool.stats(sshd.target()).connects == 1
+
+
+async def test_the_first_connection_pins_the_host_key_in_a_private_file(
+    pool: SshPool, sshd: SshdServer, pin_file: Path
+) -> None:
+    await _echo(await pool.transport(sshd.target()))
+
+    assert stat.S_IMODE(pin_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(pin_file.parent.stat().st_mode) == 0o700
+    name, key_type, _key = pin_file.read_text().split()
+    assert (name, key_type) == (pin_name(sshd.host, sshd.port), "ssh-ed25519")
+    assert pin_name("h", 22) == "h"
+
+
+async def test_a_changed_host_key_is_refused_and_the_pin_kept(
+    pool: SshPool, sshd: SshdServer, pin_file: Path, clock: FakeClock
+) -> None:
+    await _echo(await pool.transport(sshd.target()))
+    await pool.close()
+    pinned = pin_file.read_bytes()
+    sshd.regenerate_host_key()
+
+    transport = await pool.transport(sshd.target())
+    with pytest.raises(HostKeyMismatch, match="host key changed") as caught:
+        await _echo(transport)
+    assert caught.value.permanent
+    assert sshd.host_key_fingerprint() in caught.value.reason
+
+    # The pool does not try that host again on its own, however long we wait.
+    clock.advance(24 * 3600)
+    with pytest.raises(HostKeyMismatch):
+        await _echo(transport)
+    assert pool.stats(sshd.target()).failed_connects == 1
+    assert pin_file.read_bytes() == pinned
+
+
+async def test_a_users_known_hosts_is_used_instead_of_pins_and_unknown_hosts_are_refused(
+    sshd: SshdServer, tmp_path: Path, pin_file: Path
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    strict = SshPool(pin_file, known_hosts=known_hosts)
+    with pytest.raises(TransportError, match="not in") as caught:
+        await _echo(await strict.transport(sshd.target()))
+    assert caught.value.permanent and not isinstance(caught.value, HostKeyMismatch)
+    await strict.close()
+
+    public = sshd.host_key_path.with_name(sshd.host_key_path.name + ".pub").read_text()
+    known_hosts.write_text(f"{pin_name(sshd.host, sshd.port)} {public}")
+    trusting = SshPool(pin_file, known_hosts=known_hosts)
+    assert await _echo(await trusting.transport(sshd.target())) == b"ok\n"
+    await trusting.close()
+    assert not pin_file.exists()
+
+
+async def test_a_stopped_sshd_is_a_transport_error_and_a_restart_reconnects_after_backoff(
+    pool: SshPool, sshd: SshdServer, clock: FakeClock
+) -> None:
+    transport = await pool.transport(sshd.target())
+    await _echo(transport)
+    sshd.stop()
+
+    # The first call may meet the dropped connection, the next one a refused connect.
+    for _ in range(2):
+        with pytest.raises(TransportError):
+            await _echo(transport)
+    failed = pool.stats(sshd.target()).failed_connects
+    assert failed >= 1
+
+    sshd.start()
+    with pytest.raises(TransportError, match="not reconnecting before"):
+        await _echo(transport)
+    assert pool.stats(sshd.target()).failed_connects == failed  # refused without dialling
+
+    clock.advance(60)
+    assert await _echo(transport) == b"ok\n"
+    assert pool.stats(sshd.target()).connects == 2
+
+
+async def test_a_connection_dropped_mid_command_fails_that_command(
+    pool: SshPool, sshd: SshdServer
+) -> None:
+    transport = await pool.transport(sshd.target())
+    await _echo(transport)
+    running = asyncio.create_task(transport.run(["sleep", "30"], timeout_s=60))
+    while pool.stats(sshd.target()).channels_open == 0:
+        await asyncio.sleep(0.01)
+    await asyncio.to_thread(sshd.stop)
+    with pytest.raises(TransportError):
+        await running
+
+
+async def test_a_timed_out_command_gives_its_channel_back(sshd: SshdServer, pin_file: Path) -> None:
+    pool = SshPool(pin_file, options=SshOptions(max_channels=1))
+    transport = await pool.transport(sshd.target())
+    for _ in range(3):  # with one channel slot, a leaked slot would block the next call
+        with pytest.raises(TransportError, match="timed out"):
+            await transport.run(["sleep", "30"], timeout_s=0.3)
+    assert await _echo(transport) == b"ok\n"
+    stats = pool.stats(sshd.target())
+    assert (stats.channels_open, stats.connects) == (0, 1)
+    await pool.close()
+
+
+COUNTER = """
+import os, sys, time, uuid
+d = sys.argv[1]
+me = os.path.join(d, uuid.uuid4().hex)
+open(me, "w").close()
+seen = [len(os.listdir(d))]
+time.sleep(0.3)
+seen.append(len(os.listdir(d)))
+os.remove(me)
+print(max(seen))
+"""
+
+
+async def test_no_more_than_the_channel_limit_run_at_once(
+    sshd: SshdServer, pin_file: Path, tmp_path: Path
+) -> None:
+    pool = SshPool(pin_file, options=SshOptions(max_channels=2))
+    transport = await pool.transport(sshd.target())
+    markers = tmp_path / "running"
+    markers.mkdir()
+    argv = [sshd.python, "-c", COUNTER, str(markers)]
+    results = await asyncio.gather(*(transport.run(argv, timeout_s=60) for _ in range(8)))
+
+    seen = [int(r.stdout) for r in results]
+    assert all(r.exit_status == 0 for r in results)
+    assert max(seen) <= 2, seen
+    stats = pool.stats(sshd.target())
+    assert (stats.channels_peak, stats.channels_open, stats.connects) == (2, 0, 1)
+    await pool.close()
+
+
+async def test_remote_argv_runs_the_supervisor_package_from_its_workdir(
+    pool: SshPool, sshd: SshdServer, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "work dir; $(x)"
+    package = workdir / "supervisor"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text("import json, sys; print(json.dumps(sys.argv[1:]))")
+    argv = remote_argv(sshd.python, str(workdir), ["probe", "--offset", "0"])
+
+    result = await (await pool.transport(sshd.target())).run(argv, timeout_s=20)
+    assert json.loads(result.stdout) == ["probe", "--offset", "0"], result.stderr
+    assert shlex.split(shlex.join(argv)) == argv
