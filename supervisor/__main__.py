@@ -1,0 +1,136 @@
+"""CLI: run / start / probe / ctl / wait. Each prints one JSON object on stdout (run: none)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+from .config import Config, ConfigError, load_config
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_OWNER = 0, 1, 2, 3
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    return int(args.func(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python3 -m supervisor")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name, func in (("run", _cmd_run), ("start", _cmd_start)):
+        cmd = sub.add_parser(name)
+        cmd.add_argument("--config", required=True)
+        cmd.set_defaults(func=func)
+    probe = sub.add_parser("probe")
+    probe.add_argument("--run-dir", required=True)
+    probe.add_argument("--attempt", type=int)
+    probe.add_argument("--offset", type=int, default=0)
+    probe.add_argument("--max-bytes", type=int, default=65536)
+    probe.add_argument("--tail-lines", type=int, default=40)
+    probe.add_argument("--ack", metavar="WATCHER_ID")
+    probe.set_defaults(func=_cmd_probe)
+    ctl = sub.add_parser("ctl")
+    ctl.add_argument("--run-dir", required=True)
+    ctl.add_argument("--timeout", type=float, default=30.0)
+    ctl.add_argument("command", choices=("kill-attempt", "stop"))
+    ctl.set_defaults(func=_cmd_ctl)
+    wait = sub.add_parser("wait")
+    wait.add_argument("--run-dir", required=True)
+    wait.add_argument("--status", required=True)
+    wait.add_argument("--attempt", type=int, required=True)
+    wait.add_argument("--quiet", type=float)
+    wait.add_argument("--timeout", type=float, required=True)
+    wait.set_defaults(func=_cmd_wait)
+    return parser
+
+
+def _print(doc: Dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+def _config(path: str) -> Optional[Config]:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        sys.stderr.write("supervisor: %s\n" % exc)
+        return None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import Supervisor
+    from .slog import foreground_logger
+
+    cfg = _config(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    os.makedirs(cfg.run_dir, exist_ok=True)
+    code = Supervisor(cfg, foreground_logger(os.path.join(cfg.run_dir, "supervisor.log"))).run()
+    if code == EXIT_OWNER:
+        sys.stderr.write("supervisor: a live supervisor already owns %s\n" % cfg.run_dir)
+    return code
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from .control import lock_holder
+    from .daemon import start_daemon
+
+    cfg = _config(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    os.makedirs(cfg.run_dir, exist_ok=True)
+    owner = lock_holder(cfg.run_dir)
+    if owner is not None:
+        _print(
+            {
+                "ok": False,
+                "pid": owner,
+                "message": "a live supervisor (pid %s) already owns %s" % (owner, cfg.run_dir),
+            }
+        )
+        return EXIT_OWNER
+
+    def body(ready: Any) -> int:
+        from .runner import Supervisor
+        from .slog import daemon_logger
+
+        return Supervisor(cfg, daemon_logger(), daemon=True).run(ready)
+
+    doc = start_daemon(cfg.run_dir, body)
+    _print(doc)
+    return EXIT_OK if doc.get("ok") else EXIT_OWNER
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .probe import snapshot
+
+    _print(
+        snapshot(args.run_dir, args.attempt, args.offset, args.max_bytes, args.tail_lines, args.ack)
+    )
+    return EXIT_OK
+
+
+def _cmd_ctl(args: argparse.Namespace) -> int:
+    from .control import send_command
+
+    doc = send_command(args.run_dir, args.command, args.timeout)
+    owner = doc.pop("_owner")
+    _print(doc)
+    if doc["ok"]:
+        return EXIT_OK
+    return EXIT_FAILED if owner else EXIT_OWNER
+
+
+def _cmd_wait(args: argparse.Namespace) -> int:
+    from .waiter import wait_for_change
+
+    _print(wait_for_change(args.run_dir, args.status, args.attempt, args.quiet, args.timeout))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

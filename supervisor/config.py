@@ -1,0 +1,314 @@
+"""RUN.json: load and validate the supervisor's config. Errors name the offending field."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+FIX_KINDS = ("missing_module", "missing_build_tool", "disk_full", "oom")
+TOP_KEYS = (
+    "run",
+    "run_dir",
+    "command",
+    "env",
+    "max_attempts",
+    "backoff_s",
+    "heartbeat_s",
+    "fixes",
+    "knobs",
+    "cwd",
+    "kill_grace_s",
+    "pip",
+    "cleanup",
+    "min_free_disk_mb",
+    "progress_regex",
+    "early_stop",
+    "deadman",
+)
+_KNOB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class ConfigError(Exception):
+    """RUN.json is unusable; `field` is the dotted name of the offending key."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__("RUN.json field %r: %s" % (field_name, problem))
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class Knob:
+    value: float
+    min: float
+    factor: float = 0.5
+
+
+@dataclass(frozen=True)
+class PipOptions:
+    command: List[str] = field(default_factory=lambda: ["python3", "-m", "pip"])
+    install_args: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    paths: List[str] = field(default_factory=list)
+    checkpoint_glob: Optional[str] = None
+    keep_checkpoints: int = 2
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    metric_regex: str
+    mode: str = "min"
+    min_delta: float = 0.0
+    patience: int = 3
+    auto_stop_min_steps: int = 0
+
+
+@dataclass(frozen=True)
+class Deadman:
+    enabled: bool = False
+    ack_timeout_s: float = 900.0
+    watcher_silence_s: float = 21600.0
+    api_base: str = "https://console.vast.ai"
+    retries: int = 6
+    retry_backoff_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Config:
+    run: str
+    run_dir: str
+    command: str
+    env: Dict[str, str] = field(default_factory=dict)
+    max_attempts: int = 3
+    backoff_s: float = 10.0
+    heartbeat_s: float = 15.0
+    fixes: List[str] = field(default_factory=lambda: list(FIX_KINDS))
+    knobs: Dict[str, Knob] = field(default_factory=dict)
+    cwd: Optional[str] = None
+    kill_grace_s: float = 10.0
+    pip: PipOptions = field(default_factory=PipOptions)
+    cleanup: Cleanup = field(default_factory=Cleanup)
+    min_free_disk_mb: float = 0.0
+    progress_regex: Optional[str] = None
+    early_stop: Optional[EarlyStop] = None
+    deadman: Deadman = field(default_factory=Deadman)
+
+    @property
+    def workdir(self) -> str:
+        return self.cwd or self.run_dir
+
+
+def load_config(path: str) -> Config:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise ConfigError("(file)", "cannot read %s: %s" % (path, exc.strerror)) from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError("(file)", "%s is not valid JSON (%s)" % (path, exc)) from None
+    return parse_config(doc)
+
+
+def parse_config(doc: Any) -> Config:
+    if not isinstance(doc, dict):
+        raise ConfigError("(root)", "must be a JSON object")
+    _refuse_unknown(doc, TOP_KEYS, "")
+    run = _string(doc, "run", required=True)
+    if not re.match(r"^[A-Za-z0-9._-]{1,100}$", run):
+        raise ConfigError("run", "use letters, digits, '.', '_' or '-' (at most 100)")
+    run_dir = _string(doc, "run_dir", required=True)
+    if not os.path.isabs(run_dir):
+        raise ConfigError("run_dir", "must be an absolute path")
+    knobs = _knobs(doc.get("knobs", {}))
+    return Config(
+        run=run,
+        run_dir=run_dir,
+        command=_string(doc, "command", required=True),
+        env=_env(doc.get("env", {})),
+        max_attempts=int(_number(doc, "max_attempts", 3, minimum=1, integer=True)),
+        backoff_s=_number(doc, "backoff_s", 10.0, minimum=0),
+        heartbeat_s=_number(doc, "heartbeat_s", 15.0, minimum=0.05),
+        fixes=_fixes(doc.get("fixes", list(FIX_KINDS))),
+        knobs=knobs,
+        cwd=_string(doc, "cwd") or None,
+        kill_grace_s=_number(doc, "kill_grace_s", 10.0, minimum=0),
+        pip=_pip(doc.get("pip", {})),
+        cleanup=_cleanup(doc.get("cleanup", {})),
+        min_free_disk_mb=_number(doc, "min_free_disk_mb", 0.0, minimum=0),
+        progress_regex=_regex(doc, "progress_regex", ""),
+        early_stop=_early_stop(doc.get("early_stop")),
+        deadman=_deadman(doc.get("deadman", {})),
+    )
+
+
+def _refuse_unknown(doc: Dict[str, Any], known: Any, prefix: str) -> None:
+    unknown = sorted(set(doc) - set(known))
+    if unknown:
+        names = ", ".join(prefix + str(k) for k in unknown)
+        raise ConfigError(prefix + str(unknown[0]), "unknown key(s): %s" % names)
+
+
+def _section(raw: Any, name: str, known: Any) -> Dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(name, "must be an object")
+    _refuse_unknown(raw, known, name + ".")
+    return raw
+
+
+def _string(doc: Dict[str, Any], key: str, required: bool = False, where: str = "") -> str:
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(where + key, "is required")
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ConfigError(where + key, "must be a non-empty string")
+    return value
+
+
+def _number(
+    doc: Dict[str, Any],
+    key: str,
+    default: float,
+    minimum: Optional[float] = None,
+    integer: bool = False,
+    where: str = "",
+) -> float:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(where + key, "must be a number")
+    if integer and int(value) != value:
+        raise ConfigError(where + key, "must be an integer")
+    if minimum is not None and value < minimum:
+        raise ConfigError(where + key, "must be at least %s" % minimum)
+    return value
+
+
+def _string_list(value: Any, name: str) -> List[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(name, "must be a list of strings")
+    return list(value)
+
+
+def _regex(doc: Dict[str, Any], key: str, where: str) -> Optional[str]:
+    pattern = _string(doc, key, where=where) or None
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(where + key, "is not a valid regex (%s)" % exc) from None
+    return pattern
+
+
+def _env(raw: Any) -> Dict[str, str]:
+    if not isinstance(raw, dict):
+        raise ConfigError("env", "must be an object of strings")
+    for key, value in raw.items():
+        if not isinstance(value, str) or not key or "=" in key:
+            raise ConfigError("env." + str(key), "must be a string value with a plain name")
+    return dict(raw)
+
+
+def _fixes(raw: Any) -> List[str]:
+    fixes = _string_list(raw, "fixes")
+    for kind in fixes:
+        if kind not in FIX_KINDS:
+            raise ConfigError("fixes", "unknown fix %r (known: %s)" % (kind, ", ".join(FIX_KINDS)))
+    return fixes
+
+
+def _knobs(raw: Any) -> Dict[str, Knob]:
+    if not isinstance(raw, dict):
+        raise ConfigError("knobs", "must be an object")
+    knobs = {}
+    for name, spec in raw.items():
+        where = "knobs.%s" % name
+        if not _KNOB_NAME.match(name):
+            raise ConfigError(where, "knob names are identifiers")
+        spec = _section(spec, where, ("value", "min", "factor"))
+        value = _number(spec, "value", 0, minimum=0, where=where + ".")
+        if "value" not in spec:
+            raise ConfigError(where + ".value", "is required")
+        minimum = _number(spec, "min", value, minimum=0, where=where + ".")
+        factor = _number(spec, "factor", 0.5, where=where + ".")
+        if not 0 < factor < 1:
+            raise ConfigError(where + ".factor", "must be between 0 and 1")
+        if minimum > value:
+            raise ConfigError(where + ".min", "must not exceed value")
+        knobs[name] = Knob(value=value, min=minimum, factor=factor)
+    return knobs
+
+
+def _pip(raw: Any) -> PipOptions:
+    raw = _section(raw, "pip", ("command", "install_args"))
+    command = _string_list(raw.get("command", ["python3", "-m", "pip"]), "pip.command")
+    if not command:
+        raise ConfigError("pip.command", "must not be empty")
+    return PipOptions(command, _string_list(raw.get("install_args", []), "pip.install_args"))
+
+
+def _cleanup(raw: Any) -> Cleanup:
+    raw = _section(raw, "cleanup", ("paths", "checkpoint_glob", "keep_checkpoints"))
+    paths = _string_list(raw.get("paths", []), "cleanup.paths")
+    for pattern in paths:
+        if pattern.strip() in ("", "/", "*", "/*", "~", "."):
+            raise ConfigError("cleanup.paths", "refusing the over-broad pattern %r" % pattern)
+    keep = _number(raw, "keep_checkpoints", 2, minimum=0, integer=True, where="cleanup.")
+    return Cleanup(paths, _string(raw, "checkpoint_glob", where="cleanup.") or None, int(keep))
+
+
+def _early_stop(raw: Any) -> Optional[EarlyStop]:
+    if raw is None:
+        return None
+    known = ("metric_regex", "mode", "min_delta", "patience", "auto_stop_min_steps")
+    raw = _section(raw, "early_stop", known)
+    where = "early_stop."
+    regex = _regex(raw, "metric_regex", where)
+    if regex is None:
+        raise ConfigError(where + "metric_regex", "is required")
+    mode = raw.get("mode", "min")
+    if mode not in ("min", "max"):
+        raise ConfigError(where + "mode", "must be 'min' or 'max'")
+    return EarlyStop(
+        metric_regex=regex,
+        mode=mode,
+        min_delta=_number(raw, "min_delta", 0.0, minimum=0, where=where),
+        patience=int(_number(raw, "patience", 3, minimum=1, integer=True, where=where)),
+        auto_stop_min_steps=int(
+            _number(raw, "auto_stop_min_steps", 0, minimum=0, integer=True, where=where)
+        ),
+    )
+
+
+def _deadman(raw: Any) -> Deadman:
+    known = (
+        "enabled",
+        "ack_timeout_s",
+        "watcher_silence_s",
+        "api_base",
+        "retries",
+        "retry_backoff_s",
+    )
+    raw = _section(raw, "deadman", known)
+    enabled = raw.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ConfigError("deadman.enabled", "must be true or false")
+    api_base = _string(raw, "api_base", where="deadman.") or Deadman.api_base
+    if not api_base.startswith(("https://", "http://")):
+        raise ConfigError("deadman.api_base", "must be an http(s) URL")
+    where = "deadman."
+    return Deadman(
+        enabled=enabled,
+        ack_timeout_s=_number(raw, "ack_timeout_s", 900.0, minimum=0, where=where),
+        watcher_silence_s=_number(raw, "watcher_silence_s", 21600.0, minimum=0, where=where),
+        api_base=api_base.rstrip("/"),
+        retries=int(_number(raw, "retries", 6, minimum=1, integer=True, where=where)),
+        retry_backoff_s=_number(raw, "retry_backoff_s", 5.0, minimum=0, where=where),
+    )

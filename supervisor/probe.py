@@ -1,0 +1,74 @@
+"""`supervisor probe`: one JSON snapshot for the watcher, at a cost independent of log size."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Callable, Dict, List, Optional
+
+from .deadman import ACK_FILE
+from .fsutil import disk_free_mb, write_json_atomic
+from .gpu import read_gpus
+from .logread import attempt_log, read_chunk, tail_lines
+from .state import read_state
+from .timeutil import iso_z, utcnow
+
+PROBE_VERSION = 1
+_ATTEMPT_LOG = re.compile(r"^(\d+)\.log$")
+
+
+def snapshot(
+    run_dir: str,
+    attempt: Optional[int] = None,
+    offset: int = 0,
+    max_bytes: int = 65536,
+    tail_count: int = 40,
+    ack: Optional[str] = None,
+    gpu_reader: Callable[[], List[Dict[str, Any]]] = read_gpus,
+) -> Dict[str, Any]:
+    state, state_error = read_state(run_dir)
+    current = _current_attempt(run_dir, state)
+    log = None
+    tail: List[str] = []
+    if current is not None:
+        path = attempt_log(run_dir, current)
+        start = offset if attempt == current else 0
+        log = read_chunk(path, current, start, max(0, max_bytes))
+        tail = tail_lines(path, tail_count)
+    if ack:
+        _write_ack(run_dir, ack, state)
+    return {
+        "probe": PROBE_VERSION,
+        "at": iso_z(utcnow()),
+        "state": state,
+        "state_error": state_error,
+        "log": log,
+        "tail": tail,
+        "gpus": gpu_reader(),
+        "disk_free_mb": _rounded(disk_free_mb(run_dir)),
+    }
+
+
+def _current_attempt(run_dir: str, state: Optional[Dict[str, Any]]) -> Optional[int]:
+    if state is not None:
+        value = state.get("attempt")
+        return value if isinstance(value, int) and value >= 1 else None
+    try:
+        names = os.listdir(os.path.join(run_dir, "attempts"))
+    except OSError:
+        return None
+    numbers = [int(m.group(1)) for m in map(_ATTEMPT_LOG.match, names) if m]
+    return max(numbers) if numbers else None
+
+
+def _write_ack(run_dir: str, watcher: str, state: Optional[Dict[str, Any]]) -> None:
+    status = state.get("status") if state else None
+    doc = {"watcher": watcher[:200], "at": iso_z(utcnow()), "status": status}
+    try:
+        write_json_atomic(os.path.join(run_dir, ACK_FILE), doc)
+    except OSError:
+        pass  # a missing run dir: the probe still answers, and state_error says why
+
+
+def _rounded(value: Optional[float]) -> Optional[float]:
+    return None if value is None else round(value, 1)

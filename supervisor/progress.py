@@ -1,0 +1,131 @@
+"""Training progress from raw log bytes: step, total, throughput, and early-stop metrics.
+
+Parsers are pure; `ProgressTracker` keeps the little state they need between log chunks.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from typing import Deque, List, Optional, Pattern, Tuple
+
+# tqdm / HF Trainer / Lightning bars all print "450/1000 [" (Lightning: "Epoch 3: ... 450/1000 [").
+TQDM = re.compile(rb"(\d+)/(\d+) \[")
+PLAIN_STEP = re.compile(rb"(?i)\b(?:global[_ ])?step\b\s*[:=]?\s*(\d+)(?:\s*/\s*(\d+))?")
+SEGMENT_SPLIT = re.compile(rb"[\r\n]")
+
+Step = Tuple[int, Optional[int]]
+
+
+def match_step(segment: bytes, user: Optional[Pattern[bytes]] = None) -> Optional[Step]:
+    """(step, total or None) from one line or carriage-return segment, or None."""
+    if user is not None:
+        found = user.search(segment)
+        return _from_user_match(found) if found else None
+    found = TQDM.search(segment)
+    if found:
+        return int(found.group(1)), int(found.group(2))
+    found = PLAIN_STEP.search(segment)
+    if found:
+        total = found.group(2)
+        return int(found.group(1)), int(total) if total else None
+    return None
+
+
+def _from_user_match(found: "re.Match[bytes]") -> Optional[Step]:
+    names = found.re.groupindex
+    step = found.group("step") if "step" in names else found.group(1) if found.re.groups else None
+    if step is None:
+        return None
+    total = found.group("total") if "total" in names else None
+    if total is None and "step" not in names and found.re.groups >= 2:
+        total = found.group(2)
+    try:
+        return int(step), int(total) if total else None
+    except ValueError:
+        return None
+
+
+def last_step(chunk: bytes, user: Optional[Pattern[bytes]] = None) -> Optional[Step]:
+    """The most recent step in a chunk: scan segments from the end, stop at the first hit."""
+    for segment in reversed(SEGMENT_SPLIT.split(chunk)):
+        if segment:
+            hit = match_step(segment, user)
+            if hit is not None:
+                return hit
+    return None
+
+
+def steps_in(chunk: bytes, user: Optional[Pattern[bytes]] = None) -> List[Step]:
+    return [hit for seg in SEGMENT_SPLIT.split(chunk) if (hit := match_step(seg, user))]
+
+
+def metrics_in(chunk: bytes, pattern: Pattern[bytes]) -> List[float]:
+    values = []
+    for found in pattern.finditer(chunk):
+        raw = found.group("value") if "value" in pattern.groupindex else found.group(1)
+        try:
+            values.append(float(raw))
+        except (TypeError, ValueError):
+            continue
+    return values
+
+
+def _tqdm_hit(segment: bytes) -> Optional[Step]:
+    matches = list(TQDM.finditer(segment))
+    return (int(matches[-1].group(1)), int(matches[-1].group(2))) if matches else None
+
+
+class ProgressTracker:
+    """Feeds on new log bytes. Keeps the main bar: an eval bar with a smaller total than the
+    training bar already seen is ignored, so evaluation does not look like a step regression."""
+
+    def __init__(self, user_regex: Optional[str] = None, window_s: float = 120.0) -> None:
+        self.user = re.compile(user_regex.encode()) if user_regex else None
+        self.window_s = window_s
+        self.step: Optional[int] = None
+        self.total: Optional[int] = None
+        self._samples: Deque[Tuple[float, int]] = collections.deque()
+        self._tail = b""
+
+    def feed(self, chunk: bytes, now: float) -> bool:
+        """Consume new bytes seen at monotonic time `now`; True when the step moved."""
+        data = self._tail + chunk
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        # The bytes after the last line break may be half a line: keep them for the next chunk.
+        self._tail = data[cut + 1 :][-4096:] if cut >= 0 else data[-4096:]
+        complete = data[: cut + 1] if cut >= 0 else b""
+        # A tqdm bar is redrawn after "\r" and stays unterminated until the next redraw; its
+        # " [" suffix proves the numbers before it are whole, so the open tail may count.
+        hit = _tqdm_hit(self._tail) if self.user is None else None
+        if hit is None and complete:
+            hit = last_step(complete, self.user)
+        if hit is None:
+            return False
+        step, total = hit
+        if total is not None and self.total is not None and total < self.total:
+            return False
+        if total is not None:
+            self.total = total
+        return self._record(step, now)
+
+    def _record(self, step: int, now: float) -> bool:
+        if step == self.step:
+            return False
+        if self.step is not None and step < self.step:
+            self._samples.clear()
+        self.step = step
+        self._samples.append((now, step))
+        while self._samples and now - self._samples[0][0] > self.window_s:
+            self._samples.popleft()
+        return True
+
+    def throughput(self, now: float) -> Optional[float]:
+        while len(self._samples) > 2 and now - self._samples[0][0] > self.window_s:
+            self._samples.popleft()
+        if len(self._samples) < 2 or now - self._samples[-1][0] > self.window_s:
+            return None  # too few samples, or the step has not moved for a whole window
+        (t0, s0), (t1, s1) = self._samples[0], self._samples[-1]
+        if t1 <= t0 or s1 < s0:
+            return None
+        return (s1 - s0) / (t1 - t0)

@@ -1,0 +1,354 @@
+"""The attempt loop: run, classify, fix, back off, retry; then the dead-man switch if armed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+
+from . import control, deadman
+from .attempt import AttemptEnd, run_attempt
+from .classify import classify, module_is_users_own
+from .config import Config
+from .earlystop import trainer_stopped_early
+from .fixes import apply_fix, plan_fix
+from .fsutil import disk_free_mb
+from .gpu import read_gpus
+from .logread import attempt_log, tail_lines
+from .progress import ProgressTracker
+from .slog import Logger
+from .state import RunState, StateFile
+from .timeutil import iso_z, utcnow
+from .trainer import trainer_env
+
+Ending = Tuple[str, str]  # (status, outcome)
+NO_FIX_NO_RETRY = ("missing_module", "missing_build_tool")
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        log: Logger,
+        clock: Callable[[], Any] = utcnow,
+        environ: Optional[Mapping[str, str]] = None,
+        proc_environ: str = deadman.PROC1_ENVIRON,
+        gpu_reader: Callable[[], List[Dict[str, Any]]] = read_gpus,
+        daemon: bool = False,
+    ) -> None:
+        self.config, self.log, self.clock = config, log, clock
+        self.environ = os.environ if environ is None else environ
+        self.proc_environ, self.gpu_reader, self.daemon = proc_environ, gpu_reader, daemon
+        self.state = RunState(run=config.run, max_attempts=config.max_attempts)
+        self.state.knobs = {name: knob.value for name, knob in config.knobs.items()}
+        self.state_file = StateFile(config.run_dir)
+        self.progress: Optional[ProgressTracker] = None
+        self.tick_s = min(0.5, config.heartbeat_s / 4)
+        self.phase = "starting"
+        self._dirty, self._last_write, self._next_beat = False, 0.0, 0.0
+        self._stop_signal = False
+        self._stop_request: Optional[Dict[str, Any]] = None
+        self._kill_request: Optional[Dict[str, Any]] = None
+        self._prev_signature: Optional[str] = None
+        self._used_fixes: Set[str] = set()
+        self._ack = deadman.AckWatch(config.run_dir)
+        self._armed_at = time.monotonic()
+        self._fired = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self, ready: Optional[Callable[[Dict[str, Any]], None]] = None) -> int:
+        cfg = self.config
+        os.makedirs(os.path.join(cfg.run_dir, "attempts"), exist_ok=True)
+        lock_fd = control.acquire_lock(cfg.run_dir)
+        if lock_fd is None:
+            message = "a live supervisor (pid %s) already owns %s" % (
+                control.lock_holder(cfg.run_dir),
+                cfg.run_dir,
+            )
+            if ready:
+                ready({"ok": False, "message": message})
+            self.log(message)
+            return 3
+        self._prepare()
+        if ready:
+            ready({"ok": True, "pid": os.getpid()})
+        try:
+            status, outcome = self._attempts()
+        except Exception:
+            self.log("supervisor error:\n" + traceback.format_exc())
+            status, outcome = "failed", "unfixable"
+        self._finish(status, outcome)
+        self._dead_man_wait()
+        os.close(lock_fd)
+        return 0 if status == "done" else 1
+
+    def _prepare(self) -> None:
+        for name in (control.CONTROL_FILE, control.REPLY_FILE):
+            _unlink(os.path.join(self.config.run_dir, name))
+        self._ack.clear_stale()
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN if self.daemon else self._on_stop_signal)
+        signal.signal(signal.SIGUSR1, lambda signum, frame: None)  # wakes; the tick reads ctl
+        state = self.state
+        state.pid, state.started_at, state.heartbeat_at = os.getpid(), self.clock(), self.clock()
+        state.gpus = self.gpu_reader()
+        self.write_state()
+        self._next_beat = time.monotonic() + self.config.heartbeat_s
+        self.log("supervisor pid %d owns %s" % (os.getpid(), self.config.run_dir))
+        if self.config.deadman.enabled:
+            self.log("dead-man switch armed (api %s)" % self.config.deadman.api_base)
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        self._stop_signal = True
+
+    # -- the attempt loop ------------------------------------------------------------------
+
+    def _attempts(self) -> Ending:
+        for attempt in range(1, self.config.max_attempts + 1):
+            if self.stopping:
+                return "stopped", "killed"
+            self.phase = "attempt"
+            end = run_attempt(self, attempt)
+            self.phase = "between"
+            ending = self._after_attempt(attempt, end)
+            if ending is not None:
+                return ending
+        return "failed", "budget_exhausted"
+
+    def _after_attempt(self, attempt: int, end: AttemptEnd) -> Optional[Ending]:
+        cfg, state = self.config, self.state
+        if end.stopped:
+            return "stopped", "killed"
+        if end.policy_early_stop:
+            return "done", "early_stopped"
+        tail = tail_lines(attempt_log(cfg.run_dir, attempt), 80)
+        if end.exit_code == 0 and not end.killed:
+            return "done", "early_stopped" if trainer_stopped_early(tail) else "completed"
+        failure = classify(
+            end.exit_code, tail, disk_free_mb(cfg.run_dir), cfg.min_free_disk_mb, killed=end.killed
+        )
+        state.last_failure = failure.to_json(attempt)
+        self.log("attempt %d failed: %s (exit %s)" % (attempt, failure.kind, end.exit_code))
+        left = attempt < cfg.max_attempts
+        if end.killed:
+            self._answer_kill(
+                True,
+                "attempt %d killed (exit %s); %s"
+                % (attempt, end.exit_code, "retrying" if left else "no attempts left"),
+            )
+        own = failure.module and module_is_users_own(failure.module, [cfg.workdir, cfg.run_dir])
+        if own:
+            self.log("module %r is the user's own code: pip cannot fix it" % failure.module)
+            return "failed", "unfixable"
+        plan = plan_fix(
+            failure,
+            cfg,
+            self._used_fixes,
+            state.knobs,
+            os.geteuid() == 0,
+            shutil.which("apt-get") is not None,
+        )
+        same = failure.signature == self._prev_signature and failure.kind != "killed"
+        self._prev_signature = failure.signature
+        if plan is None and (same or failure.kind in NO_FIX_NO_RETRY):
+            return "failed", "unfixable"
+        if not left:
+            return "failed", "budget_exhausted"
+        state.status = "retrying"
+        self.write_state()
+        if plan is not None:
+            self._apply(plan, attempt)
+        self.sleep(min(600.0, cfg.backoff_s * 2 ** (attempt - 1)))
+        return ("stopped", "killed") if self.stopping else None
+
+    def _apply(self, plan: Any, attempt: int) -> None:
+        env = trainer_env(
+            os.environ, self.config.env, self.state.knobs, attempt, self.config.run_dir
+        )
+        ok = apply_fix(plan, env, self.config.workdir, self.log)
+        self._used_fixes.add(plan.kind)
+        self.state.knobs.update(plan.knobs)
+        self.state.fixes.append(
+            {
+                "attempt": attempt,
+                "kind": plan.kind,
+                "action": plan.action,
+                "ok": ok,
+                "at": iso_z(self.clock()),
+            }
+        )
+        self.log("fix %s (%s): %s" % (plan.kind, plan.action, "ok" if ok else "FAILED"))
+        self.write_state()
+
+    def _finish(self, status: str, outcome: str) -> None:
+        state = self.state
+        state.status, state.outcome, state.ended_at = status, outcome, self.clock()
+        state.trainer_pid, state.heartbeat_at = None, self.clock()
+        self.write_state()
+        self.phase = "terminal"
+        self.log("run %s: %s / %s" % (state.run, status, outcome))
+        if self._stop_request is not None:
+            control.reply(
+                self.config.run_dir,
+                self._stop_request,
+                True,
+                "run stopped at attempt %d" % state.attempt,
+            )
+            self._stop_request = None
+        self._answer_kill(False, "the run has ended (%s)" % status)
+
+    # -- called by the attempt watcher and by waits ----------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_signal or self._stop_request is not None
+
+    def take_stop_request(self) -> bool:
+        return self.stopping
+
+    def take_kill_request(self) -> bool:
+        return self._kill_request is not None
+
+    def _answer_kill(self, ok: bool, message: str) -> None:
+        if self._kill_request is not None:
+            control.reply(self.config.run_dir, self._kill_request, ok, message)
+            self._kill_request = None
+
+    def mark_dirty(self) -> None:
+        self._dirty = True
+
+    def write_state(self) -> None:
+        self.state_file.write(self.state)
+        self._dirty, self._last_write = False, time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.stopping:
+            self.tick()
+
+    def tick(self) -> None:
+        """One beat of the loop: ctl requests, the dead-man switch, state writes, then sleep."""
+        self._read_control()
+        now = time.monotonic()
+        if self.config.deadman.enabled and not self._fired and self.phase != "terminal":
+            self._ack.poll(now)
+            self._check_dead_man(now, None)
+        if now >= self._next_beat:
+            self._heartbeat(now)
+        elif self._dirty and now - self._last_write >= min(1.0, self.config.heartbeat_s):
+            self.write_state()
+        time.sleep(self.tick_s)
+
+    def _heartbeat(self, now: float) -> None:
+        state = self.state
+        state.gpus = self.gpu_reader()
+        state.heartbeat_at = self.clock()
+        if self.progress is not None and self.phase == "attempt":
+            state.throughput = self.progress.throughput(now)
+        self.write_state()
+        self._next_beat = now + self.config.heartbeat_s
+
+    def _read_control(self) -> None:
+        request = control.take_command(self.config.run_dir)
+        if request is None:
+            return
+        self.log("ctl %s received" % request["command"])
+        if request["command"] == "stop":
+            if self.phase == "terminal":
+                control.reply(
+                    self.config.run_dir,
+                    request,
+                    True,
+                    "the run had already ended (%s)" % self.state.status,
+                )
+            else:
+                self._stop_request = request
+        elif self.phase != "attempt":
+            control.reply(
+                self.config.run_dir,
+                request,
+                False,
+                "no attempt is running (status %s)" % self.state.status,
+            )
+        else:
+            self._kill_request = request
+
+    # -- dead-man switch -------------------------------------------------------------------
+
+    def _check_dead_man(self, now: float, terminal_at: Optional[float]) -> bool:
+        dm = self.config.deadman
+        reason = deadman.due(
+            now,
+            self._armed_at,
+            terminal_at,
+            self._ack.last_ack_at,
+            self._ack.terminal_acked,
+            dm.ack_timeout_s,
+            dm.watcher_silence_s,
+        )
+        if reason is None:
+            return False
+        self._fire(reason)
+        if terminal_at is None:
+            self._stop_signal = True  # the instance is going away: end the run cleanly first
+        return True
+
+    def _fire(self, reason: str) -> None:
+        self._fired = True
+        dm = self.config.deadman
+        self.log("dead-man switch fires: %s" % reason)
+        instance_id, key = deadman.credentials(self.environ, self.proc_environ)
+        report: Dict[str, Any] = {
+            "fired": True,
+            "reason": reason,
+            "at": iso_z(self.clock()),
+            "instance_id": instance_id,
+        }
+        if not instance_id or not key:
+            report.update(ok=False, message="CONTAINER_ID or CONTAINER_API_KEY not found")
+        else:
+            result = deadman.destroy_instance(
+                dm.api_base, instance_id, key, dm.retries, dm.retry_backoff_s
+            )
+            report.update(
+                ok=result.ok,
+                http_status=result.http_status,
+                tries=result.tries,
+                message=result.message,
+            )
+        self.log("dead-man switch: %s" % report["message"])
+        deadman.write_report(self.config.run_dir, report)
+
+    def _dead_man_wait(self) -> None:
+        if not self.config.deadman.enabled or self._fired:
+            return
+        if self._stop_signal:
+            self.log("stopped by a signal: exiting without waiting for the dead-man switch")
+            return
+        terminal_at = time.monotonic()
+        self.log("waiting for a watcher to acknowledge the terminal state")
+        while not self._stop_signal:
+            now = time.monotonic()
+            self._ack.poll(now)
+            if self._ack.terminal_acked:
+                self.log("a watcher acknowledged the terminal state; dead-man switch disarmed")
+                reason = "watcher acknowledged %s" % self._ack.last_status
+                report = {"fired": False, "at": iso_z(self.clock()), "reason": reason}
+                deadman.write_report(self.config.run_dir, report)
+                return
+            if self._check_dead_man(now, terminal_at):
+                return
+            self.tick()
+        self.log("SIGTERM while the dead-man switch was armed: exiting without firing")
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

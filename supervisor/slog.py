@@ -1,0 +1,30 @@
+"""The supervisor's own log lines (RUN_DIR/supervisor.log): UTC time, then the message."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, List
+
+from .timeutil import iso_z, utcnow
+
+
+class Logger:
+    def __init__(self, streams: List[IO[str]]) -> None:
+        self.streams = streams
+
+    def __call__(self, message: str) -> None:
+        line = "%s %s\n" % (iso_z(utcnow()), message)
+        for stream in self.streams:
+            try:
+                stream.write(line)
+                stream.flush()
+            except (OSError, ValueError):
+                continue
+
+
+def foreground_logger(path: str) -> Logger:
+    return Logger([sys.stderr, open(path, "a", encoding="utf-8")])  # noqa: SIM115
+
+
+def daemon_logger() -> Logger:
+    return Logger([sys.stderr])  # the daemon's stderr is RUN_DIR/supervisor.log
