@@ -1,0 +1,150 @@
+"""Chat commands as typed values: `parse_command` turns `/cmd@bot args` into one, or raises
+UsageError with the line to show. Pure; no aiogram. Run names are only ever looked up."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.errors import SleepwatchError
+
+MUTE_MAX_S = 86400
+EXTEND_MAX_S = 7 * 86400
+DURATION_MIN_S = 60
+
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+_DURATION = re.compile(r"(?:([0-9]{1,5})d)?(?:([0-9]{1,5})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,7})s)?")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?")
+
+
+class UsageError(SleepwatchError):
+    """The text is a command for us but malformed; the message is what the chat is told."""
+
+    permanent = True
+
+
+@dataclass(frozen=True, slots=True)
+class Runs:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    run: str
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    run: str
+
+
+@dataclass(frozen=True, slots=True)
+class Teardown:
+    run: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    run: str
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Extend:
+    run: str
+    seconds: int
+
+
+Command = Runs | Help | Status | Kill | Teardown | Mute | Extend
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "runs": ("/runs", "every run: status line, cost so far, muted"),
+    "status": ("/status RUN", "status line, last log lines, cadence, next check"),
+    "kill": ("/kill RUN", "stop the run (no retry), after a confirmation"),
+    "teardown": ("/teardown RUN", "destroy the run's instance, after a confirmation"),
+    "mute": ("/mute RUN DURATION", "silence soft alerts (at most 24h)"),
+    "extend": ("/extend RUN DURATION", "push the deadline, e.g. 90m, 2h, 1h30m, 1d"),
+    "help": ("/help", "this list"),
+}
+
+
+def help_text() -> str:
+    lines = [f"{usage} - {what}" for usage, what in COMMANDS.values()]
+    lines.append("RUN may be a unique prefix of a run's name. DURATION: 90m, 2h, 1h30m, 1d.")
+    return "\n".join(lines)
+
+
+def parse_duration(text: str, *, max_s: int, min_s: int = DURATION_MIN_S) -> int:
+    """`1d2h30m15s` (any non-empty subset of the units, in that order) to seconds, within
+    [min_s, max_s]. A bare number is refused: minutes or seconds would be a guess."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None or not any(match.groups()):
+        raise UsageError(f"not a duration: {text[:20]!r} (use e.g. 90m, 2h, 1h30m, 1d)")
+    seconds = sum(int(g) * size for g, (_, size) in zip(match.groups(), _UNITS, strict=True) if g)
+    if seconds < min_s:
+        raise UsageError(f"{text[:20]!r} is too short (at least {format_duration(min_s)})")
+    if seconds > max_s:
+        raise UsageError(f"{text[:20]!r} is too long (at most {format_duration(max_s)})")
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """`5400` -> `1h30m`; `0` -> `0s`. `parse_duration` reads it back exactly."""
+    remaining = max(int(seconds), 0)
+    parts = []
+    for unit, size in _UNITS:
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def parse_run_name(text: str) -> str:
+    if not _RUN_NAME.fullmatch(text):
+        raise UsageError(
+            f"not a run name: {text[:40]!r} (letters, digits, '.', '_', '-'; at most 64)"
+        )
+    return text
+
+
+def parse_command(text: str, *, bot_username: str | None = None) -> Command | None:
+    """None when the text is not a command, or is addressed to another bot (`/runs@other`)."""
+    words = text.split()
+    if not words or not words[0].startswith("/"):
+        return None
+    head = _COMMAND.fullmatch(words[0])
+    if head is None:
+        raise UsageError(f"not a command: {words[0][:40]!r}\n{help_text()}")
+    name, mention = head.group(1).lower(), head.group(2)
+    if mention and bot_username and mention.lower() != bot_username.lower():
+        return None
+    return _build(name, words[1:])
+
+
+def _build(name: str, args: list[str]) -> Command:
+    if name in ("help", "start"):
+        return Help()
+    if name not in COMMANDS:
+        raise UsageError(f"unknown command /{name}\n{help_text()}")
+    usage = COMMANDS[name][0]
+    wanted = usage.count(" ")
+    if len(args) != wanted:
+        raise UsageError(f"usage: {usage}")
+    if name == "runs":
+        return Runs()
+    run = parse_run_name(args[0])
+    if name == "status":
+        return Status(run)
+    if name == "kill":
+        return Kill(run)
+    if name == "teardown":
+        return Teardown(run)
+    if name == "mute":
+        return Mute(run, parse_duration(args[1], max_s=MUTE_MAX_S))
+    return Extend(run, parse_duration(args[1], max_s=EXTEND_MAX_S))

@@ -1,0 +1,157 @@
+"""Telegram HTML for what the watcher says. Pure. Everything untrusted is cleaned (ANSI, NULs,
+invalid characters) and escaped, and no message exceeds Telegram's 4096 characters: the log
+is cut (keeping its relevant end), never the status line or the reasons."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bot.commands import format_duration
+from core.console import clean_line, clean_lines
+from core.models import MessageKind, OutboundMessage, RunView
+
+TELEGRAM_LIMIT = 4096
+LINE_MAX = 400
+_HEAD_FIRST = (MessageKind.SUMMARY, MessageKind.INFO, MessageKind.REPLY)
+
+
+def tg_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units), on the HTML source: an upper bound."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def esc(text: str, max_chars: int = LINE_MAX) -> str:
+    """Cleaned, HTML-escaped, at most `max_chars` long once escaped (an ellipsis marks a cut)."""
+    escaped = html.escape(clean_line(text), quote=False)
+    if len(escaped) <= max_chars:
+        return escaped
+    out, used = [], 0
+    for char in clean_line(text):
+        piece = html.escape(char, quote=False)
+        if used + len(piece) > max_chars - 1:
+            break
+        out.append(piece)
+        used += len(piece)
+    return "".join(out) + "…"
+
+
+def fmt_at(at: datetime, now: datetime) -> str:
+    at, now = at.astimezone(UTC), now.astimezone(UTC)
+    return at.strftime("%H:%M:%SZ" if at.date() == now.date() else "%Y-%m-%d %H:%MZ")
+
+
+def fmt_usd(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+def pre_block(lines: Sequence[str], budget: int, *, keep_tail: bool = True) -> str:
+    """`<pre>` of as many lines as fit in `budget`, the cut ones counted in a note line.
+    Returns "" when not even the note fits."""
+    escaped = [esc(line) for line in clean_lines(list(lines))]
+    chosen: list[str] = []
+    used = tg_len("<pre></pre>") + tg_len(f"… {len(escaped)} lines cut\n")
+    for line in reversed(escaped) if keep_tail else escaped:
+        cost = tg_len(line) + 1
+        if used + cost > budget:
+            break
+        chosen.append(line)
+        used += cost
+    if keep_tail:
+        chosen.reverse()
+    cut = len(escaped) - len(chosen)
+    if cut:
+        note = f"… {cut} lines cut"
+        chosen = [note, *chosen] if keep_tail else [*chosen, note]
+    if used > budget or not escaped:
+        return ""
+    return "<pre>" + "\n".join(chosen) + "</pre>"
+
+
+def _fixed_parts(message: OutboundMessage, budget: int) -> tuple[list[str], list[str]]:
+    """Head (status lines, title, reasons) and summary lines within `budget`. Status lines and
+    the title always stay; reasons, then summary pairs, give way from the end if need be."""
+    head = [f"<code>{esc(s)}</code>" for s in (message.status_line or "").split("\n") if s]
+    head.append(f"<b>{esc(message.title)}</b>")
+    reasons = [f"• {esc(r)}" for r in message.reasons]
+    summary = [f"{esc(k, 60)}: <b>{esc(v, 200)}</b>" for k, v in message.summary]
+    dropped = 0
+
+    def size() -> int:
+        note = [f"• … {dropped} more reasons"] if dropped else []
+        return tg_len("\n".join(head + reasons + note + summary))
+
+    while size() > budget and (reasons or summary):
+        if reasons:
+            reasons.pop()
+            dropped += 1
+        else:
+            summary.pop()
+    if dropped:
+        reasons.append(f"• … {dropped} more reasons")
+    return head + reasons, summary
+
+
+def render_message(message: OutboundMessage, limit: int = TELEGRAM_LIMIT) -> str:
+    """Status line(s) in <code>, the title in bold, the reasons, the log in <pre>, the summary."""
+    head_lines, summary_lines = _fixed_parts(message, limit - 400)
+    head, tail = "\n".join(head_lines), "\n".join(summary_lines)
+    fixed = tg_len(head) + (tg_len(tail) + 1 if tail else 0)
+    log = ""
+    if message.log_lines:
+        keep_tail = message.kind not in _HEAD_FIRST
+        log = pre_block(message.log_lines, limit - fixed - 1, keep_tail=keep_tail)
+    return "\n".join(part for part in (head, log, tail) if part)
+
+
+def run_lines(view: RunView, now: datetime) -> list[str]:
+    """Plain text: the status line, then one line of what else a human wants to know."""
+    facts = ["live" if view.live else "ended"]
+    if view.cost_usd is not None:
+        rate = f" at {fmt_usd(view.dph_total)}/h" if view.dph_total is not None else ""
+        facts.append(f"{fmt_usd(view.cost_usd)} so far{rate}")
+    if view.muted_until is not None and view.muted_until > now:
+        facts.append(f"muted until {fmt_at(view.muted_until, now)}")
+    if view.live and view.deadline_at is not None:
+        facts.append(f"deadline {fmt_at(view.deadline_at, now)}")
+    if view.teardown:
+        facts.append(f"instance {view.teardown}")
+    return [view.status_line, "  " + " · ".join(facts)]
+
+
+def runs_text_lines(views: Sequence[RunView], now: datetime) -> list[str]:
+    ordered = sorted(views, key=lambda v: not v.live)  # stable: keeps the newest-first order
+    return [line for view in ordered for line in run_lines(view, now)]
+
+
+def runs_title(views: Sequence[RunView]) -> str:
+    live = sum(1 for v in views if v.live)
+    return f"Runs: {live} live, {len(views) - live} ended" if views else "No runs yet"
+
+
+def render_runs(views: Sequence[RunView], now: datetime, limit: int = TELEGRAM_LIMIT) -> str:
+    """The /runs answer: live runs first, cost so far, muted-until."""
+    head = f"<b>{esc(runs_title(views))}</b>"
+    if not views:
+        return head
+    body = pre_block(runs_text_lines(views, now), limit - tg_len(head) - 1, keep_tail=False)
+    return f"{head}\n{body}"
+
+
+def render_status(view: RunView, now: datetime, limit: int = TELEGRAM_LIMIT) -> str:
+    """The /status answer: status line, cadence, next check, then the last log lines."""
+    parts = [f"<code>{esc(view.status_line)}</code>", f"<b>{esc(view.name)}</b>"]
+    parts.append(esc(run_lines(view, now)[1].strip()))
+    if view.live:
+        cadence = f"every {format_duration(round(view.interval_s))}" if view.interval_s else "-"
+        parts.append(f"cadence: {cadence}")
+        if view.next_check_at is not None:
+            wait_s = max(0, round((view.next_check_at - now).total_seconds()))
+            when = fmt_at(view.next_check_at, now)
+            parts.append(f"next check: {when} (in {format_duration(wait_s)})")
+    if view.instance_id:
+        parts.append(f"instance: {esc(view.instance_id)}")
+    head = "\n".join(parts)
+    log = pre_block(view.tail, limit - tg_len(head) - 1) if view.tail else ""
+    return "\n".join(p for p in (head, log) if p)

@@ -1,0 +1,177 @@
+"""aiogram at the seam: building the Bot and Dispatcher, the Telegram notifier (aiogram's
+errors turned into DeliveryError), command registration and polling that survives start-up
+without Telegram."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from hashlib import sha256
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    AiogramError,
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import BotCommand
+from pydantic import SecretStr
+
+from bot.auth import AllowListMiddleware, AuditLog
+from bot.commands import COMMANDS
+from bot.confirm import Confirmations
+from bot.handlers import ChatCommands
+from bot.render import render_message
+from core.errors import DeliveryError
+from core.models import OutboundMessage
+from core.ports import Clock, Control
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+_PERMANENT = (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNotFound,
+    TelegramUnauthorizedError,
+    TelegramMigrateToChat,
+)
+_TRANSIENT_STARTUP = (TelegramNetworkError, TelegramServerError, TelegramRetryAfter)
+
+
+def build_bot(token: SecretStr, api_base: str | None = None) -> Bot:
+    """A Bot on aiogram's aiohttp session; `api_base` points it at another Bot API server."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base)) if api_base else None
+    return Bot(
+        token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(link_preview_is_disabled=True),
+    )
+
+
+def build_dispatcher(
+    control: Control,
+    store: AuditLog,
+    chat_ids: Collection[int],
+    clock: Clock,
+    confirmations: Confirmations | None = None,
+) -> Dispatcher:
+    dp = Dispatcher()
+    dp.update.outer_middleware(AllowListMiddleware(chat_ids, store, clock))
+    commands = ChatCommands(control, store, clock, confirmations or Confirmations())
+    dp.include_router(commands.router())
+    return dp
+
+
+async def register_commands(bot: Bot) -> None:
+    commands = [BotCommand(command=name, description=what) for name, (_, what) in COMMANDS.items()]
+    await bot.set_my_commands(commands)
+
+
+def delivery_error(exc: AiogramError) -> DeliveryError:
+    """aiogram's exceptions in sleepwatch's terms: a wait asked for, transient, or permanent."""
+    if isinstance(exc, TelegramRetryAfter):
+        return DeliveryError(f"telegram flood control: {exc}", retry_after_s=exc.retry_after)
+    if isinstance(exc, _PERMANENT):
+        return DeliveryError(f"telegram refused: {exc}", permanent=True)
+    return DeliveryError(f"telegram unavailable: {exc}")
+
+
+class TelegramNotifier:
+    """Sends a message to its chat, or to every allowed chat. A broadcast that failed half-way
+    is retried by the outbox; chats that already have it are skipped (remembered by content)."""
+
+    def __init__(self, bot: Bot, chat_ids: Collection[int]) -> None:
+        self._bot = bot
+        self._chat_ids = tuple(chat_ids)
+        self._partial: dict[str, set[int]] = {}
+
+    async def deliver(self, message: OutboundMessage) -> None:
+        text = render_message(message)
+        targets = (message.chat_id,) if message.chat_id is not None else self._chat_ids
+        key = sha256(f"{targets}\0{text}".encode()).hexdigest()
+        done = self._partial.setdefault(key, set())
+        for chat_id in targets:
+            if chat_id in done:
+                continue
+            try:
+                await self._bot.send_message(chat_id, text, parse_mode="HTML")
+            except (TelegramAPIError, ClientDecodeError) as exc:
+                raise delivery_error(exc) from exc
+            done.add(chat_id)
+        del self._partial[key]
+
+
+async def _sleep_unless_stopped(sleep: Sleep, delay_s: float, stop: asyncio.Event) -> None:
+    sleeper = asyncio.ensure_future(sleep(delay_s))
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (sleeper, stopper):
+        task.cancel()
+    await asyncio.gather(sleeper, stopper, return_exceptions=True)
+
+
+async def start_polling_resilient(
+    bot: Bot,
+    dp: Dispatcher,
+    stop: asyncio.Event,
+    sleep: Sleep = asyncio.sleep,
+    *,
+    first_delay_s: float = 1.0,
+    max_delay_s: float = 60.0,
+    polling_timeout_s: int = 25,
+) -> None:
+    """Poll until `stop` is set. While Telegram cannot be reached (at start-up or later), retry
+    with a doubling delay; nothing else waits on this, so the watcher keeps watching."""
+    delay_s = first_delay_s
+    while not stop.is_set():
+        try:
+            await bot.delete_webhook(drop_pending_updates=False)
+            await register_commands(bot)
+        except (*_TRANSIENT_STARTUP, TelegramConflictError, ClientDecodeError) as exc:
+            log.warning("telegram unreachable (%s); retrying in %.0fs", exc, delay_s)
+            await _sleep_unless_stopped(sleep, delay_s, stop)
+            delay_s = min(delay_s * 2, max_delay_s)
+            continue
+        delay_s = first_delay_s
+        if await _poll_until_stopped(bot, dp, stop, polling_timeout_s):
+            return
+        await _sleep_unless_stopped(sleep, delay_s, stop)
+
+
+async def _poll_until_stopped(
+    bot: Bot, dp: Dispatcher, stop: asyncio.Event, timeout_s: int
+) -> bool:
+    """True when `stop` ended polling; False when polling itself ended (and may be restarted)."""
+    polling = asyncio.create_task(
+        dp.start_polling(
+            bot, polling_timeout=timeout_s, handle_signals=False, close_bot_session=False
+        )
+    )
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({polling, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if stopper.done():
+        with contextlib.suppress(RuntimeError):  # polling had not started yet
+            await dp.stop_polling()
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
+        return True
+    stopper.cancel()
+    await asyncio.gather(stopper, return_exceptions=True)
+    if polling.exception() is not None:
+        log.warning("telegram polling ended: %s", polling.exception())
+    return False
