@@ -200,6 +200,13 @@ class Config(_Strict):
                 return run
         raise ConfigError(f"no [[runs]] entry named {name!r}")
 
+    def remote_root(self, run_name: str) -> str:
+        """Where the run's supervisor package lives: a local folder for local runs."""
+        run = next((r for r in self.runs if r.name == run_name), None)
+        if run is not None and run.local:
+            return str(self.watcher.resolved_state_dir() / "supervisor-code")
+        return self.watcher.remote_root
+
     def policy_for(self, run: RunConfig) -> Policy:
         cadence = run.cadence or self.cadence
         thresholds = run.thresholds or self.thresholds

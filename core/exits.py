@@ -55,16 +55,10 @@ class ExitHandler:
         self.wake_outbox = wake_outbox
         self.sleep = sleep
 
-    def remote_root(self, record: RunRecord) -> str:
-        run = next((r for r in self.config.runs if r.name == record.name), None)
-        if run is not None and run.local:
-            return str(self.config.watcher.resolved_state_dir() / "supervisor-code")
-        return self.config.watcher.remote_root
-
     async def ctl(self, record: RunRecord, command: str) -> tuple[bool, str]:
         argv = remote_argv(
             self.config.watcher.python,
-            self.remote_root(record),
+            self.config.remote_root(record.name),
             ["ctl", "--run-dir", record.run_dir, command],
         )
         try:

@@ -147,7 +147,7 @@ class Watcher:
         now = self.clock()
         argv = remote_argv(
             self.config.watcher.python,
-            self._remote_root(record),
+            self.config.remote_root(record.name),
             [
                 "probe",
                 "--run-dir",
@@ -180,12 +180,6 @@ class Watcher:
         except ProtocolError as exc:
             probe = ProbeSnapshot(probe=1, at=now, state_error=str(exc))
         return Observation(at=now, probe=probe)
-
-    def _remote_root(self, record: RunRecord) -> str:
-        run = self.run_config(record.name)
-        if run is not None and run.local:
-            return str(self.config.watcher.resolved_state_dir() / "supervisor-code")
-        return self.config.watcher.remote_root
 
     async def _ask_provider(self, record: RunRecord, obs: Observation) -> Finding | None:
         if obs.probe is not None or self.provider is None or record.instance_id is None:

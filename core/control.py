@@ -1,0 +1,125 @@
+"""What a human can ask of the watcher (chat commands and the CLI): the Control port's one
+implementation. Run names typed by a human are only ever looked up, never used as paths."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from core.errors import AmbiguousRun, TransportError, UnknownRun
+from core.messages import clean_line, cost_usd
+from core.models import RunRecord, RunView
+from core.ports import Clock
+from core.scheduling import CheckScheduler
+from core.ssh import remote_argv
+from core.store import Store
+from core.watcher import Watcher
+
+MAX_MUTE_S = 24 * 3600.0
+STATUS_TAIL_LINES = 15
+
+
+class WatcherControl:
+    def __init__(
+        self,
+        store: Store,
+        watcher: Watcher,
+        clock: Clock,
+        scheduler: CheckScheduler | None = None,
+    ) -> None:
+        self.store = store
+        self.watcher = watcher
+        self.clock = clock
+        self.scheduler = scheduler
+
+    async def resolve(self, name: str) -> str:
+        names = await self.store.run_names()
+        if name in names:
+            return name
+        matches = [n for n in names if n.startswith(name)] if name else []
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise AmbiguousRun(name, matches)
+        raise UnknownRun(name, names)
+
+    async def _record(self, run: str) -> RunRecord:
+        record = await self.store.get_run(run)
+        if record is None:
+            raise UnknownRun(run, await self.store.run_names())
+        return record
+
+    async def list_runs(self, now: datetime) -> list[RunView]:
+        return [self._view(r, now) for r in await self.store.list_runs()]
+
+    async def view(self, run: str, now: datetime) -> RunView:
+        record = await self._record(run)
+        return replace(self._view(record, now), tail=await self._tail(record))
+
+    def _view(self, record: RunRecord, now: datetime) -> RunView:
+        end = record.torn_down_at or (now if record.live else record.ended_at or now)
+        hours = max(0.0, (end - record.launched_at).total_seconds() / 3600)
+        next_at = self.scheduler.next_run_at(record.name) if self.scheduler else None
+        return RunView(
+            name=record.name,
+            live=record.live,
+            status_line=record.last_status_line or f"- {record.status} - - - - - {record.name}",
+            instance_id=record.instance_id,
+            cost_usd=cost_usd(hours, record.dph_total),
+            dph_total=record.dph_total,
+            muted_until=record.muted_until
+            if record.muted_until and record.muted_until > now
+            else None,
+            deadline_at=record.deadline_at,
+            next_check_at=next_at or record.next_check_at,
+            interval_s=record.interval_s,
+            teardown=record.teardown,
+        )
+
+    async def _tail(self, record: RunRecord) -> tuple[str, ...]:
+        argv = remote_argv(
+            self.watcher.config.watcher.python,
+            self.watcher.config.remote_root(record.name),
+            ["probe", "--run-dir", record.run_dir, "--max-bytes", "0"]
+            + ["--tail-lines", str(STATUS_TAIL_LINES)],
+        )
+        try:
+            result = await self.watcher.transport_for(record).run(argv, timeout_s=20)
+            tail = json.loads(result.stdout).get("tail") or []
+        except (TransportError, ValueError, AttributeError):
+            return ("(log unavailable: host unreachable)",)
+        return tuple(clean_line(str(line)) for line in tail)
+
+    async def kill(self, run: str) -> str:
+        record = await self._record(run)
+        if not record.live:
+            return f"{run} is not live ({record.status}); nothing to stop"
+        ok, message = await self.watcher.exits.ctl(record, "stop")
+        if self.scheduler:
+            self.scheduler.wake(run)
+        return f"{run}: stop {'sent' if ok else 'FAILED'}: {message}"
+
+    async def teardown(self, run: str) -> str:
+        record = await self._record(run)
+        if record.teardown == "destroyed":
+            return f"{run}: instance {record.instance_id} was already destroyed"
+        text = await self.watcher.exits.teardown_live(record, "teardown requested")
+        if self.scheduler:
+            self.scheduler.unschedule(run)
+        return f"{run}: {text}"
+
+    async def extend(self, run: str, seconds: float, now: datetime) -> datetime:
+        record = await self._record(run)
+        base = max(record.deadline_at or now, now)
+        deadline = base + timedelta(seconds=seconds)
+        memory = dict(record.memory)
+        memory["deadline_warned"] = False
+        await self.store.upsert_run(replace(record, deadline_at=deadline, memory=memory))
+        return deadline
+
+    async def mute(self, run: str, seconds: float, now: datetime) -> datetime:
+        record = await self._record(run)
+        until = now + timedelta(seconds=min(seconds, MAX_MUTE_S))
+        await self.store.upsert_run(replace(record, muted_until=until))
+        return until

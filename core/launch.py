@@ -1,0 +1,131 @@
+"""Launch: resolve the host (from the cloud instance when only its id is given), run the gate,
+upload the `supervisor/` package, write RUN.json, `supervisor start`, register the run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from core.config import Config, RunConfig
+from core.errors import SleepwatchError
+from core.gate import GateReport, GateSpec, run_gate
+from core.memory import Memory
+from core.models import InstanceInfo, RunRecord
+from core.ports import Clock, Provider, Transport
+from core.ssh import remote_argv
+from core.store import Store
+from core.teardown import wait_until_ready
+
+SUPERVISOR_PACKAGE = Path(__file__).resolve().parent.parent / "supervisor"
+START_TIMEOUT_S = 60.0
+
+
+class LaunchRefused(SleepwatchError):
+    permanent = True
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchPlan:
+    record: RunRecord
+    gate: GateReport | None
+    instance: InstanceInfo | None
+
+
+def run_json(run: RunConfig) -> dict[str, Any]:
+    """The supervisor's RUN.json: the contract's keys, then the run's extra supervisor keys."""
+    doc: dict[str, Any] = {
+        "run": run.name,
+        "run_dir": run.run_dir,
+        "command": run.command,
+        "env": dict(run.env),
+        "max_attempts": run.max_attempts,
+        "backoff_s": run.backoff_s,
+        "heartbeat_s": run.heartbeat_s,
+        "knobs": {k: knob.model_dump() for k, knob in run.knobs.items()},
+    }
+    if run.fixes is not None:
+        doc["fixes"] = list(run.fixes)
+    doc.update(run.supervisor)
+    return doc
+
+
+def gate_spec(run: RunConfig) -> GateSpec:
+    gate = run.gate
+    assert gate is not None
+    return GateSpec(**gate.model_dump())
+
+
+async def plan_launch(
+    run: RunConfig,
+    config: Config,
+    provider: Provider | None,
+    clock: Clock,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> LaunchPlan:
+    """Read the instance (waiting while it loads), run the gate, build the run's record."""
+    now = clock()
+    instance: InstanceInfo | None = None
+    report: GateReport | None = None
+    host, port = run.host, run.port
+    if run.instance_id is not None:
+        if provider is None:
+            raise LaunchRefused(f"{run.name}: instance_id set but no VAST_API_KEY to read it")
+        instance = await wait_until_ready(provider, run.instance_id, sleep=sleep)
+        if host is None:
+            host, port = instance.ssh_host, instance.ssh_port or port
+        if run.gate is not None:
+            report = run_gate(gate_spec(run), instance)
+    if host is None and not run.local:
+        raise LaunchRefused(f"{run.name}: no SSH host known (set host, or instance_id)")
+    record = RunRecord(
+        name=run.name,
+        run_dir=run.run_dir,
+        launched_at=now,
+        instance_id=run.instance_id,
+        ssh_host=host,
+        ssh_port=port,
+        ssh_user=run.user,
+        deadline_at=now + timedelta(hours=run.max_hours) if run.max_hours else None,
+        dph_total=(instance.dph_total if instance else None) or run.dph_total,
+        max_attempts=run.max_attempts,
+        memory=Memory(launched_at=now).to_json(),
+    )
+    return LaunchPlan(record, report, instance)
+
+
+async def launch(
+    plan: LaunchPlan,
+    run: RunConfig,
+    config: Config,
+    store: Store,
+    transport: Transport,
+    provider: Provider | None,
+    *,
+    force: bool = False,
+) -> RunRecord:
+    if plan.gate is not None and not plan.gate.passed and not force:
+        failed = ", ".join(plan.gate.failed_checks)
+        raise LaunchRefused(f"{run.name}: the gate failed ({failed}); --force to launch anyway")
+    existing = await store.get_run(run.name)
+    if existing is not None and existing.live and not force:
+        raise LaunchRefused(f"{run.name} is already being watched; --force to relaunch")
+    root = config.remote_root(run.name)
+    await store.upsert_run(plan.record)  # known before it starts: a crash now loses nothing
+    await transport.put_tree(SUPERVISOR_PACKAGE, f"{root}/supervisor")
+    config_path = f"{run.run_dir}/RUN.json"
+    await transport.put_bytes(json.dumps(run_json(run), indent=2).encode(), config_path)
+    argv = remote_argv(config.watcher.python, root, ["start", "--config", config_path])
+    result = await transport.run(argv, timeout_s=START_TIMEOUT_S)
+    if result.exit_status != 0:
+        detail = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-500:]
+        await store.upsert_run(replace(plan.record, live=False, status="launch_failed"))
+        raise LaunchRefused(f"{run.name}: supervisor start failed: {detail}")
+    if provider is not None and run.instance_id is not None:
+        await provider.label(run.instance_id, run.name)
+    return plan.record

@@ -1,0 +1,102 @@
+"""APScheduler adapter: it only decides *when*; `Watcher.check` does the work.
+
+One job per run with a stable id, re-armed after every check with the interval the check
+returned. The scheduler's in-memory job store is fine: the store of record is SQLite, and at
+start-up every live run is scheduled again from it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from core.ports import Clock
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[str], Awaitable[float | None]]
+MIN_GRACE_S = 60.0
+
+
+def job_id(run: str) -> str:
+    return f"check:{run}"
+
+
+class CheckScheduler:
+    def __init__(self, check: Check, clock: Clock) -> None:
+        self._check = check
+        self._clock = clock
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    def schedule(self, run: str, delay_s: float) -> None:
+        """(Re)arm the run's one job. misfire_grace_time is at least the interval: APScheduler's
+        default of 1 s would silently skip a check that fires late (a busy loop, a suspend)."""
+        at = self._clock() + timedelta(seconds=max(0.0, delay_s))
+        self._scheduler.add_job(
+            self._run_check,
+            DateTrigger(run_date=at),
+            args=(run,),
+            id=job_id(run),
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(max(MIN_GRACE_S, delay_s)),
+        )
+
+    def wake(self, run: str) -> None:
+        """Check now (the wait channel heard something). During a check, check again after it."""
+        if run in self._running:
+            self._again.add(run)
+        else:
+            self.schedule(run, 0.0)
+
+    def unschedule(self, run: str) -> None:
+        job = self._scheduler.get_job(job_id(run))
+        if job is not None:
+            job.remove()
+
+    def next_run_at(self, run: str) -> datetime | None:
+        job = self._scheduler.get_job(job_id(run))
+        return None if job is None else job.next_run_time
+
+    def add_cron(
+        self, func: Callable[[], Awaitable[None]], hour: int, minute: int, timezone: str
+    ) -> None:
+        self._scheduler.add_job(
+            func,
+            CronTrigger(hour=hour, minute=minute, timezone=timezone),
+            id="morning-summary",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
+
+    async def _run_check(self, run: str) -> None:
+        self._running.add(run)
+        try:
+            interval = await self._check(run)
+        except Exception:  # a job records and logs its own errors; watching goes on
+            log.exception("check of %s failed; retrying in 60 s", run)
+            interval = MIN_GRACE_S
+        finally:
+            self._running.discard(run)
+        if run in self._again:
+            self._again.discard(run)
+            if interval is not None:
+                interval = 0.0
+        if interval is not None:
+            self.schedule(run, interval)

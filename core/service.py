@@ -1,0 +1,134 @@
+"""The always-on engine: scheduler + one wait channel per run + the outbox sender, around one
+Watcher. Built by the composition roots (`sleepwatch serve`, `sleepwatch demo`), which own the
+store, the transports and the notifier; this class owns only the tasks it starts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from core.config import Config
+from core.control import WatcherControl
+from core.models import RunRecord
+from core.outbox import OutboxSender
+from core.ports import Clock, Notifier, Provider
+from core.scheduling import CheckScheduler
+from core.store import Store
+from core.waiter import RunWaiter
+from core.watcher import TransportFor, Watcher
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 30.0
+
+
+class Service:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        notifier: Notifier,
+        provider: Provider | None,
+        transport_for: TransportFor,
+        clock: Clock,
+        *,
+        emit: Callable[[str], None] = print,
+        min_gap_s: float = 1.0,
+        heartbeat_file: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.heartbeat_file = heartbeat_file
+        self._stop = asyncio.Event()
+        self._outbox_wake = asyncio.Event()
+        self.watcher = Watcher(
+            store,
+            config,
+            transport_for,
+            provider,
+            clock,
+            emit=emit,
+            wake_outbox=self._outbox_wake.set,
+        )
+        self.scheduler = CheckScheduler(self.check, clock)
+        self.control = WatcherControl(store, self.watcher, clock, self.scheduler)
+        self.sender = OutboxSender(store, notifier, clock, min_gap_s=min_gap_s)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._waiters: dict[str, asyncio.Task[None]] = {}
+        self.finished: dict[str, asyncio.Event] = {}
+
+    async def check(self, run: str) -> float | None:
+        interval = await self.watcher.check(run)
+        if interval is None:
+            self._finished(run)
+        return interval
+
+    def _finished(self, run: str) -> None:
+        self.finished.setdefault(run, asyncio.Event()).set()
+        waiter = self._waiters.pop(run, None)
+        if waiter is not None:
+            waiter.cancel()
+
+    async def start(self) -> None:
+        """Schedule every live run in the store again (a restart resumes them all)."""
+        self.scheduler.start()
+        self._tasks.append(asyncio.create_task(self.sender.run(self._stop, self._outbox_wake)))
+        if self.heartbeat_file is not None:
+            self._tasks.append(asyncio.create_task(self._beat(self.heartbeat_file)))
+        now = self.clock()
+        for record in await self.store.list_runs():
+            if record.live:
+                due = record.next_check_at
+                self.watch(record, delay_s=max(0.0, (due - now).total_seconds()) if due else 0.0)
+        self._outbox_wake.set()
+
+    def watch(self, record: RunRecord, *, delay_s: float = 0.0) -> None:
+        self.finished.setdefault(record.name, asyncio.Event())
+        self.scheduler.schedule(record.name, delay_s)
+        if record.name in self._waiters or record.ended_at is not None:
+            return
+        policy = self.watcher.policy(record.name)
+        waiter = RunWaiter(
+            record,
+            self.watcher.transport_for(record),
+            python=self.config.watcher.python,
+            remote_root=self.config.remote_root(record.name),
+            quiet_s=policy.thresholds.stall_after_s,
+            timeout_s=self.config.watcher.wait_timeout,
+            wake=self.scheduler.wake,
+        )
+        self._waiters[record.name] = asyncio.create_task(waiter.run())
+
+    async def drain_outbox(self, timeout_s: float = 30.0) -> bool:
+        """Wait until nothing due is left unsent (the demo's last step). True if drained."""
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + timeout_s
+        while loop.time() < give_up_at:
+            if not await self.store.pending(self.clock(), limit=1):
+                return True
+            self._outbox_wake.set()
+            await asyncio.sleep(0.05)
+        return False
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self.scheduler.shutdown()
+        tasks = [*self._tasks, *self._waiters.values()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._waiters.clear()
+
+    async def _beat(self, path: Path) -> None:
+        """Touch a file while the loop is alive: the container HEALTHCHECK reads its age."""
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(path.write_text, self.clock().isoformat())
+            await asyncio.sleep(HEARTBEAT_S)
