@@ -38,7 +38,7 @@ def wait_until(predicate, timeout: float = 20.0, step: float = 0.05):
         if value:
             return value
         time.sleep(step)
-    raise AssertionError("condition not met in %.0f s" % timeout)
+    raise AssertionError(f"condition not met in {timeout:.0f} s")
 
 
 class Run:
@@ -49,11 +49,8 @@ class Run:
 
     def configure(self, script: str, args: str = "", **overrides: Any) -> Path:
         (self.tmp / "train.py").write_text(script)
-        command = "%s %s %s" % (
-            shlex.quote(sys.executable),
-            shlex.quote(str(self.tmp / "train.py")),
-            args,
-        )
+        script_path = shlex.quote(str(self.tmp / "train.py"))
+        command = f"{shlex.quote(sys.executable)} {script_path} {args}"
         doc = {
             "run": "t",
             "run_dir": str(self.run_dir),
@@ -79,7 +76,7 @@ class Run:
         return read_state(self.run_dir)
 
     def log(self, attempt: int) -> bytes:
-        return (self.run_dir / "attempts" / ("%d.log" % attempt)).read_bytes()
+        return (self.run_dir / "attempts" / f"{attempt}.log").read_bytes()
 
     def wait_terminal(self, timeout: float = 30.0) -> dict[str, Any]:
         def terminal():
@@ -103,7 +100,7 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     try:  # a zombie is dead for our purposes
-        with open("/proc/%d/stat" % pid) as fh:
+        with open(f"/proc/{pid}/stat") as fh:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False

@@ -58,7 +58,8 @@ def _build_wheel(project: Path, out: Path) -> None:
     (project / "swtoymod").mkdir(parents=True)
     (project / "swtoymod" / "__init__.py").write_text("VALUE = 42\n")
     (project / "setup.py").write_text(
-        "from setuptools import setup\nsetup(name='swtoymod', version='1.0', packages=['swtoymod'])\n"
+        "from setuptools import setup\n"
+        "setup(name='swtoymod', version='1.0', packages=['swtoymod'])\n"
     )
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
@@ -127,7 +128,8 @@ def test_the_early_stop_policy_waits_for_auto_stop_min_steps(run: Run) -> None:
 
 def test_binary_bytes_and_a_50_mb_line_without_newline_are_survived(run: Run) -> None:
     script = (
-        "import sys\nout = sys.stdout.buffer\nout.write(b'\\x00\\xff\\xfe garbage \\x1b[31m red\\n')\n"
+        "import sys\nout = sys.stdout.buffer\n"
+        "out.write(b'\\x00\\xff\\xfe garbage \\x1b[31m red\\n')\n"
         "out.write(b'step 7/9\\n')\nout.write(b'x' * (50 * 1024 * 1024))\nout.flush()\n"
     )
     run.configure(script)

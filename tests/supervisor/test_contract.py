@@ -1,0 +1,40 @@
+"""Contract: real supervisor output validates with core's own parser (core.protocol)."""
+
+from __future__ import annotations
+
+import json
+
+from core.protocol import RunStatus, parse_probe, parse_state
+from tests.supervisor import trainers
+from tests.supervisor.conftest import Run, cli
+
+
+def test_real_state_and_probe_output_parse_with_core_protocol(run: Run) -> None:
+    knobs = {"eval_batch_size": {"value": 64, "min": 4, "factor": 0.5}}
+    run.configure(trainers.OOM_UNLESS_SMALL, "{eval_batch_size}", knobs=knobs)
+    run.run()
+    state = parse_state(run.state())
+    assert state.status is RunStatus.DONE and state.fixes[0].kind == "oom"
+    assert state.last_failure is not None and state.last_failure.kind == "oom"
+    assert state.ended_at is not None and state.ended_at.tzinfo is not None
+    probe = cli("probe", "--run-dir", str(run.run_dir), "--attempt", "3", "--offset", "5")
+    snap = parse_probe(probe.stdout)
+    assert snap.state == state and snap.state_error is None
+    assert snap.log is not None and snap.log.attempt == 3 and snap.log.offset == 5
+    assert snap.tail[-1] == "step 100/100"
+
+
+def test_a_probe_of_a_missing_run_dir_still_parses_and_says_why(run: Run) -> None:
+    probe = cli("probe", "--run-dir", str(run.run_dir))
+    assert probe.returncode == 0
+    snap = parse_probe(probe.stdout)
+    assert snap.state is None and "state.json missing" in (snap.state_error or "")
+    assert snap.log is None
+
+
+def test_a_truncated_state_json_is_reported_not_crashed_on(run: Run) -> None:
+    run.run_dir.mkdir()
+    (run.run_dir / "state.json").write_text('{"schema": 1, "run": "t", "sta')
+    doc = json.loads(cli("probe", "--run-dir", str(run.run_dir)).stdout)
+    assert doc["state"] is None and "not valid JSON" in doc["state_error"]
+    assert parse_probe(json.dumps(doc)).state_error == doc["state_error"]
