@@ -53,6 +53,10 @@ class SshOptions:
     keepalive_count_max: int = 3
     max_channels: int = 4
     transfer_timeout_s: float = 300.0
+    # sshd ignores signal requests on root logins (the usual case on rented GPU hosts), so a
+    # timed-out command would outlive its closed channel: coreutils `timeout` on the remote
+    # side ends it this long after our own deadline. None sends the command unwrapped.
+    remote_kill_grace_s: float | None = 5.0
     backoff_initial_s: float = 5.0
     backoff_max_s: float = 300.0
 
@@ -106,7 +110,7 @@ class SshPool:
         self._slots: dict[_ConnKey, _Slot] = {}
 
     async def transport(self, target: SshTarget) -> SshTransport:
-        return SshTransport(self, target, transfer_timeout_s=self._options.transfer_timeout_s)
+        return SshTransport(self, target, self._options)
 
     def stats(self, target: SshTarget) -> HostStats:
         s = self._slot(target)
@@ -224,19 +228,21 @@ class SshTransport:
     """Transport over a pooled SSH connection. `close()` leaves the connection open: the pool
     owns it and other transports of the same host share it."""
 
-    def __init__(self, pool: SshPool, target: SshTarget, *, transfer_timeout_s: float) -> None:
+    def __init__(self, pool: SshPool, target: SshTarget, options: SshOptions) -> None:
         self.label = target.label
         self._pool = pool
         self._target = target
-        self._transfer_timeout_s = transfer_timeout_s
+        self._transfer_timeout_s = options.transfer_timeout_s
+        self._kill_grace_s = options.remote_kill_grace_s
 
     async def run(
         self, argv: Sequence[str], *, timeout_s: float, stdin: bytes | None = None
     ) -> ExecResult:
         if not argv:
             raise ValueError("argv must not be empty")
+        command = shlex.join(_with_remote_deadline(argv, timeout_s, self._kill_grace_s))
         async with self._pool.channel(self._target, timeout_s) as conn:
-            result = await _exec(conn, shlex.join(argv), stdin)
+            result = await _exec(conn, command, stdin)
         if result is None:
             raise TransportError(self.label, "channel closed before the command exited")
         return result
@@ -289,14 +295,23 @@ async def _exec(
         finished = True
     finally:
         if not finished:
-            # Timed out or cancelled: stop the remote command and close the channel now, so
-            # no zombie session keeps one of the host's few session slots.
+            # Timed out or cancelled: close the channel now, so no zombie session keeps one of
+            # the host's few session slots. The signal is honoured for non-root logins only.
             with suppress(asyncssh.Error, OSError, RuntimeError):
                 process.send_signal("TERM")
             process.close()
     if done.returncode is None:
         return None
     return ExecResult(done.returncode, _as_bytes(done.stdout), _as_bytes(done.stderr))
+
+
+def _with_remote_deadline(
+    argv: Sequence[str], timeout_s: float, grace_s: float | None
+) -> list[str]:
+    if grace_s is None:
+        return list(argv)
+    # `timeout` exits 127 for a missing program too, so callers see what a bare shell says.
+    return ["timeout", "-k", "5", f"{timeout_s + grace_s:.3f}", *argv]
 
 
 def local_files(root: Path) -> tuple[list[str], list[str]]:

@@ -175,6 +175,31 @@ async def test_a_timed_out_command_gives_its_channel_back(sshd: SshdServer, pin_
     await pool.close()
 
 
+async def test_a_timed_out_command_does_not_outlive_its_deadline_on_the_host(
+    sshd: SshdServer, pin_file: Path, tmp_path: Path
+) -> None:
+    # sshd refuses signal requests on root logins, so only the remote `timeout` can end it.
+    pool = SshPool(pin_file, options=SshOptions(remote_kill_grace_s=0.2))
+    pid_file = tmp_path / "pid"
+    code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(30)"
+    with pytest.raises(TransportError, match="timed out"):
+        await (await pool.transport(sshd.target())).run([sshd.python, "-c", code], timeout_s=1)
+    await pool.close()
+    assert await _until_gone(int(pid_file.read_text()))
+
+
+async def _until_gone(pid: int) -> bool:
+    for _ in range(500):  # poll the condition, up to about 10 s
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
 COUNTER = """
 import os, sys, time, uuid
 d = sys.argv[1]
