@@ -42,9 +42,13 @@ class Confirmations:
         self._pending[nonce] = PendingAction(action, run, chat_id, now)
         return nonce
 
-    def take(self, nonce: str) -> PendingAction | None:
-        """The pending action, removed: a second press of the same button finds nothing."""
-        return self._pending.pop(nonce, None)
+    def take(self, nonce: str, chat_id: int | None) -> PendingAction | None:
+        """The pending action asked in `chat_id`, removed: a second press finds nothing. A press
+        from any other chat finds nothing either, and leaves the question open."""
+        pending = self._pending.get(nonce)
+        if pending is None or pending.chat_id != chat_id:
+            return None
+        return self._pending.pop(nonce)
 
     def expired(self, pending: PendingAction, now: datetime) -> bool:
         return (now - pending.issued_at).total_seconds() > self.ttl_s

@@ -86,7 +86,7 @@ class ChatCommands:
         return router
 
     async def _record(
-        self, at: datetime, chat_id: int, user: int | None, what: str, verdict: str
+        self, at: datetime, chat_id: int | None, user: int | None, what: str, verdict: str
     ) -> None:
         await self._audit.audit(
             at=at, chat_id=chat_id, user_id=user, command=what[:256], verdict=verdict
@@ -173,10 +173,10 @@ class ChatCommands:
         now = self._clock()
         chat_id = query.message.chat.id if query.message is not None else None
         parsed = parse_callback(query.data or "")
-        pending = self._confirmations.take(parsed[1]) if parsed else None
-        if parsed is None or pending is None or chat_id != pending.chat_id:
+        pending = self._confirmations.take(parsed[1], chat_id) if parsed else None
+        if parsed is None or pending is None:
             await query.answer("This button is no longer valid.")
-            await self._record(now, chat_id or 0, query.from_user.id, query.data or "", "expired")
+            await self._record(now, chat_id, query.from_user.id, query.data or "", "expired")
             return
         what = f"/{pending.action} {pending.run}"
         if parsed[0] == "no":
