@@ -135,8 +135,14 @@ async def connect_verified(
     except asyncssh.HostKeyNotVerifiable as exc:
         raise _refusal(policy, label, check.presented, check.trusted) from exc
     if check.presented is not None and policy.tofu:
+        try:
+            pinned = policy.pin(host, port, check.presented)
+        except OSError as exc:
+            conn.close()
+            reason = f"cannot pin host key in {policy.pin_file}: {exc}"
+            raise TransportError(label, reason, permanent=True) from exc
         # Another connection to this host:port may have pinned a different key meanwhile.
-        if not policy.pin(host, port, check.presented):
+        if not pinned:
             conn.close()
             raise _refusal(policy, label, check.presented, policy.pinned(host, port))
     return conn

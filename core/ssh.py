@@ -204,7 +204,7 @@ class SshPool:
 
     def _refuse_if_backing_off(self, target: SshTarget, slot: _Slot) -> None:
         if slot.blocked is not None:
-            raise slot.blocked
+            raise HostKeyMismatch(target.label, slot.blocked.reason)
         if slot.retry_at is None or self._clock() >= slot.retry_at:
             return
         last = slot.last_error.reason if slot.last_error else "unknown"
@@ -220,7 +220,8 @@ class SshPool:
         slot.failures_in_row += 1
         slot.last_error = exc
         opts = self._options
-        delay_s = min(opts.backoff_initial_s * 2 ** (slot.failures_in_row - 1), opts.backoff_max_s)
+        doublings = min(slot.failures_in_row - 1, 32)
+        delay_s = min(opts.backoff_initial_s * 2**doublings, opts.backoff_max_s)
         slot.retry_at = self._clock() + timedelta(seconds=delay_s)
 
 
