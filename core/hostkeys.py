@@ -120,8 +120,8 @@ async def connect_verified(
     """asyncssh.connect with the host key checked by `policy`; a first-seen key is pinned
     (TOFU) once the connection is up. Raises HostKeyMismatch for a changed key and a permanent
     TransportError for a host missing from a user's known_hosts; other asyncssh errors pass."""
-    check = policy.check_for(host, port)
     try:
+        check = policy.check_for(host, port)
         conn = await asyncssh.connect(
             host,
             port,
@@ -134,6 +134,8 @@ async def connect_verified(
         )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise _refusal(policy, label, check.presented, check.trusted) from exc
+    except ValueError as exc:  # asyncssh's KeyImportError: a corrupt key or known_hosts file
+        raise TransportError(label, f"unreadable key material: {exc}", permanent=True) from exc
     if check.presented is not None and policy.tofu:
         try:
             pinned = policy.pin(host, port, check.presented)

@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import asyncssh
 import pytest
 
 from core.errors import HostKeyMismatch, TransportError
 from core.hostkeys import pin_name
-from core.ssh import SshOptions, SshPool, SshTransport, remote_argv
+from core.ssh import SshOptions, SshPool, SshTarget, SshTransport, remote_argv
 
 if TYPE_CHECKING:  # imported by pytest as a plugin; importing it here first breaks rewriting
     from tests.fixtures.sshd import SshdServer
@@ -244,3 +245,24 @@ async def test_remote_argv_runs_the_supervisor_package_from_its_workdir(
     result = await (await pool.transport(sshd.target())).run(argv, timeout_s=20)
     assert json.loads(result.stdout) == ["probe", "--offset", "0"], result.stderr
     assert shlex.split(shlex.join(argv)) == argv
+
+
+async def test_a_corrupt_pin_file_is_a_permanent_transport_error(
+    pool: SshPool, sshd: SshdServer, pin_file: Path
+) -> None:
+    pin_file.parent.mkdir(parents=True)
+    pin_file.write_text(f"{pin_name(sshd.host, sshd.port)} ssh-ed25519 not-base64!\n")
+    with pytest.raises(TransportError, match="unreadable key material") as caught:
+        await _echo(await pool.transport(sshd.target()))
+    assert caught.value.permanent
+
+
+async def test_a_refused_user_key_is_a_permanent_transport_error(
+    pool: SshPool, sshd: SshdServer, tmp_path: Path
+) -> None:
+    stranger = tmp_path / "stranger_key"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(stranger)
+    target = SshTarget(sshd.host, sshd.port, sshd.user, stranger)
+    with pytest.raises(TransportError, match="authentication refused") as caught:
+        await _echo(await pool.transport(target))
+    assert caught.value.permanent
