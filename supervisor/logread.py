@@ -79,18 +79,17 @@ def tail_lines(path: str, count: int = 40, cap: int = TAIL_CAP) -> List[str]:
     except FileNotFoundError:
         return []
     try:
-        data, from_start = _read_backwards(fd, count, cap)
+        data = _read_backwards(fd, count, cap)
     finally:
         os.close(fd)
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    if not from_start and len(lines) > 1:
-        lines = lines[1:]  # the first one is cut at the window's edge
+    # The first line may be cut at the window's edge; it is kept only when there is room.
     return [clean_line(line) for line in lines[-count:]]
 
 
-def _read_backwards(fd: int, count: int, cap: int) -> "tuple[bytes, bool]":
+def _read_backwards(fd: int, count: int, cap: int) -> bytes:
     end = os.fstat(fd).st_size
     pos, blocks, newlines = end, [], 0
     while pos > 0 and end - pos < cap and newlines <= count:
@@ -99,7 +98,7 @@ def _read_backwards(fd: int, count: int, cap: int) -> "tuple[bytes, bool]":
         block = os.pread(fd, size, pos)
         blocks.append(block)
         newlines += block.count(b"\n")
-    return b"".join(reversed(blocks)), pos == 0
+    return b"".join(reversed(blocks))
 
 
 def clean_line(raw: bytes) -> str:

@@ -50,7 +50,7 @@ def vast() -> Iterator[tuple[FakeVast, str]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), fake.handler())
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield fake, "http://127.0.0.1:%d" % server.server_address[1]
+    yield fake, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 

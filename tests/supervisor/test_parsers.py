@@ -1,0 +1,160 @@
+"""Pure parsers: progress, failure classification, pip names, early-stop policy, fix plans."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from supervisor.classify import classify, error_excerpt
+from supervisor.config import EarlyStop, parse_config
+from supervisor.earlystop import EarlyStopPolicy, trainer_stopped_early
+from supervisor.fixes import plan_fix
+from supervisor.pipnames import dist_for_module, is_valid_dist
+from supervisor.progress import ProgressTracker, last_step, match_step
+
+OOM_TEXT = (
+    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+    "capacity of 79.25 GiB of which 1.12 GiB is free."
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b" 17/30 [00:01<00:02, 15.0it/s]", (17, 30)),
+        (b"Epoch 3:  45%|####5     | 450/1000 [00:10<00:12, 40.0it/s, v_num=0]", (450, 1000)),
+        (b"step 1200/5000 loss=0.3", (1200, 5000)),
+        (b"Step: 1200 | loss 0.3", (1200, None)),
+        (b"global_step=77", (77, None)),
+        (b"{'loss': 0.52, 'learning_rate': 1e-05, 'epoch': 0.5}", None),
+        (b"3 steps per second", None),
+    ],
+)
+def test_step_parsers_read_what_real_trainers_print(line: bytes, expected: object) -> None:
+    assert match_step(line) == expected
+
+
+def test_the_users_regex_wins_and_may_name_its_groups() -> None:
+    user = re.compile(rb"it=(?P<step>\d+) of (?P<total>\d+)")
+    assert match_step(b"it=5 of 9 step 1/2", user) == (5, 9)
+
+
+def test_the_last_redraw_of_a_tqdm_bar_counts() -> None:
+    assert last_step(b"\r 1/30 [\r 2/30 [\r 3/30 [00:01]\n") == (3, 30)
+
+
+def test_an_eval_bar_does_not_move_the_training_step_back() -> None:
+    tracker = ProgressTracker()
+    tracker.feed(b"\r 400/1000 [00:10<00:12]\n", now=1.0)
+    tracker.feed(b"\r 20/50 [00:01<00:02]\n", now=2.0)
+    assert (tracker.step, tracker.total) == (400, 1000)
+    tracker.feed(b"\r 500/1000 [00:12<00:10]", now=3.0)  # an open redraw counts at once
+    assert tracker.step == 500
+    assert tracker.throughput(now=3.0) == pytest.approx(50.0)
+    assert tracker.throughput(now=3.0 + 10_000) is None
+
+
+def test_a_traceback_followed_by_a_tqdm_redraw_is_still_read() -> None:
+    tail = ["Traceback (most recent call last):", '  File "t.py", line 3', OOM_TEXT,
+            "\r 10/100 [00:03<00:30]"]  # fmt: skip
+    failure = classify(1, tail)
+    assert failure.kind == "oom" and OOM_TEXT in failure.excerpt
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "text", "kind"),
+    [
+        (1, "RuntimeError: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate", "oom"),
+        (-9, "step 3", "host_oom"),
+        (137, "", "host_oom"),
+        (1, "ModuleNotFoundError: No module named 'cv2'", "missing_module"),
+        (1, "error: command 'gcc' failed: No such file or directory", "missing_build_tool"),
+        (1, "fatal error: Python.h: No such file or directory", "missing_build_tool"),
+        (1, "RuntimeError: Ninja is required to load C++ extensions", "missing_build_tool"),
+        (1, "OSError: [Errno 28] No space left on device", "disk_full"),
+        (-11, "", "signal"),
+        (2, "ValueError: nope", "error"),
+    ],
+)
+def test_failures_are_classified_from_exit_code_and_tail(
+    exit_code: int, text: str, kind: str
+) -> None:
+    assert classify(exit_code, text.splitlines()).kind == kind
+
+
+def test_low_free_disk_is_disk_full_even_without_a_message() -> None:
+    assert classify(1, ["boom"], disk_free_mb=10, min_free_disk_mb=100).kind == "disk_full"
+
+
+def test_the_excerpt_is_the_last_traceback_bounded() -> None:
+    tail = ["noise"] * 50 + ["Traceback (most recent call last):"] + ["  frame"] * 30 + ["E: x"]
+    excerpt = error_excerpt(tail)
+    assert excerpt.startswith("Traceback") and excerpt.endswith("E: x")
+    assert len(excerpt.splitlines()) <= 12
+
+
+@pytest.mark.parametrize(
+    ("module", "dist"),
+    [("cv2", "opencv-python"), ("sklearn.metrics", "scikit-learn"), ("PIL", "pillow"),
+     ("yaml", "pyyaml"), ("flash_attn", "flash-attn"), ("einops", "einops"),
+     ("_private", None), ("os; rm -rf /", None)],
+)  # fmt: skip
+def test_import_names_map_to_pip_distributions(module: str, dist: str | None) -> None:
+    assert dist_for_module(module) == dist
+
+
+def test_a_package_name_is_validated_before_pip_sees_it() -> None:
+    assert is_valid_dist("opencv-python")
+    for bad in ("--index-url=http://x", "a b", "../x", "x;y", "", "http://e/x.whl"):
+        assert not is_valid_dist(bad)
+
+
+def test_the_trainers_own_early_stop_marker_is_recognised() -> None:
+    assert trainer_stopped_early(["Epoch 00012: early stopping"])
+    assert trainer_stopped_early(
+        ["Monitored metric val_loss did not improve. Signaling Trainer to stop."]
+    )
+    assert not trainer_stopped_early(["early_stopping_patience=3", "step 10/10"])
+
+
+def test_the_policy_never_fires_before_auto_stop_min_steps() -> None:
+    policy = EarlyStopPolicy(EarlyStop("x", "min", 0.0, 2, 100))
+    for value in (1.0, 1.1, 1.2, 1.3):
+        policy.observe(value)
+    assert not policy.should_stop(99) and not policy.should_stop(None)
+    assert policy.should_stop(100)
+
+
+def _cfg(**extra: object):
+    doc = {"run": "r", "run_dir": "/tmp/r", "command": "true"}
+    doc.update(extra)
+    return parse_config(doc)
+
+
+def test_fix_plans_are_argument_lists_and_each_kind_is_used_once() -> None:
+    cfg = _cfg(pip={"command": ["pip3"], "install_args": ["-q"]})
+    failure = classify(1, ["ModuleNotFoundError: No module named 'cv2'"])
+    plan = plan_fix(failure, cfg, set(), {}, is_root=False, has_apt=False)
+    assert plan is not None and plan.commands == [["pip3", "install", "-q", "opencv-python"]]
+    assert plan_fix(failure, cfg, {"missing_module"}, {}, False, False) is None
+    assert plan_fix(failure, _cfg(fixes=[]), set(), {}, False, False) is None
+
+
+def test_build_tools_need_root_and_apt_and_ninja_comes_from_pip() -> None:
+    failure = classify(1, ["RuntimeError: Ninja is required to load C++ extensions"])
+    plan = plan_fix(failure, _cfg(), set(), {}, is_root=True, has_apt=True)
+    assert plan is not None and ["apt-get", "install", "-y", "build-essential"] in plan.commands
+    assert plan.commands[-1][-2:] == ["install", "ninja"]
+    unprivileged = plan_fix(failure, _cfg(), set(), {}, is_root=False, has_apt=True)
+    assert unprivileged is not None and len(unprivileged.commands) == 1
+
+
+def test_the_oom_knob_steps_down_to_its_floor_and_then_no_more() -> None:
+    cfg = _cfg(knobs={"eval_batch_size": {"value": 10, "min": 4}})
+    oom = classify(1, [OOM_TEXT])
+    assert plan_fix(oom, cfg, {"oom"}, {"eval_batch_size": 10}, False, False).knobs == {
+        "eval_batch_size": 5}  # fmt: skip
+    assert plan_fix(oom, cfg, set(), {"eval_batch_size": 5}, False, False).knobs == {
+        "eval_batch_size": 4}  # fmt: skip
+    assert plan_fix(oom, cfg, set(), {"eval_batch_size": 4}, False, False) is None
