@@ -88,4 +88,7 @@ def next_interval(
         until_deadline = (deadline_at - now).total_seconds()
         if 0 < until_deadline < interval:
             interval = max(policy.min_interval_s, until_deadline)
+        elif until_deadline <= 0:
+            # Past it, the teardown grace runs: a 30 min cruise tick would overrun it.
+            interval = min(interval, policy.scaled(policy.alert_s))
     return interval
