@@ -1,16 +1,21 @@
-"""The outbox sender against an in-memory store with core.store.Store's outbox API."""
+"""The outbox sender against the real SQLite store."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from core.errors import DeliveryError
 from core.models import MessageKind, OutboundMessage, OutboxItem
 from core.outbox import OutboxSender, backoff_s, combine_alerts, plan_batches
+from core.store import Store
 
 T0 = datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)
 
@@ -26,51 +31,14 @@ class FakeClock:
         self.now += timedelta(seconds=seconds)
 
 
-@dataclass
-class Row:
-    message: OutboundMessage
-    created_at: datetime
-    next_try_at: datetime
-    sent_at: datetime | None = None
-    attempts: int = 0
-    error: str | None = None
+async def due_ids(store: Store, at: datetime) -> list[int]:
+    return [item.id for item in await store.pending(at)]
 
 
-@dataclass
-class MemoryOutbox:
-    """The store's outbox methods, same names and semantics, kept in a dict."""
-
-    rows: dict[int, Row] = field(default_factory=dict)
-    keys: set[str] = field(default_factory=set)
-
-    async def enqueue(
-        self, message: OutboundMessage, *, dedupe_key: str, at: datetime
-    ) -> int | None:
-        if dedupe_key in self.keys:
-            return None
-        self.keys.add(dedupe_key)
-        item_id = len(self.rows) + 1
-        self.rows[item_id] = Row(message, at, at)
-        return item_id
-
-    async def pending(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        due = [
-            OutboxItem(i, r.message, r.created_at, r.attempts)
-            for i, r in sorted(self.rows.items())
-            if r.sent_at is None and r.next_try_at <= now
-        ]
-        return due[:limit]
-
-    async def mark_sent(self, item_id: int, at: datetime) -> bool:
-        row = self.rows[item_id]
-        if row.sent_at is not None:
-            return False
-        row.sent_at = at
-        return True
-
-    async def defer(self, item_id: int, until: datetime, error: str) -> None:
-        row = self.rows[item_id]
-        row.next_try_at, row.error, row.attempts = until, error, row.attempts + 1
+def last_error(db_path: Path, item_id: int) -> str:
+    with closing(sqlite3.connect(db_path)) as conn:
+        row = conn.execute("SELECT last_error FROM outbox WHERE id = ?", (item_id,)).fetchone()
+    return str(row[0])
 
 
 class RecordingNotifier:
@@ -106,8 +74,17 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store() -> MemoryOutbox:
-    return MemoryOutbox()
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "db.sqlite3"
+
+
+@pytest_asyncio.fixture
+async def store(db_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(db_path)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture
@@ -116,7 +93,7 @@ def sleeps() -> list[float]:
 
 
 def make_sender(
-    store: MemoryOutbox,
+    store: Store,
     notifier: RecordingNotifier,
     clock: FakeClock,
     sleeps: list[float],
@@ -129,8 +106,8 @@ def make_sender(
     return OutboxSender(store, notifier, clock, sleep=fake_sleep, **kw)
 
 
-async def put(store: MemoryOutbox, clock: FakeClock, message: OutboundMessage) -> int:
-    item_id = await store.enqueue(message, dedupe_key=f"k{len(store.rows)}", at=clock())
+async def put(store: Store, clock: FakeClock, message: OutboundMessage) -> int:
+    item_id = await store.enqueue(message, dedupe_key=None, at=clock())
     assert item_id is not None
     return item_id
 
@@ -143,7 +120,7 @@ async def test_it_delivers_due_messages_in_order_and_marks_them_sent(store, cloc
 
     assert await sender.drain_once() == 3
     assert [m.title for m in notifier.delivered] == ["one", "two", "three"]
-    assert all(r.sent_at is not None for r in store.rows.values())
+    assert await store.outbox_counts() == (3, 0)
     assert await sender.drain_once() == 0
 
 
@@ -180,7 +157,9 @@ async def test_a_restarted_sender_neither_loses_nor_repeats(store, clock, sleeps
     assert [m.title for m in second_notifier.delivered] == ["two", "three", "four"]
 
 
-async def test_retry_after_defers_exactly_that_long_and_keeps_the_order(store, clock, sleeps):
+async def test_retry_after_defers_exactly_that_long_and_keeps_the_order(
+    store, clock, sleeps, db_path
+):
     notifier = RecordingNotifier()
     first = await put(store, clock, terminal("one"))
     await put(store, clock, terminal("two"))
@@ -188,8 +167,9 @@ async def test_retry_after_defers_exactly_that_long_and_keeps_the_order(store, c
     sender = make_sender(store, notifier, clock, sleeps)
 
     assert await sender.drain_once() == 0
-    assert store.rows[first].next_try_at == T0 + timedelta(seconds=7)
-    assert "retry after 7" in (store.rows[first].error or "")
+    assert await due_ids(store, T0 + timedelta(seconds=6.99)) == [first + 1]
+    assert await due_ids(store, T0 + timedelta(seconds=7)) == [first, first + 1]
+    assert "retry after 7" in last_error(db_path, first)
     clock.advance(6)
     assert await sender.drain_once() == 0  # "two" is due but must not overtake "one"
     assert notifier.delivered == []
@@ -205,28 +185,29 @@ async def test_transient_errors_back_off_exponentially(store, clock, sleeps):
     notifier.failures = [DeliveryError("502"), DeliveryError("502"), DeliveryError("502")]
     sender = make_sender(store, notifier, clock, sleeps)
 
-    waits = []
-    for _ in range(3):
-        before = clock()
+    for wait_s in (2.0, 4.0, 8.0):
         assert await sender.drain_once() == 0
-        waits.append((store.rows[item].next_try_at - before).total_seconds())
-        clock.now = store.rows[item].next_try_at
-    assert waits == [backoff_s(0), backoff_s(1), backoff_s(2)] == [2.0, 4.0, 8.0]
+        assert await due_ids(store, clock() + timedelta(seconds=wait_s - 0.01)) == []
+        clock.advance(wait_s)
+        assert await due_ids(store, clock()) == [item]
     assert await sender.drain_once() == 1
+    assert [backoff_s(0), backoff_s(1), backoff_s(2)] == [2.0, 4.0, 8.0]
     assert backoff_s(50) == 300.0
 
 
-async def test_a_notifier_bug_is_retried_like_a_transient_error(store, clock, sleeps):
+async def test_a_notifier_bug_is_retried_like_a_transient_error(store, clock, sleeps, db_path):
     notifier = RecordingNotifier()
     item = await put(store, clock, terminal("one"))
     notifier.failures = [RuntimeError("boom")]
     sender = make_sender(store, notifier, clock, sleeps)
 
     assert await sender.drain_once() == 0
-    assert "RuntimeError: boom" in (store.rows[item].error or "")
+    assert "RuntimeError: boom" in last_error(db_path, item)
 
 
-async def test_a_permanent_error_stays_visible_and_does_not_block_the_queue(store, clock, sleeps):
+async def test_a_permanent_error_stays_visible_and_does_not_block_the_queue(
+    store, clock, sleeps, db_path
+):
     notifier = RecordingNotifier()
     bad = await put(store, clock, terminal("bad"))
     await put(store, clock, terminal("good"))
@@ -235,10 +216,10 @@ async def test_a_permanent_error_stays_visible_and_does_not_block_the_queue(stor
 
     assert await sender.drain_once() == 1
     assert [m.title for m in notifier.delivered] == ["good"]
-    row = store.rows[bad]
-    assert row.sent_at is None
-    assert row.next_try_at == T0 + timedelta(days=1)
-    assert (row.error or "").startswith("permanent:")
+    assert await store.outbox_counts() == (1, 1)
+    assert await due_ids(store, T0 + timedelta(hours=23)) == []
+    assert await due_ids(store, T0 + timedelta(days=1)) == [bad]
+    assert last_error(db_path, bad).startswith("permanent:")
 
 
 async def test_alerts_created_together_go_out_as_one_message(store, clock, sleeps):
