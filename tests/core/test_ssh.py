@@ -184,7 +184,7 @@ async def test_a_timed_out_command_does_not_outlive_its_deadline_on_the_host(
     pid_file = tmp_path / "pid"
     code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(30)"
     with pytest.raises(TransportError, match="timed out"):
-        await (await pool.transport(sshd.target())).run([sshd.python, "-c", code], timeout_s=1)
+        await (await pool.transport(sshd.target())).run([sshd.python, "-c", code], timeout_s=2)
     await pool.close()
     assert await _until_gone(int(pid_file.read_text()))
 
