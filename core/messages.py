@@ -14,7 +14,9 @@ from core.rules import ERROR_MARKERS, Finding
 MAX_CONTEXT_LINES = 80
 MAX_LINE_CHARS = 400
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
-_METRIC = re.compile(r"loss|acc|eval|metric|f1|bleu|perplexity|'epoch'", re.IGNORECASE)
+_METRIC = re.compile(
+    r"(loss|acc\w*|eval_\w+|metric|f1|bleu|perplexity|epoch)['\"]?\s*[:=]\s*-?\d", re.IGNORECASE
+)
 
 
 def clean_line(line: str) -> str:
@@ -29,9 +31,15 @@ def clean_lines(text: str) -> list[str]:
     return [clean_line(line) for line in text.splitlines()]
 
 
-def log_context(probe: ProbeSnapshot | None, state: SupervisorState | None) -> tuple[str, ...]:
-    """The lines around the newest traceback in the new log text, else the failure excerpt of a
-    failed run, else the last lines of the attempt."""
+def log_context(
+    probe: ProbeSnapshot | None, state: SupervisorState | None, *, retry: bool = False
+) -> tuple[str, ...]:
+    """The failure excerpt of the attempt just retried, else the lines around the newest
+    traceback in the new log text, else the failure excerpt of a failed run, else the last
+    lines of the attempt."""
+    failure = state.last_failure if state else None
+    if retry and failure is not None and failure.excerpt:
+        return _trimmed(clean_lines(failure.excerpt)[-MAX_CONTEXT_LINES:])
     if probe and probe.log and probe.log.text:
         lines = clean_lines(probe.log.text)
         for index in range(len(lines) - 1, -1, -1):
@@ -42,11 +50,21 @@ def log_context(probe: ProbeSnapshot | None, state: SupervisorState | None) -> t
         if marked:
             start = max(0, marked[-1] - 20)
             return tuple(lines[start : marked[-1] + 5])
-    if state and state.status.terminal and state.last_failure and state.last_failure.excerpt:
-        return tuple(clean_lines(state.last_failure.excerpt)[-MAX_CONTEXT_LINES:])
+    if state and state.status.terminal and failure is not None and failure.excerpt:
+        return _trimmed(clean_lines(failure.excerpt)[-MAX_CONTEXT_LINES:])
     if probe:
         return tuple(clean_line(line) for line in probe.tail[-MAX_CONTEXT_LINES:])
     return ()
+
+
+def _trimmed(lines: Sequence[str]) -> tuple[str, ...]:
+    """Without the blank lines at either end."""
+    kept = list(lines)
+    while kept and not kept[0].strip():
+        kept.pop(0)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return tuple(kept)
 
 
 def alert_message(

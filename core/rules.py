@@ -135,7 +135,10 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
         findings.append(Finding("supervisor_dead", _dead_reason(state, probe)))
 
     kill: int | None = None
-    stall = _stall(state, probe, gpu_util, t)
+    # Only an attempt already seen by an earlier check can be judged silent: a fresh attempt
+    # still carries the previous attempt's last_output_at until its trainer prints.
+    seen_before = any(s.attempt == state.attempt and s.reachable for s in previous)
+    stall = _stall(state, probe, gpu_util, t) if seen_before else None
     if stall:
         if state.attempt not in memory.stall_kills and len(memory.stall_kills) < t.max_stall_kills:
             kill = state.attempt
@@ -149,7 +152,8 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
             findings.append(Finding("stall", f"{stall}; already recovered once, needs a human"))
 
     traceback = _traceback_event(probe, state)
-    if traceback and not new_attempt:
+    if traceback and not new_attempt and state.status.value != "retrying":
+        # a failed attempt the supervisor is retrying is reported once, as the retry
         findings.append(traceback)
 
     if not stall and not stale:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 Check = Callable[[str], Awaitable[float | None]]
 MIN_GRACE_S = 60.0
+WAKE_DEBOUNCE_S = 0.3  # several wakes in a burst (status, then attempt) make one check
+SKIPPED_RETRY_S = 1.0
 
 
 def job_id(run: str) -> str:
@@ -33,6 +36,9 @@ class CheckScheduler:
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._running: set[str] = set()
         self._again: set[str] = set()
+        # A DateTrigger fires once: a firing that APScheduler skips (instance still counted as
+        # running, or missed) would end the run's checks for good. Re-arm it instead.
+        self._scheduler.add_listener(self._rearm, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
     def start(self) -> None:
         self._scheduler.start()
@@ -61,7 +67,7 @@ class CheckScheduler:
         if run in self._running:
             self._again.add(run)
         else:
-            self.schedule(run, 0.0)
+            self.schedule(run, WAKE_DEBOUNCE_S)
 
     def unschedule(self, run: str) -> None:
         job = self._scheduler.get_job(job_id(run))
@@ -84,6 +90,12 @@ class CheckScheduler:
             coalesce=True,
             misfire_grace_time=3600,
         )
+
+    def _rearm(self, event: JobEvent) -> None:
+        if event.job_id.startswith("check:"):
+            run = event.job_id.removeprefix("check:")
+            log.warning("check of %s was skipped by the scheduler; re-armed", run)
+            self.schedule(run, SKIPPED_RETRY_S)
 
     async def _run_check(self, run: str) -> None:
         self._running.add(run)

@@ -98,7 +98,7 @@ class Watcher:
         )
         messages: list[tuple[str, OutboundMessage]] = []
         if plan.to_notify:
-            context = log_context(obs.probe, assessment.state)
+            context = log_context(obs.probe, assessment.state, retry=assessment.new_attempt)
             alert = alert_message(name, line, plan.to_notify, context)
             messages.append((f"{name}:alert:{now.isoformat()}", alert))
         if plan.recovered and not terminal:

@@ -1,0 +1,64 @@
+"""The outermost composition root: `sleepwatch` with the Telegram front end plugged in.
+
+core never imports bot; this module hands core's CLI a ChatFrontend that, when
+SLEEPWATCH_TELEGRAM_TOKEN is set, builds the aiogram Bot and Dispatcher and runs long polling in
+the same event loop as the scheduler."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+
+from core.cli import main as core_main
+from core.config import Config, Secrets
+from core.ports import Notifier
+from core.runtime import utc_now
+from core.service import Service
+
+
+class TelegramFrontend:
+    def __init__(self) -> None:
+        self._bot: object | None = None
+        self._chat_ids: list[int] = []
+
+    async def open(
+        self, config: Config, secrets: Secrets, stack: AsyncExitStack
+    ) -> Notifier | None:
+        if secrets.telegram_token is None:
+            return None
+        from bot.telegram import TelegramNotifier, build_bot
+
+        bot = build_bot(secrets.telegram_token, config.telegram.api_base)
+        stack.push_async_callback(bot.session.close)
+        self._bot = bot
+        self._chat_ids = list(config.telegram.chat_ids)
+        return TelegramNotifier(bot, self._chat_ids)
+
+    async def run(self, service: Service) -> None:
+        from aiogram import Bot
+
+        from bot.summary import enqueue_morning_summary
+        from bot.telegram import build_dispatcher, register_commands, start_polling_resilient
+
+        bot = self._bot
+        assert isinstance(bot, Bot)
+        config = service.config
+        hour, minute = (int(part) for part in config.telegram.summary_time.split(":"))
+
+        async def morning() -> None:
+            await enqueue_morning_summary(service.control, service.store, utc_now())
+            service.watcher.wake_outbox()
+
+        service.scheduler.add_cron(morning, hour, minute, config.telegram.timezone)
+        dispatcher = build_dispatcher(service.control, service.store, self._chat_ids, utc_now)
+        await register_commands(bot)
+        await start_polling_resilient(bot, dispatcher)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return core_main(argv, frontend=TelegramFrontend())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""`sleepwatch` command line. The outer composition root (bot/app.py) passes the chat front
+end in; without one (or without a token) the console notifier is used."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.config import Config, Secrets, load_config
+from core.console import ConsoleNotifier
+from core.durations import parse_duration
+from core.errors import SleepwatchError
+from core.launch import launch, plan_launch
+from core.ports import Notifier
+from core.runtime import ChatFrontend, configure_logging, heartbeat_path, open_engine, utc_now
+from core.service import Service
+
+DEFAULT_CONFIG = "sleepwatch.toml"
+HEALTHY_WITHIN_S = 120.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sleepwatch", description=__doc__)
+    parser.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG))
+    parser.add_argument("--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="watch every live run, alert, take chat commands")
+    for name, text in (
+        ("check", "one check now; prints the status line"),
+        ("gate", "run the run-first gate against the instance"),
+        ("kill", "stop the run (no retry)"),
+        ("teardown", "destroy the run's instance now"),
+    ):
+        sub.add_parser(name, help=text).add_argument("run")
+    launch_cmd = sub.add_parser("launch", help="gate, upload and start the supervisor")
+    launch_cmd.add_argument("run")
+    launch_cmd.add_argument("--force", action="store_true", help="launch even if the gate fails")
+    sub.add_parser("runs", help="one status line per run")
+    extend = sub.add_parser("extend", help="push the run's deadline")
+    extend.add_argument("run")
+    extend.add_argument("duration", help="e.g. 90m, 2h, 1h30m, 1d")
+    sub.add_parser("health", help="exit 0 while a serve loop is alive (container HEALTHCHECK)")
+    demo = sub.add_parser("demo", help="the whole promise on this machine, no accounts")
+    demo.add_argument(
+        "--scenario",
+        default="oom",
+        choices=["oom", "crash", "stall", "missing-module", "healthy"],
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, frontend: ChatFrontend | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        if args.command == "demo":
+            from core.demo import run_demo
+
+            return asyncio.run(run_demo(args.scenario))
+        config = (
+            load_config(args.config)
+            if args.command != "health" or args.config.exists()
+            else Config()
+        )
+        if args.command == "health":
+            return health(config, utc_now())
+        return asyncio.run(dispatch(args, config, Secrets(), frontend))
+    except SleepwatchError as exc:
+        print(f"sleepwatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def health(config: Config, now: datetime) -> int:
+    path = heartbeat_path(config)
+    try:
+        beat = datetime.fromisoformat(path.read_text().strip())
+    except (OSError, ValueError):
+        print(f"unhealthy: no heartbeat at {path}", file=sys.stderr)
+        return 1
+    age = (now - beat.astimezone(UTC)).total_seconds()
+    if age > HEALTHY_WITHIN_S:
+        print(f"unhealthy: last heartbeat {age:.0f}s ago", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def dispatch(
+    args: argparse.Namespace, config: Config, secrets: Secrets, frontend: ChatFrontend | None
+) -> int:
+    async with AsyncExitStack() as stack:
+        engine = await open_engine(config, secrets, stack)
+        notifier: Notifier | None = (
+            await frontend.open(config, secrets, stack) if frontend else None
+        )
+        if args.command == "serve" and notifier is None:
+            print("sleepwatch: no SLEEPWATCH_TELEGRAM_TOKEN: alerts go to this console", flush=True)
+        service = Service(
+            config,
+            engine.store,
+            notifier or ConsoleNotifier(),
+            engine.provider,
+            engine.transport_for,
+            utc_now,
+            heartbeat_file=heartbeat_path(config),
+        )
+        if args.command == "serve":
+            return await serve(service, frontend if notifier else None)
+        control = service.control
+        now = utc_now()
+        if args.command == "runs":
+            for view in await control.list_runs(now):
+                cost = f" ${view.cost_usd:.2f}" if view.cost_usd is not None else ""
+                print(f"{view.status_line}{cost}")
+            return 0
+        if args.command in ("launch", "gate"):
+            return await launch_or_gate(args, config, service, engine.provider)
+        name = await control.resolve(args.run)
+        if args.command == "check":
+            interval = await service.watcher.check(name)
+            await service.sender.drain_once()
+            print(f"next check in {interval:.0f}s" if interval else "no further checks")
+            return 0
+        if args.command == "kill":
+            print(await control.kill(name))
+        elif args.command == "teardown":
+            print(await control.teardown(name))
+            await service.sender.drain_once()
+        elif args.command == "extend":
+            deadline = await control.extend(name, parse_duration(args.duration), now)
+            print(f"{name}: deadline now {deadline:%Y-%m-%d %H:%M} UTC")
+        return 0
+
+
+async def launch_or_gate(
+    args: argparse.Namespace, config: Config, service: Service, provider: object
+) -> int:
+    run = config.run(args.run)
+    plan = await plan_launch(run, config, service.watcher.provider, utc_now)
+    if plan.gate is not None:
+        print(plan.gate.render())
+    elif args.command == "gate":
+        print(f"{run.name}: no [runs.gate] section or no instance_id: nothing to check")
+    if args.command == "gate":
+        return 0 if plan.gate is None or plan.gate.passed else 1
+    record = await launch(
+        plan,
+        run,
+        config,
+        service.store,
+        service.watcher.transport_for(plan.record),
+        service.watcher.provider,
+        force=args.force,
+    )
+    print(f"{record.name}: supervisor started in {record.run_dir}; `sleepwatch serve` watches it")
+    return 0
+
+
+async def serve(service: Service, frontend: ChatFrontend | None) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    chat = asyncio.create_task(frontend.run(service)) if frontend else None
+    try:
+        await stop.wait()
+    finally:
+        if chat is not None:
+            chat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await chat
+        await service.stop()
+    return 0

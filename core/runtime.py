@@ -1,0 +1,100 @@
+"""The composition root's building blocks: store, SSH pool, provider and the transport choice,
+all opened once and closed by one AsyncExitStack."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from core.config import Config, Secrets
+from core.local import LocalTransport
+from core.models import RunRecord
+from core.ports import Notifier, Provider, Transport
+from core.providers import VastProvider
+from core.service import Service
+from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
+from core.store import Store
+
+DB_NAME = "sleepwatch.sqlite3"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChatFrontend(Protocol):
+    """A chat front end (Telegram) plugged in by the outer composition root (bot/app.py)."""
+
+    async def open(
+        self, config: Config, secrets: Secrets, stack: AsyncExitStack
+    ) -> Notifier | None:
+        """The notifier to use, or None when this front end is not configured."""
+        ...
+
+    async def run(self, service: Service) -> None:
+        """Serve the chat (commands through service.control) until cancelled."""
+        ...
+
+
+@dataclass
+class Engine:
+    config: Config
+    secrets: Secrets
+    store: Store
+    pool: SshPool
+    provider: Provider | None
+    local: LocalTransport
+    ssh_options: SshOptions
+
+    def transport_for(self, record: RunRecord) -> Transport:
+        run = next((r for r in self.config.runs if r.name == record.name), None)
+        if (run is not None and run.local) or record.ssh_host is None:
+            return self.local
+        target = SshTarget(
+            host=record.ssh_host,
+            port=record.ssh_port or 22,
+            user=record.ssh_user or "root",
+            key_path=run.key.expanduser() if run is not None and run.key else None,
+        )
+        return SshTransport(self.pool, target, self.ssh_options)
+
+
+async def open_engine(config: Config, secrets: Secrets, stack: AsyncExitStack) -> Engine:
+    state_dir = config.watcher.resolved_state_dir()
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = await Store.open(state_dir / DB_NAME)
+    stack.push_async_callback(store.close)
+    options = SshOptions(
+        connect_timeout_s=config.ssh.connect_timeout,
+        keepalive_interval_s=config.ssh.keepalive,
+        max_channels=config.ssh.max_channels,
+    )
+    pool = SshPool(
+        state_dir / "known_hosts",
+        known_hosts=config.ssh.known_hosts.expanduser() if config.ssh.known_hosts else None,
+        options=options,
+    )
+    stack.push_async_callback(pool.close)
+    provider: Provider | None = None
+    if secrets.vast_api_key is not None:
+        vast = VastProvider(config.vast.api_base, secrets.vast_api_key)
+        stack.push_async_callback(vast.close)
+        provider = vast
+    return Engine(config, secrets, store, pool, provider, LocalTransport(), options)
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def heartbeat_path(config: Config) -> Path:
+    return config.watcher.resolved_state_dir() / "service.heartbeat"
