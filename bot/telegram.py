@@ -128,15 +128,17 @@ async def _sleep_unless_stopped(sleep: Sleep, delay_s: float, stop: asyncio.Even
 async def start_polling_resilient(
     bot: Bot,
     dp: Dispatcher,
-    stop: asyncio.Event,
+    stop: asyncio.Event | None = None,
     sleep: Sleep = asyncio.sleep,
     *,
     first_delay_s: float = 1.0,
     max_delay_s: float = 60.0,
     polling_timeout_s: int = 25,
 ) -> None:
-    """Poll until `stop` is set. While Telegram cannot be reached (at start-up or later), retry
-    with a doubling delay; nothing else waits on this, so the watcher keeps watching."""
+    """Poll until `stop` is set (or the task is cancelled). While Telegram cannot be reached,
+    at start-up or later, retry with a doubling delay; nothing else waits on this, so the
+    watcher keeps watching. Deletes any webhook and registers the commands each (re)start."""
+    stop = stop if stop is not None else asyncio.Event()
     delay_s = first_delay_s
     while not stop.is_set():
         try:
@@ -163,15 +165,16 @@ async def _poll_until_stopped(
         )
     )
     stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({polling, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if stopper.done():
-        with contextlib.suppress(RuntimeError):  # polling had not started yet
-            await dp.stop_polling()
-        polling.cancel()
-        await asyncio.gather(polling, return_exceptions=True)
+    try:
+        await asyncio.wait({polling, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not polling.done():
+            with contextlib.suppress(RuntimeError):  # polling had not started yet
+                await dp.stop_polling()
+            polling.cancel()
+        stopper.cancel()
+        await asyncio.gather(polling, stopper, return_exceptions=True)
+    if stop.is_set():
         return True
-    stopper.cancel()
-    await asyncio.gather(stopper, return_exceptions=True)
-    if polling.exception() is not None:
-        log.warning("telegram polling ended: %s", polling.exception())
+    log.warning("telegram polling ended: %s", polling.exception())
     return False

@@ -58,3 +58,14 @@ async def test_stop_ends_the_retry_loop_while_telegram_is_down(dp, bot, fake_tel
     await asyncio.wait_for(polling, 5)
 
     assert fake_telegram.methods() == ["deleteWebhook"]
+
+
+async def test_cancelling_the_task_stops_polling_cleanly(dp, bot, fake_telegram):
+    polling = asyncio.create_task(start_polling_resilient(bot, dp))
+    await wait_for(lambda: "getUpdates" in fake_telegram.methods())
+
+    polling.cancel()
+    await asyncio.gather(polling, return_exceptions=True)
+
+    assert polling.cancelled()
+    assert not dp._running_lock.locked()  # aiogram's "is polling" flag
