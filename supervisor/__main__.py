@@ -6,9 +6,10 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from .config import Config, ConfigError, load_config
+if TYPE_CHECKING:
+    from .config import Config
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_OWNER = 0, 1, 2, 3
 
@@ -53,7 +54,9 @@ def _print(doc: Dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _config(path: str) -> Optional[Config]:
+def _config(path: str) -> Optional["Config"]:
+    from .config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Tuple
 
 from .fsutil import read_json, write_json_atomic
-from .state import TERMINAL
+from .statefile import ACK_FILE, TERMINAL
 
-ACK_FILE = "watcher_ack.json"
 REPORT_FILE = "deadman.json"
 PROC1_ENVIRON = "/proc/1/environ"
 
@@ -113,6 +110,9 @@ def destroy_instance(
     timeout_s: float = 30.0,
 ) -> DestroyResult:
     """DELETE the instance; retry 429 and 5xx (and network errors) with doubling backoff."""
+    import urllib.error  # imported here: urllib costs `probe` start-up time it never needs
+    import urllib.request
+
     url = "%s/api/v0/instances/%s/" % (api_base.rstrip("/"), instance_id)
     status: Optional[int] = None
     message = ""

@@ -6,11 +6,10 @@ import os
 import re
 from typing import Any, Callable, Dict, List, Optional
 
-from .deadman import ACK_FILE
 from .fsutil import disk_free_mb, write_json_atomic
 from .gpu import read_gpus
 from .logread import attempt_log, read_chunk, tail_lines
-from .state import read_state
+from .statefile import ACK_FILE, read_state
 from .timeutil import iso_z, utcnow
 
 PROBE_VERSION = 1

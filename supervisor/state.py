@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from .fsutil import write_json_atomic
+from .statefile import SCHEMA, STATE_FILE, TERMINAL
 from .timeutil import iso_z
-
-SCHEMA = 1
-TERMINAL = ("done", "failed", "stopped")
-STATE_FILE = "state.json"
 
 
 @dataclass
@@ -79,24 +75,3 @@ class StateFile:
 
     def write(self, state: RunState) -> None:
         write_json_atomic(self.path, state.to_json())
-
-
-def read_state(run_dir: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
-    """(state, None) or (None, a sentence saying why there is no usable state)."""
-    path = os.path.join(run_dir, STATE_FILE)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        return None, "state.json missing: no supervisor has written state in %s" % run_dir
-    except OSError as exc:
-        return None, "state.json unreadable: %s" % exc.strerror
-    if not raw.strip():
-        return None, "state.json is empty (truncated)"
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, "state.json is not valid JSON: %s" % exc
-    if not isinstance(doc, dict):
-        return None, "state.json holds a %s, not an object" % type(doc).__name__
-    return doc, None

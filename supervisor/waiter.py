@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from .logread import attempt_log
-from .state import STATE_FILE, read_state
+from .statefile import STATE_FILE, read_state
 
 POLL_S = 0.5
 
