@@ -34,6 +34,7 @@ class Memory:
     launched_at: datetime
     samples: tuple[Sample, ...] = ()
     attempt_seen: int = 0
+    attempt_seen_at: datetime | None = None  # probe time of the first check that saw it
     baseline_throughput: float | None = None
     unreachable_streak: int = 0
     heartbeat_stale_streak: int = 0
@@ -47,6 +48,7 @@ class Memory:
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["launched_at"] = self.launched_at.isoformat()
+        doc["attempt_seen_at"] = _iso(self.attempt_seen_at)
         doc["samples"] = [_sample_to_json(s) for s in self.samples]
         doc["cadence"] = {
             "phase": self.cadence.phase.value,
@@ -63,6 +65,7 @@ class Memory:
             launched_at=datetime.fromisoformat(doc["launched_at"]),
             samples=tuple(_sample_from_json(s) for s in doc.get("samples", ())),
             attempt_seen=int(doc.get("attempt_seen", 0)),
+            attempt_seen_at=_parse(doc.get("attempt_seen_at")),
             baseline_throughput=doc.get("baseline_throughput"),
             unreachable_streak=int(doc.get("unreachable_streak", 0)),
             heartbeat_stale_streak=int(doc.get("heartbeat_stale_streak", 0)),
@@ -79,19 +82,26 @@ class Memory:
 def _sample_to_json(sample: Sample) -> dict[str, Any]:
     doc = asdict(sample)
     doc["at"] = sample.at.isoformat()
-    doc["last_output_at"] = sample.last_output_at.isoformat() if sample.last_output_at else None
+    doc["last_output_at"] = _iso(sample.last_output_at)
     return doc
 
 
 def _sample_from_json(doc: dict[str, Any]) -> Sample:
-    last_output = doc.get("last_output_at")
     return Sample(
         at=datetime.fromisoformat(doc["at"]),
         reachable=bool(doc["reachable"]),
         status=doc.get("status"),
         attempt=int(doc.get("attempt", 0)),
         step=doc.get("step"),
-        last_output_at=datetime.fromisoformat(last_output) if last_output else None,
+        last_output_at=_parse(doc.get("last_output_at")),
         gpu_util_pct=doc.get("gpu_util_pct"),
         throughput=doc.get("throughput"),
     )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

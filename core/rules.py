@@ -85,7 +85,7 @@ class Assessment:
 
 
 ERROR_MARKERS = re.compile(
-    r"^Traceback \(most recent call last\)|^\w*(Error|Exception): |CUDA error|"
+    r"Traceback \(most recent call last\)|^[\w.]*(Error|Exception): |CUDA error|"
     r"Segmentation fault|core dumped|NCCL (error|WARN .*timeout)",
     re.MULTILINE,
 )
@@ -122,10 +122,12 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
         return _finish(memory, (event,), policy, state, terminal=True)
 
     findings: list[Finding] = []
-    new_attempt = state.attempt > memory.attempt_seen and memory.attempt_seen > 0
+    # Attempt 2+ at the very first check is a retry too (a missing module fails in seconds).
+    new_attempt = state.attempt > max(memory.attempt_seen, 1)
     if new_attempt:
         findings.append(_retry_event(state))
-    memory = replace(memory, attempt_seen=max(memory.attempt_seen, state.attempt))
+    if state.attempt > memory.attempt_seen:
+        memory = replace(memory, attempt_seen=state.attempt, attempt_seen_at=probe.at)
 
     stale = _heartbeat_stale(state, probe, t)
     memory = replace(
@@ -138,7 +140,7 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
     # Only an attempt already seen by an earlier check can be judged silent: a fresh attempt
     # still carries the previous attempt's last_output_at until its trainer prints.
     seen_before = any(s.attempt == state.attempt and s.reachable for s in previous)
-    stall = _stall(state, probe, gpu_util, t) if seen_before else None
+    stall = _stall(state, probe, gpu_util, _silent_since(state, memory), t) if seen_before else None
     if stall:
         if state.attempt not in memory.stall_kills and len(memory.stall_kills) < t.max_stall_kills:
             kill = state.attempt
@@ -236,12 +238,27 @@ def _dead_reason(state: SupervisorState, probe: ProbeSnapshot) -> str:
     return f"supervisor dead: no heartbeat for {age:.0f}s (pid {state.pid})"
 
 
+def _silent_since(state: SupervisorState, memory: Memory) -> datetime | None:
+    """When this attempt's trainer last printed. The supervisor keeps the previous attempt's
+    last_output_at until the new trainer prints, so for a retry the moment this watcher first
+    saw the attempt is a floor: it can under-count silence by one check, never invent it."""
+    spoke = state.last_output_at or state.started_at
+    retry_seen = state.attempt > 1 and memory.attempt_seen == state.attempt
+    first_seen = memory.attempt_seen_at if retry_seen else None
+    moments = [m for m in (spoke, first_seen) if m is not None]
+    return max(moments) if moments else None
+
+
 def _stall(
-    state: SupervisorState, probe: ProbeSnapshot, gpu_util: float | None, t: Thresholds
+    state: SupervisorState,
+    probe: ProbeSnapshot,
+    gpu_util: float | None,
+    since: datetime | None,
+    t: Thresholds,
 ) -> str | None:
     if state.status.value != "running":
         return None
-    age = _age_s(probe.at, state.last_output_at or state.started_at)
+    age = _age_s(probe.at, since)
     if age is None or age < t.stall_after_s:
         return None
     if gpu_util is not None and gpu_util >= t.gpu_low_pct:
@@ -307,7 +324,7 @@ def _stale_output(
     memory: Memory,
     t: Thresholds,
 ) -> Finding | None:
-    age = _age_s(probe.at, state.last_output_at or state.started_at)
+    age = _age_s(probe.at, _silent_since(state, memory))
     if state.status.value != "running" or age is None or age < t.soft_hold_s:
         return None
     same = [s for s in previous[-1:] if s.attempt == sample.attempt and s.step == sample.step]

@@ -40,11 +40,15 @@ def gpu(
     }
 
 
-def fix(attempt: int, kind: str, action: str, *, ok: bool = True, when: datetime = T0) -> dict[str, Any]:
+def fix(
+    attempt: int, kind: str, action: str, *, ok: bool = True, when: datetime = T0
+) -> dict[str, Any]:
     return {"attempt": attempt, "kind": kind, "action": action, "ok": ok, "at": iso(when)}
 
 
-def failure(attempt: int, kind: str, exit_code: int | None = 1, excerpt: str = "") -> dict[str, Any]:
+def failure(
+    attempt: int, kind: str, exit_code: int | None = 1, excerpt: str = ""
+) -> dict[str, Any]:
     return {"attempt": attempt, "kind": kind, "exit_code": exit_code, "excerpt": excerpt}
 
 

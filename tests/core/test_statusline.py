@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from core.protocol import GpuReading
 from core.statusline import format_mem, format_step, status_line
 from tests.core.builders import RUN, fix, gpu, make_state
 
-NOW = datetime(2026, 11, 28, 3, 12, 9, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 3, 12, 9, tzinfo=UTC)
 
 
 def test_it_matches_the_contract_example() -> None:
