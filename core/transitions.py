@@ -15,6 +15,10 @@ from core.models import OpenAlert
 from core.rules import Finding
 
 SOFT_CONDITIONS = frozenset({"stale_output", "low_gpu", "slow"})
+# Judged from the run's state: a check that could not read the state says nothing about them,
+# so it must not close them (no news is not a recovery, and a re-open would alert twice).
+NEEDS_STATE = SOFT_CONDITIONS | {"supervisor_dead", "stall", "invalid_state"}
+BLIND_CONDITIONS = frozenset({"unreachable", "host_key", "invalid_state"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +46,14 @@ def plan_alerts(
     resend_after_s: float,
     muted_until: datetime | None = None,
     terminal: bool = False,
+    observed: bool = True,
 ) -> AlertPlan:
+    """`observed` is False when this check saw no state (host unreachable, state unreadable)
+    even before that became a condition of its own."""
     muted = is_muted(muted_until, now)
     events = tuple(f for f in findings if f.event)
     active = {f.key: f for f in findings if not f.event}
+    blind = not observed or not BLIND_CONDITIONS.isdisjoint(active)
     if terminal:
         return AlertPlan(resolved=tuple(open_alerts), events=events)
     opened: list[Finding] = []
@@ -61,7 +69,11 @@ def plan_alerts(
         if not silenced and (now - last).total_seconds() >= resend_after_s:
             resent.append(finding)
     resolved = [
-        key for key in open_alerts if key not in active and not (muted and key in SOFT_CONDITIONS)
+        key
+        for key in open_alerts
+        if key not in active
+        and not (muted and key in SOFT_CONDITIONS)
+        and not (blind and key in NEEDS_STATE)
     ]
     return AlertPlan(
         opened=tuple(opened),
