@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from zoneinfo import ZoneInfo
 
 from core.cli import main as core_main
 from core.config import Config, Secrets
@@ -39,7 +40,7 @@ class TelegramFrontend:
         from aiogram import Bot
 
         from bot.summary import enqueue_morning_summary
-        from bot.telegram import build_dispatcher, register_commands, start_polling_resilient
+        from bot.telegram import build_dispatcher, start_polling_resilient
 
         bot = self._bot
         assert isinstance(bot, Bot)
@@ -47,12 +48,13 @@ class TelegramFrontend:
         hour, minute = (int(part) for part in config.telegram.summary_time.split(":"))
 
         async def morning() -> None:
-            await enqueue_morning_summary(service.control, service.store, utc_now())
+            zone = ZoneInfo(config.telegram.timezone)
+            await enqueue_morning_summary(service.control, service.store, utc_now(), tz=zone)
             service.watcher.wake_outbox()
 
         service.scheduler.add_cron(morning, hour, minute, config.telegram.timezone)
         dispatcher = build_dispatcher(service.control, service.store, self._chat_ids, utc_now)
-        await register_commands(bot)
+        # registers the commands itself, retrying while Telegram is unreachable
         await start_polling_resilient(bot, dispatcher)
 
 

@@ -131,6 +131,7 @@ async def run_demo(scenario: str, *, out: TextIO | None = None, workdir: Path | 
             utc_now,
             emit=emit,
             min_gap_s=0.0,
+            hold_s=0.0,
         )
         stack.push_async_callback(service.stop)
         plan = await plan_launch(run, config, None, utc_now)

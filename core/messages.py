@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
+from core.console import clean_line as console_clean_line
 from core.durations import format_duration
 from core.models import MessageKind, OutboundMessage
 from core.protocol import Failure, FailureKind, ProbeSnapshot, SupervisorState
@@ -13,18 +14,14 @@ from core.rules import ERROR_MARKERS, Finding
 
 MAX_CONTEXT_LINES = 80
 MAX_LINE_CHARS = 400
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 _METRIC = re.compile(
     r"(loss|acc\w*|eval_\w+|metric|f1|bleu|perplexity|epoch)['\"]?\s*[:=]\s*-?\d", re.IGNORECASE
 )
 
 
 def clean_line(line: str) -> str:
-    """One printable line: the last carriage-return redraw, no ANSI escapes or control bytes."""
-    line = line.split("\r")[-1]
-    line = _ANSI.sub("", line)
-    line = "".join(ch for ch in line if ch == "\t" or ch.isprintable())
-    return line[:MAX_LINE_CHARS]
+    """One printable line (see core.console.clean_line), cut to MAX_LINE_CHARS."""
+    return console_clean_line(line)[:MAX_LINE_CHARS]
 
 
 def clean_lines(text: str) -> list[str]:

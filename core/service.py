@@ -37,6 +37,7 @@ class Service:
         *,
         emit: Callable[[str], None] = print,
         min_gap_s: float = 1.0,
+        hold_s: float = 3.0,
         heartbeat_file: Path | None = None,
     ) -> None:
         self.config = config
@@ -56,7 +57,9 @@ class Service:
         )
         self.scheduler = CheckScheduler(self.check, clock)
         self.control = WatcherControl(store, self.watcher, clock, self.scheduler)
-        self.sender = OutboxSender(store, notifier, clock, min_gap_s=min_gap_s)
+        self.sender = OutboxSender(
+            store, notifier, clock, min_gap_s=min_gap_s, coalesce_s=3.0, hold_s=hold_s
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self.finished: dict[str, asyncio.Event] = {}

@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--marker-dir", default=".")
     args = parser.parse_args()
     if args.scenario == "missing-module":
-        import sleepwatch_demo_dep  # noqa: F401  (installed by the supervisor's pip fix)
+        import sleepwatch_demo_dep  # type: ignore[import-not-found]  # noqa: F401  (pip fix installs it)
     stall_marker = os.path.join(args.marker_dir, "stalled-once")
     loss = 2.5
     for step in range(1, args.steps + 1):

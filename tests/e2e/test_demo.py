@@ -1,0 +1,87 @@
+"""`sleepwatch demo`: each scenario really runs a supervisor and a trainer on this machine; its
+output and exit code are what a newcomer and a script see."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.demo import run_demo
+
+STATUS_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (starting|running|retrying|done|failed|stopped) "
+    r"\d+/\d+ (\d+/\d+|\d+|-) (\d+%|-) (\S+G|-) \S+ demo-[\w-]+$"
+)
+
+
+async def scenario_output(name: str, tmp_path: Path) -> tuple[int, str, list[str]]:
+    out = io.StringIO()
+    code = await run_demo(name, out=out, workdir=tmp_path)
+    text = out.getvalue()
+    lines = [line for line in text.splitlines() if STATUS_LINE.match(line)]
+    return code, text, lines
+
+
+def kinds(text: str) -> list[str]:
+    return re.findall(r"^\[(alert|terminal|recovery|info)\]", text, re.MULTILINE)
+
+
+async def test_default_scenario_shows_oom_fix_retry_and_done(tmp_path: Path) -> None:
+    code, text, lines = await scenario_output("oom", tmp_path)
+    assert code == 0
+    assert lines and lines[-1].split()[1] == "done"
+    assert "attempt 2/3 started after oom" in text
+    assert "eval_batch_size 64 -> 32" in text
+    assert "torch.OutOfMemoryError: CUDA out of memory" in text
+    assert kinds(text) == ["alert", "terminal"]
+    assert "fixes: oom (ok)" in text
+    assert "the policy would destroy it" in text
+    assert any(" oom demo-oom" in line for line in lines)  # the fix column
+
+
+async def test_crash_scenario_fails_and_names_the_root_cause(tmp_path: Path) -> None:
+    code, text, lines = await scenario_output("crash", tmp_path)
+    assert code == 1
+    assert lines[-1].split()[1] == "failed"
+    assert "root cause: error (exit 1)" in text
+    assert "next change:" in text
+    assert "RuntimeError: loss is NaN at step 8" in text
+    assert kinds(text)[-1] == "terminal"
+
+
+async def test_stall_scenario_kills_once_then_completes(tmp_path: Path) -> None:
+    code, text, lines = await scenario_output("stall", tmp_path)
+    assert code == 0
+    assert text.count("killing attempt to retry") == 1
+    assert "attempt 2/3 started after killed" in text
+    assert "needs a human" not in text
+    assert lines[-1].split()[1] == "done"
+
+
+async def test_missing_module_scenario_installs_the_wheel_and_completes(tmp_path: Path) -> None:
+    code, text, _ = await scenario_output("missing-module", tmp_path)
+    assert code == 0
+    assert "pip install sleepwatch-demo-dep (ok)" in text
+    assert "fixes: missing_module (ok)" in text
+
+
+async def test_healthy_scenario_is_silent_until_the_one_terminal_message(tmp_path: Path) -> None:
+    code, text, lines = await scenario_output("healthy", tmp_path)
+    assert code == 0
+    assert kinds(text) == ["terminal"]
+    assert len(lines) >= 2  # one status line per check
+
+
+@pytest.mark.slow
+def test_cli_demo_exits_with_the_scenario_code(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("sleepwatch")
+    result = subprocess.run(
+        [str(exe), "demo", "--scenario", "crash"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "root cause" in result.stdout
