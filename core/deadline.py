@@ -4,7 +4,7 @@ teardown once the grace after it has passed (unless /extend moved the deadline).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from core.durations import format_duration
 from core.rules import Finding
@@ -25,7 +25,7 @@ def judge_deadline(
     if deadline_at is None:
         return DeadlineVerdict(warned=warned)
     left_s = (deadline_at - now).total_seconds()
-    stamp = deadline_at.strftime("%Y-%m-%dT%H:%MZ")
+    stamp = deadline_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
     if left_s > WARN_BEFORE_S:
         return DeadlineVerdict(warned=False)
     if left_s > 0:
