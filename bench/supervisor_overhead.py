@@ -61,11 +61,17 @@ def _state(run_dir: Path) -> dict[str, Any] | None:
 def measure_cpu_share(seconds: float, work: Path) -> dict[str, Any]:
     (work / "chatty.py").write_text(CHATTY_TRAINER)
     run_dir = work / "run"
-    config = {"run": "bench", "run_dir": str(run_dir),
-              "command": f"{sys.executable} {work / 'chatty.py'} {seconds}"}  # fmt: skip
+    config = {
+        "run": "bench",
+        "run_dir": str(run_dir),
+        "command": f"{sys.executable} {work / 'chatty.py'} {seconds}",
+    }
     (work / "RUN.json").write_text(json.dumps(config))
-    proc = subprocess.Popen([sys.executable, "-m", "supervisor", "run", "--config",
-                             str(work / "RUN.json")], cwd=ROOT, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor", "run", "--config", str(work / "RUN.json")],
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
     while not ((state := _state(run_dir)) and state.get("trainer_pid")):
         time.sleep(0.05)
     guard = state["trainer_pid"]
@@ -108,8 +114,18 @@ def measure_probe(work: Path, repeat: int) -> dict[str, Any]:
     state = {"schema": 1, "run": "bench", "status": "running", "attempt": 1, "max_attempts": 3}
     (run_dir / "state.json").write_text(json.dumps(state))
     try:
-        probe = [sys.executable, "-m", "supervisor", "probe", "--run-dir", str(run_dir),
-                 "--attempt", "1", "--offset", "0"]  # fmt: skip
+        probe = [
+            sys.executable,
+            "-m",
+            "supervisor",
+            "probe",
+            "--run-dir",
+            str(run_dir),
+            "--attempt",
+            "1",
+            "--offset",
+            "0",
+        ]
         tail = ["tail", "-c", "65536", str(log)]
         small = work / "small"
         (small / "attempts").mkdir(parents=True)
@@ -132,9 +148,10 @@ def measure_probe(work: Path, repeat: int) -> dict[str, Any]:
         size = log.stat().st_size
     finally:
         shutil.rmtree(run_dir)
-    med = {k: statistics.median(v) for k, v in
-           (("probe", probe_s), ("small", small_s), ("tail", tail_s),
-            ("python", python_s))}  # fmt: skip
+    med = {
+        k: statistics.median(v)
+        for k, v in (("probe", probe_s), ("small", small_s), ("tail", tail_s), ("python", python_s))
+    }
     return {
         "log_bytes": size,
         "probe_cli_ms": round(1000 * med["probe"], 2),
@@ -161,7 +178,7 @@ def main(quick: bool = False) -> dict[str, Any]:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
-        },  # fmt: skip
+        },
         "cpu": cpu,
         "probe": probe,
     }

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from .config import Deadman
 from .fsutil import read_json, write_json_atomic
 from .statefile import ACK_FILE, TERMINAL
+from .timeutil import iso_z
 
 REPORT_FILE = "deadman.json"
 PROC1_ENVIRON = "/proc/1/environ"
@@ -137,3 +139,100 @@ def destroy_instance(
 
 def write_report(run_dir: str, report: dict) -> None:
     write_json_atomic(os.path.join(run_dir, REPORT_FILE), report)
+
+
+class DeadManSwitch:
+    """The switch as the supervisor holds it: armed at construction, fires at most once."""
+
+    def __init__(
+        self,
+        cfg: Deadman,
+        run_dir: str,
+        environ: Mapping[str, str],
+        proc_environ: str,
+        log: Callable[[str], None],
+        clock: Callable[[], Any],
+    ) -> None:
+        self.cfg, self.run_dir, self.environ, self.proc_environ = (
+            cfg,
+            run_dir,
+            environ,
+            proc_environ,
+        )
+        self.log, self.clock = log, clock
+        self.ack = AckWatch(run_dir)
+        self.armed_at = time.monotonic()
+        self.fired = False
+
+    def _due(self, now: float, terminal_at: Optional[float]) -> Optional[str]:
+        return due(
+            now,
+            self.armed_at,
+            terminal_at,
+            self.ack.last_ack_at,
+            self.ack.terminal_acked,
+            self.cfg.ack_timeout_s,
+            self.cfg.watcher_silence_s,
+        )
+
+    def fired_while_live(self, now: float) -> bool:
+        """Checked every tick while the run is live; True when it has just fired."""
+        if not self.cfg.enabled or self.fired:
+            return False
+        self.ack.poll(now)
+        reason = self._due(now, None)
+        if reason is not None:
+            self.fire(reason)
+        return reason is not None
+
+    def wait_after_end(self, tick: Callable[[], None], interrupted: Callable[[], bool]) -> None:
+        """After a terminal state: return on a terminal ack, on firing, or when interrupted."""
+        if not self.cfg.enabled or self.fired:
+            return
+        terminal_at = time.monotonic()
+        self.log("waiting for a watcher to acknowledge the terminal state")
+        while not interrupted():
+            now = time.monotonic()
+            self.ack.poll(now)
+            if self.ack.terminal_acked:
+                self.log("a watcher acknowledged the terminal state; dead-man switch disarmed")
+                write_report(
+                    self.run_dir,
+                    {
+                        "fired": False,
+                        "at": iso_z(self.clock()),
+                        "reason": "watcher acknowledged %s" % self.ack.last_status,
+                    },
+                )
+                return
+            reason = self._due(now, terminal_at)
+            if reason is not None:
+                self.fire(reason)
+                return
+            tick()
+        self.log("SIGTERM while the dead-man switch was armed: exiting without firing")
+
+    def fire(self, reason: str) -> None:
+        self.fired = True
+        self.log("dead-man switch fires: %s" % reason)
+        instance_id, key = credentials(self.environ, self.proc_environ)
+        report: Dict[str, Any] = {
+            "fired": True,
+            "reason": reason,
+            "at": iso_z(self.clock()),
+            "instance_id": instance_id,
+        }
+        if not instance_id or not key:
+            report.update(ok=False, message="CONTAINER_ID or CONTAINER_API_KEY not found")
+        else:
+            result = destroy_instance(
+                self.cfg.api_base, instance_id, key, self.cfg.retries, self.cfg.retry_backoff_s
+            )
+            report.update(
+                ok=result.ok,
+                http_status=result.http_status,
+                tries=result.tries,
+                message=result.message,
+            )
+        self.log("dead-man switch: %s" % report["message"])
+        write_report(self.run_dir, report)

@@ -54,9 +54,9 @@ class Supervisor:
         self._kill_request: Optional[Dict[str, Any]] = None
         self._prev_signature: Optional[str] = None
         self._used_fixes: Set[str] = set()
-        self._ack = deadman.AckWatch(config.run_dir)
-        self._armed_at = time.monotonic()
-        self._fired = False
+        self.dead_man = deadman.DeadManSwitch(
+            config.deadman, config.run_dir, self.environ, proc_environ, log, clock
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -82,14 +82,17 @@ class Supervisor:
             self.log("supervisor error:\n" + traceback.format_exc())
             status, outcome = "failed", "unfixable"
         self._finish(status, outcome)
-        self._dead_man_wait()
+        if self._stop_signal:
+            self.log("stopped by a signal: not waiting for a watcher's acknowledgement")
+        else:
+            self.dead_man.wait_after_end(self.tick, lambda: self._stop_signal)
         os.close(lock_fd)
         return 0 if status == "done" else 1
 
     def _prepare(self) -> None:
         for name in (control.CONTROL_FILE, control.REPLY_FILE):
             _unlink(os.path.join(self.config.run_dir, name))
-        self._ack.clear_stale()
+        self.dead_man.ack.clear_stale()
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, signal.SIG_IGN if self.daemon else self._on_stop_signal)
@@ -235,9 +238,8 @@ class Supervisor:
         """One beat of the loop: ctl requests, the dead-man switch, state writes, then sleep."""
         self._read_control()
         now = time.monotonic()
-        if self.config.deadman.enabled and not self._fired and self.phase != "terminal":
-            self._ack.poll(now)
-            self._check_dead_man(now, None)
+        if self.phase != "terminal" and self.dead_man.fired_while_live(now):
+            self._stop_signal = True  # the instance is going away: end the run cleanly first
         if now >= self._next_beat:
             self._heartbeat(now)
         elif self._dirty and now - self._last_write >= min(1.0, self.config.heartbeat_s):
@@ -277,74 +279,6 @@ class Supervisor:
             )
         else:
             self._kill_request = request
-
-    # -- dead-man switch -------------------------------------------------------------------
-
-    def _check_dead_man(self, now: float, terminal_at: Optional[float]) -> bool:
-        dm = self.config.deadman
-        reason = deadman.due(
-            now,
-            self._armed_at,
-            terminal_at,
-            self._ack.last_ack_at,
-            self._ack.terminal_acked,
-            dm.ack_timeout_s,
-            dm.watcher_silence_s,
-        )
-        if reason is None:
-            return False
-        self._fire(reason)
-        if terminal_at is None:
-            self._stop_signal = True  # the instance is going away: end the run cleanly first
-        return True
-
-    def _fire(self, reason: str) -> None:
-        self._fired = True
-        dm = self.config.deadman
-        self.log("dead-man switch fires: %s" % reason)
-        instance_id, key = deadman.credentials(self.environ, self.proc_environ)
-        report: Dict[str, Any] = {
-            "fired": True,
-            "reason": reason,
-            "at": iso_z(self.clock()),
-            "instance_id": instance_id,
-        }
-        if not instance_id or not key:
-            report.update(ok=False, message="CONTAINER_ID or CONTAINER_API_KEY not found")
-        else:
-            result = deadman.destroy_instance(
-                dm.api_base, instance_id, key, dm.retries, dm.retry_backoff_s
-            )
-            report.update(
-                ok=result.ok,
-                http_status=result.http_status,
-                tries=result.tries,
-                message=result.message,
-            )
-        self.log("dead-man switch: %s" % report["message"])
-        deadman.write_report(self.config.run_dir, report)
-
-    def _dead_man_wait(self) -> None:
-        if not self.config.deadman.enabled or self._fired:
-            return
-        if self._stop_signal:
-            self.log("stopped by a signal: exiting without waiting for the dead-man switch")
-            return
-        terminal_at = time.monotonic()
-        self.log("waiting for a watcher to acknowledge the terminal state")
-        while not self._stop_signal:
-            now = time.monotonic()
-            self._ack.poll(now)
-            if self._ack.terminal_acked:
-                self.log("a watcher acknowledged the terminal state; dead-man switch disarmed")
-                reason = "watcher acknowledged %s" % self._ack.last_status
-                report = {"fired": False, "at": iso_z(self.clock()), "reason": reason}
-                deadman.write_report(self.config.run_dir, report)
-                return
-            if self._check_dead_man(now, terminal_at):
-                return
-            self.tick()
-        self.log("SIGTERM while the dead-man switch was armed: exiting without firing")
 
 
 def _unlink(path: str) -> None:

@@ -94,11 +94,21 @@ def test_disk_cleanup_only_touches_configured_paths(tmp_path: Path) -> None:
         os.utime(step, (n, n))
     (run_dir / "tmp.bin").write_bytes(b"x")
     (run_dir / "keep.bin").write_bytes(b"x")
-    cfg = parse_config({**BASE, "run_dir": str(run_dir), "pip": {"command": ["true"]},
-                        "cleanup": {"paths": ["tmp.*"], "checkpoint_glob": "ckpt/checkpoint-*",
-                                    "keep_checkpoints": 2}})  # fmt: skip
-    plan = plan_fix(classify(1, ["[Errno 28] No space left on device"]), cfg, set(), {}, False,
-                    False)  # fmt: skip
+    cfg = parse_config(
+        {
+            **BASE,
+            "run_dir": str(run_dir),
+            "pip": {"command": ["true"]},
+            "cleanup": {
+                "paths": ["tmp.*"],
+                "checkpoint_glob": "ckpt/checkpoint-*",
+                "keep_checkpoints": 2,
+            },
+        }
+    )
+    plan = plan_fix(
+        classify(1, ["[Errno 28] No space left on device"]), cfg, set(), {}, False, False
+    )
     assert plan is not None
     assert apply_fix(plan, dict(os.environ), str(run_dir), lambda _m: None)
     assert sorted(p.name for p in (run_dir / "ckpt").iterdir()) == ["checkpoint-2", "checkpoint-3"]

@@ -93,21 +93,63 @@ def test_wait_returns_changed_quiet_timeout_and_missing(run: Run) -> None:
     run.start()
     _running(run)
     rd = str(run.run_dir)
-    quiet = json.loads(cli("wait", "--run-dir", rd, "--status", "running", "--attempt", "1",
-                           "--quiet", "0.5", "--timeout", "20").stdout)  # fmt: skip
+    quiet = json.loads(
+        cli(
+            "wait",
+            "--run-dir",
+            rd,
+            "--status",
+            "running",
+            "--attempt",
+            "1",
+            "--quiet",
+            "0.5",
+            "--timeout",
+            "20",
+        ).stdout
+    )
     assert quiet["reason"] == "quiet" and quiet["state"]["status"] == "running"
-    timeout = json.loads(cli("wait", "--run-dir", rd, "--status", "running", "--attempt", "1",
-                             "--timeout", "0.3").stdout)  # fmt: skip
+    timeout = json.loads(
+        cli(
+            "wait", "--run-dir", rd, "--status", "running", "--attempt", "1", "--timeout", "0.3"
+        ).stdout
+    )
     assert timeout["reason"] == "timeout"
     waiter = subprocess.Popen(
-        [sys.executable, "-m", "supervisor", "wait", "--run-dir", rd, "--status", "running",
-         "--attempt", "1", "--timeout", "30"], cwd=ROOT, stdout=subprocess.PIPE)  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "supervisor",
+            "wait",
+            "--run-dir",
+            rd,
+            "--status",
+            "running",
+            "--attempt",
+            "1",
+            "--timeout",
+            "30",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
     time.sleep(0.3)
     cli("ctl", "--run-dir", rd, "stop")
     changed = json.loads(waiter.communicate(timeout=30)[0])
     assert changed["reason"] == "changed" and changed["state"]["status"] == "stopped"
-    missing = json.loads(cli("wait", "--run-dir", rd + "-nope", "--status", "running",
-                             "--attempt", "1", "--timeout", "5").stdout)  # fmt: skip
+    missing = json.loads(
+        cli(
+            "wait",
+            "--run-dir",
+            rd + "-nope",
+            "--status",
+            "running",
+            "--attempt",
+            "1",
+            "--timeout",
+            "5",
+        ).stdout
+    )
     assert missing == {"reason": "missing", "state": None}
 
 

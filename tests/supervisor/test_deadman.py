@@ -56,14 +56,24 @@ def vast() -> Iterator[tuple[FakeVast, str]]:
 
 
 def _start(run: Run, api: str, **deadman_cfg: object) -> int:
-    cfg = {"enabled": True, "ack_timeout_s": 1.0, "watcher_silence_s": 3600, "api_base": api,
-           "retry_backoff_s": 0.01}  # fmt: skip
+    cfg = {
+        "enabled": True,
+        "ack_timeout_s": 1.0,
+        "watcher_silence_s": 3600,
+        "api_base": api,
+        "retry_backoff_s": 0.01,
+    }
     cfg.update(deadman_cfg)
     run.configure(trainers.TQDM_OK, deadman=cfg)
     env = dict(os.environ, CONTAINER_ID="4242", CONTAINER_API_KEY=KEY)
-    done = subprocess.run([sys.executable, "-m", "supervisor", "start", "--config",
-                           str(run.config_path)], cwd=ROOT, env=env, capture_output=True,
-                          timeout=30, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor", "start", "--config", str(run.config_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
     return json.loads(done.stdout)["pid"]
 
 
@@ -112,7 +122,9 @@ def test_credentials_fall_back_to_pid_1s_environment(tmp_path: Path) -> None:
     environ.write_bytes(b"PATH=/bin\0CONTAINER_ID=77\0CONTAINER_API_KEY=k=v\0")
     assert deadman.credentials({}, str(environ)) == ("77", "k=v")
     assert deadman.credentials({"CONTAINER_ID": "1", "CONTAINER_API_KEY": "x"}, "/nope") == (
-        "1", "x")  # fmt: skip
+        "1",
+        "x",
+    )
     assert deadman.credentials({}, str(tmp_path / "missing")) == (None, None)
 
 

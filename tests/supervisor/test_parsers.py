@@ -56,8 +56,12 @@ def test_an_eval_bar_does_not_move_the_training_step_back() -> None:
 
 
 def test_a_traceback_followed_by_a_tqdm_redraw_is_still_read() -> None:
-    tail = ["Traceback (most recent call last):", '  File "t.py", line 3', OOM_TEXT,
-            "\r 10/100 [00:03<00:30]"]  # fmt: skip
+    tail = [
+        "Traceback (most recent call last):",
+        '  File "t.py", line 3',
+        OOM_TEXT,
+        "\r 10/100 [00:03<00:30]",
+    ]
     failure = classify(1, tail)
     assert failure.kind == "oom" and OOM_TEXT in failure.excerpt
 
@@ -96,10 +100,17 @@ def test_the_excerpt_is_the_last_traceback_bounded() -> None:
 
 @pytest.mark.parametrize(
     ("module", "dist"),
-    [("cv2", "opencv-python"), ("sklearn.metrics", "scikit-learn"), ("PIL", "pillow"),
-     ("yaml", "pyyaml"), ("flash_attn", "flash-attn"), ("einops", "einops"),
-     ("_private", None), ("os; rm -rf /", None)],
-)  # fmt: skip
+    [
+        ("cv2", "opencv-python"),
+        ("sklearn.metrics", "scikit-learn"),
+        ("PIL", "pillow"),
+        ("yaml", "pyyaml"),
+        ("flash_attn", "flash-attn"),
+        ("einops", "einops"),
+        ("_private", None),
+        ("os; rm -rf /", None),
+    ],
+)
 def test_import_names_map_to_pip_distributions(module: str, dist: str | None) -> None:
     assert dist_for_module(module) == dist
 
@@ -154,7 +165,9 @@ def test_the_oom_knob_steps_down_to_its_floor_and_then_no_more() -> None:
     cfg = _cfg(knobs={"eval_batch_size": {"value": 10, "min": 4}})
     oom = classify(1, [OOM_TEXT])
     assert plan_fix(oom, cfg, {"oom"}, {"eval_batch_size": 10}, False, False).knobs == {
-        "eval_batch_size": 5}  # fmt: skip
+        "eval_batch_size": 5
+    }
     assert plan_fix(oom, cfg, set(), {"eval_batch_size": 5}, False, False).knobs == {
-        "eval_batch_size": 4}  # fmt: skip
+        "eval_batch_size": 4
+    }
     assert plan_fix(oom, cfg, set(), {"eval_batch_size": 4}, False, False) is None

@@ -39,9 +39,18 @@ def test_a_missing_module_is_fixed_by_installing_a_locally_built_wheel(
 ) -> None:
     wheels, target = tmp_path / "wheels", tmp_path / "site"
     _build_wheel(tmp_path / "proj", wheels)
-    pip = {"command": [sys.executable, "-m", "pip"],
-           "install_args": ["--no-index", "--find-links", str(wheels), "--target", str(target),
-                            "--disable-pip-version-check", "--no-cache-dir"]}  # fmt: skip
+    pip = {
+        "command": [sys.executable, "-m", "pip"],
+        "install_args": [
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--target",
+            str(target),
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+        ],
+    }
     run.configure(trainers.NEEDS_MODULE, pip=pip, env={"PYTHONPATH": str(target)})
     done = run.run(timeout=120)
     state = run.state()
@@ -50,7 +59,11 @@ def test_a_missing_module_is_fixed_by_installing_a_locally_built_wheel(
     assert state["last_failure"]["kind"] == "missing_module"
     [fix] = state["fixes"]
     assert (fix["kind"], fix["action"], fix["ok"], fix["attempt"]) == (
-        "missing_module", "pip install swtoymod", True, 1)  # fmt: skip
+        "missing_module",
+        "pip install swtoymod",
+        True,
+        1,
+    )
     assert b"toy 42" in run.log(2)
 
 
@@ -62,10 +75,23 @@ def _build_wheel(project: Path, out: Path) -> None:
         "setup(name='swtoymod', version='1.0', packages=['swtoymod'])\n"
     )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "--disable-pip-version-check", "-w", str(out), str(project)],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "--disable-pip-version-check",
+            "-w",
+            str(out),
+            str(project),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_a_missing_module_of_the_users_own_code_fails_fast(run: Run, tmp_path: Path) -> None:
@@ -85,7 +111,9 @@ def test_a_torch_oom_completes_after_the_eval_knob_is_halved_to_fit(run: Run) ->
     assert (state["status"], state["outcome"], state["attempt"]) == ("done", "completed", 3)
     assert state["knobs"] == {"eval_batch_size": 16}
     assert [f["action"] for f in state["fixes"]] == [
-        "eval_batch_size 64 -> 32", "eval_batch_size 32 -> 16"]  # fmt: skip
+        "eval_batch_size 64 -> 32",
+        "eval_batch_size 32 -> 16",
+    ]
     assert state["last_failure"]["kind"] == "oom"
 
 
@@ -94,10 +122,16 @@ def test_a_run_that_fails_differently_each_time_exhausts_its_budget(run: Run) ->
     assert run.run().returncode == 1
     state = run.state()
     assert (state["status"], state["outcome"], state["attempt"]) == (
-        "failed", "budget_exhausted", 3)  # fmt: skip
+        "failed",
+        "budget_exhausted",
+        3,
+    )
     assert "bad batch in attempt 3" in state["last_failure"]["excerpt"]
     assert sorted(p.name for p in (run.run_dir / "attempts").iterdir()) == [
-        "1.log", "2.log", "3.log"]  # fmt: skip
+        "1.log",
+        "2.log",
+        "3.log",
+    ]
 
 
 def test_a_sigkilled_trainer_is_host_oom(run: Run) -> None:
@@ -117,8 +151,12 @@ def test_a_trainer_that_stops_early_on_purpose_is_done_not_a_crash(run: Run) -> 
 
 
 def test_the_early_stop_policy_waits_for_auto_stop_min_steps(run: Run) -> None:
-    policy = {"metric_regex": r"'eval_loss': ([0-9.]+)", "mode": "min", "patience": 2,
-              "auto_stop_min_steps": 50}  # fmt: skip
+    policy = {
+        "metric_regex": r"'eval_loss': ([0-9.]+)",
+        "mode": "min",
+        "patience": 2,
+        "auto_stop_min_steps": 50,
+    }
     run.configure(trainers.METRIC_WORSENS, early_stop=policy)
     run.run()
     state = run.state()
