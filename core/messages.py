@@ -11,6 +11,7 @@ from core.durations import format_duration
 from core.models import MessageKind, OutboundMessage
 from core.protocol import Failure, FailureKind, ProbeSnapshot, SupervisorState
 from core.rules import ERROR_MARKERS, Finding
+from core.statusline import format_step
 
 MAX_CONTEXT_LINES = 80
 MAX_LINE_CHARS = 400
@@ -25,7 +26,9 @@ def clean_line(line: str) -> str:
 
 
 def clean_lines(text: str) -> list[str]:
-    return [clean_line(line) for line in text.splitlines()]
+    # Newlines only: a `\r` redraw (tqdm) is the same line drawn again, and clean_line keeps
+    # its final state; splitlines() would turn every redraw into a line of its own.
+    return [clean_line(line) for line in text.removesuffix("\n").split("\n")]
 
 
 def log_context(
@@ -40,7 +43,7 @@ def log_context(
     if probe and probe.log and probe.log.text:
         lines = clean_lines(probe.log.text)
         for index in range(len(lines) - 1, -1, -1):
-            if lines[index].startswith("Traceback (most recent call last)"):
+            if "Traceback (most recent call last)" in lines[index]:  # may follow a bar
                 start = max(0, index - 5)
                 return tuple(lines[start : start + MAX_CONTEXT_LINES])
         marked = [i for i, line in enumerate(lines) if ERROR_MARKERS.search(line)]
@@ -145,7 +148,7 @@ def summary_pairs(
     hours = max(0.0, (now - launched_at).total_seconds() / 3600)
     cost = cost_usd(hours, dph_total)
     fixes = ", ".join(f"{f.kind} ({'ok' if f.ok else 'failed'})" for f in state.fixes) or "none"
-    step = f"{state.step}/{state.total_steps}" if state.total_steps else str(state.step or "-")
+    step = format_step(state.step, state.total_steps)
     pairs = [
         ("outcome", f"{state.status.value} ({state.outcome.value if state.outcome else '-'})"),
         ("duration", format_duration((ended - started).total_seconds())),
