@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The supervisor runs on the instance's own Python (3.9+): set this to test it under another one.
+SUPERVISOR_PY = os.environ.get("SUPERVISOR_PYTHON", sys.executable)
 
 
 def cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None):
     return subprocess.run(
-        [sys.executable, "-m", "supervisor", *args],
+        [SUPERVISOR_PY, "-m", "supervisor", *args],
         cwd=ROOT,
         capture_output=True,
         timeout=timeout,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +14,7 @@ import pytest
 
 from supervisor import deadman
 from tests.supervisor import trainers
-from tests.supervisor.conftest import ROOT, Run, cli, pid_alive, wait_until
+from tests.supervisor.conftest import ROOT, SUPERVISOR_PY, Run, cli, pid_alive, wait_until
 
 KEY = "sekrit-instance-key-123"
 
@@ -67,7 +66,7 @@ def _start(run: Run, api: str, **deadman_cfg: object) -> int:
     run.configure(trainers.TQDM_OK, deadman=cfg)
     env = dict(os.environ, CONTAINER_ID="4242", CONTAINER_API_KEY=KEY)
     done = subprocess.run(
-        [sys.executable, "-m", "supervisor", "start", "--config", str(run.config_path)],
+        [SUPERVISOR_PY, "-m", "supervisor", "start", "--config", str(run.config_path)],
         cwd=ROOT,
         env=env,
         capture_output=True,
