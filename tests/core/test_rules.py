@@ -6,6 +6,8 @@ import json
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.memory import Memory
 from core.protocol import ProbeSnapshot
@@ -512,3 +514,41 @@ def test_memory_keeps_only_recent_samples() -> None:
     results = run_checks([running(at(m)) for m in range(20)])
     assert len(results[-1].memory.samples) == 8
     assert results[-1].memory.samples[-1].at == at(19)
+
+
+# -- properties over arbitrary check sequences ------------------------------------------------
+
+check_steps = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=40),  # minutes since the previous check
+        st.integers(min_value=0, max_value=1),  # attempt increment
+        st.one_of(st.none(), st.integers(min_value=0, max_value=60)),  # silence, minutes
+        st.one_of(st.none(), st.floats(min_value=0, max_value=100)),  # GPU util
+        st.sampled_from(["running", "running", "retrying", "unreachable"]),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(check_steps)
+def test_no_attempt_is_ever_killed_twice_and_kills_stay_within_budget(
+    steps: list[tuple[int, int, int | None, float | None, str]],
+) -> None:
+    minute, attempt, observations = 0, 1, []
+    for gap, bump, silence, util, status in steps:
+        minute += gap
+        attempt = min(attempt + bump, 3)
+        if status == "unreachable":
+            observations.append(unreachable(at(minute)))
+            continue
+        output_at = at(minute - silence) if silence is not None else None
+        observations.append(
+            running(at(minute), attempt=attempt, output_at=output_at, util_pct=util, status=status)
+        )
+    results = run_checks(observations)
+    kills = [r.kill_attempt for r in results if r.kill_attempt is not None]
+    assert len(kills) == len(set(kills)) <= Thresholds().max_stall_kills
+    for result in results:
+        assert (result.health is Health.OK) == (result.findings == ())
+        assert Memory.from_json(json.loads(json.dumps(result.memory.to_json()))) == result.memory
