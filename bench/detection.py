@@ -1,0 +1,237 @@
+"""Detection and cost in simulated time: 1,000 seeded 24 h runs under five watching policies.
+
+    python -m bench.detection [--quick] [--runs N] [--seed S]
+
+The real pure core (assess, plan_alerts, next_interval, should_destroy, judge_deadline) judges
+every simulated check; bench/detection_model.py plays the supervisor and bench/detection_sim.py
+the watcher's loop. Figures are per policy, side by side, from the same fleet in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from bench.common import fmt, goal, mean, percentile, print_goals, table, write_result
+from bench.detection_model import DAY_S, HEALTHY_KINDS, KIND_WEIGHTS, make_run
+from bench.detection_sim import POLICIES, Outcome, simulate
+from core.rules import Policy
+
+SEED = 7
+BASELINE = "poll_5m"
+OURS = "adaptive_wait"
+
+
+def _chunk(job: tuple[str, int, int, int]) -> list[Outcome]:
+    name, start, stop, seed = job
+    watching = next(w for w in POLICIES if w.name == name)
+    return [simulate(make_run(i, seed), watching, Policy()) for i in range(start, stop)]
+
+
+def run_fleet(runs: int, seed: int) -> dict[str, list[Outcome]]:
+    workers = max(1, min(4, os.cpu_count() or 1))
+    step = max(1, runs // (workers * 2))
+    jobs = [(w.name, s, min(runs, s + step), seed) for w in POLICIES for s in range(0, runs, step)]
+    by_policy: dict[str, list[Outcome]] = defaultdict(list)
+    with ProcessPoolExecutor(workers) as pool:
+        for job, outcomes in zip(jobs, pool.map(_chunk, jobs), strict=True):
+            by_policy[job[0]].extend(outcomes)
+    return by_policy
+
+
+def _idle_s(o: Outcome) -> float | None:
+    """Paid GPU time idle because of the failure, until the watching acted on it."""
+    if o.kind == "hang":
+        return o.idle_s
+    if o.ended_s is not None and o.teardown_s is not None:
+        return o.teardown_s - o.ended_s
+    return None
+
+
+def summarize_kind(outcomes: list[Outcome]) -> dict[str, Any]:
+    detected = [o.detected_s for o in outcomes if o.detected_s is not None]
+    idle = [s for s in (_idle_s(o) for o in outcomes) if s is not None]
+    days = sum(o.watched_s for o in outcomes) / DAY_S
+    return {
+        "runs": len(outcomes),
+        "detect_mean_s": mean(detected),
+        "detect_p95_s": percentile(detected, 95),
+        "missed": sum(1 for o in outcomes if o.event_s is not None and o.detected_s is None),
+        "idle_mean_min": None if not idle else mean(idle) / 60,  # type: ignore[operator]
+        "idle_p95_min": None if not idle else percentile(idle, 95) / 60,  # type: ignore[operator]
+        "messages_per_run": mean([o.messages for o in outcomes]),
+        "false_alerts": sum(o.false_alerts for o in outcomes),
+        "checks_per_run_day": sum(o.checks for o in outcomes) / days if days else None,
+    }
+
+
+def summarize_policy(outcomes: list[Outcome]) -> dict[str, Any]:
+    healthy = [o for o in outcomes if o.kind in HEALTHY_KINDS]
+    ended = [o.teardown_s - o.ended_s for o in outcomes if o.ended_s and o.teardown_s is not None]
+    stalls = [o.detected_s for o in outcomes if o.kind == "hang" and o.detected_s is not None]
+    days = sum(o.watched_s for o in outcomes) / DAY_S
+    healthy_days = sum(o.watched_s for o in healthy) / DAY_S
+    idle = [s for s in (_idle_s(o) for o in outcomes) if s is not None]
+    return {
+        "checks_per_run_day": sum(o.checks for o in outcomes) / days,
+        "terminal_to_teardown_p95_s": percentile(ended, 95),
+        "terminal_to_teardown_mean_s": mean(ended),
+        "stall_detect_p95_s": percentile(stalls, 95),
+        "stalls_missed": sum(1 for o in outcomes if o.kind == "hang" and o.detected_s is None),
+        "healthy_messages_per_run_day": sum(o.messages for o in healthy) / healthy_days,
+        "healthy_exactly_one_message_pct": 100 * mean([o.messages == 1 for o in healthy]),  # type: ignore[operator]
+        "false_alerts": sum(o.false_alerts for o in outcomes),
+        "runs_with_false_alerts": sum(1 for o in outcomes if o.false_alerts),
+        "paid_idle_gpu_hours": sum(idle) / 3600,
+        "false_alert_examples": [
+            {"kind": o.kind, "messages": o.alert_keys} for o in outcomes if o.false_alerts
+        ][:5],
+    }
+
+
+def goals_for(policies: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    ours, base = policies[OURS], policies[BASELINE]
+    ratio = ours["checks_per_run_day"] / base["checks_per_run_day"]
+    t2t, stall = ours["terminal_to_teardown_p95_s"], ours["stall_detect_p95_s"]
+    return [
+        goal("terminal -> teardown p95 < 60 s", t2t is not None and t2t < 60, f"{fmt(t2t)} s"),
+        goal(
+            "stall detected p95 < 15 min",
+            stall is not None and stall < 900,
+            f"{fmt(stall / 60 if stall else None)} min",
+        ),
+        goal(
+            "exactly one message for a healthy run",
+            ours["healthy_exactly_one_message_pct"] == 100,
+            f"{ours['healthy_exactly_one_message_pct']:.1f} % of healthy runs",
+        ),
+        goal(
+            "zero false alerts",
+            ours["false_alerts"] == 0,
+            f"{ours['false_alerts']} false alerts on {ours['runs_with_false_alerts']} runs",
+        ),
+        goal("checks <= 1/4 of 5-minute polling", ratio <= 0.25, f"{ratio:.3f} x"),
+    ]
+
+
+def report(
+    policies: dict[str, dict[str, Any]], kinds: dict[str, dict[str, dict[str, Any]]]
+) -> None:
+    base = policies[BASELINE]["checks_per_run_day"]
+    rows = [
+        [
+            name,
+            fmt(p["checks_per_run_day"]),
+            f"{p['checks_per_run_day'] / base:.2f}",
+            fmt(p["terminal_to_teardown_p95_s"]),
+            fmt(None if p["stall_detect_p95_s"] is None else p["stall_detect_p95_s"] / 60),
+            str(p["stalls_missed"]),
+            fmt(p["healthy_messages_per_run_day"], 2),
+            f"{p['healthy_exactly_one_message_pct']:.1f}",
+            str(p["false_alerts"]),
+            fmt(p["paid_idle_gpu_hours"]),
+        ]
+        for name, p in policies.items()
+    ]
+    headers = [
+        "policy",
+        "checks/run-day",
+        "x poll_5m",
+        "term->down p95 s",
+        "stall p95 min",
+        "stalls missed",
+        "msgs/healthy run-day",
+        "1-msg healthy %",
+        "false alerts",
+        "idle GPU-h",
+    ]
+    print(table(headers, rows))
+    print("\nper failure kind: detect mean/p95 (min), paid idle mean/p95 (min), msgs/run, false")
+    krows = []
+    for kind in KIND_WEIGHTS:
+        for name in policies:
+            k = kinds[name].get(kind)
+            if not k:
+                continue
+            det = lambda v: None if v is None else v / 60  # noqa: E731
+            krows.append(
+                [
+                    kind,
+                    name,
+                    str(k["runs"]),
+                    fmt(det(k["detect_mean_s"])),
+                    fmt(det(k["detect_p95_s"])),
+                    str(k["missed"]),
+                    fmt(k["idle_mean_min"]),
+                    fmt(k["idle_p95_min"]),
+                    fmt(k["messages_per_run"], 2),
+                    str(k["false_alerts"]),
+                    fmt(k["checks_per_run_day"]),
+                ]
+            )
+    print(
+        table(
+            [
+                "kind",
+                "policy",
+                "runs",
+                "det mean",
+                "det p95",
+                "missed",
+                "idle mean",
+                "idle p95",
+                "msgs/run",
+                "false",
+                "checks/day",
+            ],
+            krows,
+        )
+    )
+
+
+def main(quick: bool = False, runs: int | None = None, seed: int = SEED) -> dict[str, Any]:
+    n = runs or (100 if quick else 1000)
+    started = time.perf_counter()
+    fleet = run_fleet(n, seed)
+    policies = {w.name: summarize_policy(fleet[w.name]) for w in POLICIES}
+    kinds: dict[str, dict[str, dict[str, Any]]] = {}
+    for w in POLICIES:
+        grouped: dict[str, list[Outcome]] = defaultdict(list)
+        for o in fleet[w.name]:
+            grouped[o.kind].append(o)
+        kinds[w.name] = {k: summarize_kind(v) for k, v in grouped.items()}
+    elapsed = time.perf_counter() - started
+    print(
+        f"\n== detection: {n} simulated 24 h runs x {len(POLICIES)} policies, seed {seed} "
+        f"({elapsed:.1f} s) =="
+    )
+    report(policies, kinds)
+    goals = goals_for(policies)
+    print(f"\ngoals for {OURS}:")
+    print_goals(goals)
+    doc = {
+        "runs": n,
+        "seed": seed,
+        "elapsed_s": round(elapsed, 2),
+        "baseline": BASELINE,
+        "policies": policies,
+        "kinds": kinds,
+        "goals": goals,
+        "labels": {w.name: w.label for w in POLICIES},
+    }
+    path = write_result("detection", doc, quick=quick)
+    print(f"wrote {path}")
+    return doc
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--seed", type=int, default=SEED)
+    args = parser.parse_args()
+    main(args.quick, args.runs, args.seed)

@@ -1,0 +1,215 @@
+"""One simulated run under one watching policy: the real pure core driven by a simulated clock.
+
+A check-driven event loop: the clock jumps to the next scheduled check or the next wake of the
+wait channel, never second by second. Each check composes the pure parts exactly as
+`core.watcher.Watcher.check` does (probe → assess → deadline → plan_alerts → messages →
+next_interval), and acts on the outcome as core.exits does (kill the attempt, tear down).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.detection_model import DAY_S, HEALTHY_KINDS, SimRun, at
+from core.cadence import next_interval
+from core.deadline import judge_deadline
+from core.exits import should_destroy
+from core.memory import Memory
+from core.models import OpenAlert
+from core.protocol import ProbeSnapshot, SupervisorState
+from core.rules import Health, Observation, Policy, assess
+from core.transitions import plan_alerts
+
+EXEC_S = 1.0  # one SSH exec on a warm connection (probe, ctl)
+WAKE_DELAY_S = (0.5, 2.0)  # supervisor wait's 0.5 s poll, its return, the 0.3 s debounce
+HORIZON_S = DAY_S + 3 * 3600
+EXIT_ONLY_HUMAN_S = 8 * 3600.0  # a decorator's message at night is read in the morning
+TRACEBACK = 'Traceback (most recent call last):\n  File "train.py", line 9\nRuntimeError: boom\n'
+
+
+@dataclass(frozen=True, slots=True)
+class Watching:
+    name: str
+    label: str
+    fixed_s: float | None = None  # constant interval instead of the adaptive cadence
+    channel: bool = False
+    exit_only: bool = False
+
+
+POLICIES = (
+    Watching("adaptive_wait", "sleepwatch: adaptive + wait channel", channel=True),
+    Watching("adaptive", "adaptive, no channel"),
+    Watching("poll_5m", "fixed poll 5 min", fixed_s=300.0),
+    Watching("poll_30m", "fixed poll 30 min", fixed_s=1800.0),
+    Watching("exit_only", "notify on exit only", exit_only=True),
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one run cost under one policy. Times are seconds from launch."""
+
+    kind: str
+    checks: int = 0
+    messages: int = 0
+    false_alerts: int = 0
+    alert_keys: list[str] = field(default_factory=list)
+    detected_s: float | None = None  # first message at or after the event
+    event_s: float | None = None
+    ended_s: float | None = None
+    teardown_s: float | None = None
+    idle_s: float | None = None  # paid GPU idle caused by the failure, until watching acted
+    watched_s: float = 0.0
+
+
+def simulate(run: SimRun, watching: Watching, policy: Policy) -> Outcome:
+    if watching.exit_only:
+        return _exit_only(run)
+    return _Loop(run, watching, policy).go()
+
+
+class _Loop:
+    def __init__(self, run: SimRun, watching: Watching, policy: Policy) -> None:
+        self.run, self.watching, self.policy = run, watching, policy
+        self.memory = Memory(launched_at=at(0))
+        self.open: dict[str, OpenAlert] = {}
+        self.out = Outcome(run.kind, event_s=run.event_s)
+        self.quiet_s = policy.thresholds.stall_after_s
+        self.wakes = self.wake_checks(0.0)
+        self.last_check_s = 0.0
+
+    def go(self) -> Outcome:
+        t = EXEC_S  # the first check right after launch
+        while t < HORIZON_S:
+            interval = self.check(t)
+            if interval is None:
+                break
+            t = min(t + interval, self.next_wake(t))
+        self.out.ended_s = self.run.ended_s
+        self.out.watched_s = min(self.out.teardown_s or HORIZON_S, HORIZON_S)
+        if self.run.kind == "hang" and self.out.idle_s is None:
+            self.out.idle_s = DAY_S - (self.run.event_s or 0.0)  # never caught: idle to the end
+        return self.out
+
+    def wake_checks(self, after_s: float) -> list[float]:
+        """When the wait channel makes a check happen: each wake a moment after its event."""
+        if not self.watching.channel:
+            return []
+        rng = self.run.rng
+        events = self.run.wake_times(self.quiet_s)
+        return [w + rng.uniform(*WAKE_DELAY_S) for w in events if w > after_s]
+
+    def next_wake(self, t: float) -> float:
+        return next((w for w in self.wakes if w > t), HORIZON_S)
+
+    def check(self, t: float) -> float | None:
+        run, out = self.run, self.out
+        out.checks += 1
+        crashed_since = any(self.last_check_s < w <= t for w, _ in run.failures)
+        self.last_check_s = t
+        state = SupervisorState.model_validate(run.state_doc(t))
+        probe = ProbeSnapshot.model_validate(
+            {
+                "probe": 1,
+                "at": at(t),
+                "state": state,
+                "gpus": state.gpus,
+                "log": _log(state, crashed_since),
+            }
+        )
+        now = at(t)
+        a = assess(self.memory, Observation(at=now, probe=probe), self.policy, now)
+        deadline = judge_deadline(None, now, warned=a.memory.deadline_warned, grace_s=900.0)
+        findings = [*a.findings, *deadline.findings]
+        self.memory = a.memory
+        terminal = a.health is Health.TERMINAL
+        plan = plan_alerts(
+            self.open,
+            [f for f in findings if not f.key.startswith("terminal:")],
+            now,
+            resend_after_s=self.policy.thresholds.resend_after_s,
+            terminal=terminal,
+        )
+        if plan.to_notify:
+            self.message(t, [f.key for f in plan.to_notify])
+        if plan.recovered and not terminal:
+            self.message(t, [f"recovered:{k}" for k in plan.recovered])
+        self.apply(plan, now)
+        if a.kill_attempt is not None:
+            run.kill(t + 2 * EXEC_S)  # the probe, then `ctl kill-attempt`
+            if run.kind == "hang" and out.idle_s is None:
+                out.idle_s = t + 2 * EXEC_S - (run.event_s or 0.0)
+            self.wakes = self.wake_checks(t)
+        if terminal:
+            status = state.status.value
+            if should_destroy(status, destroy_on_done=True, destroy_on_fail=True):
+                out.teardown_s = t + EXEC_S
+            self.message(t, [f"terminal:{status}"])
+            return None
+        if self.watching.fixed_s is not None:
+            return self.watching.fixed_s
+        return next_interval(self.memory.cadence, self.policy.cadence, now)
+
+    def message(self, t: float, keys: list[str]) -> None:
+        out = self.out
+        out.messages += 1
+        out.alert_keys.extend(keys)
+        terminal_only = all(k.startswith("terminal:") for k in keys)
+        wrong_from = None if out.kind in HEALTHY_KINDS else out.event_s
+        if not terminal_only and (wrong_from is None or t < wrong_from):
+            out.false_alerts += 1
+        if out.detected_s is None and out.event_s is not None and t >= out.event_s:
+            if _detects(out.kind, keys):
+                out.detected_s = t + EXEC_S - out.event_s
+
+    def apply(self, plan: Any, now: Any) -> None:
+        for f in plan.opened:
+            self.open[f.key] = OpenAlert("sim", f.key, now, now, f.reason)
+        for f in plan.resent:
+            old = self.open[f.key]
+            self.open[f.key] = OpenAlert("sim", f.key, old.opened_at, now, old.message)
+        for key in plan.resolved:
+            self.open.pop(key, None)
+
+
+def _detects(kind: str, keys: list[str]) -> bool:
+    """Whether a message sent after the event reports it (a slowdown is not reported by the
+    terminal message at the end of the day, a hang only by a stall or silence finding)."""
+    names = {k.split(":")[0] for k in keys}
+    if kind == "hang":
+        return bool(names & {"stall_kill", "stall", "stale_output", "low_gpu"})
+    if kind == "collapse":
+        return bool(names & {"slow", "low_gpu"})
+    return True
+
+
+def _log(state: SupervisorState, crashed_since: bool) -> dict[str, Any] | None:
+    """The probe's new log bytes: a traceback right after a crash, else a progress line."""
+    text = TRACEBACK if crashed_since else f"step {state.step} loss 1.23\n"
+    return {
+        "attempt": state.attempt,
+        "offset": 0,
+        "next_offset": len(text),
+        "size": len(text),
+        "text": text,
+    }
+
+
+def _exit_only(run: SimRun) -> Outcome:
+    """A decorator-style notifier in the trainer: one message as each attempt's process exits,
+    nothing for a hang or a slowdown, no teardown (a human does it in the morning)."""
+    out = Outcome(run.kind, event_s=run.event_s, ended_s=run.ended_s)
+    exits = [w for w, _ in run.failures]
+    if run.ended_s is not None and run.kind not in ("crash_exhausted",):
+        exits.append(run.ended_s)
+    out.messages = len(exits)
+    if run.event_s is not None and run.kind not in ("hang", "collapse"):
+        out.detected_s = 0.0
+    if run.kind == "hang":
+        out.idle_s = DAY_S - (run.event_s or 0.0)
+        out.watched_s = DAY_S
+    else:
+        out.teardown_s = (run.ended_s or DAY_S) + EXIT_ONLY_HUMAN_S
+        out.watched_s = out.teardown_s
+    return out
