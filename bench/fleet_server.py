@@ -1,0 +1,108 @@
+"""The fleet bench's SSH side, in its own process so the watcher's CPU is measured alone.
+
+    python -m bench.fleet_server HOST_KEY AUTHORIZED_KEYS
+
+One asyncssh server on 127.0.0.1 (any user name, the bench's client key): a command naming
+`probe` gets a realistic probe JSON with fresh timestamps, anything else (`true`) exits 0.
+Prints the port on stdout, serves until stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncssh
+
+STARTED = datetime.now(UTC) - timedelta(hours=3)
+LOG_LINE = " 41%|████      | {step}/90000 [3:02:11<4:21:33,  3.46it/s, loss=1.873, lr=2e-05]\n"
+_counter = itertools.count()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def probe_doc(user: str) -> dict[str, Any]:
+    """One `supervisor probe` answer: state, ~2 KiB of new log, a 20-line tail, one GPU."""
+    now = datetime.now(UTC)
+    step = 40000 + next(_counter)
+    gpu = {"index": 0, "util_pct": 97.0, "mem_used_mb": 73011.0, "mem_total_mb": 81559.0}
+    text = "".join(LOG_LINE.format(step=step - i) for i in range(20, 0, -1))
+    state = {
+        "schema": 1,
+        "run": user,
+        "status": "running",
+        "outcome": None,
+        "attempt": 1,
+        "max_attempts": 3,
+        "step": step,
+        "total_steps": 90000,
+        "last_step_at": _iso(now - timedelta(seconds=2)),
+        "last_output_at": _iso(now - timedelta(seconds=1)),
+        "heartbeat_at": _iso(now - timedelta(seconds=5)),
+        "started_at": _iso(STARTED),
+        "ended_at": None,
+        "throughput": 3.46,
+        "gpus": [gpu],
+        "fixes": [],
+        "last_failure": None,
+        "knobs": {"eval_batch_size": 64},
+        "pid": 4242,
+        "trainer_pid": 4243,
+    }
+    offset = step * 100
+    return {
+        "probe": 1,
+        "at": _iso(now),
+        "state": state,
+        "state_error": None,
+        "log": {
+            "attempt": 1,
+            "offset": offset,
+            "next_offset": offset + len(text.encode()),
+            "size": offset + len(text.encode()),
+            "skipped": 0,
+            "text": text,
+        },
+        "tail": text.splitlines(),
+        "gpus": [gpu],
+        "disk_free_mb": 51234.5,
+    }
+
+
+def handle(process: asyncssh.SSHServerProcess[str]) -> None:
+    command = process.command or ""
+    if "probe" in command:
+        process.stdout.write(json.dumps(probe_doc(process.get_extra_info("username"))) + "\n")
+    process.exit(0)
+
+
+class _Server(asyncssh.SSHServer):
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+
+async def serve(host_key: str, authorized: str) -> None:
+    server = await asyncssh.create_server(
+        _Server,
+        "127.0.0.1",
+        0,
+        server_host_keys=[host_key],
+        authorized_client_keys=authorized,
+        process_factory=handle,
+        keepalive_interval=0,
+    )
+    port = server.sockets[0].getsockname()[1]
+    print(port, flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)
+    server.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(sys.argv[1], sys.argv[2]))
