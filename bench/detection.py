@@ -193,7 +193,9 @@ def report(
     )
 
 
-def main(quick: bool = False, runs: int | None = None, seed: int = SEED) -> dict[str, Any]:
+def main(
+    quick: bool = False, runs: int | None = None, seed: int = SEED, *, write: bool = True
+) -> dict[str, Any]:
     n = runs or (100 if quick else 1000)
     started = time.perf_counter()
     fleet = run_fleet(n, seed)
@@ -223,8 +225,8 @@ def main(quick: bool = False, runs: int | None = None, seed: int = SEED) -> dict
         "goals": goals,
         "labels": {w.name: w.label for w in POLICIES},
     }
-    path = write_result("detection", doc, quick=quick)
-    print(f"wrote {path}")
+    if write:
+        print(f"wrote {write_result('detection', doc, quick=quick)}")
     return doc
 
 

@@ -5,9 +5,9 @@
 Client side is the real thing: core.ssh.SshPool/SshTransport (host keys pinned in a file) and
 `Watcher.check` with a real SQLite Store (probe exec → parse_probe → assess → status line →
 commit). The servers are asyncssh in a child process (bench/fleet_server.py), so this
-process's CPU time is the watcher's own. For each N, in this order: connect all and check each
-once (memory per run), bare `conn.run('true')` paced at the offered rate (the floor), checks at
-the same rate, then checks as fast as they go (sustained checks/s).
+process's CPU time is the watcher's own. Each N runs in a fresh process, in this order:
+connect all and check each once (memory per run), bare `conn.run('true')` paced at the offered
+rate (the floor), checks at the same rate, then checks as fast as they go (sustained/s).
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from core.watcher import Watcher
 
 SIZES, QUICK_SIZES = (50, 200, 500), (10, 30)
 GOAL_RUNS, GOAL_PERIOD_S = 500, 60.0
+WARMUP_RUNS = 5
 MIN_RATE = 5.0  # checks/s offered at least, so small fleets give enough latency samples
 
 
@@ -61,9 +64,9 @@ def child_cpu_s(pid: int) -> float:
 
 
 class Fleet:
-    def __init__(self, tmp: Path, port: int, key: Path, n: int) -> None:
+    def __init__(self, tmp: Path, port: int, key: Path, n: int, tag: str = "run") -> None:
         self.n = n
-        self.names = [f"run-{i:04d}" for i in range(n)]
+        self.names = [f"{tag}-{i:04d}" for i in range(n)]
         runs = [
             RunConfig(
                 name=name,
@@ -82,7 +85,7 @@ class Fleet:
         self.transports = {
             name: SshTransport(self.pool, t, _options()) for name, t in self.targets.items()
         }
-        self.db = tmp / f"fleet-{n}.db"
+        self.db = tmp / f"fleet-{tag}-{n}.db"
 
     async def open(self) -> None:
         self.store = await Store.open(self.db)
@@ -202,6 +205,10 @@ def _ms(seconds: float | None) -> float | None:
 async def measure(
     tmp: Path, port: int, key: Path, n: int, phase_s: float, server_pid: int
 ) -> dict[str, Any]:
+    warm = Fleet(tmp, port, key, WARMUP_RUNS, tag="warm")  # imports and first-use caches
+    await warm.open()
+    await gather_limited([lambda name=name: warm.check(name) for name in warm.names], 50)
+    await warm.close()
     rss0 = rss_kib()
     fleet = Fleet(tmp, port, key, n)
     await fleet.open()
@@ -232,7 +239,14 @@ async def measure(
     }
 
 
-async def run_all(sizes: tuple[int, ...], phase_s: float) -> list[dict[str, Any]]:
+def measure_fresh(tmp: Path, port: int, key: Path, n: int, phase_s: float, pid: int) -> Any:
+    """One fleet size in a fresh process: RSS growth is not hidden by memory an earlier, larger
+    fleet freed (the allocator keeps it)."""
+    raise_fd_limit()
+    return asyncio.run(measure(tmp, port, key, n, phase_s, pid))
+
+
+def run_all(sizes: tuple[int, ...], phase_s: float) -> list[dict[str, Any]]:
     raise_fd_limit()
     with tempfile.TemporaryDirectory(prefix="sw-fleet-") as tmp_name:
         tmp = Path(tmp_name)
@@ -257,7 +271,13 @@ async def run_all(sizes: tuple[int, ...], phase_s: float) -> list[dict[str, Any]
         try:
             assert server.stdout is not None
             port = int(server.stdout.readline())
-            return [await measure(tmp, port, client_key, n, phase_s, server.pid) for n in sizes]
+            spawn = multiprocessing.get_context("spawn")
+            results = []
+            for n in sizes:
+                with ProcessPoolExecutor(1, mp_context=spawn) as fresh:
+                    job = fresh.submit(measure_fresh, tmp, port, client_key, n, phase_s, server.pid)
+                    results.append(job.result())
+            return results
         finally:
             with contextlib.suppress(Exception):
                 assert server.stdin is not None
@@ -345,11 +365,13 @@ def report(results: list[dict[str, Any]]) -> None:
     )
 
 
-def main(quick: bool = False, sizes: tuple[int, ...] | None = None) -> dict[str, Any]:
+def main(
+    quick: bool = False, sizes: tuple[int, ...] | None = None, *, write: bool = True
+) -> dict[str, Any]:
     sizes = sizes or (QUICK_SIZES if quick else SIZES)
     phase_s = 3.0 if quick else 12.0
     started = time.perf_counter()
-    results = asyncio.run(run_all(sizes, phase_s))
+    results = run_all(sizes, phase_s)
     elapsed = time.perf_counter() - started
     print(
         f"\n== fleet: real asyncssh on 127.0.0.1, N = {', '.join(map(str, sizes))}"
@@ -366,8 +388,8 @@ def main(quick: bool = False, sizes: tuple[int, ...] | None = None) -> dict[str,
         "results": results,
         "goals": goals,
     }
-    path = write_result("fleet", doc, quick=quick)
-    print(f"wrote {path}")
+    if write:
+        print(f"wrote {write_result('fleet', doc, quick=quick)}")
     return doc
 
 
