@@ -286,6 +286,9 @@ def run_all(sizes: tuple[int, ...], phase_s: float) -> list[dict[str, Any]]:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.kill()
+                server.wait()
+            if server.stdout is not None:
+                server.stdout.close()
 
 
 def goals_for(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
