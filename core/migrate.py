@@ -8,6 +8,7 @@ none of its statements behind and the version at the last good file.
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -17,10 +18,9 @@ import aiosqlite
 
 from core.errors import StoreError
 
-# The SQL files live at the repository's top level, next to core/. That holds for the editable
-# install (`pip install -e .`) that `make` sets up; a built wheel would have to ship them as
-# package data and find them with importlib.resources instead.
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The SQL files live in the top-level `migrations` package (package data), so both the editable
+# install that `make` sets up and a built wheel (the Docker image) find them beside core/.
+MIGRATIONS_DIR = Path(str(importlib.resources.files("migrations")))
 
 _FILE_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 

@@ -95,6 +95,7 @@ class Watcher:
             resend_after_s=policy.thresholds.resend_after_s,
             muted_until=record.muted_until,
             terminal=terminal,
+            observed=assessment.state is not None,
         )
         messages: list[tuple[str, OutboundMessage]] = []
         if plan.to_notify:

@@ -291,12 +291,6 @@ def copy_build_context(destination: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="migrations/ is outside every package, so a wheel lacks it: move it to "
-    "core/migrations, add it to [tool.setuptools.package-data], point MIGRATIONS_DIR there",
-)
 def test_a_wheel_of_the_build_context_runs_the_demo_outside_the_tree(tmp_path: Path) -> None:
     source = copy_build_context(tmp_path / "context")
     wheels = tmp_path / "wheels"

@@ -1,0 +1,1 @@
+"""SQL migrations, applied in order at start-up (shipped as package data)."""
