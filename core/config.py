@@ -4,6 +4,7 @@ key, and secrets come only from the environment (never from the file)."""
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -209,8 +210,12 @@ class Config(_Strict):
 
     def policy_for(self, run: RunConfig) -> Policy:
         cadence = run.cadence or self.cadence
-        thresholds = run.thresholds or self.thresholds
-        return Policy(thresholds=thresholds.thresholds(), cadence=cadence.policy())
+        thresholds = (run.thresholds or self.thresholds).thresholds()
+        # a supervisor that beats rarely is not dead after one missed beat
+        stale_s = max(thresholds.heartbeat_stale_s, 4 * run.heartbeat_s)
+        return Policy(
+            thresholds=replace(thresholds, heartbeat_stale_s=stale_s), cadence=cadence.policy()
+        )
 
 
 class Secrets(BaseSettings):
@@ -226,7 +231,7 @@ def parse_config(doc: dict[str, Any], *, source: str = "sleepwatch.toml") -> Con
     try:
         return Config.model_validate(doc)
     except ValidationError as exc:
-        lines = [f"{source}: {_where(e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+        lines = [f"{source}: {_where(e['loc'])}: {_message(e)}" for e in exc.errors()[:5]]
         raise ConfigError("\n".join(lines)) from None
 
 
@@ -242,6 +247,17 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_config(doc, source=str(path))
+
+
+SECRET_KEYS = {"token": "SLEEPWATCH_TELEGRAM_TOKEN", "api_key": "VAST_API_KEY"}
+
+
+def _message(error: Any) -> str:
+    key = str(error["loc"][-1]) if error["loc"] else ""
+    for fragment, variable in SECRET_KEYS.items():
+        if fragment in key and error["type"] == "extra_forbidden":
+            return f"secrets are never read from the file: set {variable} in the environment"
+    return str(error["msg"])
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from core.cadence import Cadence, Phase
 
 MAX_SAMPLES = 8
+MAX_ANNOUNCED = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class Memory:
     stall_kills: tuple[int, ...] = ()
     cadence: Cadence = field(default_factory=Cadence)
     deadline_warned: bool = False
+    announced: tuple[str, ...] = ()  # event keys already notified, newest last
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -56,6 +58,7 @@ class Memory:
             "healthy_streak": self.cadence.healthy_streak,
         }
         doc["stall_kills"] = list(self.stall_kills)
+        doc["announced"] = list(self.announced)
         return doc
 
     @classmethod
@@ -76,6 +79,7 @@ class Memory:
                 healthy_streak=int(cadence.get("healthy_streak", 0)),
             ),
             deadline_warned=bool(doc.get("deadline_warned", False)),
+            announced=tuple(str(k) for k in doc.get("announced", ())),
         )
 
 

@@ -7,11 +7,10 @@ real supervisor output to `parse_probe` so the two sides cannot drift apart sile
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import ProtocolError
 
@@ -67,7 +66,7 @@ class AppliedFix(_Model):
     kind: str
     action: str
     ok: bool
-    at: datetime
+    at: AwareDatetime
 
 
 class Failure(_Model):
@@ -88,11 +87,11 @@ class SupervisorState(_Model):
     max_attempts: int = Field(ge=1)
     step: int | None = Field(default=None, ge=0)
     total_steps: int | None = Field(default=None, ge=0)
-    last_step_at: datetime | None = None
-    last_output_at: datetime | None = None
-    heartbeat_at: datetime | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
+    last_step_at: AwareDatetime | None = None
+    last_output_at: AwareDatetime | None = None
+    heartbeat_at: AwareDatetime | None = None
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
     throughput: float | None = Field(default=None, ge=0)
     gpus: tuple[GpuReading, ...] = ()
     fixes: tuple[AppliedFix, ...] = ()
@@ -118,7 +117,7 @@ class ProbeSnapshot(_Model):
     and then `state_error` says why in words a human can act on."""
 
     probe: int
-    at: datetime
+    at: AwareDatetime
     state: SupervisorState | None = None
     state_error: str | None = None
     log: LogChunk | None = None

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from core.cadence import CadencePolicy, advance
-from core.memory import Memory, Sample
+from core.memory import MAX_ANNOUNCED, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
 
 
@@ -74,6 +74,10 @@ class Assessment:
     state: SupervisorState | None
     kill_attempt: int | None = None
     new_attempt: bool = False
+    # conditions this check could not judge (no reading): an open alert for them stays open
+    unjudged: frozenset[str] = frozenset()
+    # a soft signal seen once: check again within the hold instead of at the next cruise tick
+    suspect: bool = False
 
     @property
     def conditions(self) -> tuple[Finding, ...]:
@@ -164,8 +168,36 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
             soft = rule(state, probe, previous, sample, memory, t)
             if soft:
                 findings.append(soft)
+    unjudged = _unjudged(state, sample, memory)
+    suspect = _suspect(state, sample, memory, t) and not any(f.soft for f in findings)
     memory = _update_baseline(memory, state, t)
-    return _finish(memory, tuple(findings), policy, state, kill=kill, new_attempt=new_attempt)
+    assessment = _finish(memory, tuple(findings), policy, state, kill=kill, new_attempt=new_attempt)
+    return replace(assessment, unjudged=unjudged, suspect=suspect)
+
+
+def _unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozenset[str]:
+    """No reading is no news: a missing GPU or throughput reading neither opens nor closes."""
+    if state.status.value != "running":
+        return frozenset()
+    missing = set()
+    if sample.gpu_util_pct is None:
+        missing.add("low_gpu")
+    if sample.throughput is None or memory.baseline_throughput is None:
+        missing.add("slow")
+    return frozenset(missing)
+
+
+def _suspect(state: SupervisorState, sample: Sample, memory: Memory, t: Thresholds) -> bool:
+    if state.status.value != "running":
+        return False
+    low_gpu = sample.gpu_util_pct is not None and sample.gpu_util_pct < t.gpu_low_pct
+    base = memory.baseline_throughput
+    slow = (
+        base is not None
+        and sample.throughput is not None
+        and (sample.throughput < base * t.throughput_drop)
+    )
+    return low_gpu or slow
 
 
 def _finish(
@@ -180,6 +212,12 @@ def _finish(
 ) -> Assessment:
     if any(f.key == "unreachable" for f in findings) or terminal:
         findings = tuple(f for f in findings if not f.soft)
+    # an event (a retry, a traceback in an attempt, a stall kill) is announced once per key
+    fresh = tuple(f for f in findings if f.event and f.key not in memory.announced)
+    findings = tuple(f for f in findings if not f.event or f in fresh)
+    if fresh:
+        announced = (*memory.announced, *(f.key for f in fresh))[-MAX_ANNOUNCED:]
+        memory = replace(memory, announced=announced)
     lasting = any(not f.event for f in findings)
     health = Health.TERMINAL if terminal else Health.ALERT if findings else Health.OK
     cadence = advance(
@@ -295,12 +333,16 @@ SoftRule = Callable[
 
 
 def _held_for(
-    samples: tuple[Sample, ...], holds: Callable[[Sample], bool]
+    samples: tuple[Sample, ...], holds: Callable[[Sample], bool], max_gap_s: float
 ) -> tuple[int, datetime | None]:
-    """How many of the newest samples satisfy `holds` in a row, and when the first of them was."""
+    """How many of the newest samples satisfy `holds` in a row, and when the first of them was.
+    Two readings further apart than `max_gap_s` are not one episode: two checkpoint writes that
+    a 30-minute cadence happens to land on are not a GPU idle for 30 minutes."""
     count, since = 0, None
     for sample in reversed(samples):
-        if not holds(sample):
+        if not holds(sample) or (
+            since is not None and (since - sample.at).total_seconds() > max_gap_s
+        ):
             break
         count, since = count + 1, sample.at
     return count, since
@@ -351,6 +393,7 @@ def _low_gpu(
             and s.gpu_util_pct is not None
             and s.gpu_util_pct < t.gpu_low_pct
         ),
+        max_gap_s=2 * t.soft_hold_s,
     )
     reason = (
         f"GPU utilisation {sample.gpu_util_pct:.0f}% (under {t.gpu_low_pct:.0f}%) while training"
@@ -373,6 +416,7 @@ def _slow(
     count, since = _held_for(
         memory.samples,
         lambda s: s.attempt == sample.attempt and s.throughput is not None and s.throughput < floor,
+        max_gap_s=2 * t.soft_hold_s,
     )
     reason = f"throughput {sample.throughput:.2f} steps/s, under half the run's baseline {base:.2f}"
     return _soft("slow", reason, count, since, probe.at, t)

@@ -7,7 +7,7 @@ message says what matters."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,6 +47,7 @@ def plan_alerts(
     muted_until: datetime | None = None,
     terminal: bool = False,
     observed: bool = True,
+    unjudged: Collection[str] = (),
 ) -> AlertPlan:
     """`observed` is False when this check saw no state (host unreachable, state unreadable)
     even before that became a condition of its own."""
@@ -74,6 +75,7 @@ def plan_alerts(
         if key not in active
         and not (muted and key in SOFT_CONDITIONS)
         and not (blind and key in NEEDS_STATE)
+        and key not in unjudged
     ]
     return AlertPlan(
         opened=tuple(opened),

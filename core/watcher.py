@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from core.cadence import next_interval
+from core.cadence import advance, next_interval
 from core.config import Config, RunConfig
 from core.deadline import judge_deadline
 from core.errors import HostKeyMismatch, ProtocolError, TransportError
@@ -71,19 +71,16 @@ class Watcher:
         obs = await self._observe(record)
         memory = _memory_of(record)
         assessment = assess(memory, obs, policy, now)
-        findings = list(assessment.findings)
         instance_finding = await self._ask_provider(record, obs)
-        if instance_finding:
-            findings.append(instance_finding)
         deadline = judge_deadline(
             record.deadline_at,
             now,
             warned=assessment.memory.deadline_warned,
             grace_s=self._grace_s(name),
         )
-        findings.extend(deadline.findings)
-        memory = replace(assessment.memory, deadline_warned=deadline.warned)
-        assessment = replace(assessment, findings=tuple(findings), memory=memory)
+        extra = [*([instance_finding] if instance_finding else []), *deadline.findings]
+        assessment = _with_extra(assessment, extra, policy, deadline.warned)
+        findings = list(assessment.findings)
 
         line = self._status_line(record, obs, assessment)
         terminal = assessment.health is Health.TERMINAL
@@ -96,6 +93,7 @@ class Watcher:
             muted_until=record.muted_until,
             terminal=terminal,
             observed=assessment.state is not None,
+            unjudged=assessment.unjudged,
         )
         messages: list[tuple[str, OutboundMessage]] = []
         if plan.to_notify:
@@ -112,6 +110,8 @@ class Watcher:
         interval = next_interval(
             assessment.memory.cadence, policy.cadence, now, deadline_at=record.deadline_at
         )
+        if interval is not None and assessment.suspect:
+            interval = min(interval, policy.thresholds.soft_hold_s)
         updated = self._updated_record(record, obs, assessment, line, interval)
         stop = any(f.key == "host_key" for f in findings)
         if stop:
@@ -229,6 +229,25 @@ class Watcher:
         if obs.probe is not None and obs.probe.log is not None:
             fields.update(log_attempt=obs.probe.log.attempt, log_offset=obs.probe.log.next_offset)
         return replace(record, **fields)  # type: ignore[arg-type]
+
+
+def _with_extra(
+    assessment: Assessment, extra: list[Finding], policy: Policy, deadline_warned: bool
+) -> Assessment:
+    """Add the provider's and the deadline's findings, which assess cannot see: a lasting one
+    puts the run in alert mode like any other alert."""
+    memory = replace(assessment.memory, deadline_warned=deadline_warned)
+    health = assessment.health
+    if extra and health is Health.OK:
+        health = Health.ALERT
+    if any(not f.event for f in extra) and health is not Health.TERMINAL:
+        cadence = advance(
+            memory.cadence, policy.cadence, alerting=True, terminal=False, new_attempt=False
+        )
+        memory = replace(memory, cadence=cadence)
+    return replace(
+        assessment, findings=(*assessment.findings, *extra), memory=memory, health=health
+    )
 
 
 def _memory_of(record: RunRecord) -> Memory:

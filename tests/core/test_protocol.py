@@ -71,11 +71,6 @@ def test_a_bad_state_raises_protocol_error_naming_what_is_wrong(doc: Any, words:
     assert words in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol.py accepts naive timestamps; assess then mixes naive and aware datetimes "
-    "(TypeError). Needs AwareDatetime in core/protocol.py (reported to the lead).",
-)
 def test_a_naive_timestamp_is_refused() -> None:
     with pytest.raises(ProtocolError):
         parse_state(state_doc(heartbeat_at="2026-11-28T03:00:00"))
