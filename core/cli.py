@@ -106,7 +106,7 @@ async def dispatch(
         service = Service(
             config,
             engine.store,
-            notifier or ConsoleNotifier(),
+            notifier or ConsoleNotifier(status_lines=args.command != "serve"),
             engine.provider,
             engine.transport_for,
             utc_now,

@@ -37,10 +37,11 @@ def clean_lines(lines: tuple[str, ...] | list[str]) -> list[str]:
     return out
 
 
-def render_plain(message: OutboundMessage) -> str:
-    """Status line, `[kind] title`, `- reason` lines, indented log lines, `key: value` lines."""
+def render_plain(message: OutboundMessage, *, status_line: bool = True) -> str:
+    """Status line, `[kind] title`, `- reason` lines, indented log lines, `key: value` lines.
+    `status_line=False` where the check's own status line was just printed on the same stream."""
     parts: list[str] = []
-    if message.status_line:
+    if message.status_line and status_line:
         parts.append(clean_line(message.status_line))
     parts.append(f"[{message.kind.value}] {clean_line(message.title)}")
     parts.extend(f"- {clean_line(reason)}" for reason in message.reasons)
@@ -53,9 +54,10 @@ class ConsoleNotifier:
     """Notifier that prints each message followed by a blank line. Never raises DeliveryError:
     a console that cannot be written to is a bug to see, not a delivery to retry."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, status_lines: bool = True) -> None:
         self._stream = stream if stream is not None else sys.stdout
+        self._status_lines = status_lines
 
     async def deliver(self, message: OutboundMessage) -> None:
-        self._stream.write(render_plain(message) + "\n")
+        self._stream.write(render_plain(message, status_line=self._status_lines) + "\n")
         self._stream.flush()

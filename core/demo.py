@@ -125,7 +125,7 @@ async def run_demo(scenario: str, *, out: TextIO | None = None, workdir: Path | 
         service = Service(
             config,
             store,
-            ConsoleNotifier(stream),
+            ConsoleNotifier(stream, status_lines=False),  # emit() already printed them
             NoneProvider(),
             lambda record: local,
             utc_now,

@@ -67,10 +67,34 @@ def _trimmed(lines: Sequence[str]) -> tuple[str, ...]:
     return tuple(kept)
 
 
+FINDING_LABELS = {
+    "attempt": "retrying",
+    "traceback": "error in the log",
+    "stall_kill": "stalled: attempt killed",
+    "stall": "stalled again",
+    "supervisor_dead": "supervisor dead",
+    "unreachable": "unreachable",
+    "host_key": "host key changed",
+    "invalid_state": "state unreadable",
+    "stale_output": "no progress",
+    "low_gpu": "GPU idle",
+    "slow": "throughput collapsed",
+    "deadline_warning": "deadline soon",
+    "deadline": "deadline passed",
+    "instance_lost": "instance lost",
+    "instance_stopped": "instance stopped",
+}
+
+
+def finding_label(key: str) -> str:
+    """`attempt:3` -> `retrying`: a human name for a condition or event key."""
+    return FINDING_LABELS.get(key.split(":")[0], key.split(":")[0].replace("_", " "))
+
+
 def alert_message(
     run: str, status_line: str, findings: Sequence[Finding], log_lines: Sequence[str]
 ) -> OutboundMessage:
-    keys = ", ".join(f.key.split(":")[0] for f in findings)
+    keys = "; ".join(dict.fromkeys(finding_label(f.key) for f in findings))
     return OutboundMessage(
         kind=MessageKind.ALERT,
         title=f"⚠ {run}: {keys}",
@@ -84,7 +108,7 @@ def alert_message(
 def recovery_message(run: str, status_line: str, conditions: Sequence[str]) -> OutboundMessage:
     return OutboundMessage(
         kind=MessageKind.RECOVERY,
-        title=f"✓ {run}: recovered ({', '.join(conditions)})",
+        title=f"✓ {run}: recovered ({', '.join(finding_label(c) for c in conditions)})",
         run=run,
         status_line=status_line,
     )

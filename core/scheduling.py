@@ -23,6 +23,7 @@ Check = Callable[[str], Awaitable[float | None]]
 MIN_GRACE_S = 60.0
 WAKE_DEBOUNCE_S = 0.3  # several wakes in a burst (status, then attempt) make one check
 SKIPPED_RETRY_S = 1.0
+MIN_DELAY_S = 0.1
 
 
 def job_id(run: str) -> str:
@@ -50,7 +51,9 @@ class CheckScheduler:
     def schedule(self, run: str, delay_s: float) -> None:
         """(Re)arm the run's one job. misfire_grace_time is at least the interval: APScheduler's
         default of 1 s would silently skip a check that fires late (a busy loop, a suspend)."""
-        at = self._clock() + timedelta(seconds=max(0.0, delay_s))
+        # Never due at once: a job re-armed from inside its own run would fire while APScheduler
+        # still counts that run as an instance, and be skipped (max_instances=1).
+        at = self._clock() + timedelta(seconds=max(MIN_DELAY_S, delay_s))
         self._scheduler.add_job(
             self._run_check,
             DateTrigger(run_date=at),
@@ -73,6 +76,9 @@ class CheckScheduler:
         job = self._scheduler.get_job(job_id(run))
         if job is not None:
             job.remove()
+
+    def busy(self, run: str) -> bool:
+        return run in self._running
 
     def next_run_at(self, run: str) -> datetime | None:
         job = self._scheduler.get_job(job_id(run))
@@ -109,6 +115,6 @@ class CheckScheduler:
         if run in self._again:
             self._again.discard(run)
             if interval is not None:
-                interval = 0.0
+                interval = WAKE_DEBOUNCE_S
         if interval is not None:
             self.schedule(run, interval)

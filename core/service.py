@@ -23,6 +23,7 @@ from core.watcher import TransportFor, Watcher
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30.0
+RESCAN_S = 30.0
 
 
 class Service:
@@ -82,6 +83,7 @@ class Service:
         self._tasks.append(asyncio.create_task(self.sender.run(self._stop, self._outbox_wake)))
         if self.heartbeat_file is not None:
             self._tasks.append(asyncio.create_task(self._beat(self.heartbeat_file)))
+        self._tasks.append(asyncio.create_task(self._rescan()))
         now = self.clock()
         for record in await self.store.list_runs():
             if record.live:
@@ -128,6 +130,20 @@ class Service:
                 await task
         self._tasks.clear()
         self._waiters.clear()
+
+    async def _rescan(self) -> None:
+        """Pick up runs launched from another process (`sleepwatch launch` while serving)."""
+        while not self._stop.is_set():
+            await asyncio.sleep(RESCAN_S)
+            try:
+                records = await self.store.list_runs()
+            except Exception:  # the store may be briefly locked; the next round retries
+                log.exception("rescan of the store failed")
+                continue
+            for record in records:
+                known = self.scheduler.next_run_at(record.name) or self.scheduler.busy(record.name)
+                if record.live and not known:
+                    self.watch(record)
 
     async def _beat(self, path: Path) -> None:
         """Touch a file while the loop is alive: the container HEALTHCHECK reads its age."""
