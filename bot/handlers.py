@@ -167,6 +167,12 @@ class ChatCommands:
             return f"Run {esc(view.name)} has already ended; there is nothing to stop."
         if action == "teardown" and view.teardown == "destroyed":
             return f"The instance of {esc(view.name)} is already destroyed."
+        if action == "teardown" and view.instance_id is None:
+            hint = f" /kill {esc(view.name)} stops the run." if view.live else ""
+            return (
+                f"Run {esc(view.name)} has no cloud instance (it runs on this machine or on a "
+                f"host you manage): there is nothing to destroy.{hint}"
+            )
         return None
 
     async def on_button(self, query: CallbackQuery) -> None:
