@@ -33,8 +33,12 @@ class AuditLog(Protocol):
 
 def update_text(update: Update) -> str:
     """What the update asked for, for the audit log: a message's text, a button's data."""
-    if update.message is not None:
-        return (update.message.text or f"<{update.message.content_type}>")[:AUDIT_TEXT_MAX]
+    message = (
+        update.message or update.edited_message or update.channel_post or update.edited_channel_post
+    )
+    if message is not None:
+        kind = getattr(message.content_type, "value", message.content_type)  # an enum member
+        return (message.text or message.caption or f"<{kind}>")[:AUDIT_TEXT_MAX]
     if update.callback_query is not None:
         return f"button {update.callback_query.data or ''}"[:AUDIT_TEXT_MAX]
     return f"<{update.event_type}>"
