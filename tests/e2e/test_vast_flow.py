@@ -521,3 +521,24 @@ async def test_the_record_keeps_the_verified_teardown_after_a_deadline_destroy(
     assert await flow.watcher.check(RUN) is None
     record = await flow.record()
     assert (record.teardown, record.torn_down_at) == ("destroyed", flow.clock())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ExitHandler.teardown_live ignores _destroy's keep-retrying flag: it marks the run "
+    "not live with no next check, so a failed deadline (or lost-instance, /teardown) destroy "
+    "is never retried while the instance bills",
+)
+async def test_a_failed_deadline_destroy_stays_scheduled_to_retry(
+    open_flow: Callable[..., Any], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    flow: Flow = await open_flow(deadline_grace="1m", max_retries=0)
+    await passed_deadline(flow, tmp_path, ago_s=120)
+    fake_vast.destroy_never_succeeds = True
+
+    retry_s = await flow.watcher.check(RUN)
+
+    titles = [m.title for m in await flow.messages()]
+    assert f"instance {INSTANCE} is STILL BILLING at $0.41/h" in titles
+    record = await flow.record()
+    assert retry_s is not None or record.next_check_at is not None
