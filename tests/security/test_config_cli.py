@@ -28,7 +28,7 @@ CASES = [
     ("unknown_in_run", GOOD_RUN + "retries = 3\n", "runs[0].retries"),
     ("wrong_place_section", "[watcher]\nchat_ids = [1001]\n", "watcher.chat_ids"),
     ("wrong_place_top", "max_attempts = 3\n", "max_attempts"),
-    ("wrong_place_run_key", "[thresholds]\ndestroy_on_done = false\n", "thresholds.destroy_on_done"),
+    ("wrong_place_run_key", "[thresholds]\ndestroy_on_done = 1\n", "thresholds.destroy_on_done"),
     ("runs_not_an_array", '[runs]\nname = "x"\n', "runs"),
     ("path_like_name", GOOD_RUN.replace('"llama-ft"', '"../../etc/passwd"'), "runs[0].name"),
     ("secret_in_file", f'[telegram]\ntoken = "{SECRET}"\n', "telegram.token"),
