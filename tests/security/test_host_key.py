@@ -39,7 +39,11 @@ async def test_a_changed_host_key_stops_the_checks_of_that_run_and_alerts(
         old_fingerprint = sshd.host_key_fingerprint()
 
         sshd.regenerate_host_key()  # same address and port, another key: a MITM, or a new box
-        assert await watcher.check(RUN) is None
+        # The pooled connection may not have noticed the restart yet: that check only finds
+        # the host unreachable. The next connection meets the new key.
+        intervals = [await watcher.check(RUN) for _ in range(3)]
+        assert None in intervals, intervals
+        assert intervals.index(None) <= 1, intervals
 
         stopped = await store.get_run(RUN)
         assert stopped is not None and not stopped.live and stopped.next_check_at is None
