@@ -53,9 +53,15 @@ _PERMANENT = (
 _TRANSIENT_STARTUP = (TelegramNetworkError, TelegramServerError, TelegramRetryAfter)
 
 
-def build_bot(token: SecretStr, api_base: str | None = None) -> Bot:
-    """A Bot on aiogram's aiohttp session; `api_base` points it at another Bot API server."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base)) if api_base else None
+def build_bot(token: SecretStr, api_base: str | None = None, *, timeout_s: float = 60.0) -> Bot:
+    """A Bot on aiogram's aiohttp session; `api_base` points it at another Bot API server.
+    `timeout_s` bounds each request (long polls get it on top of their own wait), so a Bot API
+    that accepts the connection and never answers holds the outbox up that long at most."""
+    session = (
+        AiohttpSession(api=TelegramAPIServer.from_base(api_base), timeout=timeout_s)
+        if api_base
+        else AiohttpSession(timeout=timeout_s)
+    )
     return Bot(
         token.get_secret_value(),
         session=session,
