@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from core.errors import AmbiguousRun, TransportError, UnknownRun
+from core.exits import REQUESTED
 from core.messages import clean_line, cost_usd
 from core.models import RunRecord, RunView
 from core.ports import Clock
@@ -104,9 +105,14 @@ class WatcherControl:
         record = await self._record(run)
         if record.teardown == "destroyed":
             return f"{run}: instance {record.instance_id} was already destroyed"
-        text = await self.watcher.exits.teardown_live(record, "teardown requested")
+        if record.instance_id is None and not record.live:
+            return f"{run}: no cloud instance, and the run has ended: nothing to tear down"
+        text, retry_s = await self.watcher.exits.teardown_live(record, REQUESTED)
         if self.scheduler:
-            self.scheduler.unschedule(run)
+            if retry_s is None:
+                self.scheduler.unschedule(run)
+            else:
+                self.scheduler.schedule(run, retry_s)
         return f"{run}: {text}"
 
     async def extend(self, run: str, seconds: float, now: datetime) -> datetime:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from core.config import Config
@@ -24,8 +24,17 @@ from core.teardown import destroy_verified, teardown_message
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"done", "failed", "stopped"})
+LOST = "instance lost"
+REQUESTED = "teardown requested"
 RETRY_TEARDOWN_S = 600.0
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class DestroyOutcome:
+    line: str  # the summary's "instance" line
+    retry: bool  # the destroy failed: the instance is still billing, try again later
+    record: RunRecord  # the run as stored after it
 
 
 def should_destroy(status: str, *, destroy_on_done: bool, destroy_on_fail: bool) -> bool:
@@ -107,12 +116,13 @@ class ExitHandler:
             await self.store.set_meta(pending_key, json.dumps(message.to_json()))
             record = replace(record, status=state.status.value, ended_at=state.ended_at or now)
             await self.store.upsert_run(record)
-        instance_line, retry = await self._teardown_by_policy(record)
+        outcome = await self._teardown_by_policy(record)
+        record = outcome.record
         stored = await self.store.get_meta(pending_key)
-        final = _with_instance_line(stored, record, instance_line)
+        final = _with_instance_line(stored, record, outcome.line)
         await self.store.enqueue(final, dedupe_key=f"{record.name}:terminal", at=now)
         self.wake_outbox()
-        if retry:
+        if outcome.retry:
             await self.store.upsert_run(
                 replace(record, next_check_at=now + timedelta(seconds=RETRY_TEARDOWN_S))
             )
@@ -120,55 +130,79 @@ class ExitHandler:
         await self.store.upsert_run(replace(record, live=False, next_check_at=None))
         return None
 
-    async def teardown_live(self, record: RunRecord, reason: str) -> str:
-        """Tear down a run that is not terminal (deadline, lost instance, /teardown)."""
+    async def teardown_live(self, record: RunRecord, reason: str) -> tuple[str, float | None]:
+        """Tear down a run that is not terminal (deadline, lost instance, /teardown). Returns
+        what happened and, while the destroy keeps failing, when to try again (the run stays
+        live and its next check retries the destroy)."""
+        now = self.clock()
         if record.instance_id is None:
             ok, message = await self.ctl(record, "stop")
-            text = f"{reason}: no cloud instance; supervisor stop: {message or ok}"
-        else:
-            if reason != "instance lost":
-                await self.ctl(record, "stop")
-            text, _ = await self._destroy(record, reason)
-        await self.store.upsert_run(
-            replace(record, live=False, ended_at=self.clock(), next_check_at=None)
-        )
-        return text
+            await self.store.upsert_run(
+                replace(record, live=False, ended_at=now, next_check_at=None)
+            )
+            return f"{reason}: no cloud instance; supervisor stop: {message or ok}", None
+        if reason != LOST:
+            await self.ctl(record, "stop")
+        outcome = await self._destroy(record, reason, announce=reason != REQUESTED)
+        record = replace(outcome.record, ended_at=record.ended_at or now)
+        if outcome.retry:
+            retry_at = now + timedelta(seconds=RETRY_TEARDOWN_S)
+            await self.store.upsert_run(replace(record, next_check_at=retry_at))
+            return outcome.line, RETRY_TEARDOWN_S
+        await self.store.upsert_run(replace(record, live=False, next_check_at=None))
+        return outcome.line, None
 
-    async def _teardown_by_policy(self, record: RunRecord) -> tuple[str, bool]:
+    async def _teardown_by_policy(self, record: RunRecord) -> DestroyOutcome:
+        if record.instance_id is not None and record.teardown in ("pending", "failed"):
+            # a teardown already started (policy, deadline, lost instance): finish it
+            return await self._destroy(record, "retrying the teardown", announce=True)
         run = next((r for r in self.config.runs if r.name == record.name), None)
         on_done = run.destroy_on_done if run else True
         on_fail = run.destroy_on_fail if run else True
         wanted = should_destroy(record.status, destroy_on_done=on_done, destroy_on_fail=on_fail)
         policy = f"destroy_on_done={str(on_done).lower()}, destroy_on_fail={str(on_fail).lower()}"
         if not wanted:
-            return f"kept running by policy ({policy}): still billing", False
+            return DestroyOutcome(
+                f"kept running by policy ({policy}): still billing", False, record
+            )
         if record.instance_id is None:
-            return f"no cloud instance (local run); the policy would destroy it ({policy})", False
-        return await self._destroy(record, f"run {record.status}")
+            line = f"no cloud instance (local run); the policy would destroy it ({policy})"
+            return DestroyOutcome(line, False, record)
+        return await self._destroy(record, f"run {record.status}", announce=False)
 
-    async def _destroy(self, record: RunRecord, reason: str) -> tuple[str, bool]:
-        """(instance line, keep retrying?). Destroy verified at most once per run."""
+    async def _destroy(self, record: RunRecord, reason: str, *, announce: bool) -> DestroyOutcome:
+        """Destroy verified, at most once per run. `announce`: also send a message when it is
+        gone (the terminal message says it otherwise)."""
         instance_id = record.instance_id
         assert instance_id is not None
-        if await self.store.action_result(record.name, "teardown") == "destroyed":
-            return f"{instance_id} destroyed", False
+        done = await self.store.action_result(record.name, "teardown") == "destroyed"
+        if done or record.teardown == "destroyed":
+            return DestroyOutcome(f"{instance_id} destroyed", False, record)
+        retried = record.teardown == "failed"
         await self.store.claim_action(record.name, "teardown", self.clock())
+        record = replace(record, teardown="pending")
+        await self.store.upsert_run(record)
         if self.provider is None:
-            return f"{instance_id}: no provider configured, NOT destroyed — still billing", False
+            line = f"{instance_id}: no provider configured (VAST_API_KEY), NOT destroyed"
+            return DestroyOutcome(line, False, replace(record, teardown="failed"))
         result = await destroy_verified(self.provider, instance_id, sleep=self.sleep)
         now = self.clock()
-        outcome = "destroyed" if result.destroyed else "failed"
-        await self.store.finish_action(record.name, "teardown", outcome, now)
-        await self.store.upsert_run(
-            replace(record, teardown=outcome, torn_down_at=now if result.destroyed else None)
-        )
+        state = "destroyed" if result.destroyed else "failed"
+        await self.store.finish_action(record.name, "teardown", state, now)
+        record = replace(record, teardown=state, torn_down_at=now if result.destroyed else None)
+        await self.store.upsert_run(record)
         message = teardown_message(record.name, instance_id, result)
-        if not result.destroyed or message.kind is MessageKind.ALERT:
+        if not result.destroyed:
             hour = now.strftime("%Y%m%d%H")
             await self.store.enqueue(message, dedupe_key=f"{record.name}:billing:{hour}", at=now)
-            return f"{instance_id} NOT destroyed ({result.last_error}): still billing", True
+            self.wake_outbox()
+            line = f"{instance_id} NOT destroyed ({result.last_error}): still billing"
+            return DestroyOutcome(line, True, record)
+        if announce or retried:
+            await self.store.enqueue(message, dedupe_key=f"{record.name}:destroyed", at=now)
+            self.wake_outbox()
         log.info("%s: instance %s destroyed (%s)", record.name, instance_id, reason)
-        return f"{instance_id} destroyed ({reason})", False
+        return DestroyOutcome(f"{instance_id} destroyed ({reason})", False, record)
 
 
 def _with_instance_line(

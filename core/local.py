@@ -2,7 +2,8 @@
 
 It behaves like the SSH transport where callers can tell: argv is never given to a shell, a
 missing program exits 127 (as a remote shell reports it), a timeout raises TransportError and
-kills the command's whole process group.
+kills the command's whole process group. Like a remote host, the command never sees the
+watcher's secrets: they are left out of its environment (a trainer may print or upload it).
 """
 
 from __future__ import annotations
@@ -16,8 +17,23 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
+from core.config import Secrets
 from core.errors import TransportError
 from core.models import ExecResult
+
+
+def secret_env_names() -> frozenset[str]:
+    """The environment variables Secrets reads: never passed on to a supervised command."""
+    return frozenset(
+        str(info.validation_alias)
+        for info in Secrets.model_fields.values()
+        if info.validation_alias
+    )
+
+
+def child_env() -> dict[str, str]:
+    hidden = secret_env_names()
+    return {name: value for name, value in os.environ.items() if name not in hidden}
 
 
 class LocalTransport:
@@ -34,6 +50,7 @@ class LocalTransport:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                env=child_env(),
                 start_new_session=True,  # its own group, so a timeout kills its children too
             )
         except FileNotFoundError:

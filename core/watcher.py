@@ -13,7 +13,7 @@ from core.cadence import advance, next_interval
 from core.config import Config, RunConfig
 from core.deadline import judge_deadline
 from core.errors import HostKeyMismatch, ProtocolError, TransportError
-from core.exits import ExitHandler
+from core.exits import LOST, ExitHandler
 from core.memory import Memory
 from core.messages import alert_message, log_context, recovery_message
 from core.models import CheckCommit, OpenAlert, OutboundMessage, RunRecord
@@ -138,11 +138,16 @@ class Watcher:
             await self.exits.kill_attempt(updated, assessment.kill_attempt)
         if terminal and assessment.state is not None:
             return await self.exits.finish(updated, assessment.state, obs.probe)
-        if deadline.teardown or (instance_finding and instance_finding.key == "instance_lost"):
-            reason = "deadline passed" if deadline.teardown else "instance lost"
-            await self.exits.teardown_live(updated, reason)
-            return None
+        lost = instance_finding is not None and instance_finding.key == "instance_lost"
+        if deadline.teardown or (lost and self._destroy_on_fail(name)):
+            reason = "deadline passed" if deadline.teardown else LOST
+            _, retry_s = await self.exits.teardown_live(updated, reason)
+            return retry_s
         return interval
+
+    def _destroy_on_fail(self, name: str) -> bool:
+        run = self.run_config(name)
+        return run.destroy_on_fail if run else True
 
     async def _observe(self, record: RunRecord) -> Observation:
         now = self.clock()

@@ -132,7 +132,7 @@ def test_an_alert_carries_the_status_line_reasons_and_context() -> None:
     findings = [Finding("attempt:2", "attempt 2/3 started", event=True), Finding("low_gpu", "3%")]
     message = alert_message(RUN, LINE, findings, ["ctx"])
     assert message.kind is MessageKind.ALERT
-    assert message.title == "⚠ llama-ft: attempt, low_gpu"
+    assert message.title == "⚠ llama-ft: retrying; GPU idle"
     assert message.status_line == LINE
     assert message.reasons == ("attempt 2/3 started", "3%")
     assert message.log_lines == ("ctx",)
@@ -141,7 +141,7 @@ def test_an_alert_carries_the_status_line_reasons_and_context() -> None:
 def test_a_recovery_is_one_short_message() -> None:
     message = recovery_message(RUN, LINE, ["low_gpu", "slow"])
     assert message.kind is MessageKind.RECOVERY
-    assert message.title == "✓ llama-ft: recovered (low_gpu, slow)"
+    assert message.title == "✓ llama-ft: recovered (GPU idle, throughput collapsed)"
     assert message.reasons == message.log_lines == ()
 
 

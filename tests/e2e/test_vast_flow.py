@@ -312,11 +312,6 @@ async def test_a_finished_run_is_destroyed_and_verified_through_a_429_and_two_50
     assert summary["cost"].startswith("$")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ExitHandler.finish re-saves its own copy of the record after _destroy saved "
-    "teardown='destroyed' and torn_down_at, so both are lost (None) in the store",
-)
 async def test_the_record_keeps_the_verified_teardown_after_a_terminal_destroy(
     open_flow: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -362,11 +357,6 @@ async def test_a_destroy_that_never_succeeds_alerts_still_billing_and_keeps_retr
     assert not (await flow.record()).live
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a 'STILL BILLING' alert, a later retry that destroys the instance sends "
-    "nothing: the destroyed message is only logged and the terminal message is deduped",
-)
 async def test_a_retry_that_finally_destroys_tells_the_human(
     open_flow: Callable[..., Any], fake_vast: FakeVast, tmp_path: Path
 ) -> None:
@@ -411,11 +401,6 @@ async def test_a_lost_instance_is_alerted_then_destroyed_by_the_fail_policy(
     assert any("offline" in r and "will not come back" in r for r in alert.reasons)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Watcher.check tears a lost instance down through ExitHandler.teardown_live, "
-    "which never consults destroy_on_fail",
-)
 async def test_a_lost_instance_is_kept_when_destroy_on_fail_is_false(
     open_flow: Callable[..., Any], fake_vast: FakeVast, sshd: SshdServer, tmp_path: Path
 ) -> None:
@@ -508,11 +493,6 @@ async def test_the_cost_so_far_is_hours_times_the_instance_price(
     assert viewed.tail and "step" in viewed.tail[-1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ExitHandler.teardown_live re-saves its own copy of the record after _destroy saved "
-    "teardown='destroyed' and torn_down_at, so both are lost (None) in the store",
-)
 async def test_the_record_keeps_the_verified_teardown_after_a_deadline_destroy(
     open_flow: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -523,12 +503,6 @@ async def test_the_record_keeps_the_verified_teardown_after_a_deadline_destroy(
     assert (record.teardown, record.torn_down_at) == ("destroyed", flow.clock())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ExitHandler.teardown_live ignores _destroy's keep-retrying flag: it marks the run "
-    "not live with no next check, so a failed deadline (or lost-instance, /teardown) destroy "
-    "is never retried while the instance bills",
-)
 async def test_a_failed_deadline_destroy_stays_scheduled_to_retry(
     open_flow: Callable[..., Any], fake_vast: FakeVast, tmp_path: Path
 ) -> None:

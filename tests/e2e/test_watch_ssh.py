@@ -239,8 +239,14 @@ async def test_sshd_going_away_is_recorded_alerted_after_n_checks_and_watching_r
         (json.dumps({"schema": 2, "run": "llama-ft"}).encode(), "schema 2 is not supported"),
         (
             json.dumps(
-                {"schema": 1, "run": "llama-ft", "status": "running", "attempt": 1,
-                 "max_attempts": 3, "step": -1}
+                {
+                    "schema": 1,
+                    "run": "llama-ft",
+                    "status": "running",
+                    "attempt": 1,
+                    "max_attempts": 3,
+                    "step": -1,
+                }
             ).encode(),
             "step",
         ),
