@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.detection_model import DAY_S, HEALTHY_KINDS, SimRun, at
-from core.cadence import next_interval
 from core.deadline import judge_deadline
 from core.exits import should_destroy
 from core.memory import Memory
 from core.models import OpenAlert
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.rules import Health, Observation, Policy, assess
+from core.rules import Health, Observation, Policy, assess, next_check_s
 from core.transitions import plan_alerts
 
 EXEC_S = 1.0  # one SSH exec on a warm connection (probe, ctl)
@@ -130,6 +129,8 @@ class _Loop:
             now,
             resend_after_s=self.policy.thresholds.resend_after_s,
             terminal=terminal,
+            observed=a.state is not None,
+            unjudged=a.unjudged,
         )
         if plan.to_notify:
             self.message(t, [f.key for f in plan.to_notify])
@@ -149,7 +150,7 @@ class _Loop:
             return None
         if self.watching.fixed_s is not None:
             return self.watching.fixed_s
-        return next_interval(self.memory.cadence, self.policy.cadence, now)
+        return next_check_s(a, self.policy, now)
 
     def message(self, t: float, keys: list[str]) -> None:
         out = self.out

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from core.cadence import CadencePolicy, advance
+from core.cadence import CadencePolicy, advance, next_interval
 from core.memory import MAX_ANNOUNCED, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
 
@@ -64,6 +64,7 @@ class Finding:
     reason: str
     soft: bool = False
     event: bool = False
+    since: datetime | None = None  # a soft episode's first reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +219,7 @@ def _finish(
     if fresh:
         announced = (*memory.announced, *(f.key for f in fresh))[-MAX_ANNOUNCED:]
         memory = replace(memory, announced=announced)
-    lasting = any(not f.event for f in findings)
+    lasting = any(_keeps_alert_mode(f, memory) for f in findings)
     health = Health.TERMINAL if terminal else Health.ALERT if findings else Health.OK
     cadence = advance(
         memory.cadence,
@@ -229,6 +230,20 @@ def _finish(
     )
     memory = replace(memory, cadence=cadence)
     return Assessment(health, findings, memory, state, kill_attempt=kill, new_attempt=new_attempt)
+
+
+SOFT_SETTLE_S = 900.0  # under MAX_SAMPLES alert-mode checks, or an episode never looks old
+
+
+def _keeps_alert_mode(finding: Finding, memory: Memory) -> bool:
+    """Alert mode (3-minute checks) is for what is new or hard. A soft episode that has been
+    reported and has held for SOFT_SETTLE_S is steady: the cadence calms down again (its alert
+    stays open and is re-sent after resend_after_s)."""
+    if finding.event:
+        return False
+    if not finding.soft or finding.since is None or not memory.samples:
+        return True
+    return (memory.samples[-1].at - finding.since).total_seconds() < SOFT_SETTLE_S
 
 
 def _assess_unreachable(
@@ -333,16 +348,19 @@ SoftRule = Callable[
 
 
 def _held_for(
-    samples: tuple[Sample, ...], holds: Callable[[Sample], bool], max_gap_s: float
+    samples: tuple[Sample, ...], holds: Callable[[Sample], bool | None], max_gap_s: float
 ) -> tuple[int, datetime | None]:
     """How many of the newest samples satisfy `holds` in a row, and when the first of them was.
-    Two readings further apart than `max_gap_s` are not one episode: two checkpoint writes that
-    a 30-minute cadence happens to land on are not a GPU idle for 30 minutes."""
+    `holds` answers None for a sample that could not tell (no reading): it is skipped, so a
+    missing reading neither breaks nor extends an episode. Two readings further apart than
+    `max_gap_s` are not one episode: two checkpoint writes that a 30-minute cadence happens
+    to land on are not a GPU idle for 30 minutes."""
     count, since = 0, None
     for sample in reversed(samples):
-        if not holds(sample) or (
-            since is not None and (since - sample.at).total_seconds() > max_gap_s
-        ):
+        verdict = holds(sample)
+        if verdict is None:
+            continue
+        if not verdict or (since is not None and (since - sample.at).total_seconds() > max_gap_s):
             break
         count, since = count + 1, sample.at
     return count, since
@@ -355,7 +373,7 @@ def _soft(
         return None
     if (now - since).total_seconds() < t.soft_hold_s:
         return None
-    return Finding(key, reason, soft=True)
+    return Finding(key, reason, soft=True, since=since)
 
 
 def _stale_output(
@@ -415,8 +433,13 @@ def _slow(
     floor = base * t.throughput_drop
     count, since = _held_for(
         memory.samples,
-        lambda s: s.attempt == sample.attempt and s.throughput is not None and s.throughput < floor,
-        max_gap_s=2 * t.soft_hold_s,
+        lambda s: (
+            None
+            if s.throughput is None and s.attempt == sample.attempt
+            else s.attempt == sample.attempt and s.throughput is not None and s.throughput < floor
+        ),
+        # throughput is an average over a window, not an instant: sparse readings still count
+        max_gap_s=float("inf"),
     )
     reason = f"throughput {sample.throughput:.2f} steps/s, under half the run's baseline {base:.2f}"
     return _soft("slow", reason, count, since, probe.at, t)
@@ -433,3 +456,17 @@ def _update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> M
     if current < base * t.throughput_drop:
         return memory
     return replace(memory, baseline_throughput=0.8 * base + 0.2 * current)
+
+
+def next_check_s(
+    assessment: Assessment, policy: Policy, now: datetime, *, deadline_at: datetime | None = None
+) -> float | None:
+    """Seconds to the next check: the cadence's, but a suspect check (a soft signal seen once)
+    is looked at again within the hold, so a real episode is confirmed on time and a chance
+    reading is cleared, instead of either waiting for the next 30-minute tick."""
+    interval = next_interval(
+        assessment.memory.cadence, policy.cadence, now, deadline_at=deadline_at
+    )
+    if interval is not None and assessment.suspect:
+        interval = min(interval, max(policy.thresholds.soft_hold_s, policy.cadence.min_interval_s))
+    return interval

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from core.cadence import advance, next_interval
+from core.cadence import advance
 from core.config import Config, RunConfig
 from core.deadline import judge_deadline
 from core.errors import HostKeyMismatch, ProtocolError, TransportError
@@ -19,7 +19,7 @@ from core.messages import alert_message, log_context, recovery_message
 from core.models import CheckCommit, OpenAlert, OutboundMessage, RunRecord
 from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, parse_probe
-from core.rules import Assessment, Finding, Health, Observation, Policy, assess
+from core.rules import Assessment, Finding, Health, Observation, Policy, assess, next_check_s
 from core.ssh import remote_argv
 from core.statusline import status_line
 from core.store import Store
@@ -107,11 +107,7 @@ class Watcher:
                     recovery_message(name, line, plan.recovered),
                 )
             )
-        interval = next_interval(
-            assessment.memory.cadence, policy.cadence, now, deadline_at=record.deadline_at
-        )
-        if interval is not None and assessment.suspect:
-            interval = min(interval, policy.thresholds.soft_hold_s)
+        interval = next_check_s(assessment, policy, now, deadline_at=record.deadline_at)
         updated = self._updated_record(record, obs, assessment, line, interval)
         stop = any(f.key == "host_key" for f in findings)
         if stop:

@@ -102,3 +102,27 @@ def test_policy_defaults_match_the_contract() -> None:
     assert policy.cadence.early_s == (60.0, 120.0, 240.0, 480.0)
     assert policy.cadence.cruise_s == 1800.0 and policy.cadence.alert_s == 180.0
     assert policy.thresholds.resend_after_s == timedelta(hours=4).total_seconds()
+
+
+def test_a_missing_throughput_reading_neither_breaks_nor_extends_a_slow_episode() -> None:
+    results = run_checks(
+        [
+            running(at(0), throughput=2.0),
+            running(at(10), throughput=0.5),
+            running(at(14), throughput=None),
+            running(at(21), throughput=0.5),
+        ]
+    )
+    assert "slow" in keys(results[-1])
+
+
+def test_a_steady_soft_episode_lets_the_cadence_calm_down() -> None:
+    from core.cadence import Phase
+
+    obs = [running(at(0), throughput=2.0)]
+    obs += [running(at(10 + 3 * i), throughput=0.5) for i in range(12)]
+    results = run_checks(obs)
+    assert all("slow" in keys(r) for r in results[5:])  # the alert stays open...
+    phases = [r.memory.cadence.phase for r in results]
+    assert Phase.ALERT in phases[5:8]
+    assert phases[-1] is not Phase.ALERT  # ...but the run is no longer checked every 3 min
