@@ -19,7 +19,9 @@ from tests.reliability.helpers import (
     RUN,
     LocalHarness,
     local_config,
+    trainer_command,
     wait_for,
+    write_trainer,
 )
 
 LOCK_HOLDER = """
@@ -32,15 +34,13 @@ conn.execute("COMMIT")
 """
 
 
-def long_run(tmp_path: Path, *, crash: bool = False) -> LocalHarness:
-    """A run that trains for a minute; with `crash`, its first attempt dies after ~5 s."""
+def long_run(tmp_path: Path) -> LocalHarness:
+    """A run that trains for a minute and never crashes."""
     run_dir = tmp_path / "runs" / RUN
     run_dir.mkdir(parents=True)
-    if not crash:
-        (run_dir / "crashed-once").touch()
-    trainer = tmp_path / "verbose_train.py"
-    trainer.write_text(VERBOSE_CRASH_ONCE)
-    return LocalHarness(local_config(tmp_path, f"{sys.executable} {trainer} {run_dir}"))
+    (run_dir / "crashed-once").touch()
+    command = trainer_command(write_trainer(tmp_path), run_dir, steps=60, step_s=1.0)
+    return LocalHarness(local_config(tmp_path, command))
 
 
 def checks_in(db: Path) -> int:
