@@ -21,8 +21,13 @@ _METRIC = re.compile(
 
 
 def clean_line(line: str) -> str:
-    """One printable line (see core.console.clean_line), cut to MAX_LINE_CHARS."""
-    return console_clean_line(line)[:MAX_LINE_CHARS]
+    """One printable line (see core.console.clean_line), at most MAX_LINE_CHARS: a longer one
+    keeps its start and its end, where an error message on a huge line usually is."""
+    cleaned = console_clean_line(line)
+    if len(cleaned) <= MAX_LINE_CHARS:
+        return cleaned
+    half = MAX_LINE_CHARS // 2 - 2
+    return f"{cleaned[:half]} … {cleaned[-half:]}"
 
 
 def clean_lines(text: str) -> list[str]:

@@ -121,8 +121,11 @@ def test_otherwise_the_tail_is_the_context() -> None:
     assert log_context(None, None) == ()
 
 
-def test_long_lines_are_cut() -> None:
-    assert len(clean_line("x" * 10_000)) == 400
+def test_long_lines_are_cut_keeping_their_start_and_end() -> None:
+    cut = clean_line("start " + "x" * 10_000 + " RuntimeError: the end")
+    assert len(cut) <= 400
+    assert cut.startswith("start ") and cut.endswith("RuntimeError: the end")
+    assert " … " in cut
 
 
 # -- alerts and recoveries ----------------------------------------------------------------------
