@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
@@ -126,11 +125,6 @@ async def test_a_destroy_that_fails_then_recovers_on_the_next_attempt_is_verifie
     assert sum(f"{INSTANCE} destroyed" in t for t in texts) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/exits.py: after 'STILL BILLING', a later successful destroy is never told "
-    "(the destroyed confirmation is INFO, not enqueued, and the terminal message is deduped)",
-)
 async def test_the_user_is_told_when_a_billing_instance_is_finally_destroyed(
     teardown: Teardown, fake_vast: FakeVast, clock: FakeClock
 ) -> None:
@@ -146,11 +140,6 @@ async def test_the_user_is_told_when_a_billing_instance_is_finally_destroyed(
     assert any("destroyed" in t and "NOT destroyed" not in t for t in texts), texts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/exits.py finish(): the last upsert_run uses the record from before _destroy, "
-    "so runs.teardown and torn_down_at are reset to NULL after a verified destroy",
-)
 async def test_the_run_row_keeps_its_teardown_outcome_after_finish(
     teardown: Teardown, fake_vast: FakeVast
 ) -> None:

@@ -163,7 +163,10 @@ async def test_serve_sigkilled_20_times_delivers_each_message_once_and_tears_dow
             assert await launch.wait() == 0, cli.log_text()
             for _ in range(KILLS):
                 await kill_at_a_random_point(cli, fake_telegram, rng, kill_points)
+            calls_before = len(fake_telegram.calls)
             serve = await cli.start("serve")
+            up = lambda: len(fake_telegram.calls) > calls_before  # noqa: E731
+            await wait_for(up, 30, every_s=0.05, what="the last serve to be up")
             await wait_for(
                 lambda: run_finished(db), 60, what="the run to end and the outbox to drain"
             )
@@ -173,8 +176,8 @@ async def test_serve_sigkilled_20_times_delivers_each_message_once_and_tears_dow
     except TimeoutError:
         pytest.fail(f"no end within {WHOLE_TEST_S}s (kills at {kill_points}):\n{cli.log_text()}")
 
-    final = db_rows(db, "SELECT status, live FROM runs WHERE name = ?", (RUN,))
-    assert final == [("done", 0)], cli.log_text()
+    final = db_rows(db, "SELECT status, live, teardown FROM runs WHERE name = ?", (RUN,))
+    assert final == [("done", 0, "destroyed")], cli.log_text()
     teardown = db_rows(db, "SELECT result FROM actions WHERE run = ? AND key = 'teardown'", (RUN,))
     assert teardown == [("destroyed",)]
     sent = [m["text"] for m in fake_telegram.sent]
