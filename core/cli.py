@@ -79,6 +79,12 @@ def main(argv: Sequence[str] | None = None, *, frontend: ChatFrontend | None = N
         return 130
 
 
+def emit_line(line: str) -> None:
+    """One status line to stdout; a closed stdout (a pipe gone) must not stop the watching."""
+    with contextlib.suppress(BrokenPipeError, ValueError):
+        print(line, flush=True)
+
+
 def health(config: Config, now: datetime) -> int:
     path = heartbeat_path(config)
     try:
@@ -110,6 +116,7 @@ async def dispatch(
             engine.provider,
             engine.transport_for,
             utc_now,
+            emit=emit_line,
             heartbeat_file=heartbeat_path(config),
         )
         if args.command == "serve":
