@@ -1,0 +1,55 @@
+"""The values the rules produce and share: health, thresholds, findings, and how long a
+trainer has been silent. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from core.memory import Memory
+from core.protocol import SupervisorState
+
+
+class Health(StrEnum):
+    OK = "ok"
+    ALERT = "alert"
+    TERMINAL = "terminal"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    heartbeat_stale_s: float = 120.0
+    stale_checks: int = 2
+    stall_after_s: float = 600.0
+    gpu_low_pct: float = 10.0
+    soft_hold_s: float = 600.0
+    soft_checks: int = 2
+    throughput_drop: float = 0.5
+    unreachable_checks: int = 2
+    resend_after_s: float = 4 * 3600.0
+    max_stall_kills: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    key: str  # condition name, or event key such as "attempt:3"
+    reason: str
+    soft: bool = False
+    event: bool = False
+    since: datetime | None = None  # a soft episode's first reading
+
+
+def age_s(later: datetime, earlier: datetime | None) -> float | None:
+    return None if earlier is None else (later - earlier).total_seconds()
+
+
+def silent_since(state: SupervisorState, memory: Memory) -> datetime | None:
+    """When this attempt's trainer last printed. The supervisor keeps the previous attempt's
+    last_output_at until the new trainer prints, so for a retry the moment this watcher first
+    saw the attempt is a floor: it can under-count silence by one check, never invent it."""
+    spoke = state.last_output_at or state.started_at
+    retry_seen = state.attempt > 1 and memory.attempt_seen == state.attempt
+    first_seen = memory.attempt_seen_at if retry_seen else None
+    moments = [m for m in (spoke, first_seen) if m is not None]
+    return max(moments) if moments else None

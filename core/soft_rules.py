@@ -1,0 +1,170 @@
+"""The soft signals (stale output, an idle GPU, collapsed throughput): they alert only after
+holding for `soft_checks` checks and `soft_hold_s`, and a missing reading is no news. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from core.findings import Finding, Thresholds, age_s, silent_since
+from core.memory import Memory, Sample
+from core.protocol import ProbeSnapshot, SupervisorState
+
+SoftRule = Callable[
+    [SupervisorState, ProbeSnapshot, tuple[Sample, ...], Sample, Memory, Thresholds],
+    Finding | None,
+]
+
+
+def _held_for(
+    samples: tuple[Sample, ...], holds: Callable[[Sample], bool | None], max_gap_s: float
+) -> tuple[int, datetime | None]:
+    """How many of the newest samples satisfy `holds` in a row, and when the first of them was.
+    `holds` answers None for a sample that could not tell (no reading): it is skipped, so a
+    missing reading neither breaks nor extends an episode. Two readings further apart than
+    `max_gap_s` are not one episode: two checkpoint writes that a 30-minute cadence happens
+    to land on are not a GPU idle for 30 minutes."""
+    count, since = 0, None
+    for sample in reversed(samples):
+        verdict = holds(sample)
+        if verdict is None:
+            continue
+        if not verdict or (since is not None and (since - sample.at).total_seconds() > max_gap_s):
+            break
+        count, since = count + 1, sample.at
+    return count, since
+
+
+def _soft(
+    key: str, reason: str, count: int, since: datetime | None, now: datetime, t: Thresholds
+) -> Finding | None:
+    if count < t.soft_checks or since is None:
+        return None
+    if (now - since).total_seconds() < t.soft_hold_s:
+        return None
+    return Finding(key, reason, soft=True, since=since)
+
+
+def stale_output(
+    state: SupervisorState,
+    probe: ProbeSnapshot,
+    previous: tuple[Sample, ...],
+    sample: Sample,
+    memory: Memory,
+    t: Thresholds,
+) -> Finding | None:
+    age = age_s(probe.at, silent_since(state, memory))
+    if state.status.value != "running" or age is None or age < t.soft_hold_s:
+        return None
+    same = [s for s in previous[-1:] if s.attempt == sample.attempt and s.step == sample.step]
+    if not same or same[0].last_output_at != sample.last_output_at:
+        return None
+    return Finding("stale_output", f"no new step or output for {age / 60:.0f} min", soft=True)
+
+
+def low_gpu(
+    state: SupervisorState,
+    probe: ProbeSnapshot,
+    previous: tuple[Sample, ...],
+    sample: Sample,
+    memory: Memory,
+    t: Thresholds,
+) -> Finding | None:
+    if state.status.value != "running" or sample.gpu_util_pct is None:
+        return None
+    count, since = _held_for(
+        memory.samples,
+        lambda s: (
+            s.status == "running"
+            and s.attempt == sample.attempt
+            and s.gpu_util_pct is not None
+            and s.gpu_util_pct < t.gpu_low_pct
+        ),
+        max_gap_s=2 * t.soft_hold_s,
+    )
+    reason = (
+        f"GPU utilisation {sample.gpu_util_pct:.0f}% (under {t.gpu_low_pct:.0f}%) while training"
+    )
+    return _soft("low_gpu", reason, count, since, probe.at, t)
+
+
+def slow(
+    state: SupervisorState,
+    probe: ProbeSnapshot,
+    previous: tuple[Sample, ...],
+    sample: Sample,
+    memory: Memory,
+    t: Thresholds,
+) -> Finding | None:
+    base = memory.baseline_throughput
+    if base is None or state.status.value != "running" or sample.throughput is None:
+        return None
+    floor = base * t.throughput_drop
+    count, since = _held_for(
+        memory.samples,
+        lambda s: (
+            None
+            if s.throughput is None and s.attempt == sample.attempt
+            else s.attempt == sample.attempt and s.throughput is not None and s.throughput < floor
+        ),
+        # throughput is an average over a window, not an instant: sparse readings still count
+        max_gap_s=float("inf"),
+    )
+    reason = f"throughput {sample.throughput:.2f} steps/s, under half the run's baseline {base:.2f}"
+    return _soft("slow", reason, count, since, probe.at, t)
+
+
+def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Memory:
+    """Exponential average of throughput readings that are not themselves collapsed."""
+    current = state.throughput
+    if current is None or current <= 0 or state.status.value != "running":
+        return memory
+    base = memory.baseline_throughput
+    if base is None:
+        return replace(memory, baseline_throughput=current)
+    if current < base * t.throughput_drop:
+        return memory
+    return replace(memory, baseline_throughput=0.8 * base + 0.2 * current)
+
+
+def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozenset[str]:
+    """No reading is no news: a missing GPU or throughput reading neither opens nor closes."""
+    if state.status.value != "running":
+        return frozenset()
+    missing = set()
+    if sample.gpu_util_pct is None:
+        missing.add("low_gpu")
+    if sample.throughput is None or memory.baseline_throughput is None:
+        missing.add("slow")
+    return frozenset(missing)
+
+
+def suspect(state: SupervisorState, sample: Sample, memory: Memory, t: Thresholds) -> bool:
+    if state.status.value != "running":
+        return False
+    low_gpu = sample.gpu_util_pct is not None and sample.gpu_util_pct < t.gpu_low_pct
+    base = memory.baseline_throughput
+    slow = (
+        base is not None
+        and sample.throughput is not None
+        and (sample.throughput < base * t.throughput_drop)
+    )
+    return low_gpu or slow
+
+
+SOFT_SETTLE_S = 900.0  # under MAX_SAMPLES alert-mode checks, or an episode never looks old
+
+
+def keeps_alert_mode(finding: Finding, memory: Memory) -> bool:
+    """Alert mode (3-minute checks) is for what is new or hard. A soft episode that has been
+    reported and has held for SOFT_SETTLE_S is steady: the cadence calms down again (its alert
+    stays open and is re-sent after resend_after_s)."""
+    if finding.event:
+        return False
+    if not finding.soft or finding.since is None or not memory.samples:
+        return True
+    return (memory.samples[-1].at - finding.since).total_seconds() < SOFT_SETTLE_S
+
+
+SOFT_RULES: tuple[SoftRule, ...] = (stale_output, low_gpu, slow)
