@@ -119,7 +119,7 @@ class _Loop:
         )
         now = at(t)
         a = assess(self.memory, Observation(at=now, probe=probe), self.policy, now)
-        deadline = judge_deadline(None, now, warned=a.memory.deadline_warned, grace_s=900.0)
+        deadline = judge_deadline(None, now, warned=False, grace_s=900.0)
         findings = [*a.findings, *deadline.findings]
         self.memory = a.memory
         terminal = a.health is Health.TERMINAL

@@ -20,7 +20,7 @@ from core.errors import SleepwatchError
 from core.launch import launch, plan_launch
 from core.ports import Notifier
 from core.runtime import ChatFrontend, configure_logging, heartbeat_path, open_engine, utc_now
-from core.service import Service
+from core.service import Service, log_if_failed
 
 DEFAULT_CONFIG = "sleepwatch.toml"
 HEALTHY_WITHIN_S = 120.0
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     launch_cmd = sub.add_parser("launch", help="gate, upload and start the supervisor")
     launch_cmd.add_argument("run")
     launch_cmd.add_argument("--force", action="store_true", help="launch even if the gate fails")
+    launch_cmd.add_argument(
+        "--replace", action="store_true", help="relaunch a run that is still being watched"
+    )
     sub.add_parser("runs", help="one status line per run")
     extend = sub.add_parser("extend", help="push the run's deadline")
     extend.add_argument("run")
@@ -117,6 +120,7 @@ async def dispatch(
             engine.transport_for,
             utc_now,
             emit=emit_line,
+            hold_s=3.0 if args.command == "serve" else 0.0,  # a one-shot command prints at once
             heartbeat_file=heartbeat_path(config),
         )
         if args.command == "serve":
@@ -166,6 +170,7 @@ async def launch_or_gate(
         service.watcher.transport_for(plan.record),
         service.watcher.provider,
         force=args.force,
+        replace_live=args.replace,
     )
     print(f"{record.name}: supervisor started in {record.run_dir}; `sleepwatch serve` watches it")
     return 0
@@ -178,7 +183,7 @@ async def serve(service: Service, frontend: ChatFrontend | None) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await service.start()
-    chat = asyncio.create_task(frontend.run(service)) if frontend else None
+    chat = log_if_failed(asyncio.create_task(frontend.run(service)), "chat") if frontend else None
     try:
         await stop.wait()
     finally:

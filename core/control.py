@@ -4,10 +4,11 @@ implementation. Run names typed by a human are only ever looked up, never used a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from core.errors import AmbiguousRun, TransportError, UnknownRun
+from core.errors import AmbiguousRun, SleepwatchError, TransportError, UnknownRun
 from core.exits import REQUESTED
 from core.messages import clean_line, cost_usd
 from core.models import RunRecord, RunView
@@ -28,7 +29,9 @@ class WatcherControl:
         watcher: Watcher,
         clock: Clock,
         scheduler: CheckScheduler | None = None,
+        on_ended: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_ended = on_ended  # the service stops the run's wait channel
         self.store = store
         self.watcher = watcher
         self.clock = clock
@@ -102,6 +105,13 @@ class WatcherControl:
         return f"{run}: stop {'sent' if ok else 'FAILED'}: {message}"
 
     async def teardown(self, run: str) -> str:
+        async with self.watcher.lock(run):  # not in the middle of a check or an exit
+            text = await self._teardown(run)
+        if self.on_ended is not None and not (await self._record(run)).live:
+            self.on_ended(run)
+        return text
+
+    async def _teardown(self, run: str) -> str:
         record = await self._record(run)
         if record.teardown == "destroyed":
             return f"{run}: instance {record.instance_id} was already destroyed"
@@ -117,15 +127,26 @@ class WatcherControl:
 
     async def extend(self, run: str, seconds: float, now: datetime) -> datetime:
         record = await self._record(run)
-        base = max(record.deadline_at or now, now)
-        deadline = base + timedelta(seconds=seconds)
-        memory = dict(record.memory)
-        memory["deadline_warned"] = False
-        await self.store.upsert_run(replace(record, deadline_at=deadline, memory=memory))
+        if record.deadline_at is None:
+            raise NoDeadline(run)
+        deadline = max(record.deadline_at, now) + timedelta(seconds=seconds)
+        await self.store.set_human_fields(run, deadline_at=deadline)
         return deadline
 
     async def mute(self, run: str, seconds: float, now: datetime) -> datetime:
-        record = await self._record(run)
+        await self._record(run)
         until = now + timedelta(seconds=min(seconds, MAX_MUTE_S))
-        await self.store.upsert_run(replace(record, muted_until=until))
+        await self.store.set_human_fields(run, muted_until=until)
         return until
+
+
+class NoDeadline(SleepwatchError):
+    """/extend of a run without max_hours: extending would create a teardown it never had."""
+
+    permanent = True
+
+    def __init__(self, run: str) -> None:
+        super().__init__(
+            f"{run} has no deadline (no max_hours): nothing to extend, and it will not be "
+            "torn down for time"
+        )

@@ -115,7 +115,7 @@ class ExitHandler:
             message = terminal_message(record.name, line, state, summary, log_context(probe, state))
             await self.store.set_meta(pending_key, json.dumps(message.to_json()))
             record = replace(record, status=state.status.value, ended_at=state.ended_at or now)
-            await self.store.upsert_run(record)
+            await self.store.save_run(record)
         outcome = await self._teardown_by_policy(record)
         record = outcome.record
         stored = await self.store.get_meta(pending_key)
@@ -123,11 +123,11 @@ class ExitHandler:
         await self.store.enqueue(final, dedupe_key=f"{record.name}:terminal", at=now)
         self.wake_outbox()
         if outcome.retry:
-            await self.store.upsert_run(
+            await self.store.save_run(
                 replace(record, next_check_at=now + timedelta(seconds=RETRY_TEARDOWN_S))
             )
             return RETRY_TEARDOWN_S
-        await self.store.upsert_run(replace(record, live=False, next_check_at=None))
+        await self.store.save_run(replace(record, live=False, next_check_at=None))
         return None
 
     async def teardown_live(self, record: RunRecord, reason: str) -> tuple[str, float | None]:
@@ -137,19 +137,21 @@ class ExitHandler:
         now = self.clock()
         if record.instance_id is None:
             ok, message = await self.ctl(record, "stop")
-            await self.store.upsert_run(
-                replace(record, live=False, ended_at=now, next_check_at=None)
-            )
-            return f"{reason}: no cloud instance; supervisor stop: {message or ok}", None
+            if not ok:  # the trainer may run on: keep watching and try again
+                retry_at = now + timedelta(seconds=RETRY_TEARDOWN_S)
+                await self.store.save_run(replace(record, next_check_at=retry_at))
+                return f"{reason}: supervisor stop FAILED ({message}); retrying", RETRY_TEARDOWN_S
+            await self.store.save_run(replace(record, live=False, ended_at=now, next_check_at=None))
+            return f"{reason}: no cloud instance; supervisor stopped: {message}", None
         if reason != LOST:
             await self.ctl(record, "stop")
         outcome = await self._destroy(record, reason, announce=reason != REQUESTED)
         record = replace(outcome.record, ended_at=record.ended_at or now)
         if outcome.retry:
             retry_at = now + timedelta(seconds=RETRY_TEARDOWN_S)
-            await self.store.upsert_run(replace(record, next_check_at=retry_at))
+            await self.store.save_run(replace(record, next_check_at=retry_at))
             return outcome.line, RETRY_TEARDOWN_S
-        await self.store.upsert_run(replace(record, live=False, next_check_at=None))
+        await self.store.save_run(replace(record, live=False, next_check_at=None))
         return outcome.line, None
 
     async def _teardown_by_policy(self, record: RunRecord) -> DestroyOutcome:
@@ -181,7 +183,7 @@ class ExitHandler:
         retried = record.teardown == "failed"
         await self.store.claim_action(record.name, "teardown", self.clock())
         record = replace(record, teardown="pending")
-        await self.store.upsert_run(record)
+        await self.store.save_run(record)
         if self.provider is None:
             line = f"{instance_id}: no provider configured (VAST_API_KEY), NOT destroyed"
             return DestroyOutcome(line, False, replace(record, teardown="failed"))
@@ -190,7 +192,7 @@ class ExitHandler:
         state = "destroyed" if result.destroyed else "failed"
         await self.store.finish_action(record.name, "teardown", state, now)
         record = replace(record, teardown=state, torn_down_at=now if result.destroyed else None)
-        await self.store.upsert_run(record)
+        await self.store.save_run(record)
         message = teardown_message(record.name, instance_id, result)
         if not result.destroyed:
             hour = now.strftime("%Y%m%d%H")

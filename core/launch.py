@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config, RunConfig
-from core.errors import SleepwatchError
+from core.errors import ProviderError, SleepwatchError
 from core.gate import GateReport, GateSpec, run_gate
 from core.memory import Memory
 from core.models import InstanceInfo, RunRecord
@@ -21,6 +22,7 @@ from core.ssh import remote_argv
 from core.store import Store
 from core.teardown import wait_until_ready
 
+log = logging.getLogger(__name__)
 SUPERVISOR_PACKAGE = Path(__file__).resolve().parent.parent / "supervisor"
 START_TIMEOUT_S = 60.0
 
@@ -108,15 +110,41 @@ async def launch(
     provider: Provider | None,
     *,
     force: bool = False,
+    replace_live: bool = False,
 ) -> RunRecord:
+    """`force` launches past a failed gate; `replace_live` relaunches a run still watched
+    (refused if it runs on another instance: that one would bill with nobody watching)."""
     if plan.gate is not None and not plan.gate.passed and not force:
         failed = ", ".join(plan.gate.failed_checks)
         raise LaunchRefused(f"{run.name}: the gate failed ({failed}); --force to launch anyway")
     existing = await store.get_run(run.name)
-    if existing is not None and existing.live and not force:
-        raise LaunchRefused(f"{run.name} is already being watched; --force to relaunch")
-    root = config.remote_root(run.name)
+    if existing is not None and existing.live:
+        if not replace_live:
+            raise LaunchRefused(f"{run.name} is already being watched; --replace to relaunch")
+        if existing.instance_id != plan.record.instance_id:
+            raise LaunchRefused(
+                f"{run.name} is watched on instance {existing.instance_id}: tear it down first"
+            )
+    if existing is not None:
+        await store.reset_run(run.name, plan.record.launched_at)  # a fresh run, fresh claims
     await store.upsert_run(plan.record)  # known before it starts: a crash now loses nothing
+    try:
+        await _start_supervisor(plan, run, config, transport)
+    except (SleepwatchError, OSError) as exc:
+        await store.save_run(replace(plan.record, live=False, status="launch_failed"))
+        raise LaunchRefused(f"{run.name}: launch failed: {exc}") from exc
+    if provider is not None and run.instance_id is not None:
+        try:
+            await provider.label(run.instance_id, run.name)
+        except ProviderError as exc:  # the run is running: a missing label is no reason to fail
+            log.warning("%s: could not label instance %s: %s", run.name, run.instance_id, exc)
+    return plan.record
+
+
+async def _start_supervisor(
+    plan: LaunchPlan, run: RunConfig, config: Config, transport: Transport
+) -> None:
+    root = config.remote_root(run.name)
     await transport.put_tree(SUPERVISOR_PACKAGE, f"{root}/supervisor")
     config_path = f"{run.run_dir}/RUN.json"
     await transport.put_bytes(json.dumps(run_json(run), indent=2).encode(), config_path)
@@ -124,8 +152,4 @@ async def launch(
     result = await transport.run(argv, timeout_s=START_TIMEOUT_S)
     if result.exit_status != 0:
         detail = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-500:]
-        await store.upsert_run(replace(plan.record, live=False, status="launch_failed"))
-        raise LaunchRefused(f"{run.name}: supervisor start failed: {detail}")
-    if provider is not None and run.instance_id is not None:
-        await provider.label(run.instance_id, run.name)
-    return plan.record
+        raise LaunchRefused(f"supervisor start failed: {detail}")

@@ -41,7 +41,7 @@ class Memory:
     heartbeat_stale_streak: int = 0
     stall_kills: tuple[int, ...] = ()
     cadence: Cadence = field(default_factory=Cadence)
-    deadline_warned: bool = False
+    deadline_warned_for: datetime | None = None  # the deadline the hour-ahead warning was for
     announced: tuple[str, ...] = ()  # event keys already notified, newest last
 
     def with_sample(self, sample: Sample) -> Memory:
@@ -59,6 +59,7 @@ class Memory:
         }
         doc["stall_kills"] = list(self.stall_kills)
         doc["announced"] = list(self.announced)
+        doc["deadline_warned_for"] = _iso(self.deadline_warned_for)
         return doc
 
     @classmethod
@@ -78,7 +79,7 @@ class Memory:
                 early_index=int(cadence.get("early_index", 0)),
                 healthy_streak=int(cadence.get("healthy_streak", 0)),
             ),
-            deadline_warned=bool(doc.get("deadline_warned", False)),
+            deadline_warned_for=_parse(doc.get("deadline_warned_for")),
             announced=tuple(str(k) for k in doc.get("announced", ())),
         )
 

@@ -57,7 +57,9 @@ class Service:
             wake_outbox=self._outbox_wake.set,
         )
         self.scheduler = CheckScheduler(self.check, clock)
-        self.control = WatcherControl(store, self.watcher, clock, self.scheduler)
+        self.control = WatcherControl(
+            store, self.watcher, clock, self.scheduler, on_ended=self._finished
+        )
         self.sender = OutboxSender(
             store, notifier, clock, min_gap_s=min_gap_s, coalesce_s=3.0, hold_s=hold_s
         )
@@ -80,10 +82,11 @@ class Service:
     async def start(self) -> None:
         """Schedule every live run in the store again (a restart resumes them all)."""
         self.scheduler.start()
-        self._tasks.append(asyncio.create_task(self.sender.run(self._stop, self._outbox_wake)))
+        sender = asyncio.create_task(self.sender.run(self._stop, self._outbox_wake))
+        self._tasks.append(log_if_failed(sender, "outbox sender"))
         if self.heartbeat_file is not None:
             self._tasks.append(asyncio.create_task(self._beat(self.heartbeat_file)))
-        self._tasks.append(asyncio.create_task(self._rescan()))
+        self._tasks.append(log_if_failed(asyncio.create_task(self._rescan()), "store rescan"))
         now = self.clock()
         for record in await self.store.list_runs():
             if record.live:
@@ -94,7 +97,8 @@ class Service:
     def watch(self, record: RunRecord, *, delay_s: float = 0.0) -> None:
         self.finished.setdefault(record.name, asyncio.Event())
         self.scheduler.schedule(record.name, delay_s)
-        if record.name in self._waiters or record.ended_at is not None:
+        running = self._waiters.get(record.name)
+        if (running is not None and not running.done()) or record.ended_at is not None:
             return
         policy = self.watcher.policy(record.name)
         waiter = RunWaiter(
@@ -106,7 +110,9 @@ class Service:
             timeout_s=self.config.watcher.wait_timeout,
             wake=self.scheduler.wake,
         )
-        self._waiters[record.name] = asyncio.create_task(waiter.run())
+        self._waiters[record.name] = log_if_failed(
+            asyncio.create_task(waiter.run()), "wait channel"
+        )
 
     async def drain_outbox(self, timeout_s: float = 30.0) -> bool:
         """Wait until every stored message is sent (the demo's last step), deferred ones too.
@@ -152,3 +158,14 @@ class Service:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(path.write_text, self.clock().isoformat())
             await asyncio.sleep(HEARTBEAT_S)
+
+
+def log_if_failed(task: asyncio.Task[None], what: str) -> asyncio.Task[None]:
+    """A background task that dies must say so: otherwise it is gone without a trace."""
+
+    def report(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.error("%s stopped: %r", what, done.exception())
+
+    task.add_done_callback(report)
+    return task

@@ -41,6 +41,17 @@ _UPSERT_RUN = (
     f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)}) ON CONFLICT (name) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _RUN_COLUMNS if c != "name")
 )
+# Columns a human changes (/extend, /mute) while checks run: the watcher's own writes of a run
+# row (save_run, commit_check) leave them as stored, so a check that read the row before the
+# command cannot undo it.
+HUMAN_COLUMNS = ("deadline_at", "muted_until")
+_SAVE_RUN = (
+    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)}) ON CONFLICT (name) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = excluded.{c}" for c in _RUN_COLUMNS if c != "name" and c not in HUMAN_COLUMNS
+    )
+)
 _INSERT_MESSAGE = (
     "INSERT INTO outbox (dedupe_key, kind, run, message, created_at, next_try_at) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"
@@ -98,6 +109,48 @@ class Store:
         async with self._using(f"saving run {run.name}") as conn:
             await conn.execute(_UPSERT_RUN, values)
 
+    async def save_run(self, run: RunRecord) -> None:
+        """Write the watcher's view of a run, keeping the human-owned columns as stored."""
+        async with self._using(f"saving run {run.name}") as conn:
+            await conn.execute(_SAVE_RUN, _run_values(run))
+
+    async def set_human_fields(
+        self,
+        name: str,
+        *,
+        deadline_at: datetime | None | object = ...,
+        muted_until: datetime | None | object = ...,
+    ) -> None:
+        """Change only /extend's and /mute's columns (`...` leaves one as it is)."""
+        changes = {
+            column: value
+            for column, value in (("deadline_at", deadline_at), ("muted_until", muted_until))
+            if value is not ...
+        }
+        if not changes:
+            return
+        sets = ", ".join(f"{column} = ?" for column in changes)  # names from the tuple above
+        values = [_ts(v) if isinstance(v, datetime) else None for v in changes.values()]
+        async with self._using(f"updating run {name}") as conn:
+            await conn.execute(f"UPDATE runs SET {sets} WHERE name = ?", (*values, name))  # noqa: S608
+
+    async def reset_run(self, name: str, at: datetime) -> None:
+        """Forget what a previous run under this name claimed, so a relaunch starts clean: its
+        one-time actions (teardown, kills), its open alerts, its pending terminal message, and
+        the dedupe keys of its messages (sent ones stay, under a retired key)."""
+        async with self._transaction(f"resetting run {name}") as conn:
+            await conn.execute("DELETE FROM actions WHERE run = ?", (name,))
+            await conn.execute(
+                "UPDATE alerts SET resolved_at = ? WHERE run = ? AND resolved_at IS NULL",
+                (_ts(at), name),
+            )
+            await conn.execute("DELETE FROM meta WHERE key = ?", (f"terminal:{name}",))
+            await conn.execute(
+                "UPDATE outbox SET dedupe_key = dedupe_key || '#retired-' || id "
+                "WHERE run = ? AND dedupe_key IS NOT NULL",
+                (name,),
+            )
+
     async def get_run(self, name: str) -> RunRecord | None:
         rows = await self._fetch("reading a run", "SELECT * FROM runs WHERE name = ?", (name,))
         return _run_from_row(rows[0]) if rows else None
@@ -122,7 +175,7 @@ class Store:
         messages = [(key, _message_values(msg, commit.at)) for key, msg in commit.messages]
         ids: list[int] = []
         async with self._transaction(f"saving a check of {name}") as conn:
-            await conn.execute(_UPSERT_RUN, run_values)
+            await conn.execute(_SAVE_RUN, run_values)
             await conn.execute(
                 "INSERT INTO checks (run, at, status_line, health, reasons) VALUES (?, ?, ?, ?, ?)",
                 check,

@@ -49,34 +49,41 @@ class RunWaiter:
         return remote_argv(self.python, self.remote_root, args)
 
     async def run(self) -> None:
-        status, attempt = "unknown", -1
+        # what the watcher last stored: a first answer that differs from it (the run finished,
+        # or a new attempt started, while the watcher was down) is news too
+        status, attempt = self.record.status, self.record.attempt
         quiet_armed = True
         failures = 0
         while True:
             argv = self.argv(status, attempt, quiet_armed)
             try:
                 result = await self.transport.run(argv, timeout_s=self.timeout_s + 30)
-                doc = json.loads(result.stdout)
-                reason = str(doc.get("reason"))
-                state = doc.get("state") or {}
-            except (TransportError, ValueError, AttributeError) as exc:
+                reason, new_status, new_attempt = _parse_wait(result.stdout)
+            except (TransportError, ValueError, TypeError, AttributeError) as exc:
                 failures += 1
                 log.debug("%s: wait channel broke (%s); polling carries on", self.record.name, exc)
                 await self.sleep(min(300.0, 5.0 * 2 ** min(failures, 6)))
                 continue
             failures = 0
-            new_status = str(state.get("status", "unknown"))
-            new_attempt = int(state.get("attempt", -1)) if state else -1
-            first = attempt == -1 and status == "unknown"
             changed = (new_status, new_attempt) != (status, attempt)
             status, attempt = new_status, new_attempt
             if reason == "quiet":
                 quiet_armed = False  # heard once; re-armed by the next change
                 self.wake(self.record.name)
-            elif changed and not first:
+            elif changed:
                 quiet_armed = True
                 self.wake(self.record.name)
             if status in ("done", "failed", "stopped"):
                 return
             if reason == "missing":
                 await self.sleep(5.0)
+
+
+def _parse_wait(stdout: bytes) -> tuple[str, str, int]:
+    """(reason, status, attempt) of one `supervisor wait` answer; ValueError/TypeError if odd."""
+    doc = json.loads(stdout)
+    state = doc.get("state") or {}
+    if not isinstance(state, dict):
+        raise TypeError(f"state is a {type(state).__name__}")
+    attempt = state.get("attempt")
+    return str(doc.get("reason")), str(state.get("status", "unknown")), int(attempt or 0)

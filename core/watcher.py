@@ -4,6 +4,7 @@ the seconds until the next check (None: stop watching this run)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -51,6 +52,7 @@ class Watcher:
         self.emit = emit
         self.wake_outbox = wake_outbox
         self.exits = ExitHandler(store, config, transport_for, provider, clock, wake_outbox)
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def run_config(self, name: str) -> RunConfig | None:
         return next((r for r in self.config.runs if r.name == name), None)
@@ -59,8 +61,17 @@ class Watcher:
         run = self.run_config(name)
         return self.config.policy_for(run) if run else Policy()
 
+    def lock(self, name: str) -> asyncio.Lock:
+        """One lock per run: a check, an exit and a human's /teardown never interleave their
+        read-modify-write of the run (a check that read the row first would undo the other)."""
+        return self._locks.setdefault(name, asyncio.Lock())
+
     async def check(self, name: str) -> float | None:
         """Check one run now. Returns seconds until the next check, or None when done with it."""
+        async with self.lock(name):
+            return await self._check(name)
+
+    async def _check(self, name: str) -> float | None:
         now = self.clock()
         record = await self.store.get_run(name)
         if record is None or not record.live:
@@ -75,11 +86,13 @@ class Watcher:
         deadline = judge_deadline(
             record.deadline_at,
             now,
-            warned=assessment.memory.deadline_warned,
+            warned=record.deadline_at is not None
+            and assessment.memory.deadline_warned_for == record.deadline_at,
             grace_s=self._grace_s(name),
         )
         extra = [*([instance_finding] if instance_finding else []), *deadline.findings]
-        assessment = _with_extra(assessment, extra, policy, deadline.warned)
+        warned_for = record.deadline_at if deadline.warned else None
+        assessment = _with_extra(assessment, extra, policy, warned_for)
         findings = list(assessment.findings)
 
         line = self._status_line(record, obs, assessment)
@@ -233,11 +246,11 @@ class Watcher:
 
 
 def _with_extra(
-    assessment: Assessment, extra: list[Finding], policy: Policy, deadline_warned: bool
+    assessment: Assessment, extra: list[Finding], policy: Policy, warned_for: datetime | None
 ) -> Assessment:
     """Add the provider's and the deadline's findings, which assess cannot see: a lasting one
     puts the run in alert mode like any other alert."""
-    memory = replace(assessment.memory, deadline_warned=deadline_warned)
+    memory = replace(assessment.memory, deadline_warned_for=warned_for)
     health = assessment.health
     if extra and health is Health.OK:
         health = Health.ALERT

@@ -197,10 +197,16 @@ async def test_every_command_works_against_a_run_the_real_watcher_watches(chat: 
     assert muted is not None and muted.muted_until == now + timedelta(hours=2)
     assert mute == f"Soft alerts of {RUN} muted until {fmt_at(now + timedelta(hours=2), now)}."
 
+    # a run without max_hours has no deadline: /extend says so instead of inventing one
+    refused = (await chat.reply(f"/extend {RUN} 1h30m", "no deadline"))["text"]
+    assert "nothing to extend" in refused
+    assert (await chat.store.get_run(RUN)).deadline_at is None  # type: ignore[union-attr]
+    await chat.store.set_human_fields(RUN, deadline_at=now + timedelta(hours=1))
     extend = (await chat.reply(f"/extend {RUN} 1h30m", "Deadline of"))["text"]
     extended = await chat.store.get_run(RUN)
-    assert extended is not None and extended.deadline_at == now + timedelta(minutes=90)
-    assert extend == f"Deadline of {RUN} is now {fmt_at(now + timedelta(minutes=90), now)}."
+    new_deadline = now + timedelta(hours=1, minutes=90)
+    assert extended is not None and extended.deadline_at == new_deadline
+    assert extend == f"Deadline of {RUN} is now {fmt_at(new_deadline, now)}."
 
     # a stranger: no answer at all, one audit row
     sent = len(chat.fake.sent)
