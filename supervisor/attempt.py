@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .runner import Supervisor
 
 READ_CAP = 4 << 20  # progress only needs recent bytes: skip ahead when further behind
+HEAD_CAP = 64 << 10  # ...but first look at the start of what was skipped
 
 
 @dataclass
@@ -83,11 +84,21 @@ class _AttemptWatch:
         size = os.fstat(self.fd).st_size
         if size <= self.offset:
             return
+        now = time.monotonic()
         if size - self.offset > READ_CAP:
+            # Far behind (a flood of output between two reads): read the start of what is
+            # new too, so a progress line printed just before the flood still counts, then
+            # skip to the recent bytes. The tail wins if it has a step of its own.
+            head = os.pread(self.fd, HEAD_CAP, self.offset)
+            self._take(head, now)
+            self.progress.restart_line()
             self.offset = size - READ_CAP
         chunk = os.pread(self.fd, size - self.offset, self.offset)
         self.offset += len(chunk)
-        now, state = time.monotonic(), self.sup.state
+        self._take(chunk, now)
+
+    def _take(self, chunk: bytes, now: float) -> None:
+        state = self.sup.state
         state.last_output_at = self.sup.clock()
         if self.progress.feed(chunk, now):
             state.step, state.total_steps = self.progress.step, self.progress.total

@@ -88,6 +88,10 @@ class ProgressTracker:
         self._samples: Deque[Tuple[float, int]] = collections.deque()
         self._tail = b""
 
+    def restart_line(self) -> None:
+        """The next bytes do not follow the last ones (a skip): drop the half line kept."""
+        self._tail = b""
+
     def feed(self, chunk: bytes, now: float) -> bool:
         """Consume new bytes seen at monotonic time `now`; True when the step moved."""
         data = self._tail + chunk

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +182,32 @@ def test_nvidia_smi_csv_becomes_gpu_readings() -> None:
         {"index": 0, "util_pct": 97.0, "mem_used_mb": 72960.0, "mem_total_mb": 81559.0},
         {"index": 1, "util_pct": None, "mem_used_mb": 10.0, "mem_total_mb": 81559.0},
     ]
+
+
+def test_a_step_printed_just_before_a_flood_counts_even_when_the_flood_is_skipped(
+    tmp_path: Path,
+) -> None:
+    # the whole flood lands between two reads: the reader skips to the recent bytes, but the
+    # progress line printed just before it must not be lost (it was, under load in CI)
+    from types import SimpleNamespace
+
+    from supervisor.attempt import READ_CAP, _AttemptWatch
+
+    log = tmp_path / "1.log"
+    log.write_bytes(b"step 7/9\n" + b"x" * (READ_CAP + 1024))
+    state = SimpleNamespace(
+        step=None, total_steps=None, last_step_at=None, throughput=None, last_output_at=None
+    )
+    sup = SimpleNamespace(
+        config=SimpleNamespace(progress_regex=None, early_stop=None),
+        state=state,
+        clock=lambda: "now",
+        mark_dirty=lambda: None,
+        progress=None,
+    )
+    watch = _AttemptWatch(sup, str(log))  # type: ignore[arg-type]
+    try:
+        watch.read_new()
+    finally:
+        watch.close()
+    assert (state.step, state.total_steps) == (7, 9)
