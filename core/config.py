@@ -4,6 +4,7 @@ key, and secrets come only from the environment (never from the file)."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +26,7 @@ from core.cadence import CadencePolicy
 from core.durations import parse_duration
 from core.errors import ConfigError
 from core.rules import Policy, Thresholds
+from core.ssh import remote_argv
 
 
 def _to_seconds(value: Any) -> Any:
@@ -207,6 +209,10 @@ class Config(_Strict):
         if run is not None and run.local:
             return str(self.watcher.resolved_state_dir() / "supervisor-code")
         return self.watcher.remote_root
+
+    def supervisor_argv(self, run_name: str, args: Sequence[str]) -> list[str]:
+        """argv running `python -m supervisor ARGS` for the run, where its package lives."""
+        return remote_argv(self.watcher.python, self.remote_root(run_name), args)
 
     def policy_for(self, run: RunConfig) -> Policy:
         cadence = run.cadence or self.cadence

@@ -14,7 +14,6 @@ from core.messages import clean_line, cost_usd
 from core.models import RunRecord, RunView
 from core.ports import Clock
 from core.scheduling import CheckScheduler
-from core.ssh import remote_argv
 from core.store import Store
 from core.watcher import Watcher
 
@@ -82,9 +81,8 @@ class WatcherControl:
         )
 
     async def _tail(self, record: RunRecord) -> tuple[str, ...]:
-        argv = remote_argv(
-            self.watcher.config.watcher.python,
-            self.watcher.config.remote_root(record.name),
+        argv = self.watcher.config.supervisor_argv(
+            record.name,
             ["probe", "--run-dir", record.run_dir, "--max-bytes", "0"]
             + ["--tail-lines", str(STATUS_TAIL_LINES)],
         )

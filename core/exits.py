@@ -16,7 +16,6 @@ from core.messages import log_context, summary_pairs, terminal_message
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.ssh import remote_argv
 from core.statusline import status_line
 from core.store import Store
 from core.teardown import destroy_verified, teardown_message
@@ -65,10 +64,8 @@ class ExitHandler:
         self.sleep = sleep
 
     async def ctl(self, record: RunRecord, command: str) -> tuple[bool, str]:
-        argv = remote_argv(
-            self.config.watcher.python,
-            self.config.remote_root(record.name),
-            ["ctl", "--run-dir", record.run_dir, command],
+        argv = self.config.supervisor_argv(
+            record.name, ["ctl", "--run-dir", record.run_dir, command]
         )
         try:
             result = await self.transport_for(record).run(

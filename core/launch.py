@@ -18,7 +18,6 @@ from core.gate import GateReport, GateSpec, run_gate
 from core.memory import Memory
 from core.models import InstanceInfo, RunRecord
 from core.ports import Clock, Provider, Transport
-from core.ssh import remote_argv
 from core.store import Store
 from core.teardown import wait_until_ready
 
@@ -148,7 +147,7 @@ async def _start_supervisor(
     await transport.put_tree(SUPERVISOR_PACKAGE, f"{root}/supervisor")
     config_path = f"{run.run_dir}/RUN.json"
     await transport.put_bytes(json.dumps(run_json(run), indent=2).encode(), config_path)
-    argv = remote_argv(config.watcher.python, root, ["start", "--config", config_path])
+    argv = config.supervisor_argv(run.name, ["start", "--config", config_path])
     result = await transport.run(argv, timeout_s=START_TIMEOUT_S)
     if result.exit_status != 0:
         detail = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-500:]

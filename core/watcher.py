@@ -21,7 +21,6 @@ from core.models import CheckCommit, OpenAlert, OutboundMessage, RunRecord
 from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, parse_probe
 from core.rules import Assessment, Finding, Health, Observation, Policy, assess, next_check_s
-from core.ssh import remote_argv
 from core.statusline import status_line
 from core.store import Store
 from core.transitions import plan_alerts
@@ -160,9 +159,8 @@ class Watcher:
 
     async def _observe(self, record: RunRecord) -> Observation:
         now = self.clock()
-        argv = remote_argv(
-            self.config.watcher.python,
-            self.config.remote_root(record.name),
+        argv = self.config.supervisor_argv(
+            record.name,
             [
                 "probe",
                 "--run-dir",
