@@ -20,6 +20,7 @@ from bot.telegram import build_bot, build_dispatcher
 from core.errors import AmbiguousRun, UnknownRun
 from core.models import RunView
 from core.store import Store
+from tests.conftest import FakeClock
 from tests.fixtures.fake_telegram import FakeTelegram, fake_telegram  # noqa: F401
 
 T0 = datetime(2026, 11, 28, 3, 12, 9, tzinfo=UTC)
@@ -27,17 +28,6 @@ ALLOWED_CHAT = 1001
 OTHER_ALLOWED_CHAT = 1002
 STRANGER = 666
 LLAMA_LINE = "2026-11-28T03:12:09Z running 2/3 41200/90000 97% 71.3/80.0G oom llama-ft"
-
-
-class FakeClock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class FakeControl:
@@ -109,7 +99,7 @@ class FakeControl:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture

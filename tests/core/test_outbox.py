@@ -16,19 +16,9 @@ from core.errors import DeliveryError
 from core.models import MessageKind, OutboundMessage, OutboxItem
 from core.outbox import OutboxSender, backoff_s, combine_alerts, plan_batches
 from core.store import Store
+from tests.conftest import FakeClock
 
 T0 = datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 async def due_ids(store: Store, at: datetime) -> list[int]:
@@ -70,7 +60,7 @@ def terminal(title: str) -> OutboundMessage:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 import shlex
 import stat
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ import pytest
 from core.errors import HostKeyMismatch, TransportError
 from core.hostkeys import pin_name
 from core.ssh import SshOptions, SshPool, SshTarget, SshTransport, remote_argv
+from tests.conftest import FakeClock
 
 if TYPE_CHECKING:  # imported by pytest as a plugin; importing it here first breaks rewriting
     from tests.fixtures.sshd import SshdServer
@@ -25,20 +26,9 @@ if TYPE_CHECKING:  # imported by pytest as a plugin; importing it here first bre
 pytest_plugins = ["tests.fixtures.sshd"]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
 
 
 @pytest.fixture

@@ -28,11 +28,11 @@ from core.providers import VastProvider
 from core.runtime import utc_now
 from core.store import Store
 from core.watcher import Watcher
+from tests.conftest import FakeClock
 from tests.e2e.vast_helpers import (
     DPH,
     INSTANCE,
     RUN,
-    StepClock,
     Transports,
     add_instance,
     make_config,
@@ -56,7 +56,7 @@ class Flow:
     store: Store
     provider: VastProvider
     transports: Transports
-    clock: StepClock
+    clock: FakeClock
     provider_sleep: RecordingSleep = field(default_factory=RecordingSleep)
     exit_sleep: RecordingSleep = field(default_factory=RecordingSleep)
     launch_sleep: RecordingSleep = field(default_factory=RecordingSleep)
@@ -112,7 +112,7 @@ async def open_flow(
             sleep = RecordingSleep()
             provider = vast_provider(fake_vast, sleep, max_retries=max_retries)
             stack.push_async_callback(provider.close)
-            clock = StepClock(utc_now())
+            clock = FakeClock(utc_now())
             return Flow(config, store, provider, transports, clock, provider_sleep=sleep)
 
         try:

@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,20 +39,6 @@ for step in range(1, 3001):
     print(f"step {step}/3000 loss=0.5", flush=True)
     time.sleep(0.2)
 """
-
-
-class StepClock:
-    """A tz-aware UTC clock that starts at a given moment and moves only when told to."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
 
 
 def add_instance(fake: FakeVast, sshd: SshdServer, **overrides: Any) -> None:
