@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.sshd",
     "tests.fixtures.fake_vast",
     "tests.fixtures.fake_telegram",
+    "tests.skipguard",
 ]
 
 
