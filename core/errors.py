@@ -72,6 +72,15 @@ class StoreError(SleepwatchError):
     """The SQLite store failed (disk full, locked, corrupt); the message says which."""
 
 
+class StaleRun(StoreError):
+    """A check's write was dropped: another process ended or relaunched the run after the
+    check read it (its write would have undone that)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} changed in the store during the check (ended or relaunched)")
+        self.name = name
+
+
 class UnknownRun(SleepwatchError):
     """No run matches the given name or prefix."""
 

@@ -8,11 +8,17 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from core.config import Config
 from core.errors import TransportError
-from core.messages import log_context, summary_pairs, terminal_message
+from core.messages import (
+    ending_message,
+    ending_status_line,
+    log_context,
+    summary_pairs,
+    terminal_message,
+)
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
@@ -23,8 +29,15 @@ from core.teardown import destroy_verified, teardown_message
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"done", "failed", "stopped"})
+DEADLINE = "deadline passed"
 LOST = "instance lost"
 REQUESTED = "teardown requested"
+# How a run torn down before its supervisor ended is recorded (the run row's outcome).
+ENDING_OUTCOMES = {
+    DEADLINE: "deadline_passed",
+    LOST: "instance_lost",
+    REQUESTED: "teardown_requested",
+}
 RETRY_TEARDOWN_S = 600.0
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -98,7 +111,6 @@ class ExitHandler:
         Safe to repeat after a crash at any point. Returns a retry interval while a destroy
         keeps failing (the instance is still billing), else None."""
         now = self.clock()
-        pending_key = f"terminal:{record.name}"
         if state is not None:
             summary = summary_pairs(
                 state,
@@ -110,12 +122,72 @@ class ExitHandler:
             )
             line = record.last_status_line or status_line(now=now, run=record.name, state=state)
             message = terminal_message(record.name, line, state, summary, log_context(probe, state))
-            await self.store.set_meta(pending_key, json.dumps(message.to_json()))
-            record = replace(record, status=state.status.value, ended_at=state.ended_at or now)
+            await self.store.set_meta(_pending_key(record), json.dumps(message.to_json()))
+            outcome = state.outcome.value if state.outcome else state.status.value
+            record = replace(
+                record,
+                status=state.status.value,
+                outcome=outcome,
+                ended_at=state.ended_at or now,
+            )
             await self.store.save_run(record)
-        outcome = await self._teardown_by_policy(record)
+        return await self._conclude(await self._teardown_by_policy(record), now)
+
+    async def teardown_live(self, record: RunRecord, reason: str) -> tuple[str, float | None]:
+        """Tear down a run that is not terminal (deadline, lost instance, /teardown): the run
+        ends `stopped` with the reason as its outcome and one terminal message. Returns what
+        happened and, while the destroy keeps failing, when to try again (the run stays live
+        and its next check retries the destroy)."""
+        now = self.clock()
+        ended = record.ended_at is not None  # its terminal message is already written
+        if record.instance_id is None:
+            ok, message = await self.ctl(record, "stop")
+            if not ok:  # the trainer may run on: keep watching and try again
+                retry_at = now + timedelta(seconds=RETRY_TEARDOWN_S)
+                await self.store.save_run(replace(record, next_check_at=retry_at))
+                return f"{reason}: supervisor stop FAILED ({message}); retrying", RETRY_TEARDOWN_S
+            if not ended:
+                record = await self._begin_ending(record, reason, now)
+            line = "no cloud instance (local run); supervisor stopped"
+            await self._conclude(DestroyOutcome(line, False, record), now)
+            return f"{reason}: no cloud instance; supervisor stopped: {message}", None
+        if reason != LOST:
+            await self.ctl(record, "stop")
+        if not ended:
+            record = await self._begin_ending(record, reason, now)
+        outcome = await self._destroy(record, reason, announce=ended and reason != REQUESTED)
+        return outcome.line, await self._conclude(outcome, now)
+
+    async def _begin_ending(self, record: RunRecord, reason: str, now: datetime) -> RunRecord:
+        """Write down how the run ends before tearing it down (a crash mid-DELETE resumes
+        from here): its row says `stopped` with the reason, and its terminal message waits."""
+        last_seen = await self._last_seen_line(record)
+        line = ending_status_line(last_seen, record, now)
+        message = ending_message(record, line, reason, launched_at=record.launched_at, now=now)
+        await self.store.set_meta(_pending_key(record), json.dumps(message.to_json()))
+        record = replace(
+            record,
+            status="stopped",
+            outcome=ENDING_OUTCOMES.get(reason, "stopped"),
+            ended_at=now,
+            last_status_line=line,
+        )
+        await self.store.save_run(record)
+        return record
+
+    async def _last_seen_line(self, record: RunRecord) -> str | None:
+        """The newest status line of a check that read the run's state (an unreachable one
+        knows no step)."""
+        for _, line, _ in await self.store.recent_checks(record.name, limit=50):
+            if line.split(" ")[1:2] not in (["unreachable"], ["invalid"]):
+                return line
+        return None
+
+    async def _conclude(self, outcome: DestroyOutcome, now: datetime) -> float | None:
+        """Send the run's one terminal message with what happened to the instance, then stop
+        watching, or keep the run live to retry a destroy that failed."""
         record = outcome.record
-        stored = await self.store.get_meta(pending_key)
+        stored = await self.store.get_meta(_pending_key(record))
         final = _with_instance_line(stored, record, outcome.line)
         await self.store.enqueue(final, dedupe_key=f"{record.name}:terminal", at=now)
         self.wake_outbox()
@@ -127,34 +199,14 @@ class ExitHandler:
         await self.store.save_run(replace(record, live=False, next_check_at=None))
         return None
 
-    async def teardown_live(self, record: RunRecord, reason: str) -> tuple[str, float | None]:
-        """Tear down a run that is not terminal (deadline, lost instance, /teardown). Returns
-        what happened and, while the destroy keeps failing, when to try again (the run stays
-        live and its next check retries the destroy)."""
-        now = self.clock()
-        if record.instance_id is None:
-            ok, message = await self.ctl(record, "stop")
-            if not ok:  # the trainer may run on: keep watching and try again
-                retry_at = now + timedelta(seconds=RETRY_TEARDOWN_S)
-                await self.store.save_run(replace(record, next_check_at=retry_at))
-                return f"{reason}: supervisor stop FAILED ({message}); retrying", RETRY_TEARDOWN_S
-            await self.store.save_run(replace(record, live=False, ended_at=now, next_check_at=None))
-            return f"{reason}: no cloud instance; supervisor stopped: {message}", None
-        if reason != LOST:
-            await self.ctl(record, "stop")
-        outcome = await self._destroy(record, reason, announce=reason != REQUESTED)
-        record = replace(outcome.record, ended_at=record.ended_at or now)
-        if outcome.retry:
-            retry_at = now + timedelta(seconds=RETRY_TEARDOWN_S)
-            await self.store.save_run(replace(record, next_check_at=retry_at))
-            return outcome.line, RETRY_TEARDOWN_S
-        await self.store.save_run(replace(record, live=False, next_check_at=None))
-        return outcome.line, None
-
     async def _teardown_by_policy(self, record: RunRecord) -> DestroyOutcome:
         if record.instance_id is not None and record.teardown in ("pending", "failed"):
-            # a teardown already started (policy, deadline, lost instance): finish it
-            return await self._destroy(record, "retrying the teardown", announce=True)
+            # A teardown already started (policy, deadline, lost instance): finish it. Only a
+            # destroy that FAILED before was announced as still billing and is a retry; a
+            # pending one was cut short by a restart (its DELETE may well have worked).
+            failed_before = record.teardown == "failed"
+            why = "retrying the teardown" if failed_before else "verified after a restart"
+            return await self._destroy(record, why, announce=failed_before)
         run = next((r for r in self.config.runs if r.name == record.name), None)
         on_done = run.destroy_on_done if run else True
         on_fail = run.destroy_on_fail if run else True
@@ -202,6 +254,10 @@ class ExitHandler:
             self.wake_outbox()
         log.info("%s: instance %s destroyed (%s)", record.name, instance_id, reason)
         return DestroyOutcome(f"{instance_id} destroyed ({reason})", False, record)
+
+
+def _pending_key(record: RunRecord) -> str:
+    return f"terminal:{record.name}"
 
 
 def _with_instance_line(

@@ -8,10 +8,10 @@ from datetime import datetime
 
 from core.console import clean_line as console_clean_line
 from core.durations import format_duration
-from core.models import MessageKind, OutboundMessage
+from core.models import MessageKind, OutboundMessage, RunRecord
 from core.protocol import Failure, FailureKind, ProbeSnapshot, SupervisorState
 from core.rules import ERROR_MARKERS, Finding
-from core.statusline import format_step
+from core.statusline import format_step, format_ts
 
 MAX_CONTEXT_LINES = 80
 MAX_LINE_CHARS = 400
@@ -211,5 +211,46 @@ def terminal_message(
         run=run,
         status_line=status_line,
         log_lines=tuple(log_lines) if state.status.value != "done" else (),
+        summary=summary,
+    )
+
+
+def ending_status_line(last_seen: str | None, record: RunRecord, now: datetime) -> str:
+    """The status line of a run torn down before its supervisor ended: `stopped`, with the
+    attempt, step and fix of the last check that read its state (GPU readings are history)."""
+    parts = last_seen.split(" ") if last_seen else []
+    if len(parts) == 8:
+        attempt, step, fix = parts[2], parts[3], parts[6]
+    else:
+        attempt, step, fix = f"{record.attempt}/{record.max_attempts}", "-", "-"
+    return " ".join([format_ts(now), "stopped", attempt, step, "-", "-", fix, record.name])
+
+
+def ending_message(
+    record: RunRecord,
+    line: str,
+    reason: str,
+    *,
+    launched_at: datetime,
+    now: datetime,
+) -> OutboundMessage:
+    """The one terminal message of a run ended by the watcher (deadline, lost instance,
+    /teardown): the same summary as a supervisor's end, the instance line filled in later."""
+    fields = line.split(" ")
+    hours = max(0.0, (now - launched_at).total_seconds() / 3600)
+    cost = cost_usd(hours, record.dph_total)
+    summary = (
+        ("outcome", f"stopped ({reason})"),
+        ("duration", format_duration((now - launched_at).total_seconds())),
+        ("attempts", fields[2]),
+        ("last step", fields[3]),
+        ("cost", f"${cost:.2f}" if cost is not None else "unknown (no $/h)"),
+        ("instance", "(pending)"),
+    )
+    return OutboundMessage(
+        kind=MessageKind.TERMINAL,
+        title=f"⛔ {record.name}: stopped ({reason})",
+        run=record.name,
+        status_line=line,
         summary=summary,
     )

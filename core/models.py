@@ -131,6 +131,8 @@ class RunRecord:
     teardown: str | None = None  # None, "pending", "destroyed", "failed", "skipped"
     torn_down_at: datetime | None = None
     ended_at: datetime | None = None
+    outcome: str | None = None  # how it ended: the supervisor's outcome or the watcher's ending
+    settings: str | None = None  # the resolved settings it was launched with (JSON)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosqlite
 
-from core.errors import StoreError
+from core.errors import StaleRun, StoreError
 from core.migrate import apply_migrations, store_error
 from core.models import CheckCommit, OpenAlert, OutboundMessage, OutboxItem, RunRecord
 
@@ -41,16 +41,21 @@ _UPSERT_RUN = (
     f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)}) ON CONFLICT (name) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _RUN_COLUMNS if c != "name")
 )
-# Columns a human changes (/extend, /mute) while checks run: the watcher's own writes of a run
-# row (save_run, commit_check) leave them as stored, so a check that read the row before the
-# command cannot undo it.
-HUMAN_COLUMNS = ("deadline_at", "muted_until")
+# Columns a human changes (/extend, /mute) while checks run, and the settings only launch
+# writes: the watcher's own writes of a run row (save_run, commit_check) leave them as stored,
+# so a check that read the row before the command cannot undo it.
+HUMAN_COLUMNS = ("deadline_at", "muted_until", "settings")
+# A watcher's write made from a row it read before another process changed it is dropped when
+# it would undo that change: a run relaunched since (another launched_at), or a run that ended
+# (a `sleepwatch teardown` from another shell) written back as not ended.
 _SAVE_RUN = (
     f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)}) ON CONFLICT (name) DO UPDATE SET "
     + ", ".join(
         f"{c} = excluded.{c}" for c in _RUN_COLUMNS if c != "name" and c not in HUMAN_COLUMNS
     )
+    + " WHERE runs.launched_at = excluded.launched_at"
+    " AND (runs.ended_at IS NULL OR excluded.ended_at IS NOT NULL)"
 )
 _INSERT_MESSAGE = (
     "INSERT INTO outbox (dedupe_key, kind, run, message, created_at, next_try_at) "
@@ -109,10 +114,12 @@ class Store:
         async with self._using(f"saving run {run.name}") as conn:
             await conn.execute(_UPSERT_RUN, values)
 
-    async def save_run(self, run: RunRecord) -> None:
-        """Write the watcher's view of a run, keeping the human-owned columns as stored."""
+    async def save_run(self, run: RunRecord) -> bool:
+        """Write the watcher's view of a run, keeping the human-owned columns as stored.
+        False (nothing written) when the row changed under it (see _SAVE_RUN)."""
         async with self._using(f"saving run {run.name}") as conn:
-            await conn.execute(_SAVE_RUN, _run_values(run))
+            cursor = await conn.execute(_SAVE_RUN, _run_values(run))
+            return cursor.rowcount == 1
 
     async def set_human_fields(
         self,
@@ -167,7 +174,8 @@ class Store:
 
     async def commit_check(self, commit: CheckCommit) -> list[int]:
         """Apply everything one check decided in ONE transaction (see CheckCommit): all of it
-        is written, or none. Returns the ids of the messages actually enqueued."""
+        is written, or none. Returns the ids of the messages actually enqueued. Raises StaleRun
+        (nothing written) when the run was ended or relaunched by another process meanwhile."""
         name, at = commit.run.name, _ts(commit.at)
         run_values = _run_values(commit.run)
         check = (name, at, _text(commit.status_line), _text(commit.health), _json(commit.reasons))
@@ -175,7 +183,9 @@ class Store:
         messages = [(key, _message_values(msg, commit.at)) for key, msg in commit.messages]
         ids: list[int] = []
         async with self._transaction(f"saving a check of {name}") as conn:
-            await conn.execute(_SAVE_RUN, run_values)
+            cursor = await conn.execute(_SAVE_RUN, run_values)
+            if cursor.rowcount != 1:  # rolled back: this check's view is out of date
+                raise StaleRun(name)
             await conn.execute(
                 "INSERT INTO checks (run, at, status_line, health, reasons) VALUES (?, ?, ?, ?, ?)",
                 check,

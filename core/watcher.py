@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from core.cadence import advance
 from core.config import Config, RunConfig
 from core.deadline import judge_deadline
-from core.errors import HostKeyMismatch, ProtocolError, TransportError
-from core.exits import LOST, ExitHandler
+from core.errors import HostKeyMismatch, ProtocolError, StaleRun, TransportError
+from core.exits import DEADLINE, LOST, ExitHandler
 from core.memory import Memory
 from core.messages import alert_message, log_context, recovery_message
 from core.models import CheckCommit, OpenAlert, OutboundMessage, RunRecord
@@ -83,7 +83,8 @@ class Watcher:
         assessment = assess(memory, obs, policy, now)
         instance_finding = await self._ask_provider(record, obs)
         deadline = judge_deadline(
-            record.deadline_at,
+            # an ended run has no deadline left: no "deadline soon" beside its terminal message
+            None if assessment.health is Health.TERMINAL else record.deadline_at,
             now,
             warned=record.deadline_at is not None
             and assessment.memory.deadline_warned_for == record.deadline_at,
@@ -124,19 +125,24 @@ class Watcher:
         stop = any(f.key == "host_key" for f in findings)
         if stop:
             updated = replace(updated, live=False, status="host_key_changed", next_check_at=None)
-        await self.store.commit_check(
-            CheckCommit(
-                run=updated,
-                at=now,
-                status_line=line,
-                health=assessment.health.value,
-                reasons=tuple(f.reason for f in findings),
-                alerts_opened=tuple(_open(name, f, now) for f in plan.opened),
-                alerts_resent=tuple(f.key for f in plan.resent),
-                alerts_resolved=plan.resolved,
-                messages=tuple(messages),
+        try:
+            await self.store.commit_check(
+                CheckCommit(
+                    run=updated,
+                    at=now,
+                    status_line=line,
+                    health=assessment.health.value,
+                    reasons=tuple(f.reason for f in findings),
+                    alerts_opened=tuple(_open(name, f, now) for f in plan.opened),
+                    alerts_resent=tuple(f.key for f in plan.resent),
+                    alerts_resolved=plan.resolved,
+                    messages=tuple(messages),
+                )
             )
-        )
+        except StaleRun as exc:  # another shell ended or relaunched it: its write stands
+            log.info("%s", exc)
+            current = await self.store.get_run(name)
+            return None if current is None or not current.live else 1.0
         self.emit(line)
         if messages:
             self.wake_outbox()
@@ -148,7 +154,7 @@ class Watcher:
             return await self.exits.finish(updated, assessment.state, obs.probe)
         lost = instance_finding is not None and instance_finding.key == "instance_lost"
         if deadline.teardown or (lost and self._destroy_on_fail(name)):
-            reason = "deadline passed" if deadline.teardown else LOST
+            reason = DEADLINE if deadline.teardown else LOST
             _, retry_s = await self.exits.teardown_live(updated, reason)
             return retry_s
         return interval

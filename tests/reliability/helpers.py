@@ -12,7 +12,7 @@ import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import CadenceConfig, Config, RunConfig, ThresholdsConfig, WatcherConfig
 from core.console import ConsoleNotifier
@@ -23,6 +23,10 @@ from core.ports import Notifier
 from core.runtime import utc_now
 from core.service import Service
 from core.store import Store
+
+if TYPE_CHECKING:
+    from tests.fixtures.fake_telegram import FakeTelegram
+    from tests.fixtures.fake_vast import FakeVast
 
 RUN = "llama-ft"
 INSTANCE = "4242"
@@ -238,3 +242,49 @@ def read_state(run_dir: str | Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return doc
+
+
+class Cli:
+    def __init__(self, config: Path, tg: FakeTelegram, vast: FakeVast, logs: Path) -> None:
+        self.config = config
+        self.env = {
+            **os.environ,
+            "SLEEPWATCH_TELEGRAM_TOKEN": tg.token,
+            "VAST_API_KEY": vast.api_key,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.logs = logs
+        self.started = 0
+
+    async def start(self, *args: str) -> asyncio.subprocess.Process:
+        self.started += 1
+        out = (self.logs / f"cli-{self.started:02d}.log").open("wb")
+        try:
+            return await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot.app",
+                "--config",
+                str(self.config),
+                *args,
+                env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        finally:
+            out.close()
+
+    def log_text(self) -> str:
+        return "\n".join(
+            f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.logs.glob("cli-*.log"))
+        )
+
+    async def run(self, *args: str, timeout_s: float = 60.0) -> tuple[int, str]:
+        """A one-shot command (launch, teardown, runs): its exit status and output."""
+        process = await self.start(*args)
+        path = self.logs / f"cli-{self.started:02d}.log"
+        async with asyncio.timeout(timeout_s):
+            status = await process.wait()
+        return status, path.read_text(errors="replace")

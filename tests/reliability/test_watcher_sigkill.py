@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
 import sys
@@ -23,6 +22,7 @@ from tests.reliability.helpers import (
     CHAT_ID,
     INSTANCE,
     RUN,
+    Cli,
     db_rows,
     trainer_command,
     wait_for,
@@ -73,44 +73,6 @@ def serve_config(tmp_path: Path, sshd: SshdServer, tg: FakeTelegram, vast: FakeV
             }
         ],
     )
-
-
-class Cli:
-    def __init__(self, config: Path, tg: FakeTelegram, vast: FakeVast, logs: Path) -> None:
-        self.config = config
-        self.env = {
-            **os.environ,
-            "SLEEPWATCH_TELEGRAM_TOKEN": tg.token,
-            "VAST_API_KEY": vast.api_key,
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.logs = logs
-        self.started = 0
-
-    async def start(self, *args: str) -> asyncio.subprocess.Process:
-        self.started += 1
-        out = (self.logs / f"cli-{self.started:02d}.log").open("wb")
-        try:
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot.app",
-                "--config",
-                str(self.config),
-                *args,
-                env=self.env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        finally:
-            out.close()
-
-    def log_text(self) -> str:
-        return "\n".join(
-            f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-            for p in sorted(self.logs.glob("cli-*.log"))
-        )
 
 
 async def kill_at_a_random_point(
