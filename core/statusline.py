@@ -6,10 +6,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from core.console import clean_line
 from core.protocol import GpuReading, SupervisorState
+
+FIELD_MAX_CHARS = 32
+_SPACES = re.compile(r"\s+")
+
+
+def clean_field(text: str) -> str:
+    """One field of the line from text the instance wrote (a fix kind, a run name): no escape,
+    no control character, no space or newline (one line, fields split on spaces), bounded."""
+    cleaned = _SPACES.sub("_", clean_line(text)).strip("_")[:FIELD_MAX_CHARS]
+    return cleaned or "?"
 
 
 def format_ts(at: datetime) -> str:
@@ -56,7 +68,7 @@ def status_line(
     if state is None:
         fields = [status or "unknown", "-", "-", format_gpu(readings), format_mem(readings), "-"]
     else:
-        last_fix = state.fixes[-1].kind if state.fixes else "-"
+        last_fix = clean_field(state.fixes[-1].kind) if state.fixes else "-"
         fields = [
             status or state.status.value,
             f"{state.attempt}/{state.max_attempts}",
@@ -65,4 +77,4 @@ def status_line(
             format_mem(readings),
             last_fix,
         ]
-    return " ".join([format_ts(now), *fields, run])
+    return " ".join([format_ts(now), *fields, clean_field(run)])
