@@ -8,6 +8,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
+from .fsutil import private_dir
+
 if TYPE_CHECKING:
     from .config import Config
 
@@ -71,7 +73,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args.config)
     if cfg is None:
         return EXIT_CONFIG
-    os.makedirs(cfg.run_dir, exist_ok=True)
+    private_dir(cfg.run_dir)
     code = Supervisor(cfg, foreground_logger(os.path.join(cfg.run_dir, "supervisor.log"))).run()
     if code == EXIT_OWNER:
         sys.stderr.write("supervisor: a live supervisor already owns %s\n" % cfg.run_dir)
@@ -85,7 +87,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     cfg = _config(args.config)
     if cfg is None:
         return EXIT_CONFIG
-    os.makedirs(cfg.run_dir, exist_ok=True)
+    private_dir(cfg.run_dir)
     owner = lock_holder(cfg.run_dir)
     if owner is not None:
         _print(

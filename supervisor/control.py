@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any, Dict, Optional
 
-from .fsutil import read_json, write_json_atomic
+from .fsutil import open_private, read_json, write_json_atomic
 from .timeutil import iso_z, utcnow
 
 LOCK_FILE = "supervisor.lock"
@@ -24,7 +24,7 @@ COMMANDS = ("kill-attempt", "stop")
 
 def acquire_lock(run_dir: str) -> Optional[int]:
     """The locked fd (keep it open for the process's life), or None if a live owner holds it."""
-    fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_private(os.path.join(run_dir, LOCK_FILE), os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -12,6 +12,8 @@ import select
 import sys
 from typing import Any, Callable, Dict
 
+from .fsutil import open_private
+
 READY_TIMEOUT_S = 20.0
 
 
@@ -43,7 +45,7 @@ def start_daemon(
 def _redirect_stdio(log_path: str) -> None:
     os.chdir("/")
     null = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = open_private(log_path, os.O_WRONLY | os.O_APPEND)
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)

@@ -9,7 +9,7 @@ import time
 import traceback
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
-from . import control, deadman
+from . import control, deadman, fsutil
 from .attempt import AttemptEnd, run_attempt
 from .classify import classify, module_is_users_own
 from .config import Config
@@ -62,7 +62,8 @@ class Supervisor:
 
     def run(self, ready: Optional[Callable[[Dict[str, Any]], None]] = None) -> int:
         cfg = self.config
-        os.makedirs(os.path.join(cfg.run_dir, "attempts"), exist_ok=True)
+        fsutil.private_dir(cfg.run_dir)
+        fsutil.private_dir(os.path.join(cfg.run_dir, "attempts"))
         lock_fd = control.acquire_lock(cfg.run_dir)
         if lock_fd is None:
             message = "a live supervisor (pid %s) already owns %s" % (

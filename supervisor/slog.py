@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import IO, List
 
+from .fsutil import open_private
 from .timeutil import iso_z, utcnow
 
 
@@ -23,7 +25,8 @@ class Logger:
 
 
 def foreground_logger(path: str) -> Logger:
-    return Logger([sys.stderr, open(path, "a", encoding="utf-8")])  # noqa: SIM115
+    fd = open_private(path, os.O_WRONLY | os.O_APPEND)
+    return Logger([sys.stderr, os.fdopen(fd, "a", encoding="utf-8")])
 
 
 def daemon_logger() -> Logger:

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import Dict, Mapping, Optional
 
+from .fsutil import open_private
+
 GUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard.py")
 
 
@@ -26,6 +28,9 @@ def render_command(command: str, knobs: Mapping[str, float]) -> str:
     return re.sub(r"\{(%s)\}" % names, value, command)
 
 
+PRIVATE_ENV = frozenset({"CONTAINER_API_KEY"})
+
+
 def trainer_env(
     base: Mapping[str, str],
     extra: Mapping[str, str],
@@ -33,7 +38,9 @@ def trainer_env(
     attempt: int,
     run_dir: str,
 ) -> Dict[str, str]:
-    env = dict(base)
+    # The instance's own API key (the dead-man switch's) is the supervisor's, never the
+    # trainer's: user code and its dependencies would otherwise hold a key that destroys it.
+    env = {k: v for k, v in base.items() if k not in PRIVATE_ENV}
     env.setdefault("PYTHONUNBUFFERED", "1")  # progress must reach the log as it happens
     env.update(extra)
     for name, number in knobs.items():
@@ -51,7 +58,7 @@ class Trainer:
     ) -> None:
         self.grace_s = grace_s
         read_fd, self._lifeline = os.pipe()
-        with open(log_path, "ab") as log:
+        with os.fdopen(open_private(log_path, os.O_WRONLY | os.O_APPEND), "ab") as log:
             try:
                 self._proc = subprocess.Popen(
                     [
