@@ -53,7 +53,13 @@ class TelegramFrontend:
             service.watcher.wake_outbox()
 
         service.scheduler.add_cron(morning, hour, minute, config.telegram.timezone)
-        dispatcher = build_dispatcher(service.control, service.store, self._chat_ids, utc_now)
+        dispatcher = build_dispatcher(
+            service.control,
+            service.store,
+            self._chat_ids,
+            utc_now,
+            user_ids=config.telegram.user_ids,
+        )
         # registers the commands itself, retrying while Telegram is unreachable
         await start_polling_resilient(bot, dispatcher)
 

@@ -1,4 +1,5 @@
-"""The allow-list: updates from chats not listed get no answer at all and one audit row."""
+"""The allow-list: updates from chats not listed (or, when `[telegram] user_ids` is set, from
+senders not listed) get no answer at all and one audit row."""
 
 from __future__ import annotations
 
@@ -48,8 +49,15 @@ class AllowListMiddleware(BaseMiddleware):
     """Outer middleware on `dp.update`; runs after aiogram's own user-context middleware,
     which puts the update's chat and sender into `data`."""
 
-    def __init__(self, chat_ids: Collection[int], audit: AuditLog, clock: Clock) -> None:
+    def __init__(
+        self,
+        chat_ids: Collection[int],
+        audit: AuditLog,
+        clock: Clock,
+        user_ids: Collection[int] = (),
+    ) -> None:
         self._chat_ids = frozenset(chat_ids)
+        self._user_ids = frozenset(user_ids)  # empty: every member of an allowed chat
         self._audit = audit
         self._clock = clock
 
@@ -60,11 +68,15 @@ class AllowListMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         chat: Chat | None = data.get("event_chat")
-        if chat is not None and chat.id in self._chat_ids:
-            return await handler(event, data)
         user: User | None = data.get("event_from_user")
+        if chat is not None and chat.id in self._chat_ids and self._user_allowed(user):
+            return await handler(event, data)
         text = update_text(event) if isinstance(event, Update) else type(event).__name__
-        log.warning("refused an update from chat %s", chat.id if chat else None)
+        log.warning(
+            "refused an update from chat %s, user %s",
+            chat.id if chat else None,
+            user.id if user else None,
+        )
         await self._audit.audit(
             at=self._clock(),
             chat_id=chat.id if chat else None,
@@ -73,3 +85,8 @@ class AllowListMiddleware(BaseMiddleware):
             verdict="refused",
         )
         return None
+
+    def _user_allowed(self, user: User | None) -> bool:
+        if not self._user_ids:
+            return True
+        return user is not None and user.id in self._user_ids

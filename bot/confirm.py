@@ -21,6 +21,7 @@ class PendingAction:
     action: Action
     run: str
     chat_id: int
+    user_id: int | None  # who asked: only they can confirm (a group has other members)
     issued_at: datetime
 
 
@@ -36,17 +37,20 @@ class Confirmations:
         self._new_nonce = new_nonce
         self._pending: dict[str, PendingAction] = {}
 
-    def issue(self, action: Action, run: str, chat_id: int, now: datetime) -> str:
+    def issue(
+        self, action: Action, run: str, chat_id: int, user_id: int | None, now: datetime
+    ) -> str:
         self._forget_older_than(now - timedelta(seconds=self.ttl_s))
         nonce = self._new_nonce()
-        self._pending[nonce] = PendingAction(action, run, chat_id, now)
+        self._pending[nonce] = PendingAction(action, run, chat_id, user_id, now)
         return nonce
 
-    def take(self, nonce: str, chat_id: int | None) -> PendingAction | None:
-        """The pending action asked in `chat_id`, removed: a second press finds nothing. A press
-        from any other chat finds nothing either, and leaves the question open."""
+    def take(self, nonce: str, chat_id: int | None, user_id: int | None) -> PendingAction | None:
+        """The pending action asked in `chat_id` by `user_id`, removed: a second press finds
+        nothing. A press from any other chat or by any other member of a group finds nothing
+        either, and leaves the question open for the one who asked."""
         pending = self._pending.get(nonce)
-        if pending is None or pending.chat_id != chat_id:
+        if pending is None or pending.chat_id != chat_id or pending.user_id != user_id:
             return None
         return self._pending.pop(nonce)
 

@@ -111,7 +111,7 @@ class ChatCommands:
             return
         verdict, keyboard = "ok", None
         try:
-            reply, keyboard = await self._execute(command, message.chat.id, now)
+            reply, keyboard = await self._execute(command, message.chat.id, user, now)
         except (UnknownRun, AmbiguousRun) as exc:
             reply, verdict = candidates_text(exc), "unknown_run"
         except SleepwatchError as exc:
@@ -128,7 +128,9 @@ class ChatCommands:
             "send it again if you still want it."
         )
 
-    async def _execute(self, command: Command, chat_id: int, now: datetime) -> Reply:
+    async def _execute(
+        self, command: Command, chat_id: int, user_id: int | None, now: datetime
+    ) -> Reply:
         match command:
             case Help():
                 return esc_lines(help_text()), None
@@ -146,19 +148,22 @@ class ChatCommands:
                 deadline = await self._control.extend(name, seconds, now)
                 return f"Deadline of {esc(name)} is now {fmt_at(deadline, now)}.", None
             case Kill(run):
-                return await self._ask("kill", await self._resolve(run), chat_id, now)
+                return await self._ask("kill", await self._resolve(run), chat_id, user_id, now)
             case Teardown(run):
-                return await self._ask("teardown", await self._resolve(run), chat_id, now)
+                name = await self._resolve(run)
+                return await self._ask("teardown", name, chat_id, user_id, now)
 
     async def _resolve(self, run: str) -> str:
         return await self._control.resolve(run)
 
-    async def _ask(self, action: Action, name: str, chat_id: int, now: datetime) -> Reply:
+    async def _ask(
+        self, action: Action, name: str, chat_id: int, user_id: int | None, now: datetime
+    ) -> Reply:
         view = await self._control.view(name, now)
         refusal = self._pointless(action, view)
         if refusal is not None:
             return refusal, None
-        nonce = self._confirmations.issue(action, name, chat_id, now)
+        nonce = self._confirmations.issue(action, name, chat_id, user_id, now)
         return confirm_prompt(action, view), confirm_keyboard(nonce)
 
     @staticmethod
@@ -179,7 +184,8 @@ class ChatCommands:
         now = self._clock()
         chat_id = query.message.chat.id if query.message is not None else None
         parsed = parse_callback(query.data or "")
-        pending = self._confirmations.take(parsed[1], chat_id) if parsed else None
+        user_id = query.from_user.id
+        pending = self._confirmations.take(parsed[1], chat_id, user_id) if parsed else None
         if parsed is None or pending is None:
             await query.answer("This button is no longer valid.")
             await self._record(now, chat_id, query.from_user.id, query.data or "", "expired")

@@ -75,9 +75,10 @@ def build_dispatcher(
     chat_ids: Collection[int],
     clock: Clock,
     confirmations: Confirmations | None = None,
+    user_ids: Collection[int] = (),
 ) -> Dispatcher:
     dp = Dispatcher()
-    dp.update.outer_middleware(AllowListMiddleware(chat_ids, store, clock))
+    dp.update.outer_middleware(AllowListMiddleware(chat_ids, store, clock, user_ids))
     commands = ChatCommands(control, store, clock, confirmations or Confirmations())
     dp.include_router(commands.router())
     return dp

@@ -101,6 +101,7 @@ class SshConfig(_Strict):
 
 class TelegramConfig(_Strict):
     chat_ids: list[int] = []
+    user_ids: list[int] = []  # set: only these people, even inside an allowed group
     api_base: str | None = None
     summary_time: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     timezone: str = "UTC"

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from bot.telegram import build_dispatcher
 from tests.bot.conftest import ALLOWED_CHAT, OTHER_ALLOWED_CHAT, STRANGER, T0, feed
 from tests.fixtures.fake_telegram import callback_update, message_update
 
@@ -99,3 +100,34 @@ async def test_a_forged_button_is_answered_and_ignored(dp, bot, fake_telegram, c
 
     assert control.actions == []
     assert fake_telegram.callback_answers[0]["text"] == "This button is no longer valid."
+
+
+GROUP_MEMBER = 2002
+
+
+async def test_another_member_of_the_chat_cannot_confirm_someone_elses_teardown(
+    dp, bot, fake_telegram, prompt, control
+):
+    update = callback_update(
+        ALLOWED_CHAT, button(prompt, 0), message_id=prompt["message_id"], user_id=GROUP_MEMBER
+    )
+    await feed(dp, bot, update, update_id=2)
+
+    assert control.actions == []
+    assert fake_telegram.callback_answers[0]["text"] == "This button is no longer valid."
+    await press(dp, bot, prompt, 0, update_id=3)  # the one who asked still can
+    assert control.actions == [("teardown", "llama-ft")]
+
+
+async def test_with_user_ids_set_other_members_of_an_allowed_chat_get_no_answer(
+    control, store, clock, confirmations, bot, fake_telegram
+):
+    dp = build_dispatcher(control, store, [ALLOWED_CHAT], clock, confirmations, user_ids=[7])
+    sent_at = int(T0.timestamp())
+    await feed(dp, bot, message_update(ALLOWED_CHAT, "/runs", date=sent_at, user_id=GROUP_MEMBER))
+
+    assert fake_telegram.sent == []
+    row = (await store.audit_rows(1))[0]
+    assert (row["user_id"], row["verdict"]) == (GROUP_MEMBER, "refused")
+    await feed(dp, bot, message_update(ALLOWED_CHAT, "/runs", date=sent_at, user_id=7), update_id=2)
+    assert len(fake_telegram.sent) == 1
