@@ -23,7 +23,8 @@ from core.watcher import TransportFor, Watcher
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30.0
-RESCAN_S = 30.0
+RESCAN_S = 30.0  # a full rescan at least this often, whatever the store says
+NOTICE_POLL_S = 0.5  # how often the store is asked whether another process wrote to it
 
 
 class Service:
@@ -47,6 +48,7 @@ class Service:
         self.heartbeat_file = heartbeat_file
         self._stop = asyncio.Event()
         self._outbox_wake = asyncio.Event()
+        self._rescan_now = asyncio.Event()
         self.watcher = Watcher(
             store,
             config,
@@ -87,6 +89,8 @@ class Service:
         if self.heartbeat_file is not None:
             self._tasks.append(asyncio.create_task(self._beat(self.heartbeat_file)))
         self._tasks.append(log_if_failed(asyncio.create_task(self._rescan()), "store rescan"))
+        notices = asyncio.create_task(self._hear_other_processes())
+        self._tasks.append(log_if_failed(notices, "store notices"))
         now = self.clock()
         for record in await self.store.list_runs():
             if record.live:
@@ -139,9 +143,13 @@ class Service:
         self._waiters.clear()
 
     async def _rescan(self) -> None:
-        """Pick up runs launched from another process (`sleepwatch launch` while serving)."""
+        """Pick up runs launched from another process (`sleepwatch launch` while serving): at
+        once when the store says another process wrote to it, else every RESCAN_S."""
         while not self._stop.is_set():
-            await asyncio.sleep(RESCAN_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RESCAN_S):
+                    await self._rescan_now.wait()
+            self._rescan_now.clear()
             try:
                 records = await self.store.list_runs()
             except Exception:  # the store may be briefly locked; the next round retries
@@ -150,7 +158,24 @@ class Service:
             for record in records:
                 known = self.scheduler.next_run_at(record.name) or self.scheduler.busy(record.name)
                 if record.live and not known:
+                    log.info("%s: launched from another process; watching it now", record.name)
                     self.watch(record)
+
+    async def _hear_other_processes(self) -> None:
+        """The store notification `sleepwatch launch` gives a running serve: its commit changes
+        the file's data version, which this loop reads twice a second (a launched run that
+        fails fast is looked at within a second, not at the next 30 s rescan)."""
+        seen: int | None = None
+        while not self._stop.is_set():
+            try:
+                version = await self.store.data_version()
+            except Exception:  # locked or failing: the periodic rescan still runs
+                log.debug("reading the store's data version failed", exc_info=True)
+            else:
+                if seen is not None and version != seen:
+                    self._rescan_now.set()
+                seen = version
+            await asyncio.sleep(NOTICE_POLL_S)
 
     async def _beat(self, path: Path) -> None:
         """Touch a file while the loop is alive: the container HEALTHCHECK reads its age."""

@@ -317,6 +317,13 @@ class Store:
         rows = await self._fetch("reading the audit", sql, (limit,))
         return [{**dict(row), "at": _dt(row["at"])} for row in rows]
 
+    async def data_version(self) -> int:
+        """A number that changes whenever ANOTHER connection (a `sleepwatch launch`, `teardown`
+        or `extend` from another shell) commits to the file: SQLite's PRAGMA data_version, a
+        cheap read that is how a running serve hears of them at once."""
+        rows = await self._fetch("reading the data version", "PRAGMA data_version", ())
+        return int(rows[0][0])
+
     async def get_meta(self, key: str) -> str | None:
         rows = await self._fetch("reading meta", "SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
