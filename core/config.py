@@ -75,9 +75,17 @@ class ThresholdsConfig(_Strict):
     unreachable_checks: int = Field(2, ge=1)
     resend_after: Seconds = 4 * 3600.0
     max_stall_kills: int = Field(1, ge=0)
+    # unset: scaled from stall_after (x1.2, x3, x6), so a faster demo policy stays consistent
+    hang_after: Seconds | None = None
+    stall_unknown_after: Seconds | None = None
+    silent_alert: Seconds | None = None
 
     def thresholds(self) -> Thresholds:
+        stall = self.stall_after
         return Thresholds(
+            hang_after_s=self.hang_after or 1.2 * stall,
+            stall_unknown_after_s=self.stall_unknown_after or 3 * stall,
+            silent_alert_s=self.silent_alert or 6 * stall,
             heartbeat_stale_s=self.heartbeat_stale,
             stale_checks=self.stale_checks,
             stall_after_s=self.stall_after,

@@ -21,7 +21,10 @@ class Health(StrEnum):
 class Thresholds:
     heartbeat_stale_s: float = 120.0
     stale_checks: int = 2
-    stall_after_s: float = 600.0
+    stall_after_s: float = 600.0  # silent, GPUs idle, no CPU or I/O progress: kill once
+    hang_after_s: float = 720.0  # silent, a GPU busy, no I/O: alert (never a blind kill)
+    stall_unknown_after_s: float = 1800.0  # the tree's activity unknown: a kill waits longer
+    silent_alert_s: float = 3600.0  # silent this long although busy: tell a human anyway
     gpu_low_pct: float = 10.0
     soft_hold_s: float = 600.0
     soft_checks: int = 2

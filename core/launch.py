@@ -4,6 +4,7 @@ upload the `supervisor/` package, write RUN.json, `supervisor start`, register t
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -140,11 +141,22 @@ async def launch(
     return plan.record
 
 
+def pynvml_source() -> Path | None:
+    """nvidia-ml-py's `pynvml.py` (one pure-Python file) from the watcher's environment, so
+    the supervisor reads GPUs through NVML; None when it is not installed (nvidia-smi then)."""
+    spec = importlib.util.find_spec("pynvml")
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith("pynvml.py") else None
+
+
 async def _start_supervisor(
     plan: LaunchPlan, run: RunConfig, config: Config, transport: Transport
 ) -> None:
     root = config.remote_root(run.name)
     await transport.put_tree(SUPERVISOR_PACKAGE, f"{root}/supervisor")
+    nvml = pynvml_source()
+    if nvml is not None:  # beside the package, on the supervisor's PYTHONPATH: NVML first
+        await transport.put_bytes(nvml.read_bytes(), f"{root}/pynvml.py", mode=0o644)
     config_path = f"{run.run_dir}/RUN.json"
     await transport.put_bytes(json.dumps(run_json(run), indent=2).encode(), config_path)
     argv = config.supervisor_argv(run.name, ["start", "--config", config_path])

@@ -28,6 +28,10 @@ class Sample:
     last_output_at: datetime | None = None
     gpu_util_pct: float | None = None
     throughput: float | None = None
+    gpu_min_pct: float | None = None  # the least busy of the GPUs the run uses
+    gpu_min_index: int | None = None  # which one, when the run uses several
+    tree_busy: bool | None = None  # the trainer's tree moved CPU or I/O lately; None: unknown
+    explained_idle: bool = False  # silent with a busy tree: an idle GPU is loading or saving
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,10 @@ def _sample_from_json(doc: dict[str, Any]) -> Sample:
         last_output_at=_parse(doc.get("last_output_at")),
         gpu_util_pct=doc.get("gpu_util_pct"),
         throughput=doc.get("throughput"),
+        gpu_min_pct=doc.get("gpu_min_pct"),
+        gpu_min_index=doc.get("gpu_min_index"),
+        tree_busy=doc.get("tree_busy"),
+        explained_idle=bool(doc.get("explained_idle", False)),
     )
 
 

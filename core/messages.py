@@ -77,6 +77,7 @@ FINDING_LABELS = {
     "traceback": "error in the log",
     "stall_kill": "stalled: attempt killed",
     "stall": "stalled again",
+    "hang": "hung? (GPU busy, no progress)",
     "supervisor_dead": "supervisor dead",
     "unreachable": "unreachable",
     "host_key": "host key changed",

@@ -59,6 +59,35 @@ class GpuReading(_Model):
     util_pct: float | None = None
     mem_used_mb: float | None = None
     mem_total_mb: float | None = None
+    # read through NVML or nvidia-smi where the card gives them; absent from older supervisors
+    mem_util_pct: float | None = None
+    temp_c: float | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    throttle: tuple[str, ...] | None = None
+    ecc_uncorrected: int | None = None
+    error: str | None = None
+
+
+class GpuReadStatus(_Model):
+    """How the GPUs were read. `status` is an open word: ok, none (no GPU on the machine),
+    unreadable (a GPU stack that did not answer); an unknown word is shown, never refused."""
+
+    status: str = "ok"
+    source: str | None = None
+    error: str | None = None
+
+
+class Activity(_Model):
+    """The trainer's process tree at the last heartbeat (CPU seconds and read+written bytes
+    of the trainer and its descendants); None where /proc could not tell."""
+
+    cpu_s: float | None = Field(default=None, ge=0)
+    io_bytes: int | None = Field(default=None, ge=0)
+    pids: int | None = Field(default=None, ge=0)
+    at: AwareDatetime | None = None
+    last_cpu_at: AwareDatetime | None = None
+    last_io_at: AwareDatetime | None = None
 
 
 class AppliedFix(_Model):
@@ -99,6 +128,10 @@ class SupervisorState(_Model):
     knobs: dict[str, float] = Field(default_factory=dict)
     pid: int | None = None
     trainer_pid: int | None = None
+    # optional (older supervisors write none of them): read as "unknown", never as "idle"
+    gpu_status: GpuReadStatus | None = None
+    activity: Activity | None = None
+    last_activity_at: AwareDatetime | None = None  # the tree's CPU time or I/O last moved
 
 
 class LogChunk(_Model):
@@ -123,6 +156,7 @@ class ProbeSnapshot(_Model):
     log: LogChunk | None = None
     tail: tuple[str, ...] = ()
     gpus: tuple[GpuReading, ...] = ()
+    gpu_status: GpuReadStatus | None = None
     disk_free_mb: float | None = None
 
 

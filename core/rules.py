@@ -19,6 +19,7 @@ from core.cadence import CadencePolicy, advance, next_interval
 from core.findings import Finding, Health, Thresholds, age_s, silent_since
 from core.memory import MAX_ANNOUNCED, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
+from core.silence import Silence, judge_silence, tree_busy, used_gpus
 from core.soft_rules import SOFT_RULES, keeps_alert_mode, update_baseline
 from core.soft_rules import suspect as soft_suspect
 from core.soft_rules import unjudged as soft_unjudged
@@ -64,6 +65,8 @@ class Assessment:
     unjudged: frozenset[str] = frozenset()
     # a soft signal seen once: check again within the hold instead of at the next cruise tick
     suspect: bool = False
+    # a silent trainer: when the stall or hang verdict could next change
+    recheck_s: float | None = None
 
     @property
     def conditions(self) -> tuple[Finding, ...]:
@@ -73,6 +76,8 @@ class Assessment:
     def events(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.event)
 
+
+EXPLAINED_SILENCE_S = 120.0
 
 ERROR_MARKERS = re.compile(
     r"Traceback \(most recent call last\)|^[\w.]*(Error|Exception): |CUDA error|"
@@ -95,6 +100,10 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
         return _finish(memory.with_sample(sample), (finding,) if finding else (), policy, None)
 
     gpu_util = _mean_util(probe)
+    used = [g for g in used_gpus(probe) if g.util_pct is not None]
+    lowest = min(used, key=lambda g: g.util_pct or 0.0) if used else None
+    silent_s = age_s(probe.at, silent_since(state, memory))
+    busy = tree_busy(state, probe, t)
     sample = Sample(
         at=probe.at,
         reachable=True,
@@ -104,6 +113,11 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
         last_output_at=state.last_output_at,
         gpu_util_pct=gpu_util,
         throughput=state.throughput,
+        gpu_min_pct=None if lowest is None else lowest.util_pct,
+        gpu_min_index=None if lowest is None or len(used) < 2 else lowest.index,
+        tree_busy=busy,
+        # silent while the tree computes or moves bytes: loading, compiling, saving
+        explained_idle=bool(busy) and silent_s is not None and silent_s >= EXPLAINED_SILENCE_S,
     )
     previous = memory.samples
     memory = memory.with_sample(sample)
@@ -130,7 +144,15 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
     # Only an attempt already seen by an earlier check can be judged silent: a fresh attempt
     # still carries the previous attempt's last_output_at until its trainer prints.
     seen_before = any(s.attempt == state.attempt and s.reachable for s in previous)
-    stall = _stall(state, probe, gpu_util, silent_since(state, memory), t) if seen_before else None
+    silence = (
+        judge_silence(state, probe, silent_since(state, memory), t)
+        if seen_before
+        else Silence(None)
+    )
+    stall = silence.reason if silence.kind == "stall" else None
+    hang = silence.kind == "hang"
+    if hang:
+        findings.append(Finding("hang", silence.reason))
     if stall:
         if state.attempt not in memory.stall_kills and len(memory.stall_kills) < t.max_stall_kills:
             kill = state.attempt
@@ -148,7 +170,7 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
         # a failed attempt the supervisor is retrying is reported once, as the retry
         findings.append(traceback)
 
-    if not stall and not stale:
+    if not stall and not stale and not hang:
         for rule in SOFT_RULES:
             soft = rule(state, probe, previous, sample, memory, t)
             if soft:
@@ -157,7 +179,7 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
     suspect = soft_suspect(state, sample, memory, t) and not any(f.soft for f in findings)
     memory = update_baseline(memory, state, t)
     assessment = _finish(memory, tuple(findings), policy, state, kill=kill, new_attempt=new_attempt)
-    return replace(assessment, unjudged=unjudged, suspect=suspect)
+    return replace(assessment, unjudged=unjudged, suspect=suspect, recheck_s=silence.recheck_s)
 
 
 def _finish(
@@ -232,24 +254,6 @@ def _dead_reason(state: SupervisorState, probe: ProbeSnapshot) -> str:
     return f"supervisor dead: no heartbeat for {age:.0f}s (pid {state.pid})"
 
 
-def _stall(
-    state: SupervisorState,
-    probe: ProbeSnapshot,
-    gpu_util: float | None,
-    since: datetime | None,
-    t: Thresholds,
-) -> str | None:
-    if state.status.value != "running":
-        return None
-    age = age_s(probe.at, since)
-    if age is None or age < t.stall_after_s:
-        return None
-    if gpu_util is not None and gpu_util >= t.gpu_low_pct:
-        return None  # silent but busy: a long eval, not a hang (the soft rule watches it)
-    gpu = "GPU unreadable" if gpu_util is None else f"GPU {gpu_util:.0f}%"
-    return f"trainer silent for {age:.0f}s with {gpu}"
-
-
 def _retry_event(state: SupervisorState) -> Finding:
     failure = state.last_failure
     cause = f"{failure.kind.value} (exit {failure.exit_code})" if failure else "unknown cause"
@@ -282,4 +286,8 @@ def next_check_s(
     )
     if interval is not None and assessment.suspect:
         interval = min(interval, max(policy.thresholds.soft_hold_s, policy.cadence.min_interval_s))
+    if interval is not None and assessment.recheck_s is not None:
+        # a silent trainer is judged again when its verdict can change (a stall, a hang),
+        # not at the next 30-minute tick: the wait channel wakes once per silence only
+        interval = min(interval, max(policy.cadence.min_interval_s, assessment.recheck_s))
     return interval

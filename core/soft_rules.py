@@ -54,13 +54,20 @@ def stale_output(
     memory: Memory,
     t: Thresholds,
 ) -> Finding | None:
+    """Silence worth a word: after `soft_hold_s` when the trainer's tree cannot be read
+    (today's rule); after `silent_alert_s` in any case. Where the tree can be read, the stall
+    and hang rules judge the silence: a tree that computes or moves bytes is loading,
+    compiling or saving, not stuck."""
     age = age_s(probe.at, silent_since(state, memory))
     if state.status.value != "running" or age is None or age < t.soft_hold_s:
         return None
     same = [s for s in previous[-1:] if s.attempt == sample.attempt and s.step == sample.step]
     if not same or same[0].last_output_at != sample.last_output_at:
         return None
-    return Finding("stale_output", f"no new step or output for {age / 60:.0f} min", soft=True)
+    if age < t.silent_alert_s and sample.tree_busy is not None:
+        return None  # the tree can be read: the stall and hang rules judge this silence
+    busy = " although its processes are busy" if sample.tree_busy else ""
+    return Finding("stale_output", f"no new step or output for {age / 60:.0f} min{busy}", soft=True)
 
 
 def low_gpu(
@@ -71,22 +78,31 @@ def low_gpu(
     memory: Memory,
     t: Thresholds,
 ) -> Finding | None:
-    if state.status.value != "running" or sample.gpu_util_pct is None:
+    """Judged per GPU: the least busy GPU of those the run uses, so one idle rank of eight is
+    seen. A silent trainer whose tree is busy (loading, saving) explains an idle GPU."""
+    low = _lowest(sample)
+    if state.status.value != "running" or low is None or sample.explained_idle:
         return None
     count, since = _held_for(
         memory.samples,
         lambda s: (
-            s.status == "running"
+            None
+            if s.explained_idle
+            else s.status == "running"
             and s.attempt == sample.attempt
-            and s.gpu_util_pct is not None
-            and s.gpu_util_pct < t.gpu_low_pct
+            and _lowest(s) is not None
+            and (_lowest(s) or 0.0) < t.gpu_low_pct
         ),
         max_gap_s=2 * t.soft_hold_s,
     )
-    reason = (
-        f"GPU utilisation {sample.gpu_util_pct:.0f}% (under {t.gpu_low_pct:.0f}%) while training"
-    )
+    which = "" if sample.gpu_min_index is None else f" on GPU {sample.gpu_min_index}"
+    reason = f"GPU utilisation {low:.0f}%{which} (under {t.gpu_low_pct:.0f}%) while training"
     return _soft("low_gpu", reason, count, since, probe.at, t)
+
+
+def _lowest(sample: Sample) -> float | None:
+    # samples stored by an older watcher have only the mean
+    return sample.gpu_min_pct if sample.gpu_min_pct is not None else sample.gpu_util_pct
 
 
 def slow(
@@ -133,7 +149,7 @@ def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozense
     if state.status.value != "running":
         return frozenset()
     missing = set()
-    if sample.gpu_util_pct is None:
+    if _lowest(sample) is None or sample.explained_idle:
         missing.add("low_gpu")
     if sample.throughput is None or memory.baseline_throughput is None:
         missing.add("slow")
@@ -143,7 +159,8 @@ def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozense
 def suspect(state: SupervisorState, sample: Sample, memory: Memory, t: Thresholds) -> bool:
     if state.status.value != "running":
         return False
-    low_gpu = sample.gpu_util_pct is not None and sample.gpu_util_pct < t.gpu_low_pct
+    lowest = _lowest(sample)
+    low_gpu = lowest is not None and lowest < t.gpu_low_pct and not sample.explained_idle
     base = memory.baseline_throughput
     slow = (
         base is not None

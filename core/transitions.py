@@ -17,7 +17,7 @@ from core.rules import Finding
 SOFT_CONDITIONS = frozenset({"stale_output", "low_gpu", "slow"})
 # Judged from the run's state: a check that could not read the state says nothing about them,
 # so it must not close them (no news is not a recovery, and a re-open would alert twice).
-NEEDS_STATE = SOFT_CONDITIONS | {"supervisor_dead", "stall", "invalid_state"}
+NEEDS_STATE = SOFT_CONDITIONS | {"supervisor_dead", "stall", "hang", "invalid_state"}
 BLIND_CONDITIONS = frozenset({"unreachable", "host_key", "invalid_state"})
 
 

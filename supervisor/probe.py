@@ -7,7 +7,7 @@ import re
 from typing import Any, Callable, Dict, List, Optional
 
 from .fsutil import disk_free_mb, write_json_atomic
-from .gpu import read_gpus
+from .gpu import as_report, read_gpu_report
 from .logread import attempt_log, read_chunk, tail_lines
 from .statefile import ACK_FILE, read_state
 from .timeutil import iso_z, utcnow
@@ -23,7 +23,7 @@ def snapshot(
     max_bytes: int = 65536,
     tail_count: int = 40,
     ack: Optional[str] = None,
-    gpu_reader: Callable[[], List[Dict[str, Any]]] = read_gpus,
+    gpu_reader: Callable[[], Any] = read_gpu_report,
 ) -> Dict[str, Any]:
     state, state_error = read_state(run_dir)
     current = _current_attempt(run_dir, state)
@@ -36,6 +36,7 @@ def snapshot(
         tail = tail_lines(path, tail_count)
     if ack:
         _write_ack(run_dir, ack, state)
+    gpu = as_report(gpu_reader())
     return {
         "probe": PROBE_VERSION,
         "at": iso_z(utcnow()),
@@ -43,7 +44,8 @@ def snapshot(
         "state_error": state_error,
         "log": log,
         "tail": tail,
-        "gpus": gpu_reader(),
+        "gpus": gpu["gpus"],
+        "gpu_status": {k: gpu.get(k) for k in ("status", "source", "error")},
         "disk_free_mb": _rounded(disk_free_mb(run_dir)),
     }
 

@@ -7,7 +7,7 @@ import shutil
 import signal
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from . import control, deadman, fsutil
 from .attempt import AttemptEnd, run_attempt
@@ -16,8 +16,9 @@ from .config import Config
 from .earlystop import trainer_stopped_early
 from .fixes import apply_fix, plan_fix
 from .fsutil import disk_free_mb
-from .gpu import read_gpus
+from .gpu import as_report, read_gpu_report
 from .logread import attempt_log, tail_lines
+from .proctree import ActivityTracker
 from .progress import ProgressTracker
 from .slog import Logger
 from .state import RunState, StateFile
@@ -36,8 +37,9 @@ class Supervisor:
         clock: Callable[[], Any] = utcnow,
         environ: Optional[Mapping[str, str]] = None,
         proc_environ: str = deadman.PROC1_ENVIRON,
-        gpu_reader: Callable[[], List[Dict[str, Any]]] = read_gpus,
+        gpu_reader: Callable[[], Any] = read_gpu_report,
         daemon: bool = False,
+        proc_root: str = "/proc",
     ) -> None:
         self.config, self.log, self.clock = config, log, clock
         self.environ = os.environ if environ is None else environ
@@ -54,6 +56,7 @@ class Supervisor:
         self._kill_request: Optional[Dict[str, Any]] = None
         self._prev_signature: Optional[str] = None
         self._used_fixes: Set[str] = set()
+        self.activity = ActivityTracker(proc_root)
         self.dead_man = deadman.DeadManSwitch(
             config.deadman, config.run_dir, self.environ, proc_environ, log, clock
         )
@@ -100,7 +103,7 @@ class Supervisor:
         signal.signal(signal.SIGUSR1, lambda signum, frame: None)  # wakes; the tick reads ctl
         state = self.state
         state.pid, state.started_at, state.heartbeat_at = os.getpid(), self.clock(), self.clock()
-        state.gpus = self.gpu_reader()
+        self._read_gpus()
         self.write_state()
         self._next_beat = time.monotonic() + self.config.heartbeat_s
         self.log("supervisor pid %d owns %s" % (os.getpid(), self.config.run_dir))
@@ -249,12 +252,35 @@ class Supervisor:
 
     def _heartbeat(self, now: float) -> None:
         state = self.state
-        state.gpus = self.gpu_reader()
+        self._read_gpus()
         state.heartbeat_at = self.clock()
         if self.progress is not None and self.phase == "attempt":
             state.throughput = self.progress.throughput(now)
+        self._read_activity(now)
         self.write_state()
         self._next_beat = now + self.config.heartbeat_s
+
+    def _read_gpus(self) -> None:
+        try:
+            report = as_report(self.gpu_reader())
+        except Exception as exc:  # a reader failing must never stop the heartbeat
+            report = {"status": "unreadable", "source": None, "error": str(exc)[:300], "gpus": []}
+        self.state.gpus = report["gpus"]
+        self.state.gpu_status = {k: report.get(k) for k in ("status", "source", "error")}
+
+    def _read_activity(self, now: float) -> None:
+        state = self.state
+        pid = state.trainer_pid if self.phase == "attempt" else None
+        try:
+            reading = self.activity.observe(pid, state.heartbeat_at, now)
+        except Exception:  # /proc oddities must never stop the heartbeat: unknown, not idle
+            reading = None
+        if reading is not None:
+            reading["at"] = iso_z(state.heartbeat_at)
+            reading["last_cpu_at"] = iso_z(reading["last_cpu_at"])
+            reading["last_io_at"] = iso_z(reading["last_io_at"])
+        state.activity = reading
+        state.last_activity_at = self.activity.last_active_at if reading is not None else None
 
     def _read_control(self) -> None:
         request = control.take_command(self.config.run_dir)

@@ -33,6 +33,11 @@ class RunState:
     knobs: Dict[str, float] = field(default_factory=dict)
     pid: Optional[int] = None
     trainer_pid: Optional[int] = None
+    # how the GPUs were read: {status: ok|none|unreadable, source: nvml|nvidia-smi, error}
+    gpu_status: Optional[Dict[str, Any]] = None
+    # the trainer's process tree (proctree.py): None when it cannot be read
+    activity: Optional[Dict[str, Any]] = None
+    last_activity_at: Optional[dt.datetime] = None
 
     @property
     def terminal(self) -> bool:
@@ -55,11 +60,14 @@ class RunState:
             "ended_at": iso_z(self.ended_at),
             "throughput": None if self.throughput is None else round(self.throughput, 4),
             "gpus": list(self.gpus),
+            "gpu_status": self.gpu_status,
             "fixes": list(self.fixes),
             "last_failure": self.last_failure,
             "knobs": {k: _plain_number(v) for k, v in self.knobs.items()},
             "pid": self.pid,
             "trainer_pid": self.trainer_pid,
+            "activity": self.activity,
+            "last_activity_at": iso_z(self.last_activity_at),
         }
 
 

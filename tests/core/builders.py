@@ -82,6 +82,23 @@ def state_doc(**overrides: Any) -> dict[str, Any]:
     return doc
 
 
+def tree(last_active: datetime, *, cpu: bool = True, io: bool = True) -> dict[str, Any]:
+    """state.json overrides for the trainer's process tree, last busy at `last_active` (as
+    supervisor/proctree.py writes them); `cpu`/`io` False: that counter could not be read."""
+    activity = {
+        "cpu_s": 12.5 if cpu else None,
+        "io_bytes": 4096 if io else None,
+        "pids": 3,
+        "at": iso(last_active),
+        "last_cpu_at": iso(last_active) if cpu else None,
+        "last_io_at": iso(last_active) if io else None,
+    }
+    return {"activity": activity, "last_activity_at": last_active}
+
+
+IDLE_TREE = tree(T0)  # a tree that has not moved since T0: nothing explains a silence
+
+
 def make_state(**overrides: Any) -> SupervisorState:
     return parse_state(state_doc(**overrides))
 
@@ -127,10 +144,12 @@ def running(
     util_pct: float | None = 95.0,
     throughput: float | None = None,
     log_text: str | None = None,
+    gpus: list[dict[str, Any]] | None = None,
     **overrides: Any,
 ) -> Observation:
     """One check of a live attempt at `when`: fresh heartbeat and output unless told otherwise,
-    the GPU reading from the probe (an empty list when `util_pct` is None: no GPU readable)."""
+    the GPU reading from the probe (an empty list when `util_pct` is None: no GPU readable;
+    `gpus` gives every GPU's reading instead)."""
     doc = state_doc(
         attempt=attempt,
         step=step,
@@ -139,7 +158,8 @@ def running(
         throughput=throughput,
         **overrides,
     )
-    gpus = [] if util_pct is None else [gpu(util_pct, 40000, 81920)]
+    if gpus is None:
+        gpus = [] if util_pct is None else [gpu(util_pct, 40000, 81920)]
     return Observation(at=when, probe=make_probe(when, doc, gpus=gpus, log_text=log_text))
 
 

@@ -13,6 +13,7 @@ from core.memory import Memory
 from core.protocol import ProbeSnapshot
 from core.rules import Health, Observation, Policy, Thresholds, assess
 from tests.core.builders import (
+    IDLE_TREE,
     at,
     failure,
     fix,
@@ -289,8 +290,8 @@ def test_a_silent_trainer_with_an_idle_gpu_is_killed_once() -> None:
     _, result, again = run_checks(
         [
             running(at(1)),
-            running(at(12), output_at=at(1), util_pct=1),
-            running(at(14), output_at=at(1), util_pct=1),
+            running(at(12), output_at=at(1), util_pct=1, **IDLE_TREE),
+            running(at(14), output_at=at(1), util_pct=1, **IDLE_TREE),
         ]
     )
     assert result.kill_attempt == 1
@@ -303,7 +304,9 @@ def test_a_silent_trainer_with_an_idle_gpu_is_killed_once() -> None:
 
 
 def test_where_no_gpu_can_be_read_silence_alone_decides() -> None:
-    _, result = run_checks([running(at(0)), running(at(11), output_at=at(0), util_pct=None)])
+    _, result = run_checks(
+        [running(at(0)), running(at(11), output_at=at(0), util_pct=None, **IDLE_TREE)]
+    )
     assert result.kill_attempt == 1
     assert "GPU unreadable" in result.events[0].reason
 
@@ -315,7 +318,9 @@ def test_silent_but_busy_is_not_killed() -> None:
 
 
 def test_silence_under_the_stall_threshold_is_not_killed() -> None:
-    _, result = run_checks([running(at(0)), running(at(9), output_at=at(0), util_pct=0)])
+    _, result = run_checks(
+        [running(at(0)), running(at(9), output_at=at(0), util_pct=0, **IDLE_TREE)]
+    )
     assert result.kill_attempt is None
     assert result.findings == ()
 
@@ -324,9 +329,9 @@ def test_a_second_stall_in_the_next_attempt_goes_to_the_human() -> None:
     results = run_checks(
         [
             running(at(1)),
-            running(at(12), output_at=at(1), util_pct=0),  # killed
+            running(at(12), output_at=at(1), util_pct=0, **IDLE_TREE),  # killed
             running(at(13), attempt=2, output_at=at(13), util_pct=50),  # retry runs
-            running(at(40), attempt=2, output_at=at(25), util_pct=0),  # stalls again
+            running(at(40), attempt=2, output_at=at(25), util_pct=0, **IDLE_TREE),  # stalls again
         ]
     )[1:]
     assert results[0].kill_attempt == 1
@@ -340,9 +345,9 @@ def test_the_retry_after_a_stall_kill_is_not_itself_a_stall() -> None:
     results = run_checks(
         [
             running(at(1)),
-            running(at(12), output_at=at(1), util_pct=0),
-            running(at(13), attempt=2, output_at=at(1), util_pct=0),
-            running(at(15), attempt=2, output_at=at(1), util_pct=0),
+            running(at(12), output_at=at(1), util_pct=0, **IDLE_TREE),
+            running(at(13), attempt=2, output_at=at(1), util_pct=0, **IDLE_TREE),
+            running(at(15), attempt=2, output_at=at(1), util_pct=0, **IDLE_TREE),
         ]
     )[1:]
     assert results[0].kill_attempt == 1
@@ -354,27 +359,29 @@ def test_a_retry_that_stays_silent_long_enough_is_a_stall() -> None:
     results = run_checks(
         [
             running(at(1)),
-            running(at(3), attempt=2, output_at=at(1), util_pct=0),
-            running(at(14), attempt=2, output_at=at(1), util_pct=0),
+            running(at(3), attempt=2, output_at=at(1), util_pct=0, **IDLE_TREE),
+            running(at(14), attempt=2, output_at=at(1), util_pct=0, **IDLE_TREE),
         ]
     )
     assert results[2].kill_attempt == 2
 
 
 def test_the_first_sight_of_an_attempt_is_never_judged_silent() -> None:
-    (result,) = run_checks([running(at(30), output_at=at(0), util_pct=0)])
+    (result,) = run_checks([running(at(30), output_at=at(0), util_pct=0, **IDLE_TREE)])
     assert result.kill_attempt is None
 
 
 def test_a_retry_stall_is_measured_from_when_the_retry_was_first_seen() -> None:
     # Restart of the watcher between the two checks: the memory carries the first sighting.
-    first = run_checks([running(at(1)), running(at(3), attempt=2, output_at=at(1), util_pct=0)])
+    first = run_checks(
+        [running(at(1)), running(at(3), attempt=2, output_at=at(1), util_pct=0, **IDLE_TREE)]
+    )
     reloaded = Memory.from_json(json.loads(json.dumps(first[-1].memory.to_json())))
     assert reloaded.attempt_seen_at == at(3)
     early, late = run_checks(
         [
-            running(at(12), attempt=2, output_at=at(1), util_pct=0),
-            running(at(13), attempt=2, output_at=at(1), util_pct=0),
+            running(at(12), attempt=2, output_at=at(1), util_pct=0, **IDLE_TREE),
+            running(at(13), attempt=2, output_at=at(1), util_pct=0, **IDLE_TREE),
         ],
         memory=reloaded,
     )
@@ -486,7 +493,7 @@ def test_memory_round_trips_through_json() -> None:
         [
             running(at(0), throughput=2.0, util_pct=3),
             unreachable(at(2)),
-            running(at(12), output_at=at(1), util_pct=0),
+            running(at(12), output_at=at(1), util_pct=0, **IDLE_TREE),
         ]
     )
     assert results[-1].memory.stall_kills == (1,)
@@ -503,10 +510,14 @@ def test_a_restarted_watcher_continues_its_streaks() -> None:
 
 
 def test_a_restarted_watcher_never_kills_the_same_attempt_twice() -> None:
-    killed = run_checks([running(at(1)), running(at(12), output_at=at(1), util_pct=0)])[-1]
+    killed = run_checks(
+        [running(at(1)), running(at(12), output_at=at(1), util_pct=0, **IDLE_TREE)]
+    )[-1]
     assert killed.kill_attempt == 1
     reloaded = Memory.from_json(json.loads(json.dumps(killed.memory.to_json())))
-    (result,) = run_checks([running(at(14), output_at=at(1), util_pct=0)], memory=reloaded)
+    (result,) = run_checks(
+        [running(at(14), output_at=at(1), util_pct=0, **IDLE_TREE)], memory=reloaded
+    )
     assert result.kill_attempt is None
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from core.config import CadenceConfig, Config, RunConfig, ThresholdsConfig, WatcherConfig
 from core.console import ConsoleNotifier
-from core.launch import launch, plan_launch
+from core.launch import launch, plan_launch, pynvml_source
 from core.models import InstanceInfo, RunRecord
 from core.providers import RecordingProvider
 from core.runtime import utc_now
@@ -144,6 +144,10 @@ async def test_a_run_crashes_retries_and_finishes_with_one_alert_and_one_termina
         stack.push_async_callback(h.pool.close)
         record = await launched(h, store)
         assert (record.ssh_host, record.ssh_port) == (sshd.host, sshd.port)  # from the instance
+        nvml = pynvml_source()  # NVML's one-file binding travels beside the supervisor
+        assert nvml is not None
+        uploaded = Path(h.config.remote_root("llama-ft"), "pynvml.py")
+        assert uploaded.read_bytes() == nvml.read_bytes()
         service = h.service(store)
         stack.push_async_callback(service.stop)
         await service.start()

@@ -174,16 +174,6 @@ def test_the_oom_knob_steps_down_to_its_floor_and_then_no_more() -> None:
     assert plan_fix(oom, cfg, set(), {"eval_batch_size": 4}, False, False) is None
 
 
-def test_nvidia_smi_csv_becomes_gpu_readings() -> None:
-    from supervisor.gpu import parse_smi
-
-    text = "0, 97, 72960, 81559\n1, [N/A], 10, 81559\ngarbage\n"
-    assert parse_smi(text) == [
-        {"index": 0, "util_pct": 97.0, "mem_used_mb": 72960.0, "mem_total_mb": 81559.0},
-        {"index": 1, "util_pct": None, "mem_used_mb": 10.0, "mem_total_mb": 81559.0},
-    ]
-
-
 def test_a_step_printed_just_before_a_flood_counts_even_when_the_flood_is_skipped(
     tmp_path: Path,
 ) -> None:

@@ -1,0 +1,115 @@
+"""What a silent trainer is doing: stalled (kill the attempt), hung with a busy GPU (alert a
+human), or busy without printing (loading, compiling, saving a checkpoint: leave it alone).
+Pure: data and the probe's clock only.
+
+The evidence, all on the instance's clock:
+- silence: no new output since `silent_since` (core.findings);
+- the GPUs, per GPU: all idle, or at least one busy (a spinning NCCL kernel reads as busy);
+- the trainer's process tree (supervisor/proctree.py): when its CPU time or its I/O last moved.
+
+Silent for the window and ...
+- GPUs idle or unreadable, no CPU and no I/O progress for `stall_after_s`: stall, one kill;
+- GPUs idle, the tree still computing or reading/writing: nothing (loading, compiling, saving);
+- a GPU busy, no I/O for `hang_after_s` (CPU ignored: a deadlock spins): hang, an alert only;
+- the tree's activity unknown (an older supervisor, /proc unreadable): today's rules (the
+  stale-output alert), but a kill only after `stall_unknown_after_s`.
+
+A kill on a healthy run is the worst thing sleepwatch can do, so an unknown reading never
+shortens the way to a kill: without activity data the window is three times longer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.findings import Thresholds, age_s
+from core.protocol import GpuReading, ProbeSnapshot, SupervisorState
+
+IN_USE_MB = 1024.0  # a GPU holding less memory than this is not the trainer's (an idle spare)
+MIN_RECHECK_S = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    kind: str | None  # "stall" (kill), "hang" (alert), None (nothing to say)
+    reason: str = ""
+    recheck_s: float | None = None  # when the verdict could next change, if it could
+
+
+def used_gpus(probe: ProbeSnapshot) -> tuple[GpuReading, ...]:
+    """The GPUs the run uses: those holding memory (or of unknown memory), with a reading."""
+    gpus = probe.gpus or (probe.state.gpus if probe.state else ())
+    read = [g for g in gpus if g.util_pct is not None]
+    used = [g for g in read if g.mem_used_mb is None or g.mem_used_mb >= IN_USE_MB]
+    return tuple(used or read)
+
+
+def judge_silence(
+    state: SupervisorState,
+    probe: ProbeSnapshot,
+    since: datetime | None,
+    t: Thresholds,
+) -> Silence:
+    if state.status.value != "running":
+        return Silence(None)
+    silent = age_s(probe.at, since)
+    if silent is None:
+        return Silence(None)
+    utils = [g.util_pct for g in used_gpus(probe) if g.util_pct is not None]
+    if utils and max(utils) >= t.gpu_low_pct:
+        return _busy_gpu(state, probe, silent, max(utils), t)
+    gpu = f"GPU {max(utils):.0f}%" if utils else "GPU unreadable"
+    activity_at = _last_activity_at(state)
+    if activity_at is None:
+        if silent >= t.stall_unknown_after_s:
+            return Silence(
+                "stall",
+                f"trainer silent for {silent:.0f}s with {gpu}; its CPU and I/O cannot be read",
+            )
+        return Silence(None, recheck_s=_recheck(t.stall_unknown_after_s - silent))
+    idle = age_s(probe.at, activity_at) or 0.0
+    if silent >= t.stall_after_s and idle >= t.stall_after_s:
+        return Silence(
+            "stall",
+            f"trainer silent for {silent:.0f}s with {gpu} and no CPU or I/O progress "
+            f"for {idle:.0f}s",
+        )
+    return Silence(None, recheck_s=_recheck(max(t.stall_after_s - silent, t.stall_after_s - idle)))
+
+
+def _busy_gpu(
+    state: SupervisorState, probe: ProbeSnapshot, silent: float, top: float, t: Thresholds
+) -> Silence:
+    activity = state.activity
+    if activity is None or activity.io_bytes is None:
+        return Silence(None)  # unknown I/O: today's stale-output alert speaks for it
+    quiet_io = age_s(probe.at, activity.last_io_at) if activity.last_io_at else silent
+    quiet_io = min(silent, quiet_io or 0.0) if activity.last_io_at else silent
+    if silent >= t.hang_after_s and quiet_io >= t.hang_after_s:
+        return Silence(
+            "hang",
+            f"trainer silent for {silent:.0f}s, no new step, a GPU busy at {top:.0f}% and no "
+            f"I/O for {quiet_io:.0f}s: it may be hung (a deadlock spins the GPU); not killed",
+        )
+    return Silence(None, recheck_s=_recheck(t.hang_after_s - min(silent, quiet_io)))
+
+
+def _last_activity_at(state: SupervisorState) -> datetime | None:
+    activity = state.activity
+    if activity is None or (activity.cpu_s is None and activity.io_bytes is None):
+        return None
+    moments = [m for m in (state.last_activity_at, activity.last_cpu_at, activity.last_io_at) if m]
+    return max(moments) if moments else None
+
+
+def _recheck(seconds: float) -> float:
+    return max(MIN_RECHECK_S, seconds)
+
+
+def tree_busy(state: SupervisorState, probe: ProbeSnapshot, t: Thresholds) -> bool | None:
+    """Whether the trainer's tree made progress within the stall window (None: unknown)."""
+    activity_at = _last_activity_at(state)
+    if activity_at is None:
+        return None
+    return (age_s(probe.at, activity_at) or 0.0) < t.stall_after_s
