@@ -24,7 +24,7 @@ from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.statusline import status_line
 from core.store import Store
-from core.teardown import destroy_verified, teardown_message
+from core.teardown import destroy_verified, stop_best_effort, teardown_message
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,10 @@ class ExitHandler:
             line = "no cloud instance (local run); supervisor stopped"
             await self._conclude(DestroyOutcome(line, False, record), now)
             return f"{reason}: no cloud instance; supervisor stopped: {message}", None
-        if reason != LOST:
-            await self.ctl(record, "stop")
+        if reason != LOST:  # best effort, bounded: the DELETE below always follows
+            stopped, said = await stop_best_effort(self.ctl(record, "stop"))
+            if not stopped:
+                log.warning("%s: %s before the destroy: %s", record.name, reason, said[:200])
         if not ended:
             record = await self._begin_ending(record, reason, now)
         outcome = await self._destroy(record, reason, announce=ended and reason != REQUESTED)

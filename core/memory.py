@@ -47,6 +47,7 @@ class Memory:
     cadence: Cadence = field(default_factory=Cadence)
     deadline_warned_for: datetime | None = None  # the deadline the hour-ahead warning was for
     announced: tuple[str, ...] = ()  # event keys already notified, newest last
+    instance_gone_checks: int = 0  # checks in a row: SSH failed and the provider said gone/lost
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -85,6 +86,7 @@ class Memory:
             ),
             deadline_warned_for=_parse(doc.get("deadline_warned_for")),
             announced=tuple(str(k) for k in doc.get("announced", ())),
+            instance_gone_checks=int(doc.get("instance_gone_checks", 0)),
         )
 
 

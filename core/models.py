@@ -8,6 +8,39 @@ from enum import StrEnum
 from typing import Any
 
 
+class InstanceState(StrEnum):
+    """A cloud instance's state in provider-neutral terms. `gone` only on the provider's clear
+    word (a 404 or an explicit empty answer); an unreadable answer is an error, never a state."""
+
+    LOADING = "loading"  # created, image loading: not up yet
+    RUNNING = "running"
+    STOPPED = "stopped"  # stopped (outbid, or by hand): storage still bills, may come back
+    LOST = "lost"  # the provider says it will not come back (exited/offline), may still bill
+    GONE = "gone"  # no longer exists
+    UNKNOWN = "unknown"  # a status this version does not know: shown, never acted on
+
+
+# Vast's actual_status values. "unknown" there means the host stopped reporting: lost.
+_VAST_STATES: dict[str | None, InstanceState] = {
+    None: InstanceState.LOADING,
+    "created": InstanceState.LOADING,
+    "loading": InstanceState.LOADING,
+    "scheduling": InstanceState.LOADING,
+    "running": InstanceState.RUNNING,
+    "stopped": InstanceState.STOPPED,
+    "exited": InstanceState.LOST,
+    "unknown": InstanceState.LOST,
+    "offline": InstanceState.LOST,
+    "destroyed": InstanceState.GONE,
+    "deleted": InstanceState.GONE,
+}
+
+
+def instance_state(info: InstanceInfo | None) -> InstanceState:
+    """None (the provider said the instance does not exist) is GONE."""
+    return InstanceState.GONE if info is None else info.state
+
+
 class MessageKind(StrEnum):
     ALERT = "alert"
     RECOVERY = "recovery"
@@ -97,9 +130,13 @@ class InstanceInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def state(self) -> InstanceState:
+        return _VAST_STATES.get(self.actual_status, InstanceState.UNKNOWN)
+
+    @property
     def lost(self) -> bool:
         """Vast: exited/unknown/offline will not come back but may keep billing."""
-        return (self.actual_status or "") in ("exited", "unknown", "offline")
+        return self.state is InstanceState.LOST
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core.errors import ProviderError
-from core.models import InstanceInfo, MessageKind, OutboundMessage
+from core.models import InstanceInfo, InstanceState, MessageKind, OutboundMessage, instance_state
 from core.ports import Provider
 
 log = logging.getLogger(__name__)
@@ -20,19 +20,41 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 
 VAST_CONSOLE_URL = "https://cloud.vast.ai/instances/"
-GONE_STATES = frozenset({"destroyed", "deleted"})
 WAITING_STATES = frozenset({None, "loading"})
 
 
 @dataclass(frozen=True, slots=True)
 class TeardownResult:
-    """`destroyed` is True only once a read showed the instance gone. `dph_total` is the
-    price read before destroying (None when unknown), for the message."""
+    """`destroyed` is True only once a DELETE was sent and then reads showed the instance gone
+    `GONE_READS` times in a row. `dph_total` is the price read before destroying (None when
+    unknown), for the message."""
 
     destroyed: bool
     attempts: int
     last_error: str | None
     dph_total: float | None
+
+
+GONE_READS = 2
+"""Reads in a row that must say "gone" after a DELETE: one answer is never enough."""
+
+STOP_BEFORE_DESTROY_S = 15.0
+"""How long a teardown waits for the instance's `ctl stop` before it destroys anyway."""
+
+
+async def stop_best_effort(
+    stop: Awaitable[tuple[bool, str]], timeout_s: float = STOP_BEFORE_DESTROY_S
+) -> tuple[bool, str]:
+    """Run the instance's `ctl stop` before a destroy, bounded and never raising: whatever the
+    instance answers (a hang, garbage, a huge or 100,000-deep answer, an error exit, a dropped
+    connection), the teardown goes on to the provider's DELETE. A compromised instance must
+    not be able to block its own teardown."""
+    try:
+        return await asyncio.wait_for(stop, timeout_s)
+    except TimeoutError:
+        return False, f"no answer to ctl stop within {timeout_s:.0f} s"
+    except Exception as exc:  # any answer at all must not stop the destroy
+        return False, f"ctl stop failed: {type(exc).__name__}"
 
 
 async def destroy_verified(
@@ -48,10 +70,13 @@ async def destroy_verified(
 ) -> TeardownResult:
     """Destroy the instance and read it back until it is gone.
 
-    A failed destroy, or one after which the instance is still there after `verify_polls`
-    reads, is retried up to `attempts` times with delays `base_delay_s * 2**n` capped at
-    `max_delay_s`. A permanent ProviderError (bad key, refused) ends the loop early.
-    Never raises ProviderError: the outcome is in the result.
+    The DELETE is always sent, even when a first read says the instance does not exist (a
+    DELETE of a gone instance is a harmless 404): only the provider's answer to the DELETE and
+    then `GONE_READS` "gone" reads in a row make it destroyed. An unreadable read is neither
+    gone nor present; it breaks the row. A failed destroy, or one after which the instance is
+    not read gone within `verify_polls` reads, is retried up to `attempts` times with delays
+    `base_delay_s * 2**n` capped at `max_delay_s`. A permanent ProviderError (bad key,
+    refused) ends the loop early. Never raises ProviderError: the outcome is in the result.
     """
     dph_total: float | None = None
     try:
@@ -59,9 +84,7 @@ async def destroy_verified(
     except ProviderError as exc:
         log.warning("teardown %s: could not read the instance first: %s", instance_id, exc)
     else:
-        if before is None:
-            return TeardownResult(destroyed=True, attempts=0, last_error=None, dph_total=None)
-        dph_total = before.dph_total
+        dph_total = before.dph_total if before is not None else None
     last_error: str | None = None
     attempt = 0
     for attempt in range(1, attempts + 1):
@@ -72,11 +95,12 @@ async def destroy_verified(
             if exc.permanent:
                 break
         else:
-            if await _gone_after_reads(
+            error = await _gone_after_reads(
                 provider, instance_id, sleep, verify_polls, verify_interval_s
-            ):
+            )
+            if error is None:
                 return TeardownResult(True, attempt, last_error, dph_total)
-            last_error = f"instance still present after {verify_polls} reads"
+            last_error = error
         if attempt < attempts:
             delay = min(base_delay_s * 2 ** (attempt - 1), max_delay_s)
             log.warning("teardown %s: %s; retrying in %.0f s", instance_id, last_error, delay)
@@ -86,7 +110,10 @@ async def destroy_verified(
 
 async def _gone_after_reads(
     provider: Provider, instance_id: str, sleep: Sleep, polls: int, interval_s: float
-) -> bool:
+) -> str | None:
+    """None once GONE_READS reads in a row said gone, else why not."""
+    in_a_row = 0
+    why = f"instance still present after {polls} reads"
     for poll in range(polls):
         if poll:
             await sleep(interval_s)
@@ -94,10 +121,15 @@ async def _gone_after_reads(
             info = await provider.show(instance_id)
         except ProviderError as exc:
             log.warning("teardown %s: verify read failed: %s", instance_id, exc)
+            in_a_row, why = 0, f"not read gone after {polls} reads (last: {exc})"
             continue
-        if info is None or info.actual_status in GONE_STATES:
-            return True
-    return False
+        if instance_state(info) is InstanceState.GONE:
+            in_a_row += 1
+            if in_a_row >= GONE_READS:
+                return None
+        else:
+            in_a_row = 0
+    return why
 
 
 async def wait_until_ready(

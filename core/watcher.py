@@ -81,7 +81,7 @@ class Watcher:
         obs = await self._observe(record)
         memory = _memory_of(record)
         assessment = assess(memory, obs, policy, now)
-        instance_finding = await self._ask_provider(record, obs)
+        instance_finding, gone_checks = await self._ask_provider(record, obs, memory)
         deadline = judge_deadline(
             # an ended run has no deadline left: no "deadline soon" beside its terminal message
             None if assessment.health is Health.TERMINAL else record.deadline_at,
@@ -92,7 +92,7 @@ class Watcher:
         )
         extra = [*([instance_finding] if instance_finding else []), *deadline.findings]
         warned_for = record.deadline_at if deadline.warned else None
-        assessment = _with_extra(assessment, extra, policy, warned_for)
+        assessment = _with_extra(assessment, extra, policy, warned_for, gone_checks)
         findings = list(assessment.findings)
 
         line = self._status_line(record, obs, assessment)
@@ -200,13 +200,20 @@ class Watcher:
             probe = ProbeSnapshot(probe=1, at=now, state_error=str(exc))
         return Observation(at=now, probe=probe)
 
-    async def _ask_provider(self, record: RunRecord, obs: Observation) -> Finding | None:
+    async def _ask_provider(
+        self, record: RunRecord, obs: Observation, memory: Memory
+    ) -> tuple[Finding | None, int]:
+        """The provider's word on an instance SSH cannot reach, and the gone/lost checks in a
+        row so far (a reachable instance starts the count again)."""
         if obs.probe is not None or self.provider is None or record.instance_id is None:
-            return None
+            return None, 0
         from core.instance import instance_finding, read_instance
 
         info, error = await read_instance(self.provider, record.instance_id)
-        return instance_finding(record.instance_id, info, error, record.status)
+        verdict = instance_finding(
+            record.instance_id, info, error, record.status, memory.instance_gone_checks
+        )
+        return verdict.finding, verdict.gone_checks
 
     def _grace_s(self, name: str) -> float:
         run = self.run_config(name)
@@ -250,15 +257,23 @@ class Watcher:
 
 
 def _with_extra(
-    assessment: Assessment, extra: list[Finding], policy: Policy, warned_for: datetime | None
+    assessment: Assessment,
+    extra: list[Finding],
+    policy: Policy,
+    warned_for: datetime | None,
+    gone_checks: int = 0,
 ) -> Assessment:
     """Add the provider's and the deadline's findings, which assess cannot see: a lasting one
-    puts the run in alert mode like any other alert."""
-    memory = replace(assessment.memory, deadline_warned_for=warned_for)
+    puts the run in alert mode like any other alert, and so does a first "gone" answer from
+    the provider (the second check that may confirm it comes at the alert cadence)."""
+    memory = replace(
+        assessment.memory, deadline_warned_for=warned_for, instance_gone_checks=gone_checks
+    )
     health = assessment.health
     if extra and health is Health.OK:
         health = Health.ALERT
-    if any(not f.event for f in extra) and health is not Health.TERMINAL:
+    lasting = any(not f.event for f in extra) or gone_checks > 0
+    if lasting and health is not Health.TERMINAL:
         cadence = advance(
             memory.cadence, policy.cadence, alerting=True, terminal=False, new_attempt=False
         )

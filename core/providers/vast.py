@@ -147,16 +147,30 @@ class VastProvider:
         if status == 404:
             return None
         self._raise_if_refused(status, doc, "GET", instance_id)
-        raw = doc.get("instances") if isinstance(doc, dict) else None
-        if isinstance(raw, list):
-            raw = raw[0] if raw else None
-        if not raw:
-            return None
-        try:
-            return VastInstance.model_validate(raw).to_info(instance_id)
-        except ValidationError as exc:
-            reason = f"unreadable instance JSON for {instance_id}: {exc.error_count()} errors"
-            raise ProviderError(reason, status=status, permanent=True) from None
+        return self._instance_from(doc, status, instance_id)
+
+    def _instance_from(self, doc: Any, status: int, instance_id: str) -> InstanceInfo | None:
+        """Gone only on an explicit empty answer (`"instances"` null, `{}` or `[]`). Anything
+        else that is not one instance object (an HTML error page, `{}`, truncated JSON, a
+        proxy's text) is a transient ProviderError: reading it as "gone" would skip a DELETE
+        and report a billing instance destroyed."""
+        if isinstance(doc, dict) and "instances" in doc:
+            raw = doc["instances"]
+            if isinstance(raw, list) and len(raw) <= 1:
+                raw = raw[0] if raw else None
+            if raw is None or raw == {}:
+                return None
+            if isinstance(raw, dict):
+                try:
+                    return VastInstance.model_validate(raw).to_info(instance_id)
+                except ValidationError as exc:
+                    what = f"instance JSON with {exc.error_count()} unreadable fields"
+                    raise self._unreadable(status, instance_id, what) from None
+        raise self._unreadable(status, instance_id, self._excerpt(doc))
+
+    def _unreadable(self, status: int, instance_id: str, what: str) -> ProviderError:
+        reason = f"unreadable answer to GET instance {instance_id} (HTTP {status}): {what}"
+        return ProviderError(reason, status=status, permanent=False)
 
     async def destroy(self, instance_id: str) -> None:
         status, doc = await self._request("DELETE", instance_id)
@@ -256,5 +270,5 @@ def _json_or_text(text: str) -> Any:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a 100,000-deep nesting is not an answer either
         return text

@@ -5,46 +5,84 @@ from __future__ import annotations
 import pytest
 
 from core.exits import should_destroy
-from core.instance import instance_finding
-from core.models import InstanceInfo
+from core.instance import InstanceVerdict, instance_finding
+from core.models import InstanceInfo, InstanceState, instance_state
+from core.rules import Finding
 
 
 def info(status: str | None) -> InstanceInfo:
     return InstanceInfo(id="12345", actual_status=status)
 
 
-def test_a_provider_error_defers_to_the_unreachable_rule() -> None:
-    assert instance_finding("12345", None, "HTTP 503", "running") is None
+def finding_of(
+    status: str | None, run_status: str = "running", *, gone: bool = False, before: int = 0
+) -> Finding | None:
+    return instance_finding(
+        "12345", None if gone else info(status), None, run_status, before
+    ).finding
 
 
-def test_a_vanished_instance_is_lost() -> None:
-    finding = instance_finding("12345", None, None, "running")
+def test_a_provider_error_defers_to_the_unreachable_rule_and_keeps_the_count() -> None:
+    verdict = instance_finding("12345", None, "HTTP 503", "running", 1)
+    assert verdict == InstanceVerdict(None, 1)
+
+
+def test_a_vanished_instance_is_lost_on_the_second_check_in_a_row() -> None:
+    first = instance_finding("12345", None, None, "running", 0)
+    assert first == InstanceVerdict(None, 1)  # one answer is never enough
+    second = instance_finding("12345", None, None, "running", first.gone_checks)
+    assert second.finding is not None and second.finding.key == "instance_lost"
+    assert "12345 no longer exists" in second.finding.reason
+
+
+@pytest.mark.parametrize("status", ["exited", "unknown", "offline", "destroyed"])
+def test_an_instance_that_will_not_come_back_is_lost_on_the_second_check(status: str) -> None:
+    assert finding_of(status) is None
+    finding = finding_of(status, before=1)
     assert finding is not None and finding.key == "instance_lost"
-    assert "12345 no longer exists" in finding.reason
+    assert status in finding.reason or "no longer exists" in finding.reason
 
 
-@pytest.mark.parametrize("status", ["exited", "unknown", "offline"])
-def test_an_instance_that_will_not_come_back_is_lost(status: str) -> None:
-    finding = instance_finding("12345", info(status), None, "running")
-    assert finding is not None and finding.key == "instance_lost"
-    assert status in finding.reason and "billing" in finding.reason
+@pytest.mark.parametrize("status", ["running", "loading", "stopped", "some-new-status"])
+def test_an_instance_seen_alive_starts_the_count_again(status: str) -> None:
+    assert instance_finding("12345", info(status), None, "running", 1).gone_checks == 0
 
 
 @pytest.mark.parametrize("run_status", ["starting", "running", "retrying", "unreachable"])
 def test_a_stopped_instance_under_a_live_run_is_an_alert(run_status: str) -> None:
-    finding = instance_finding("12345", info("stopped"), None, run_status)
+    finding = finding_of("stopped", run_status)
     assert finding is not None and finding.key == "instance_stopped"
     assert not finding.soft and not finding.event
 
 
 @pytest.mark.parametrize("run_status", ["done", "failed", "stopped"])
 def test_a_stopped_instance_after_the_run_ended_is_fine(run_status: str) -> None:
-    assert instance_finding("12345", info("stopped"), None, run_status) is None
+    assert finding_of("stopped", run_status) is None
 
 
 @pytest.mark.parametrize("status", ["running", "loading", None])
 def test_a_running_or_loading_instance_says_nothing(status: str | None) -> None:
-    assert instance_finding("12345", info(status), None, "running") is None
+    assert finding_of(status) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (None, InstanceState.LOADING),
+        ("loading", InstanceState.LOADING),
+        ("running", InstanceState.RUNNING),
+        ("stopped", InstanceState.STOPPED),
+        ("exited", InstanceState.LOST),
+        ("offline", InstanceState.LOST),
+        ("destroyed", InstanceState.GONE),
+        ("a-status-from-2030", InstanceState.UNKNOWN),
+    ],
+)
+def test_vast_statuses_map_to_one_provider_neutral_state(
+    status: str | None, state: InstanceState
+) -> None:
+    assert info(status).state is state
+    assert instance_state(None) is InstanceState.GONE
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,10 @@ from core.teardown import (
     teardown_message,
     wait_until_ready,
 )
+from tests.fixtures.fake_vast import RecordingSleep
 
 if TYPE_CHECKING:
-    from tests.fixtures.fake_vast import FakeVast, RecordingSleep
+    from tests.fixtures.fake_vast import FakeVast
 
 pytest_plugins = ["tests.fixtures.fake_vast"]
 
@@ -40,9 +41,10 @@ async def test_teardown_destroys_and_verifies_the_instance_is_gone(
     fake_vast.add_instance(123, dph_total=1.25)
     result = await destroy_verified(vast, "123", sleep=recording_sleep)
     assert result == TeardownResult(destroyed=True, attempts=1, last_error=None, dph_total=1.25)
-    assert [r.method for r in fake_vast.requests] == ["GET", "DELETE", "GET"]
+    # read, destroy, then "gone" read twice in a row
+    assert [r.method for r in fake_vast.requests] == ["GET", "DELETE", "GET", "GET"]
     assert fake_vast.calls("PUT") == []  # never just a stop
-    assert recording_sleep.delays == []
+    assert recording_sleep.delays == [3.0]
 
 
 async def test_teardown_keeps_reading_until_the_instance_is_gone(
@@ -52,8 +54,9 @@ async def test_teardown_keeps_reading_until_the_instance_is_gone(
     fake_vast.linger_reads = 2
     result = await destroy_verified(vast, "124", sleep=recording_sleep, verify_interval_s=3.0)
     assert result.destroyed and result.attempts == 1
-    assert len(fake_vast.calls("GET")) == 4  # before, then 2 lingering reads and the gone one
-    assert recording_sleep.delays == [3.0, 3.0]
+    # before, then 2 lingering reads and the gone one twice
+    assert len(fake_vast.calls("GET")) == 5
+    assert recording_sleep.delays == [3.0, 3.0, 3.0]
 
 
 async def test_teardown_survives_a_429_and_two_500s(
@@ -72,7 +75,7 @@ async def test_teardown_survives_a_429_and_two_500s(
     assert len(fake_vast.calls("DELETE")) == 4
     # Retry-After: 0 honoured, then the provider's own backoff, growing; teardown never
     # needed a second destroy.
-    assert recording_sleep.delays == [0.0, 4.0, 8.0]
+    assert recording_sleep.delays == [0.0, 4.0, 8.0, 3.0]  # 3.0: between the two gone reads
 
 
 async def test_a_destroy_that_never_succeeds_says_the_instance_is_still_billing(
@@ -107,12 +110,46 @@ async def test_a_permanent_refusal_stops_retrying(
     assert result.last_error is not None and "HTTP 403" in result.last_error
 
 
-async def test_an_instance_already_gone_needs_no_destroy(
+async def test_an_instance_read_gone_first_still_gets_its_delete_and_two_gone_reads(
     fake_vast: FakeVast, vast: VastProvider, recording_sleep: RecordingSleep
 ) -> None:
     result = await destroy_verified(vast, "128", sleep=recording_sleep)
-    assert result.destroyed and result.attempts == 0
-    assert fake_vast.calls("DELETE") == []
+    assert result.destroyed and result.attempts == 1
+    assert [r.method for r in fake_vast.requests] == ["GET", "DELETE", "GET", "GET"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["<html>502 Bad Gateway</html>", "{}", '{"instances": {"id": 129, "actual_st', ""],
+    ids=["html", "empty-object", "truncated", "no-body"],
+)
+async def test_an_unreadable_answer_is_a_transient_error_never_gone(
+    fake_vast: FakeVast, vast: VastProvider, body: str
+) -> None:
+    fake_vast.add_instance(129)
+    fake_vast.script((200, body), method="GET")
+    with pytest.raises(ProviderError, match="unreadable answer") as caught:
+        await vast.show("129")
+    assert not caught.value.permanent
+    assert (await vast.show("129")) is not None
+
+
+@pytest.mark.parametrize("gone", ["404", "null", "empty"])
+async def test_only_a_404_or_an_explicit_empty_answer_is_gone(
+    fake_vast: FakeVast, vast: VastProvider, gone: str
+) -> None:
+    fake_vast.gone_answer = gone
+    assert await vast.show("133") is None
+
+
+async def test_an_unreadable_read_between_two_gone_ones_is_not_two_in_a_row(
+    fake_vast: FakeVast, vast: VastProvider, recording_sleep: RecordingSleep
+) -> None:
+    fake_vast.add_instance(134)
+    fake_vast.script((200, {}), (404, {}), (200, "<html/>"), (404, {}), method="GET")
+    result = await destroy_verified(vast, "134", sleep=recording_sleep)
+    assert result.destroyed
+    assert len(fake_vast.calls("GET")) == 5  # before (unreadable), gone, unreadable, gone, gone
 
 
 async def test_teardown_retries_when_the_instance_stays_after_destroy(
@@ -210,5 +247,5 @@ async def test_the_none_provider_shows_nothing_and_only_records() -> None:
     await provider.stop("local")
     await provider.label("local", "demo")
     assert [r[0] for r in provider.requests] == ["show", "destroy", "stop", "label"]
-    result = await destroy_verified(provider, "local")
-    assert result.destroyed and result.attempts == 0
+    result = await destroy_verified(provider, "local", sleep=RecordingSleep())
+    assert result.destroyed and result.attempts == 1  # the DELETE is always sent

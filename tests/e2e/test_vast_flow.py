@@ -273,8 +273,9 @@ async def test_a_refusing_gate_exits_1_and_launch_refuses_unless_forced(
 @pytest.mark.parametrize(
     ("max_retries", "provider_delays", "exit_delays"),
     [
-        (4, [7.0, 4.0, 8.0], []),  # the client absorbs them: Retry-After, then its own backoff
-        (0, [], [5.0, 10.0, 20.0]),  # each fails the call: destroy_verified backs off
+        # 3.0: between the two "gone" reads that verify the destroy
+        (4, [7.0, 4.0, 8.0], [3.0]),  # the client absorbs them: Retry-After, then its backoff
+        (0, [], [5.0, 10.0, 20.0, 3.0]),  # each fails the call: destroy_verified backs off
     ],
     ids=["client-retries", "teardown-retries"],
 )
@@ -392,6 +393,8 @@ async def test_a_lost_instance_is_alerted_then_destroyed_by_the_fail_policy(
     fake_vast.go_offline(INSTANCE)
     sshd.stop()
 
+    assert await flow.watcher.check(RUN) is not None  # one answer is never enough
+    assert deletes(fake_vast) == 0 and (await flow.record()).live
     assert await flow.watcher.check(RUN) is None
 
     assert deletes(fake_vast) == 1 and INSTANCE not in fake_vast.instances
@@ -409,6 +412,7 @@ async def test_a_lost_instance_is_kept_when_destroy_on_fail_is_false(
     fake_vast.go_offline(INSTANCE)
     sshd.stop()
     await flow.watcher.check(RUN)
+    await flow.watcher.check(RUN)  # lost: two checks in a row
     assert deletes(fake_vast) == 0
     assert INSTANCE in fake_vast.instances
     assert any(m.kind is MessageKind.ALERT for m in await flow.messages())
