@@ -28,8 +28,9 @@ class TelegramFrontend:
     ) -> Notifier | None:
         if secrets.telegram_token is None:
             return None
-        from bot.telegram import TelegramNotifier, build_bot
+        from bot.telegram import TelegramNotifier, build_bot, redact_logs
 
+        redact_logs(secrets.telegram_token)
         bot = build_bot(secrets.telegram_token, config.telegram.api_base)
         stack.push_async_callback(bot.session.close)
         self._bot = bot
@@ -60,8 +61,15 @@ class TelegramFrontend:
             utc_now,
             user_ids=config.telegram.user_ids,
         )
+
+        def on_token(problem: str | None) -> None:
+            if problem is None:
+                service.problems.pop("telegram", None)
+            else:
+                service.problems["telegram"] = problem
+
         # registers the commands itself, retrying while Telegram is unreachable
-        await start_polling_resilient(bot, dispatcher)
+        await start_polling_resilient(bot, dispatcher, on_token=on_token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,14 +6,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from core.durations import (
+    DURATION_MIN_S,
+    EXTEND_MAX_S,
+    MUTE_MAX_S,
+    DurationError,
+    parse_bounded,
+)
 from core.errors import SleepwatchError
 
-MUTE_MAX_S = 86400
-EXTEND_MAX_S = 7 * 86400
-DURATION_MIN_S = 60
+__all__ = ["DURATION_MIN_S", "EXTEND_MAX_S", "MUTE_MAX_S"]
 
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-_DURATION = re.compile(r"(?:([0-9]{1,5})d)?(?:([0-9]{1,5})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,7})s)?")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?")
 
@@ -81,17 +85,11 @@ def help_text() -> str:
 
 
 def parse_duration(text: str, *, max_s: int, min_s: int = DURATION_MIN_S) -> int:
-    """`1d2h30m15s` (any non-empty subset of the units, in that order) to seconds, within
-    [min_s, max_s]. A bare number is refused: minutes or seconds would be a guess."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None or not any(match.groups()):
-        raise UsageError(f"not a duration: {text[:20]!r} (use e.g. 90m, 2h, 1h30m, 1d)")
-    seconds = sum(int(g) * size for g, (_, size) in zip(match.groups(), _UNITS, strict=True) if g)
-    if seconds < min_s:
-        raise UsageError(f"{text[:20]!r} is too short (at least {format_duration(min_s)})")
-    if seconds > max_s:
-        raise UsageError(f"{text[:20]!r} is too long (at most {format_duration(max_s)})")
-    return seconds
+    """core.durations.parse_bounded (the one rule, shared with the CLI) as a UsageError."""
+    try:
+        return parse_bounded(text, max_s=max_s, min_s=min_s)
+    except DurationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def format_duration(seconds: int) -> str:

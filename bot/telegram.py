@@ -9,6 +9,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from hashlib import sha256
+from urllib.parse import quote
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -47,9 +48,9 @@ _PERMANENT = (
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNotFound,
-    TelegramUnauthorizedError,
     TelegramMigrateToChat,
 )
+REDACTED = "<token>"
 _TRANSIENT_STARTUP = (TelegramNetworkError, TelegramServerError, TelegramRetryAfter)
 
 
@@ -89,13 +90,54 @@ async def register_commands(bot: Bot) -> None:
     await bot.set_my_commands(commands)
 
 
-def delivery_error(exc: AiogramError) -> DeliveryError:
-    """aiogram's exceptions in sleepwatch's terms: a wait asked for, transient, or permanent."""
+def redact(text: str, token: str) -> str:
+    """`text` without the token, whole or its secret half, plain or URL-encoded (aiohttp puts
+    the request URL, `/bot<token>/<method>`, into its errors: a redirect loop, a bad proxy)."""
+    secret = token.split(":", 1)[-1]
+    for form in (token, quote(token, safe=""), quote(token), secret, quote(secret, safe="")):
+        if len(form) >= 8:
+            text = text.replace(form, REDACTED)
+    return text
+
+
+class RedactToken(logging.Filter):
+    """On the root logger's handlers: no log line (message, arguments or traceback) carries the
+    token, whichever library wrote it."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self._token)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._token)
+        return True
+
+
+def redact_logs(token: SecretStr) -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactToken(token.get_secret_value()))
+
+
+def delivery_error(exc: AiogramError, token: str = "") -> DeliveryError:
+    """aiogram's exceptions in sleepwatch's terms: a wait asked for, transient, permanent, or
+    the token refused (every message then waits for a token that works). The text never
+    holds the token."""
+    text = redact(str(exc), token) if token else str(exc)
     if isinstance(exc, TelegramRetryAfter):
-        return DeliveryError(f"telegram flood control: {exc}", retry_after_s=exc.retry_after)
+        return DeliveryError(f"telegram flood control: {text}", retry_after_s=exc.retry_after)
+    if isinstance(exc, TelegramUnauthorizedError):
+        return DeliveryError(
+            f"telegram refused the bot token ({text}): check SLEEPWATCH_TELEGRAM_TOKEN",
+            credentials_refused=True,
+        )
     if isinstance(exc, _PERMANENT):
-        return DeliveryError(f"telegram refused: {exc}", permanent=True)
-    return DeliveryError(f"telegram unavailable: {exc}")
+        return DeliveryError(f"telegram refused: {text}", permanent=True)
+    return DeliveryError(f"telegram unavailable: {text}")
 
 
 class TelegramNotifier:
@@ -118,7 +160,9 @@ class TelegramNotifier:
             try:
                 await self._bot.send_message(chat_id, text, parse_mode="HTML")
             except (TelegramAPIError, ClientDecodeError) as exc:
-                raise delivery_error(exc) from exc
+                # the cause's text may hold the URL with the token: logged tracebacks pass
+                # through RedactToken
+                raise delivery_error(exc, self._bot.token) from exc
             done.add(chat_id)
         del self._partial[key]
 
@@ -141,21 +185,32 @@ async def start_polling_resilient(
     first_delay_s: float = 1.0,
     max_delay_s: float = 60.0,
     polling_timeout_s: int = 25,
+    on_token: Callable[[str | None], None] | None = None,
 ) -> None:
     """Poll until `stop` is set (or the task is cancelled). While Telegram cannot be reached,
     at start-up or later, retry with a doubling delay; nothing else waits on this, so the
-    watcher keeps watching. Deletes any webhook and registers the commands each (re)start."""
+    watcher keeps watching. Deletes any webhook and registers the commands each (re)start.
+    A refused token is retried every `max_delay_s` and told to `on_token` (the reason, then
+    None once a token is accepted), which makes `sleepwatch health` fail meanwhile."""
     stop = stop if stop is not None else asyncio.Event()
     delay_s = first_delay_s
     while not stop.is_set():
         try:
             await bot.delete_webhook(drop_pending_updates=False)
             await register_commands(bot)
+        except TelegramUnauthorizedError as exc:
+            if on_token is not None:
+                on_token(str(delivery_error(exc, bot.token)))
+            await _sleep_unless_stopped(sleep, max_delay_s, stop)
+            continue
         except (*_TRANSIENT_STARTUP, TelegramConflictError, ClientDecodeError) as exc:
-            log.warning("telegram unreachable (%s); retrying in %.0fs", exc, delay_s)
+            text = redact(str(exc), bot.token)
+            log.warning("telegram unreachable (%s); retrying in %.0fs", text, delay_s)
             await _sleep_unless_stopped(sleep, delay_s, stop)
             delay_s = min(delay_s * 2, max_delay_s)
             continue
+        if on_token is not None:
+            on_token(None)
         delay_s = first_delay_s
         if await _poll_until_stopped(bot, dp, stop, polling_timeout_s):
             return
@@ -183,5 +238,5 @@ async def _poll_until_stopped(
         await asyncio.gather(polling, stopper, return_exceptions=True)
     if stop.is_set():
         return True
-    log.warning("telegram polling ended: %s", polling.exception())
+    log.warning("telegram polling ended: %s", redact(str(polling.exception()), bot.token))
     return False

@@ -10,20 +10,27 @@ import signal
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from core.config import Config, Secrets, load_config
 from core.console import ConsoleNotifier
-from core.durations import parse_duration
+from core.durations import DURATION_MIN_S, EXTEND_MAX_S, parse_bounded
 from core.errors import SleepwatchError
+from core.health import read_heartbeat
 from core.launch import launch, plan_launch
 from core.ports import Notifier
-from core.runtime import ChatFrontend, configure_logging, heartbeat_path, open_engine, utc_now
+from core.runtime import (
+    ChatFrontend,
+    configure_logging,
+    heartbeat_path,
+    open_engine,
+    serve_lock,
+    utc_now,
+)
 from core.service import Service, log_if_failed
 
 DEFAULT_CONFIG = "sleepwatch.toml"
-HEALTHY_WITHIN_S = 120.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,15 +96,15 @@ def emit_line(line: str) -> None:
 
 
 def health(config: Config, now: datetime) -> int:
+    """0 while a `serve` loop is alive and has no problem (store writable, token accepted)."""
     path = heartbeat_path(config)
     try:
-        beat = datetime.fromisoformat(path.read_text().strip())
-    except (OSError, ValueError):
-        print(f"unhealthy: no heartbeat at {path}", file=sys.stderr)
-        return 1
-    age = (now - beat.astimezone(UTC)).total_seconds()
-    if age > HEALTHY_WITHIN_S:
-        print(f"unhealthy: last heartbeat {age:.0f}s ago", file=sys.stderr)
+        text: str | None = path.read_text()
+    except OSError:
+        text = None
+    report = read_heartbeat(text, now, where=path)
+    if not report.healthy:
+        print(f"unhealthy: {report.reason}", file=sys.stderr)
         return 1
     return 0
 
@@ -106,6 +113,8 @@ async def dispatch(
     args: argparse.Namespace, config: Config, secrets: Secrets, frontend: ChatFrontend | None
 ) -> int:
     async with AsyncExitStack() as stack:
+        if args.command == "serve":
+            stack.enter_context(serve_lock(config.watcher.resolved_state_dir()))
         engine = await open_engine(config, secrets, stack)
         notifier: Notifier | None = (
             await frontend.open(config, secrets, stack) if frontend else None
@@ -122,6 +131,7 @@ async def dispatch(
             emit=emit_line,
             hold_s=3.0 if args.command == "serve" else 0.0,  # a one-shot command prints at once
             heartbeat_file=heartbeat_path(config),
+            heartbeat_s=config.watcher.heartbeat,
         )
         if args.command == "serve":
             return await serve(service, frontend if notifier else None)
@@ -146,7 +156,8 @@ async def dispatch(
             print(await control.teardown(name))
             await service.sender.drain_once()
         elif args.command == "extend":
-            deadline = await control.extend(name, parse_duration(args.duration), now)
+            seconds = parse_bounded(args.duration, min_s=DURATION_MIN_S, max_s=EXTEND_MAX_S)
+            deadline = await control.extend(name, seconds, now)
             print(f"{name}: deadline now {deadline:%Y-%m-%d %H:%M} UTC")
         return 0
 
@@ -184,12 +195,18 @@ async def serve(service: Service, frontend: ChatFrontend | None) -> int:
             loop.add_signal_handler(sig, stop.set)
     await service.start()
     chat = log_if_failed(asyncio.create_task(frontend.run(service)), "chat") if frontend else None
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(service.halted.wait())]
     try:
-        await stop.wait()
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for waiter in waiters:
+            waiter.cancel()
         if chat is not None:
             chat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await chat
         await service.stop()
+    if service.halted.is_set():
+        print(f"sleepwatch: stopped: {service.halt_reason}", file=sys.stderr, flush=True)
+        return 1
     return 0

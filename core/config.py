@@ -183,6 +183,8 @@ class WatcherConfig(_Strict):
     remote_root: str = "/root/.sleepwatch"  # where the supervisor package is uploaded
     watcher_id: str = "sleepwatch"
     wait_timeout: Seconds = 300.0
+    # how often `serve` checks itself (store file, health, pruning) and writes its heartbeat
+    heartbeat: Annotated[float, BeforeValidator(_to_seconds), Field(gt=0, le=60)] = 30.0
 
     def resolved_state_dir(self) -> Path:
         return self.state_dir.expanduser()

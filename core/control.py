@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from core.durations import MUTE_MAX_S
 from core.errors import AmbiguousRun, SleepwatchError, TransportError, UnknownRun
 from core.exits import REQUESTED
 from core.messages import clean_line, cost_usd
@@ -17,7 +18,7 @@ from core.scheduling import CheckScheduler
 from core.store import Store
 from core.watcher import Watcher
 
-MAX_MUTE_S = 24 * 3600.0
+MAX_MUTE_S = float(MUTE_MAX_S)
 STATUS_TAIL_LINES = 15
 
 

@@ -41,14 +41,22 @@ class HostKeyMismatch(TransportError):
 
 
 class DeliveryError(SleepwatchError):
-    """A notification could not be delivered now; `retry_after_s` is the wait asked for."""
+    """A notification could not be delivered now; `retry_after_s` is the wait asked for.
+    `credentials_refused`: the service refused our credentials (a wrong or revoked token):
+    nothing can be delivered until they are fixed, so every message waits, none is skipped."""
 
     def __init__(
-        self, reason: str, *, retry_after_s: float | None = None, permanent: bool = False
+        self,
+        reason: str,
+        *,
+        retry_after_s: float | None = None,
+        permanent: bool = False,
+        credentials_refused: bool = False,
     ) -> None:
         super().__init__(reason)
         self.retry_after_s = retry_after_s
         self.permanent = permanent
+        self.credentials_refused = credentials_refused
 
 
 class ProviderError(SleepwatchError):
@@ -79,6 +87,10 @@ class StaleRun(StoreError):
     def __init__(self, name: str) -> None:
         super().__init__(f"{name} changed in the store during the check (ended or relaunched)")
         self.name = name
+
+
+class StoreFull(StoreError):
+    """The disk under the store is full: nothing can be written until space is freed."""
 
 
 class UnknownRun(SleepwatchError):

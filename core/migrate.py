@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from core.errors import StoreError
+from core.errors import StoreError, StoreFull
 
 # The SQL files live in the top-level `migrations` package (package data), so both the editable
 # install that `make` sets up and a built wheel (the Docker image) find them beside core/.
@@ -46,7 +46,7 @@ def store_error(exc: sqlite3.Error, db_path: Path | str, doing: str) -> StoreErr
             "is another sleepwatch using this file?"
         )
     if primary == _FULL or "is full" in text:
-        return StoreError(f"disk full writing {db_path} while {doing} ({text})")
+        return StoreFull(f"disk full writing {db_path} while {doing} ({text})")
     if primary in (_CORRUPT, _NOTADB):
         error = StoreError(f"database file is corrupt ({db_path}): {text}")
         error.permanent = True

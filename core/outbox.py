@@ -2,8 +2,10 @@
 
 Every message is stored before it is sent and marked sent after (a conditional update), so a
 restart loses nothing; the only repeat possible is a crash between Telegram accepting a message
-and the mark, a window of one HTTP round trip. Alerts due together that were created within
-`coalesce_s` of each other go out as one message.
+and the mark, a window of one HTTP round trip. A mark that fails (a full disk) is retried, and
+the message is never sent again by this process meanwhile: the window then lasts until the mark
+goes through. Alerts due together that were created within `coalesce_s` of each other go out as
+one message.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from core.errors import DeliveryError
+from core.errors import DeliveryError, StoreError
 from core.models import MessageKind, OutboundMessage, OutboxItem
 from core.ports import Clock, Notifier
 
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
 PERMANENT_DEFER_S = 86400.0
+CREDENTIALS_RETRY_S = 60.0
 MAX_COMBINED = 10
 
 
@@ -121,6 +124,9 @@ class OutboxSender:
     later is sent before the failed batch (an in-memory gate, `not_before`). A permanent error
     defers its batch by a day with the error recorded (visible in the outbox, retried daily)
     and lets the queue move on, so one undeliverable message cannot block every later one.
+    Refused credentials (a wrong or revoked token) are not the message's fault: the rows are
+    left due (a restart with a working token sends them at once), this process tries again
+    every `CREDENTIALS_RETRY_S`, and `credentials_refused` says why for `sleepwatch health`.
     """
 
     def __init__(
@@ -145,6 +151,9 @@ class OutboxSender:
         self._poll_s = poll_s
         self._last_delivery_at: datetime | None = None
         self.not_before: datetime | None = None
+        self.credentials_refused: DeliveryError | None = None
+        # Delivered by this process, not yet marked sent (the mark failed): never sent again.
+        self._unmarked: dict[int, datetime] = {}
 
     async def drain_once(self) -> int:
         """Deliver what is due, in id order. Returns how many rows were marked sent."""
@@ -152,8 +161,8 @@ class OutboxSender:
         if self.not_before is not None and now < self.not_before:
             return 0
         self.not_before = None
-        items = await self._store.pending(now)
-        sent = 0
+        sent = await self._retry_marks()
+        items = [i for i in await self._store.pending(now) if i.id not in self._unmarked]
         for batch in plan_batches(items, self._coalesce_s):
             if self._held(batch, now):
                 break
@@ -183,8 +192,29 @@ class OutboxSender:
             return await self._failed(batch, items, DeliveryError(f"{type(exc).__name__}: {exc}"))
         at = self._clock()
         self._last_delivery_at = at
-        marked = [await self._store.mark_sent(item_id, at) for item_id in batch.item_ids]
-        return sum(marked)
+        self.credentials_refused = None
+        for item_id in batch.item_ids:
+            self._unmarked[item_id] = at
+        return await self._retry_marks()
+
+    async def _retry_marks(self) -> int:
+        """Mark what this process delivered; a failed mark stays remembered for the next try."""
+        marked = 0
+        for item_id, at in list(self._unmarked.items()):
+            try:
+                marked += await self._store.mark_sent(item_id, at)
+            except StoreError as exc:
+                log.warning(
+                    "outbox row %s was delivered but cannot be marked sent: %s", item_id, exc
+                )
+                return marked
+            del self._unmarked[item_id]
+        return marked
+
+    @property
+    def unmarked(self) -> int:
+        """Rows delivered but not yet marked sent (their mark is retried each round)."""
+        return len(self._unmarked)
 
     async def _respect_gap(self) -> None:
         if self._last_delivery_at is None:
@@ -197,6 +227,11 @@ class OutboxSender:
         self, batch: Batch, items: list[OutboxItem], exc: DeliveryError
     ) -> int | None:
         now = self._clock()
+        if exc.credentials_refused:
+            self.credentials_refused = exc
+            self.not_before = now + timedelta(seconds=CREDENTIALS_RETRY_S)
+            log.info("outbox waits for a token Telegram accepts: %s", exc)
+            return None
         attempts = max(i.attempts for i in items if i.id in batch.item_ids)
         if exc.permanent:
             wait_s, error = PERMANENT_DEFER_S, f"permanent: {exc}"

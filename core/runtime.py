@@ -3,8 +3,12 @@ all opened once and closed by one AsyncExitStack."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import sys
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core.config import Config, Secrets
+from core.errors import SleepwatchError
 from core.local import LocalTransport
 from core.models import RunRecord
 from core.ports import Notifier, Provider, Transport
@@ -21,6 +26,7 @@ from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
 from core.store import Store
 
 DB_NAME = "sleepwatch.sqlite3"
+LOCK_NAME = "serve.lock"
 
 
 def utc_now() -> datetime:
@@ -94,6 +100,33 @@ def configure_logging(verbose: bool) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+@contextlib.contextmanager
+def serve_lock(state_dir: Path) -> Iterator[None]:
+    """Hold `state_dir/serve.lock` (an flock, released by the kernel when the process dies)
+    while `serve` runs. A second `serve` on the same state dir would send every message twice
+    and race the first one's teardowns: it is refused with the holder's pid."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = state_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise SleepwatchError(f"cannot create the lock file {path}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise SleepwatchError(
+                f"another `sleepwatch serve` (pid {holder}) is already running on {state_dir}; "
+                "stop it first (two would send every message twice)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def heartbeat_path(config: Config) -> Path:

@@ -8,10 +8,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from core.config import Config
 from core.control import WatcherControl
+from core.errors import SleepwatchError
+from core.health import Heartbeat, stderr_line
 from core.models import RunRecord
 from core.outbox import OutboxSender
 from core.ports import Clock, Notifier, Provider
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 30.0
 RESCAN_S = 30.0  # a full rescan at least this often, whatever the store says
 NOTICE_POLL_S = 0.5  # how often the store is asked whether another process wrote to it
+PRUNE_EVERY_S = 3600.0
 
 
 class Service:
@@ -41,11 +45,21 @@ class Service:
         min_gap_s: float = 1.0,
         hold_s: float = 3.0,
         heartbeat_file: Path | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+        alarm: Callable[[str], None] = stderr_line,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.heartbeat_file = heartbeat_file
+        self.heartbeat_s = heartbeat_s
+        self.heartbeat = Heartbeat(store, notifier, clock, file=heartbeat_file, alarm=alarm)
+        # What makes `sleepwatch health` fail, by source, set by the front end (e.g. polling).
+        self.problems: dict[str, str] = {}
+        self.halted = asyncio.Event()  # set when the service must not go on (store replaced)
+        self.halt_reason = ""
+        self._alarm = alarm
+        self._pruned_at: datetime | None = None
         self._stop = asyncio.Event()
         self._outbox_wake = asyncio.Event()
         self._rescan_now = asyncio.Event()
@@ -86,8 +100,7 @@ class Service:
         self.scheduler.start()
         sender = asyncio.create_task(self.sender.run(self._stop, self._outbox_wake))
         self._tasks.append(log_if_failed(sender, "outbox sender"))
-        if self.heartbeat_file is not None:
-            self._tasks.append(asyncio.create_task(self._beat(self.heartbeat_file)))
+        self._tasks.append(log_if_failed(asyncio.create_task(self._beat()), "heartbeat"))
         self._tasks.append(log_if_failed(asyncio.create_task(self._rescan()), "store rescan"))
         notices = asyncio.create_task(self._hear_other_processes())
         self._tasks.append(log_if_failed(notices, "store notices"))
@@ -177,12 +190,37 @@ class Service:
                 seen = version
             await asyncio.sleep(NOTICE_POLL_S)
 
-    async def _beat(self, path: Path) -> None:
-        """Touch a file while the loop is alive: the container HEALTHCHECK reads its age."""
+    async def _beat(self) -> None:
+        """While the loop is alive: see the store is still our file, prune it now and then,
+        and write the heartbeat (`sleepwatch health` reads its age and problems)."""
         while not self._stop.is_set():
-            with contextlib.suppress(OSError):
-                await asyncio.to_thread(path.write_text, self.clock().isoformat())
-            await asyncio.sleep(HEARTBEAT_S)
+            await self.beat_once()
+            await asyncio.sleep(self.heartbeat_s)
+
+    async def beat_once(self) -> None:
+        problem = self.store.file_problem()
+        if problem is not None:
+            self.halt(f"{problem}; stopping rather than writing to a file nobody will read")
+            return
+        now = self.clock()
+        if self._pruned_at is None or (now - self._pruned_at).total_seconds() >= PRUNE_EVERY_S:
+            try:
+                await self.store.prune(now)
+                self._pruned_at = now
+            except SleepwatchError as exc:  # a full or locked store: the next beat retries
+                log.warning("pruning the store failed: %s", exc)
+        problems = dict(self.problems)
+        if self.sender.credentials_refused is not None:
+            problems["telegram"] = f"{self.sender.credentials_refused}"
+        await self.heartbeat.beat(problems)
+
+    def halt(self, reason: str) -> None:
+        """Ask `serve` to exit (non-zero) with `reason`: said at once, loudly."""
+        if not self.halted.is_set():
+            self.halt_reason = reason
+            log.critical("%s", reason)
+            self._alarm(f"sleepwatch: STOPPING: {reason}")
+            self.halted.set()
 
 
 def log_if_failed(task: asyncio.Task[None], what: str) -> asyncio.Task[None]:

@@ -15,18 +15,23 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import aiosqlite
 
-from core.errors import StaleRun, StoreError
+from core.errors import StaleRun, StoreError, StoreFull
 from core.migrate import apply_migrations, store_error
 from core.models import CheckCommit, OpenAlert, OutboundMessage, OutboxItem, RunRecord
 
 TEXT_MAX = 500  # audit text and delivery errors are cut to this many characters
+# Retention (see Store.prune): unsolicited chat updates must not grow the file without bound.
+AUDIT_KEEP_S = 90 * 86400.0
+AUDIT_MAX_ROWS = 10_000
+AUDIT_REFUSED_MAX_ROWS = 1_000
+OUTBOX_SENT_KEEP_S = 30 * 86400.0
 
 _RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
 _RUN_TIMES = frozenset(
@@ -72,6 +77,26 @@ class Store:
         self._busy_timeout_ms = busy_timeout_ms
         self._lock = asyncio.Lock()
         self._closed = False
+        self._identity = _file_identity(path)
+        # The last error of any statement, until a later write goes through (see _using).
+        self.write_error: StoreError | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def file_problem(self) -> str | None:
+        """Why the path no longer names the file this Store has open (deleted, replaced), or
+        None. Writes to a deleted file would succeed and vanish with the last handle."""
+        try:
+            identity = _file_identity(self._path)
+        except FileNotFoundError:
+            return f"the store {self._path} was deleted under this process"
+        except OSError as exc:
+            return f"the store {self._path} cannot be looked at: {exc.strerror}"
+        if identity != self._identity:
+            return f"the store {self._path} was replaced by another file under this process"
+        return None
 
     @classmethod
     async def open(
@@ -324,6 +349,37 @@ class Store:
         rows = await self._fetch("reading the data version", "PRAGMA data_version", ())
         return int(rows[0][0])
 
+    async def prune(self, now: datetime) -> int:
+        """Drop old rows: audit rows older than AUDIT_KEEP_S or beyond the newest
+        AUDIT_MAX_ROWS (refused ones, from strangers, beyond the newest AUDIT_REFUSED_MAX_ROWS),
+        and sent outbox rows older than OUTBOX_SENT_KEEP_S whose run is over (a live run's
+        dedupe keys must stay). Unsent messages are never dropped. Returns the rows deleted."""
+        audit_before = _ts(now - timedelta(seconds=AUDIT_KEEP_S))
+        outbox_before = _ts(now - timedelta(seconds=OUTBOX_SENT_KEEP_S))
+        statements: tuple[tuple[str, tuple[Any, ...]], ...] = (
+            ("DELETE FROM audit WHERE at < ?", (audit_before,)),
+            (
+                "DELETE FROM audit WHERE verdict = 'refused' AND id <= (SELECT id FROM audit "
+                "WHERE verdict = 'refused' ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (AUDIT_REFUSED_MAX_ROWS,),
+            ),
+            (
+                "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC "
+                "LIMIT 1 OFFSET ?)",
+                (AUDIT_MAX_ROWS,),
+            ),
+            (
+                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? AND (run IS NULL "
+                "OR run NOT IN (SELECT name FROM runs WHERE live = 1))",
+                (outbox_before,),
+            ),
+        )
+        deleted = 0
+        async with self._transaction("pruning old audit and outbox rows") as conn:
+            for sql, params in statements:
+                deleted += (await conn.execute(sql, params)).rowcount
+        return deleted
+
     async def get_meta(self, key: str) -> str | None:
         rows = await self._fetch("reading meta", "SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
@@ -342,10 +398,14 @@ class Store:
         async with self._lock:
             if self._closed:
                 raise StoreError(f"store {self._path} is closed (while {doing})")
+            changes_before = self._conn.total_changes
             try:
                 yield self._conn
             except sqlite3.Error as exc:
-                raise store_error(exc, self._path, doing) from exc
+                self.write_error = store_error(exc, self._path, doing)
+                raise self.write_error from exc
+            if self._conn.total_changes > changes_before:
+                self.write_error = None  # a write went through: the store is writable again
 
     @contextlib.asynccontextmanager
     async def _transaction(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
@@ -390,6 +450,11 @@ async def _configure(
         raise store_error(exc, path, "opening the database") from exc
 
 
+def _file_identity(path: Path) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
+
+
 def _create_private_file(path: Path) -> None:
     """Create the database file 0600 before SQLite does (SQLite gives its -wal and -shm files
     the main file's mode), and tighten a file someone left readable by others."""
@@ -404,7 +469,7 @@ def _create_private_file(path: Path) -> None:
             os.close(fd)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise StoreError(f"disk full creating {path}") from exc
+            raise StoreFull(f"disk full creating {path}") from exc
         raise StoreError(f"cannot create database file {path}: {exc.strerror}") from exc
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from core.errors import DeliveryError
+from core.errors import DeliveryError, StoreFull
 from core.models import MessageKind, OutboundMessage, OutboxItem
 from core.outbox import OutboxSender, backoff_s, combine_alerts, plan_batches
 from core.store import Store
@@ -287,3 +287,62 @@ async def test_run_drains_on_wake_and_stops_on_stop(store, clock, sleeps):
 
     stop.set()
     await asyncio.wait_for(task, timeout=5)
+
+
+class MarksFail:
+    """The real store, except that marking a row sent fails (as on a full disk) while `full`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.full = True
+
+    async def pending(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        return await self.store.pending(now, limit)
+
+    async def mark_sent(self, item_id: int, at: datetime) -> bool:
+        if self.full:
+            raise StoreFull("disk full writing db while marking a message sent")
+        return await self.store.mark_sent(item_id, at)
+
+    async def defer(self, item_id: int, until: datetime, error: str) -> None:
+        await self.store.defer(item_id, until, error)
+
+
+async def test_a_message_delivered_but_not_marked_is_never_sent_again(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    await put(store, clock, terminal("one"))
+    failing = MarksFail(store)
+    sender = OutboxSender(failing, notifier, clock, min_gap_s=0.0)
+
+    for _ in range(30):  # a minute of rounds with the disk full
+        assert await sender.drain_once() == 0
+        clock.advance(2.0)
+    await put(store, clock, terminal("two"))  # written before the disk filled, say
+    await sender.drain_once()
+    assert [m.title for m in notifier.delivered] == ["one", "two"]
+    assert sender.unmarked == 2
+
+    failing.full = False  # space again: the marks go through, nothing is sent twice
+    assert await sender.drain_once() == 2
+    assert await store.outbox_counts() == (2, 0)
+    assert [m.title for m in notifier.delivered] == ["one", "two"]
+    assert sender.unmarked == 0
+
+
+async def test_refused_credentials_hold_every_message_until_a_token_works(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    for name in ("one", "two", "three"):
+        await put(store, clock, terminal(name))
+    refused = DeliveryError("telegram refused the token", credentials_refused=True)
+    notifier.failures = [refused] * 3
+    sender = make_sender(store, notifier, clock, sleeps)
+
+    for _ in range(3):
+        assert await sender.drain_once() == 0
+        assert sender.credentials_refused is refused
+        assert await due_ids(store, clock()) == [1, 2, 3]  # due at once for a restart
+        assert await sender.drain_once() == 0  # this process waits a minute between tries
+        clock.advance(60.0)
+    assert await sender.drain_once() == 3
+    assert [m.title for m in notifier.delivered] == ["one", "two", "three"]
+    assert sender.credentials_refused is None
