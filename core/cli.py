@@ -112,6 +112,12 @@ def health(config: Config, now: datetime) -> int:
 async def dispatch(
     args: argparse.Namespace, config: Config, secrets: Secrets, frontend: ChatFrontend | None
 ) -> int:
+    # the same bounds as /extend in chat, checked before anything is opened
+    extend_s = (
+        parse_bounded(args.duration, min_s=DURATION_MIN_S, max_s=EXTEND_MAX_S)
+        if args.command == "extend"
+        else 0
+    )
     async with AsyncExitStack() as stack:
         if args.command == "serve":
             stack.enter_context(serve_lock(config.watcher.resolved_state_dir()))
@@ -156,8 +162,7 @@ async def dispatch(
             print(await control.teardown(name))
             await service.sender.drain_once()
         elif args.command == "extend":
-            seconds = parse_bounded(args.duration, min_s=DURATION_MIN_S, max_s=EXTEND_MAX_S)
-            deadline = await control.extend(name, seconds, now)
+            deadline = await control.extend(name, extend_s, now)
             print(f"{name}: deadline now {deadline:%Y-%m-%d %H:%M} UTC")
         return 0
 

@@ -12,11 +12,13 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from bot.render import render_message
 from core.models import MessageKind, OutboundMessage
 from core.runtime import utc_now
 from core.store import Store
-from tests.reliability.helpers import CHAT_ID, db_rows, wait_for
+from tests.reliability.helpers import db_rows, wait_for
 from tests.reliability.serve import Sleepwatch, fill, small_filesystem, stop
 
 if TYPE_CHECKING:
@@ -83,3 +85,99 @@ async def test_a_full_disk_under_the_store_sends_each_message_once_and_alerts_on
         finally:
             code = await stop(serve)
         assert code == 0, cli.log_text()
+
+
+async def test_a_second_serve_on_the_same_state_dir_is_refused(
+    tmp_path: Path, fake_telegram: FakeTelegram
+) -> None:
+    cli = Sleepwatch(tmp_path, fake_telegram, tmp_path / "state")
+    first = await cli.start("serve")
+    try:
+        await wait_for(lambda: bool(cli.heartbeat()), UP_S, what="serve up")
+        code, out, err = await cli.run("serve", timeout_s=UP_S)
+        assert code == 2, out + err
+        assert f"another `sleepwatch serve` (pid {first.process.pid})" in err
+        assert len(err.strip().splitlines()) == 1, err  # one clear line, no traceback
+        assert first.process.returncode is None  # the first one goes on
+    finally:
+        assert await stop(first) == 0, cli.log_text()
+    code, _, err = await cli.run("runs")  # one-shot commands are not refused
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+async def test_the_store_deleted_or_replaced_under_serve_stops_it_loudly(
+    tmp_path: Path, fake_telegram: FakeTelegram, how: str
+) -> None:
+    cli = Sleepwatch(tmp_path, fake_telegram, tmp_path / "state")
+    serve = await cli.start("serve")
+    try:
+        await wait_for(lambda: bool(cli.heartbeat()), UP_S, what="serve up")
+        if how == "deleted":
+            cli.db.unlink()
+        else:
+            copy = tmp_path / "copy.sqlite3"
+            shutil.copyfile(cli.db, copy)
+            os.replace(copy, cli.db)
+        code = await asyncio.wait_for(serve.process.wait(), 30)
+    finally:
+        await stop(serve)
+    err = serve.stderr()
+    assert code == 1, cli.log_text()
+    assert f"the store {cli.db} was {how}" in err, err
+    assert "STOPPING" in err
+
+
+async def test_a_refused_token_fails_health_and_messages_wait_for_a_token_that_works(
+    tmp_path: Path, fake_telegram: FakeTelegram
+) -> None:
+    cli = Sleepwatch(tmp_path, fake_telegram, tmp_path / "state")
+    first, second = message("first"), message("second")
+    await enqueue(cli.db, first, second)
+    wrong = fake_telegram.token.split(":")[0] + ":TESTwrong0000000000000000000000000"
+    serve = await cli.start("serve", token=wrong)
+    try:
+        await wait_for(lambda: "UNHEALTHY" in serve.stderr(), UP_S, what="the loud line")
+        code, err = await health(cli)
+        assert code == 1 and "refused the bot token" in err, err
+        await asyncio.sleep(3)  # six heartbeats: still one loud line (one a minute)
+        loud = [line for line in serve.stderr().splitlines() if "UNHEALTHY" in line]
+        assert len(loud) == 1, loud
+        assert "refused the bot token" in loud[0] and wrong not in serve.stderr()
+    finally:
+        assert await stop(serve) == 0, cli.log_text()
+    assert fake_telegram.sent == [] and unsent(cli.db) == 2
+
+    serve = await cli.start("serve")  # the token fixed, serve restarted: sent at once
+    try:
+        await wait_for(lambda: unsent(cli.db) == 0, UP_S, what="the waiting messages")
+        await wait_for(lambda: '"problems": []' in cli.heartbeat(), 30, what="healthy")
+        assert (await health(cli))[0] == 0
+    finally:
+        assert await stop(serve) == 0, cli.log_text()
+    assert sent_texts(fake_telegram) == [render_message(first), render_message(second)]
+
+
+async def test_the_token_never_appears_in_errors_when_aiohttp_puts_the_url_in_them(
+    tmp_path: Path, fake_telegram: FakeTelegram
+) -> None:
+    cli = Sleepwatch(tmp_path, fake_telegram, tmp_path / "state")
+    hello = message("through a redirect loop")
+    await enqueue(cli.db, hello)
+    fake_telegram.fail_next("sendMessage", "redirect")
+    serve = await cli.start("--verbose", "serve")
+    try:
+        await wait_for(lambda: unsent(cli.db) == 0, UP_S, what="the message after the loop")
+    finally:
+        assert await stop(serve) == 0, cli.log_text()
+    errors = db_rows(cli.db, "SELECT last_error FROM outbox")
+    assert "TooManyRedirects" in str(errors[0][0]), errors  # the fault did happen
+    assert sent_texts(fake_telegram) == [render_message(hello)]
+    secret = fake_telegram.token.split(":", 1)[1]
+    texts = {
+        "outbox": json.dumps(db_rows(cli.db, "SELECT * FROM outbox")),
+        "stdout": serve.stdout(),
+        "stderr": serve.stderr(),
+    }
+    assert "DEBUG" in texts["stderr"]  # --verbose was on
+    assert [name for name, text in texts.items() if secret in text] == []
