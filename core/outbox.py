@@ -20,6 +20,7 @@ from typing import Protocol
 from core.errors import DeliveryError, StoreError
 from core.models import MessageKind, OutboundMessage, OutboxItem
 from core.ports import Clock, Notifier
+from core.retry_after import retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
 PERMANENT_DEFER_S = 86400.0
 CREDENTIALS_RETRY_S = 60.0
+RETRY_AFTER_CAP_S = 3600.0  # Telegram's flood waits can be long, but never nan or a year
 MAX_COMBINED = 10
 
 
@@ -236,8 +238,8 @@ class OutboxSender:
         if exc.permanent:
             wait_s, error = PERMANENT_DEFER_S, f"permanent: {exc}"
             log.warning("outbox rows %s undeliverable, deferred a day: %s", batch.item_ids, exc)
-        elif exc.retry_after_s is not None:
-            wait_s, error = max(exc.retry_after_s, 0.0), f"retry after {exc.retry_after_s}s: {exc}"
+        elif (asked_s := retry_after_s(exc.retry_after_s, RETRY_AFTER_CAP_S)) is not None:
+            wait_s, error = asked_s, f"retry after {asked_s:g}s: {exc}"
         else:
             wait_s, error = backoff_s(attempts), f"transient: {exc}"
         until = now + timedelta(seconds=wait_s)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from core.errors import ProviderError
 from core.models import InstanceInfo
+from core.retry_after import retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -236,12 +237,13 @@ class VastProvider:
             verb, url, json=body, headers=headers, timeout=self._timeout, allow_redirects=False
         ) as resp:
             text = await resp.text()
-            retry_after = _parse_retry_after(resp.headers.get("Retry-After"))
+            # Seconds only, clamped; an HTTP-date (rare here), nan or garbage: our own backoff.
+            retry_after = retry_after_s(resp.headers.get("Retry-After"), RETRY_AFTER_CAP_S)
             return resp.status, _json_or_text(text), retry_after
 
     def _delay(self, retry: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(max(retry_after, 0.0), RETRY_AFTER_CAP_S)
+            return retry_after  # already clamped by retry_after_s
         return float(min(self._base_delay_s * 2**retry, self._max_delay_s))
 
     def _excerpt(self, doc: Any) -> str:
@@ -253,16 +255,6 @@ class VastProvider:
         secret = self._api_key.get_secret_value()
         # Too short a "key" (a test's) would mangle ordinary words; real keys are 64 hex.
         return text.replace(secret, "**********") if len(secret) >= 8 else text
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds only; an HTTP-date (rare on this API) falls back to our own backoff."""
-    if value is None:
-        return None
-    try:
-        return float(value.strip())
-    except ValueError:
-        return None
 
 
 def _json_or_text(text: str) -> Any:

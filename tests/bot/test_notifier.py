@@ -80,6 +80,26 @@ async def test_429_retry_after_is_honoured_and_the_order_kept(store, sender, clo
     assert await store.outbox_counts() == (3, 0)
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "deferred_s"),
+    # aiogram refuses a retry_after that is not an int (1e300, nan, inf): a transient error,
+    # retried after the first backoff step (2 s)
+    [(-5, 0.0), (10**20, 3600.0), (1e300, 2.0), (float("nan"), 2.0), (float("inf"), 2.0)],
+    ids=["negative", "huge-int", "huge-float", "nan", "inf"],
+)
+async def test_an_odd_telegram_retry_after_is_clamped_and_the_message_still_goes_out(
+    store, sender, clock, fake_telegram, retry_after, deferred_s
+):
+    await store.enqueue(terminal("one"), dedupe_key="one", at=clock())
+    fake_telegram.fail_next("sendMessage", "429", retry_after=retry_after)
+
+    assert await sender.drain_once() == 0  # no exception out of the sender
+    assert sender.not_before == clock() + timedelta(seconds=deferred_s)
+    clock.advance(deferred_s)
+    assert await sender.drain_once() == 1
+    assert len(fake_telegram.sent) == 1
+
+
 async def test_a_500_is_retried_after_a_backoff(store, sender, clock, fake_telegram):
     await store.enqueue(terminal("one"), dedupe_key="one", at=clock())
     fake_telegram.fail_next("sendMessage", "500")

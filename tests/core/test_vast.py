@@ -136,6 +136,28 @@ async def test_backoff_is_capped(fake_vast: FakeVast, sleep: RecordingSleep) -> 
     assert sleep.delays[-1] == 300.0  # RETRY_AFTER_CAP_S
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "slept"),
+    [
+        ("nan", 2.0),
+        ("NaN", 2.0),
+        ("inf", 2.0),
+        ("-5", 0.0),
+        ("1e300", 300.0),
+        ("99999999999999999999999", 300.0),
+        ("soon", 2.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 2.0),
+    ],
+)
+async def test_an_odd_retry_after_is_clamped_never_a_sleep_of_nan(
+    fake_vast: FakeVast, vast: VastProvider, sleep: RecordingSleep, retry_after: str, slept: float
+) -> None:
+    fake_vast.add_instance(11)
+    fake_vast.script((429, {}, {"Retry-After": retry_after}))
+    assert await vast.show("11") is not None
+    assert sleep.delays == [slept]  # not a number: the client's own backoff (2 s first)
+
+
 async def test_other_4xx_are_permanent_and_not_retried(
     fake_vast: FakeVast, vast: VastProvider, sleep: RecordingSleep
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import threading
@@ -20,8 +21,15 @@ KEY = "sekrit-instance-key-123"
 
 
 class FakeVast:
+    """Vast's instance API as the switch uses it: DELETE answers from `statuses` (a status) or
+    `answers` ((status, body text, headers)), then 200 success; a successful DELETE removes the
+    instance unless `stays`; GET answers 404 once it is gone, else the running instance."""
+
     def __init__(self, statuses: list[int]) -> None:
         self.statuses = statuses
+        self.answers: list[tuple[int, str, dict[str, str]]] = []
+        self.present = True
+        self.stays = False
         self.requests: list[tuple[str, str, str | None]] = []
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
@@ -30,9 +38,28 @@ class FakeVast:
         class Handler(BaseHTTPRequestHandler):
             def do_DELETE(self) -> None:  # noqa: N802
                 fake.requests.append(("DELETE", self.path, self.headers.get("Authorization")))
-                status = fake.statuses.pop(0) if fake.statuses else 200
-                body = json.dumps({"success": status == 200}).encode()
+                if fake.answers:
+                    status, text, headers = fake.answers.pop(0)
+                else:
+                    status = fake.statuses.pop(0) if fake.statuses else 200
+                    text, headers = json.dumps({"success": status == 200}), {}
+                if status == 200 and text == json.dumps({"success": True}):
+                    fake.present = fake.present and fake.stays
+                self._answer(status, text, headers)
+
+            def do_GET(self) -> None:  # noqa: N802
+                fake.requests.append(("GET", self.path, self.headers.get("Authorization")))
+                if not fake.present:
+                    self._answer(404, json.dumps({"success": False}), {})
+                    return
+                doc = {"instances": {"id": 4242, "actual_status": "running"}}
+                self._answer(200, json.dumps(doc), {})
+
+            def _answer(self, status: int, text: str, headers: dict[str, str]) -> None:
+                body = text.encode()
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -41,6 +68,9 @@ class FakeVast:
                 pass
 
         return Handler
+
+    def methods(self) -> list[str]:
+        return [r[0] for r in self.requests]
 
 
 @pytest.fixture
@@ -84,8 +114,10 @@ def test_it_destroys_the_instance_when_no_watcher_acknowledges_the_end(
     pid = _start(run, api)
     wait_until(lambda: not pid_alive(pid), timeout=30)
     assert run.state()["status"] == "done"
-    assert [r[:2] for r in fake.requests] == [("DELETE", "/api/v0/instances/4242/")] * 3
-    assert fake.requests[-1][2] == "Bearer " + KEY
+    deletes = [r[:2] for r in fake.requests if r[0] == "DELETE"]
+    assert deletes == [("DELETE", "/api/v0/instances/4242/")] * 3
+    assert fake.methods()[3:] == ["GET", "GET"]  # read back: gone twice in a row
+    assert all(r[2] == "Bearer " + KEY for r in fake.requests)
     report = json.loads((run.run_dir / "deadman.json").read_text())
     assert report["fired"] is True and report["ok"] is True and report["tries"] == 3
     for name in ("supervisor.log", "deadman.json", "state.json"):
@@ -135,3 +167,75 @@ def test_a_destroy_that_keeps_failing_gives_up_after_its_retries(
     result = deadman.destroy_instance(api, "9", KEY, retries=3, backoff_s=0.0)
     assert (result.ok, result.http_status, result.tries) == (False, 503, 3)
     assert len(fake.requests) == 3
+
+
+def _report(run: Run) -> dict[str, object]:
+    doc: dict[str, object] = json.loads((run.run_dir / "deadman.json").read_text())
+    return doc
+
+
+def test_a_200_with_success_false_is_not_destroyed_the_switch_retries_and_verifies(
+    run: Run, vast: tuple[FakeVast, str]
+) -> None:
+    fake, api = vast
+    fake.answers[:] = [(200, json.dumps({"success": False, "error": "try later"}), {})]
+    pid = _start(run, api)
+    wait_until(lambda: not pid_alive(pid), timeout=30)
+    assert fake.methods() == ["DELETE", "DELETE", "GET", "GET"]
+    assert not fake.present
+    report = _report(run)
+    assert report["ok"] is True and report["tries"] == 2
+    assert report["message"] == "instance destroyed (verified: gone twice in a row)"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (200, json.dumps({"success": False}), {}),
+        (200, "<html>502 Bad Gateway</html>", {}),
+        (200, "", {}),
+    ],
+    ids=["success-false", "html", "no-body"],
+)
+def test_a_delete_that_is_never_clearly_accepted_is_reported_not_destroyed(
+    run: Run, vast: tuple[FakeVast, str], answer: tuple[int, str, dict[str, str]]
+) -> None:
+    fake, api = vast
+    fake.answers[:] = [answer] * 10
+    pid = _start(run, api, retries=3)
+    wait_until(lambda: not pid_alive(pid), timeout=30)
+    assert fake.methods() == ["DELETE"] * 3
+    report = _report(run)
+    assert report["ok"] is False and report["tries"] == 3
+    assert "NOT destroyed" in str(report["message"])
+
+
+def test_a_delete_accepted_but_the_instance_still_there_is_not_destroyed(
+    run: Run, vast: tuple[FakeVast, str]
+) -> None:
+    fake, api = vast
+    fake.stays = True
+    pid = _start(run, api, retries=2)
+    wait_until(lambda: not pid_alive(pid), timeout=30)
+    assert fake.present and fake.methods().count("DELETE") == 2
+    assert fake.methods().count("GET") >= 2
+    report = _report(run)
+    assert report["ok"] is False and "still there" in str(report["message"])
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "slept"),
+    [("7", 7.0), ("nan", 0.01), ("-5", 0.0), ("1e300", 300.0), ("inf", 0.01), ("soon", 0.01)],
+)
+def test_retry_after_is_honoured_but_clamped_to_a_finite_range(
+    vast: tuple[FakeVast, str], retry_after: str, slept: float
+) -> None:
+    fake, api = vast
+    fake.answers[:] = [(429, "{}", {"Retry-After": retry_after})]
+    delays: list[float] = []
+    result = deadman.destroy_instance(
+        api, "4242", KEY, retries=3, backoff_s=0.01, sleep=delays.append
+    )
+    assert result.ok
+    assert delays[0] == slept  # garbage falls back to the switch's own backoff
+    assert all(math.isfinite(d) and 0 <= d <= 300 for d in delays)
