@@ -346,3 +346,26 @@ async def test_refused_credentials_hold_every_message_until_a_token_works(store,
     assert await sender.drain_once() == 3
     assert [m.title for m in notifier.delivered] == ["one", "two", "three"]
     assert sender.credentials_refused is None
+
+
+async def test_messages_an_older_version_deferred_for_a_refused_token_are_due_again(
+    db_path: Path, clock: FakeClock
+) -> None:
+    async with await Store.open(db_path) as store:
+        refused = await put(store, clock, terminal("refused"))
+        blocked = await put(store, clock, terminal("blocked"))
+        day = clock() + timedelta(days=1)
+        # what sleepwatch before migration 003 stored for a 401 and for a 403
+        await store.defer(
+            refused, day, "permanent: telegram refused: Telegram server says - Unauthorized"
+        )
+        await store.defer(
+            blocked,
+            day,
+            "permanent: telegram refused: Telegram server says - "
+            "Forbidden: bot was blocked by the user",
+        )
+    with closing(sqlite3.connect(db_path)) as conn:
+        conn.execute("PRAGMA user_version = 2")
+    async with await Store.open(db_path) as store:  # applies 003
+        assert await due_ids(store, clock()) == [refused]
