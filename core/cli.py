@@ -138,9 +138,12 @@ async def dispatch(
             hold_s=3.0 if args.command == "serve" else 0.0,  # a one-shot command prints at once
             heartbeat_file=heartbeat_path(config),
             heartbeat_s=config.watcher.heartbeat,
+            reload_config=lambda: load_config(args.config),
+            config_source=str(args.config),
         )
         if args.command == "serve":
             return await serve(service, frontend if notifier else None)
+        await service.learn_runs()  # a run launched with another config file is still known
         control = service.control
         now = utc_now()
         if args.command == "runs":
@@ -198,6 +201,8 @@ async def serve(service: Service, frontend: ChatFrontend | None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
+        loop.add_signal_handler(signal.SIGHUP, service.request_reload)
     await service.start()
     chat = log_if_failed(asyncio.create_task(frontend.run(service)), "chat") if frontend else None
     waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(service.halted.wait())]

@@ -169,6 +169,8 @@ class RunConfig(_Strict):
     cadence: CadenceConfig | None = None
     thresholds: ThresholdsConfig | None = None
     gate: GateConfig | None = None
+    python: str | None = None  # default: [watcher] python
+    remote_root: str | None = None  # default: [watcher] remote_root
 
     @model_validator(mode="after")
     def _has_a_place_to_run(self) -> RunConfig:
@@ -214,16 +216,50 @@ class Config(_Strict):
                 return run
         raise ConfigError(f"no [[runs]] entry named {name!r}")
 
-    def remote_root(self, run_name: str) -> str:
-        """Where the run's supervisor package lives: a local folder for local runs."""
-        run = next((r for r in self.runs if r.name == run_name), None)
-        if run is not None and run.local:
+    def find_run(self, name: str) -> RunConfig | None:
+        return next((r for r in self.runs if r.name == name), None)
+
+    def set_runs(self, runs: Sequence[RunConfig]) -> None:
+        """Replace the runs this Config knows, in place: the one Config object is shared by
+        every part of a running serve, which learns runs from the store (the settings they
+        were launched with) and from a re-read config file."""
+        self.runs[:] = list(runs)
+
+    def resolved_run(self, run: RunConfig) -> RunConfig:
+        """The run with every setting the watcher uses filled in from this file's defaults, as
+        stored with the run at launch (a serve started with another file still knows them)."""
+        key = run.key.expanduser().resolve() if run.key is not None else None
+        return run.model_copy(
+            update={
+                "cadence": run.cadence or self.cadence,
+                "thresholds": run.thresholds or self.thresholds,
+                "python": run.python or self.watcher.python,
+                "remote_root": self._default_root(run),
+                "key": key,
+            }
+        )
+
+    def _default_root(self, run: RunConfig) -> str:
+        if run.remote_root is not None:
+            return run.remote_root
+        if run.local:
             return str(self.watcher.resolved_state_dir() / "supervisor-code")
         return self.watcher.remote_root
 
+    def remote_root(self, run_name: str) -> str:
+        """Where the run's supervisor package lives: a local folder for local runs."""
+        run = self.find_run(run_name)
+        if run is None:
+            return self.watcher.remote_root
+        return self._default_root(run)
+
+    def python(self, run_name: str) -> str:
+        run = self.find_run(run_name)
+        return (run.python if run else None) or self.watcher.python
+
     def supervisor_argv(self, run_name: str, args: Sequence[str]) -> list[str]:
         """argv running `python -m supervisor ARGS` for the run, where its package lives."""
-        return remote_argv(self.watcher.python, self.remote_root(run_name), args)
+        return remote_argv(self.python(run_name), self.remote_root(run_name), args)
 
     def policy_for(self, run: RunConfig) -> Policy:
         cadence = run.cadence or self.cadence
@@ -233,6 +269,36 @@ class Config(_Strict):
         return Policy(
             thresholds=replace(thresholds, heartbeat_stale_s=stale_s), cadence=cadence.policy()
         )
+
+
+class RunSettings(_Strict):
+    """What the store keeps of a run's settings (runs.settings): the resolved RunConfig it
+    was launched with, validated again when read."""
+
+    schema_: Literal[1] = Field(1, alias="schema")
+    run: RunConfig
+
+    @classmethod
+    def of(cls, run: RunConfig) -> RunSettings:
+        return cls(schema=1, run=run)
+
+    def to_text(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+    @classmethod
+    def from_text(cls, text: str) -> RunConfig:
+        """The stored run; raises ConfigError naming what is wrong."""
+        try:
+            return cls.model_validate_json(text).run
+        except ValidationError as exc:
+            lines = [f"{_where(e['loc'])}: {_message(e)}" for e in exc.errors()[:3]]
+            raise ConfigError("stored run settings: " + "; ".join(lines)) from None
+
+
+def changed_keys(old: RunConfig, new: RunConfig) -> list[str]:
+    """The settings that differ, by name (for the log line that says a change was applied)."""
+    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
 class Secrets(BaseSettings):

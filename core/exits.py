@@ -209,7 +209,7 @@ class ExitHandler:
             failed_before = record.teardown == "failed"
             why = "retrying the teardown" if failed_before else "verified after a restart"
             return await self._destroy(record, why, announce=failed_before)
-        run = next((r for r in self.config.runs if r.name == record.name), None)
+        run = self.config.find_run(record.name)
         on_done = run.destroy_on_done if run else True
         on_fail = run.destroy_on_fail if run else True
         wanted = should_destroy(record.status, destroy_on_done=on_done, destroy_on_fail=on_fail)

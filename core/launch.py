@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from core.config import Config, RunConfig
+from core.config import Config, RunConfig, RunSettings
 from core.errors import ProviderError, SleepwatchError
 from core.gate import GateReport, GateSpec, run_gate
 from core.memory import Memory
@@ -97,6 +97,7 @@ async def plan_launch(
         dph_total=(instance.dph_total if instance else None) or run.dph_total,
         max_attempts=run.max_attempts,
         memory=Memory(launched_at=now).to_json(),
+        settings=RunSettings.of(config.resolved_run(run)).to_text(),
     )
     return LaunchPlan(record, report, instance)
 

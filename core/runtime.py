@@ -58,7 +58,7 @@ class Engine:
     ssh_options: SshOptions
 
     def transport_for(self, record: RunRecord) -> Transport:
-        run = next((r for r in self.config.runs if r.name == record.name), None)
+        run = self.config.find_run(record.name)
         if (run is not None and run.local) or record.ssh_host is None:
             return self.local
         target = SshTarget(

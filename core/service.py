@@ -13,12 +13,13 @@ from pathlib import Path
 
 from core.config import Config
 from core.control import WatcherControl
-from core.errors import SleepwatchError
+from core.errors import ConfigError, SleepwatchError
 from core.health import Heartbeat, stderr_line
 from core.models import RunRecord
 from core.outbox import OutboxSender
 from core.ports import Clock, Notifier, Provider
 from core.scheduling import CheckScheduler
+from core.settings import SettingsBook
 from core.store import Store
 from core.waiter import RunWaiter
 from core.watcher import TransportFor, Watcher
@@ -47,8 +48,11 @@ class Service:
         heartbeat_file: Path | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         alarm: Callable[[str], None] = stderr_line,
+        reload_config: Callable[[], Config] | None = None,
+        config_source: str = "the config file",
     ) -> None:
         self.config = config
+        self.reload_config = reload_config
         self.store = store
         self.clock = clock
         self.heartbeat_file = heartbeat_file
@@ -63,6 +67,10 @@ class Service:
         self._stop = asyncio.Event()
         self._outbox_wake = asyncio.Event()
         self._rescan_now = asyncio.Event()
+        self.settings = SettingsBook(
+            config, store, clock, self._outbox_wake.set, source=config_source
+        )
+        self._reload_error: str | None = None
         self.watcher = Watcher(
             store,
             config,
@@ -105,11 +113,34 @@ class Service:
         notices = asyncio.create_task(self._hear_other_processes())
         self._tasks.append(log_if_failed(notices, "store notices"))
         now = self.clock()
-        for record in await self.store.list_runs():
+        records = await self.store.list_runs()
+        await self.settings.learn(records)
+        for record in records:
             if record.live:
                 due = record.next_check_at
                 self.watch(record, delay_s=max(0.0, (due - now).total_seconds()) if due else 0.0)
         self._outbox_wake.set()
+
+    async def learn_runs(self) -> None:
+        """Know every stored run's settings (a one-shot command from any shell needs them)."""
+        await self.settings.learn(await self.store.list_runs())
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the config file now (a rescan does it too)."""
+        self._rescan_now.set()
+
+    async def _reload(self) -> None:
+        if self.reload_config is None:
+            return
+        try:
+            fresh = await asyncio.to_thread(self.reload_config)
+        except ConfigError as exc:  # keep the settings in use; say so once per error
+            if str(exc) != self._reload_error:
+                log.error("config file not applied: %s", exc)
+            self._reload_error = str(exc)
+            return
+        self._reload_error = None
+        await self.settings.reload(fresh)
 
     def watch(self, record: RunRecord, *, delay_s: float = 0.0) -> None:
         self.finished.setdefault(record.name, asyncio.Event())
@@ -121,7 +152,7 @@ class Service:
         waiter = RunWaiter(
             record,
             self.watcher.transport_for(record),
-            python=self.config.watcher.python,
+            python=self.config.python(record.name),
             remote_root=self.config.remote_root(record.name),
             quiet_s=policy.thresholds.stall_after_s,
             timeout_s=self.config.watcher.wait_timeout,
@@ -164,7 +195,9 @@ class Service:
                     await self._rescan_now.wait()
             self._rescan_now.clear()
             try:
+                await self._reload()
                 records = await self.store.list_runs()
+                await self.settings.learn(records)
             except Exception:  # the store may be briefly locked; the next round retries
                 log.exception("rescan of the store failed")
                 continue

@@ -166,6 +166,11 @@ class Store:
         async with self._using(f"updating run {name}") as conn:
             await conn.execute(f"UPDATE runs SET {sets} WHERE name = ?", (*values, name))  # noqa: S608
 
+    async def set_run_settings(self, name: str, settings: str) -> None:
+        """Replace the settings stored with a run (a change applied from the config file)."""
+        sql = "UPDATE runs SET settings = ? WHERE name = ?"
+        await self._write(f"updating the settings of {name}", sql, (_text(settings), name))
+
     async def reset_run(self, name: str, at: datetime) -> None:
         """Forget what a previous run under this name claimed, so a relaunch starts clean: its
         one-time actions (teardown, kills), its open alerts, its pending terminal message, and

@@ -54,7 +54,7 @@ class Watcher:
         self._locks: dict[str, asyncio.Lock] = {}
 
     def run_config(self, name: str) -> RunConfig | None:
-        return next((r for r in self.config.runs if r.name == name), None)
+        return self.config.find_run(name)
 
     def policy(self, name: str) -> Policy:
         run = self.run_config(name)
