@@ -110,7 +110,13 @@ class Service:
         self._tasks.append(log_if_failed(sender, "outbox sender"))
         self._tasks.append(log_if_failed(asyncio.create_task(self._beat()), "heartbeat"))
         self._tasks.append(log_if_failed(asyncio.create_task(self._rescan()), "store rescan"))
-        notices = asyncio.create_task(self._hear_other_processes())
+        # The baseline is read before the runs are listed: a launch that commits in between is
+        # in the list or changes the version, never neither.
+        try:
+            baseline = await self.store.data_version()
+        except SleepwatchError:  # unreadable now: the first version read will rescan
+            baseline = -1
+        notices = asyncio.create_task(self._hear_other_processes(baseline))
         self._tasks.append(log_if_failed(notices, "store notices"))
         now = self.clock()
         records = await self.store.list_runs()
@@ -207,21 +213,20 @@ class Service:
                     log.info("%s: launched from another process; watching it now", record.name)
                     self.watch(record)
 
-    async def _hear_other_processes(self) -> None:
+    async def _hear_other_processes(self, seen: int) -> None:
         """The store notification `sleepwatch launch` gives a running serve: its commit changes
         the file's data version, which this loop reads twice a second (a launched run that
         fails fast is looked at within a second, not at the next 30 s rescan)."""
-        seen: int | None = None
         while not self._stop.is_set():
+            await asyncio.sleep(NOTICE_POLL_S)
             try:
                 version = await self.store.data_version()
             except Exception:  # locked or failing: the periodic rescan still runs
                 log.debug("reading the store's data version failed", exc_info=True)
-            else:
-                if seen is not None and version != seen:
-                    self._rescan_now.set()
-                seen = version
-            await asyncio.sleep(NOTICE_POLL_S)
+                continue
+            if version != seen:
+                self._rescan_now.set()
+            seen = version
 
     async def _beat(self) -> None:
         """While the loop is alive: see the store is still our file, prune it now and then,
