@@ -143,11 +143,20 @@ async def wait_until_ready(
     """Read the instance until its `actual_status` is neither null nor "loading", and return
     that reading (running, or e.g. "stopped": the caller decides). Bounded by
     ceil(timeout_s / poll_s) waits. Raises ProviderError (permanent) when the instance is
-    gone or lost (exited/unknown/offline), and ProviderError on timeout."""
+    gone or lost (exited/unknown/offline), and ProviderError on timeout. A transient error
+    (an unreadable answer, the API down) is one more wait, not an answer."""
     waits = max(0, math.ceil(timeout_s / poll_s))
     status: str | None = None
+    last_error = ""
     for wait in range(waits + 1):
-        info = await provider.show(instance_id)
+        try:
+            info = await provider.show(instance_id)
+        except ProviderError as exc:
+            if exc.permanent or wait == waits:
+                raise
+            last_error = f" (last read: {exc})"
+            await sleep(poll_s)
+            continue
         if info is None:
             raise ProviderError(f"instance {instance_id} does not exist", permanent=True)
         if info.lost:
@@ -159,7 +168,7 @@ async def wait_until_ready(
         if wait < waits:
             await sleep(poll_s)
     shown = status or "not started"
-    raise ProviderError(f"instance {instance_id} still {shown} after {timeout_s:.0f} s")
+    raise ProviderError(f"instance {instance_id} still {shown} after {timeout_s:.0f} s{last_error}")
 
 
 def _price(dph_total: float | None) -> str:

@@ -205,6 +205,16 @@ async def test_wait_until_ready_refuses_a_lost_instance(
         await wait_until_ready(vast, "131", sleep=recording_sleep)
 
 
+async def test_wait_until_ready_reads_an_unreadable_answer_as_one_more_wait(
+    fake_vast: FakeVast, vast: VastProvider, recording_sleep: RecordingSleep
+) -> None:
+    fake_vast.add_instance(135)
+    fake_vast.script((200, "<html>502</html>"), (200, {}), method="GET")
+    info = await wait_until_ready(vast, "135", sleep=recording_sleep, poll_s=10)
+    assert info.actual_status == "running"
+    assert recording_sleep.delays == [10, 10]
+
+
 async def test_launch_reads_ssh_from_the_instance_once_it_runs(
     fake_vast: FakeVast, vast: VastProvider, recording_sleep: RecordingSleep
 ) -> None:

@@ -203,7 +203,7 @@ async def test_an_unreadable_vast_answer_while_ssh_fails_is_not_a_lost_instance(
 ) -> None:
     config = await launched()
     sshd.stop()
-    fake_vast.script(*[Answer(200, body)] * 20, method="GET")
+    fake_vast.garbled_reads = body
 
     for _ in range(3):
         rc, out, err = await sleepwatch(config, fake_vast, "check", RUN)
