@@ -54,6 +54,8 @@ def demo_config(scenario: str, workdir: Path) -> Config:
         supervisor["pip"] = {
             "command": [sys.executable, "-m", "pip"],
             "install_args": ["--no-index", "--find-links", str(wheels), "--target", str(target)],
+            # Only a module whose distribution is known is ever installed.
+            "allow": {DEMO_DEP: "sleepwatch-demo-dep"},
         }
     run = RunConfig(
         name=f"demo-{scenario}",

@@ -9,7 +9,7 @@ from datetime import datetime
 from core.console import clean_line as console_clean_line
 from core.durations import format_duration
 from core.models import MessageKind, OutboundMessage, RunRecord
-from core.protocol import Failure, FailureKind, ProbeSnapshot, SupervisorState
+from core.protocol import Failure, FailureKind, Outcome, ProbeSnapshot, SupervisorState
 from core.rules import ERROR_MARKERS, Finding
 from core.statusline import format_step, format_ts
 
@@ -132,28 +132,50 @@ def cost_usd(hours: float, dph_total: float | None) -> float | None:
     return None if dph_total is None else round(hours * dph_total, 2)
 
 
+_MISSING_MODULE = re.compile(r"No module named '([^']{1,100})'|module '([^']{1,100})' ")
+ENDED_SHORT_ADVICE = (
+    "the trainer exited 0 below its own total and said nothing about stopping early: check "
+    "that it really finished (an early-stop callback that logs nothing, a `break`, a data "
+    "loader that ran dry) and relaunch if it did not"
+)
+
+
 def advice(failure: Failure | None, knobs: dict[str, float]) -> str:
     """The next change a human should try after the retry budget is spent."""
     if failure is None:
         return "read the log excerpt; no failure was classified"
     kind = failure.kind
+    if failure.reported_kind:
+        return (
+            f"the supervisor reported a failure kind this watcher does not know "
+            f"({failure.reported_kind}): read the log excerpt, and upgrade sleepwatch so both "
+            "sides know it"
+        )
     if kind is FailureKind.OOM:
         knob = ", ".join(f"{k}={v:g}" for k, v in knobs.items()) or "no eval knob declared"
         return (
             f"CUDA out of memory even at {knob}: lower the train batch size, enable gradient "
             "checkpointing, or use a GPU with more memory"
         )
+    if kind is FailureKind.MISSING_MODULE:
+        return _missing_module_advice(failure)
     tips = {
-        FailureKind.HOST_OOM: "host RAM ran out (SIGKILL): fewer dataloader workers or a bigger "
+        FailureKind.HOST_OOM: "host RAM ran out (allocator error, MemoryError or the OOM "
+        "killer's SIGKILL): fewer dataloader workers, smaller in-memory data, or a bigger "
         "instance",
-        FailureKind.MISSING_MODULE: "a module is missing that pip could not provide: add it to "
-        "the image or fix the import in your code",
         FailureKind.MISSING_BUILD_TOOL: "a compiler/build tool is missing: use an image with "
-        "build-essential",
+        "build-essential (gcc, g++, make), ninja and cmake, and the Python headers",
         FailureKind.DISK_FULL: "disk full even after cleanup: a bigger disk or fewer kept "
         "checkpoints",
+        FailureKind.GPU_FAULT: "the GPU failed (device-side assert, illegal memory access, "
+        "NCCL timeout, ECC/Xid error): a device-side assert is usually a bad label or index "
+        "(rerun with CUDA_LAUNCH_BLOCKING=1 to find it); an illegal access or ECC/Xid error "
+        "that repeats points at the machine: relaunch on another instance",
+        FailureKind.TRANSIENT: "the network kept failing (HF Hub or package index 5xx, "
+        "connection reset, DNS) through every retry: check the mirror or hub status, or "
+        "pre-download the files into the image",
         FailureKind.SIGNAL: f"the trainer was killed by a signal (exit {failure.exit_code}): look "
-        "for preemption or an external kill",
+        "for preemption, a `timeout` wrapper or an external kill",
         FailureKind.KILLED: "the trainer hung and was killed: look for a deadlock in data loading "
         "or NCCL",
     }
@@ -161,6 +183,18 @@ def advice(failure: Failure | None, knobs: dict[str, float]) -> str:
         kind,
         "the trainer's own code fails the same way each time: fix the error "
         "in the log excerpt and relaunch",
+    )
+
+
+def _missing_module_advice(failure: Failure) -> str:
+    found = None
+    for found in _MISSING_MODULE.finditer(failure.excerpt):  # noqa: B007 - the last one
+        continue
+    name = clean_line(next((g for g in found.groups() if g), "")) if found else ""
+    module = f"module '{name}'" if name else "a module"
+    return (
+        f"{module} is missing and was not installed: add its distribution to requirements.txt "
+        "or RUN.json pip.allow, add it to the image, or fix the import in your code"
     )
 
 
@@ -191,9 +225,11 @@ def summary_pairs(
     ]
     if state.status.value == "failed":
         failure = state.last_failure
-        cause = f"{failure.kind.value} (exit {failure.exit_code})" if failure else "unknown"
+        cause = f"{failure.label} (exit {failure.exit_code})" if failure else "unknown"
         pairs.append(("root cause", cause))
         pairs.append(("next change", advice(failure, state.knobs)))
+    elif state.outcome is Outcome.ENDED_SHORT:
+        pairs.append(("next change", ENDED_SHORT_ADVICE))
     return tuple(pairs)
 
 
@@ -204,14 +240,16 @@ def terminal_message(
     summary: tuple[tuple[str, str], ...],
     log_lines: Sequence[str],
 ) -> OutboundMessage:
-    icon = "✅" if state.status.value == "done" else "⛔"
+    short = state.outcome is Outcome.ENDED_SHORT
+    icon = "⚠" if short else "✅" if state.status.value == "done" else "⛔"
     outcome = state.outcome.value if state.outcome else state.status.value
     return OutboundMessage(
         kind=MessageKind.TERMINAL,
         title=f"{icon} {run}: {state.status.value} ({outcome})",
         run=run,
         status_line=status_line,
-        log_lines=tuple(log_lines) if state.status.value != "done" else (),
+        reasons=(_ended_short_reason(state),) if short else (),
+        log_lines=tuple(log_lines) if state.status.value != "done" or short else (),
         summary=summary,
     )
 
@@ -254,4 +292,11 @@ def ending_message(
         run=record.name,
         status_line=line,
         summary=summary,
+    )
+
+
+def _ended_short_reason(state: SupervisorState) -> str:
+    return (
+        f"exit 0 at step {format_step(state.step, state.total_steps)}, below its own total, "
+        "with no early-stop message: not counted as completed"
     )

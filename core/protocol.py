@@ -7,10 +7,18 @@ real supervisor output to `parse_probe` so the two sides cannot drift apart sile
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from core.errors import ProtocolError
 
@@ -34,20 +42,30 @@ class RunStatus(StrEnum):
 class Outcome(StrEnum):
     COMPLETED = "completed"
     EARLY_STOPPED = "early_stopped"
+    ENDED_SHORT = "ended_short"  # exit 0 below its own total, no early stop seen: alerted
     BUDGET_EXHAUSTED = "budget_exhausted"
     UNFIXABLE = "unfixable"
     KILLED = "killed"
 
 
 class FailureKind(StrEnum):
+    """The kinds this watcher knows. The supervisor's list (supervisor.classify.KINDS) is the
+    same, held so by a contract test; a kind from a newer supervisor is still read (Failure)."""
+
     OOM = "oom"
     HOST_OOM = "host_oom"
     MISSING_MODULE = "missing_module"
     MISSING_BUILD_TOOL = "missing_build_tool"
     DISK_FULL = "disk_full"
+    GPU_FAULT = "gpu_fault"
+    TRANSIENT = "transient"
     SIGNAL = "signal"
     ERROR = "error"
     KILLED = "killed"
+
+
+_KNOWN_KINDS = frozenset(kind.value for kind in FailureKind)
+_KIND_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class _Model(BaseModel):
@@ -99,10 +117,30 @@ class AppliedFix(_Model):
 
 
 class Failure(_Model):
+    """`last_failure`. The kind is an open vocabulary: one this watcher does not know is kept
+    as `reported_kind` and handled as an `error` (nothing to fix here), shown as
+    `error (<kind>)`, never a reason to call the state invalid."""
+
     attempt: int
     kind: FailureKind
     exit_code: int | None = None
     excerpt: str = ""
+    reported_kind: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _open_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("kind"), str):
+            raw = data["kind"]
+            if raw not in _KNOWN_KINDS:
+                shown = _KIND_CHARS.sub("?", raw)[:40] or "?"
+                return {**data, "kind": FailureKind.ERROR.value, "reported_kind": shown}
+        return data
+
+    @property
+    def label(self) -> str:
+        """The kind as a human reads it: `oom`, or `error (<kind>)` for an unknown one."""
+        return f"error ({self.reported_kind})" if self.reported_kind else self.kind.value
 
 
 class SupervisorState(_Model):

@@ -256,7 +256,7 @@ def _dead_reason(state: SupervisorState, probe: ProbeSnapshot) -> str:
 
 def _retry_event(state: SupervisorState) -> Finding:
     failure = state.last_failure
-    cause = f"{failure.kind.value} (exit {failure.exit_code})" if failure else "unknown cause"
+    cause = f"{failure.label} (exit {failure.exit_code})" if failure else "unknown cause"
     fixes = [f for f in state.fixes if f.attempt == state.attempt - 1] or list(state.fixes[-1:])
     fix = (
         f"; fix applied: {fixes[-1].action} ({'ok' if fixes[-1].ok else 'failed'})" if fixes else ""

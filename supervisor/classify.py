@@ -1,29 +1,34 @@
-"""Failure kind of an ended attempt, from its exit code and the tail of its log (pure)."""
+"""Failure kind of an ended attempt, from its exit code and the tail of its log (pure).
+
+The kinds are an open vocabulary for readers (ARCHITECTURE.md); KINDS is every kind this
+supervisor can write, and a contract test holds core's FailureKind to the same list.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 import signal
-from dataclasses import dataclass
-from typing import List, Optional
+from dataclasses import dataclass, replace
+from typing import List, Optional, Tuple
 
+from . import patterns
 from .pipnames import dist_for_module
 
-OOM = re.compile(
-    r"CUDA out of memory|torch\.(?:cuda\.)?OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED"
-    r"|HIP out of memory|RESOURCE_EXHAUSTED: Out of memory|cudaErrorMemoryAllocation"
+KINDS = (
+    "oom",
+    "host_oom",
+    "missing_module",
+    "missing_build_tool",
+    "disk_full",
+    "gpu_fault",
+    "transient",
+    "signal",
+    "error",
+    "killed",
 )
-MISSING_MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): No module named '([^']+)'")
-BUILD_TOOL = re.compile(
-    r"(?:\b(?:gcc|g\+\+|cc|c\+\+|make|ninja|cmake)\b[^\n]*(?:not found|No such file|failed with"
-    r" exit status 127|command not found))|Python\.h: No such file|Ninja is required"
-    r"|error: command '[^']*(?:gcc|cc|g\+\+)' failed|unable to execute '[^']*(?:gcc|cc)'"
-    r"|No CMAKE_C(?:XX)?_COMPILER could be found"
-)
-NINJA = re.compile(r"ninja", re.IGNORECASE)
-DISK_FULL = re.compile(r"\[Errno 28\]|No space left on device|ENOSPC")
-ERROR_LINE = re.compile(r"^\s*(?:[\w.]+(?:Error|Exception|Interrupt|Exit)\b.*|Killed\s*$)")
+ERROR_LINE = patterns.EXCEPTION_LINE
+TIMEOUT_EXIT = 124  # coreutils `timeout` ran out and sent SIGTERM
+MAX_EXCERPT_CHARS = 1500
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class Failure:
     module: Optional[str] = None
     dist: Optional[str] = None
     needs_ninja: bool = False
+    tool: Optional[str] = None
 
     @property
     def signature(self) -> str:
@@ -42,6 +48,11 @@ class Failure:
         errors = [line for line in lines if ERROR_LINE.match(line)]
         last = (errors or lines or [""])[-1].strip()
         return "%s|%s|%s" % (self.kind, self.module or "", last)
+
+    def with_note(self, note: str) -> "Failure":
+        """The same failure with a line of the supervisor's own appended to the excerpt."""
+        excerpt = (self.excerpt + "\n" if self.excerpt else "") + "sleepwatch: " + note
+        return replace(self, excerpt=excerpt[-MAX_EXCERPT_CHARS:])
 
     def to_json(self, attempt: int) -> dict:
         return {
@@ -52,6 +63,17 @@ class Failure:
         }
 
 
+def signal_of(exit_code: Optional[int]) -> Optional[int]:
+    """The signal that ended the trainer: Popen's negative code, or a shell's 128+N."""
+    if exit_code is None:
+        return None
+    if exit_code < 0:
+        return -exit_code
+    if 128 < exit_code <= 128 + 64:
+        return exit_code - 128
+    return None
+
+
 def classify(
     exit_code: Optional[int],
     tail: List[str],
@@ -59,43 +81,79 @@ def classify(
     min_free_disk_mb: float = 0.0,
     killed: bool = False,
 ) -> Failure:
-    """`exit_code` is Popen's: negative for a signal. `tail` holds the last lines, oldest first;
-    every line is read, not just the last, because tqdm redraws its bar after a traceback."""
-    text = "\n".join(tail)
+    """`exit_code` is Popen's: negative for a signal, 128+N when a shell reported one.
+    `tail` holds the last lines, oldest first. The kind comes from what ended the program
+    (the last traceback chain, or the last lines), never from text printed long before."""
     excerpt = error_excerpt(tail)
     if killed:
         return Failure("killed", exit_code, excerpt)
-    if OOM.search(text):
-        return Failure("oom", exit_code, excerpt)
-    found = _last(MISSING_MODULE, text)
-    if found:
-        return Failure("missing_module", exit_code, excerpt, found, dist_for_module(found))
-    if BUILD_TOOL.search(text):
-        return Failure("missing_build_tool", exit_code, excerpt, needs_ninja=_ninja(text))
-    low_disk = disk_free_mb is not None and disk_free_mb < min_free_disk_mb
-    if DISK_FULL.search(text) or low_disk:
-        return Failure("disk_full", exit_code, excerpt)
-    if exit_code in (-signal.SIGKILL, 137):
-        return Failure("host_oom", exit_code, excerpt)
-    if exit_code is not None and exit_code < 0:
-        return Failure("signal", exit_code, excerpt)
-    return Failure("error", exit_code, excerpt)
+    kind, module, tool, ninja = _kind_from_log(tail)
+    if kind is None and disk_free_mb is not None and disk_free_mb < min_free_disk_mb:
+        kind = "disk_full"
+    if kind is None:
+        kind = _kind_from_exit(exit_code)
+    dist = dist_for_module(module) if module else None  # the built-in map only, here
+    failure = Failure(kind, exit_code, excerpt, module, dist, needs_ninja=ninja, tool=tool)
+    return _explained(failure)
 
 
-def _ninja(text: str) -> bool:
-    return bool(NINJA.search(text))
+def _kind_from_log(tail: List[str]) -> Tuple[Optional[str], Optional[str], Optional[str], bool]:
+    module = patterns.missing_module(patterns.final_exception(tail))
+    if module:
+        return "missing_module", module, None, False
+    tool, ninja = patterns.build_tool("\n".join(tail[-200:]))
+    if tool:
+        return "missing_build_tool", None, tool, ninja
+    text = patterns.evidence(tail)
+    for kind, pattern in (
+        ("oom", patterns.CUDA_OOM),
+        ("gpu_fault", patterns.GPU_FAULT),
+        ("host_oom", patterns.HOST_OOM),
+        ("disk_full", patterns.DISK_FULL),
+        ("transient", patterns.TRANSIENT),
+    ):
+        if pattern.search(text):
+            return kind, None, None, False
+    return None, None, None, False
 
 
-def _last(pattern: "re.Pattern[str]", text: str) -> Optional[str]:
-    matches = list(pattern.finditer(text))
-    return matches[-1].group(1) if matches else None
+def _kind_from_exit(exit_code: Optional[int]) -> str:
+    signum = signal_of(exit_code)
+    if signum == signal.SIGKILL:
+        return "host_oom"  # the kernel's OOM killer is what SIGKILLs a trainer, nearly always
+    if signum is not None or exit_code == TIMEOUT_EXIT:
+        return "signal"
+    return "error"
 
 
-def error_excerpt(tail: List[str], max_lines: int = 12, max_chars: int = 1500) -> str:
+def _explained(failure: Failure) -> Failure:
+    """A line saying what the exit code means when the log cannot."""
+    signum = signal_of(failure.exit_code)
+    if failure.kind in ("signal", "host_oom") and signum is not None:
+        name = _signal_name(signum)
+        via = " (exit %d from the shell)" % failure.exit_code if failure.exit_code else ""
+        return failure.with_note("the trainer was ended by %s%s" % (name, via))
+    if failure.kind == "signal" and failure.exit_code == TIMEOUT_EXIT:
+        return failure.with_note(
+            "exit 124: the command's own `timeout` ran out and stopped the trainer"
+        )
+    if failure.kind == "missing_build_tool" and failure.tool:
+        return failure.with_note("missing build tool: %s" % failure.tool)
+    return failure
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return "%s (signal %d)" % (signal.Signals(signum).name, signum)
+    except ValueError:
+        return "signal %d" % signum
+
+
+def error_excerpt(tail: List[str], max_lines: int = 12, max_chars: int = MAX_EXCERPT_CHARS) -> str:
     """The lines around the last traceback or error line, else the last lines, bounded."""
     start = None
     for i in range(len(tail) - 1, -1, -1):
-        if tail[i].startswith("Traceback (most recent call last)"):
+        if tail[i].startswith(patterns.TRACEBACK):
             start = i
             break
     if start is None:

@@ -29,6 +29,8 @@ TOP_KEYS = (
     "deadman",
 )
 _KNOB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_DIST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
 
 
 class ConfigError(Exception):
@@ -50,6 +52,8 @@ class Knob:
 class PipOptions:
     command: List[str] = field(default_factory=lambda: ["python3", "-m", "pip"])
     install_args: List[str] = field(default_factory=list)
+    # Import name -> distribution the missing-module fix may install beyond the built-in map.
+    allow: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -247,11 +251,26 @@ def _knobs(raw: Any) -> Dict[str, Knob]:
 
 
 def _pip(raw: Any) -> PipOptions:
-    raw = _section(raw, "pip", ("command", "install_args"))
+    raw = _section(raw, "pip", ("command", "install_args", "allow"))
     command = _string_list(raw.get("command", ["python3", "-m", "pip"]), "pip.command")
     if not command:
         raise ConfigError("pip.command", "must not be empty")
-    return PipOptions(command, _string_list(raw.get("install_args", []), "pip.install_args"))
+    install_args = _string_list(raw.get("install_args", []), "pip.install_args")
+    return PipOptions(command, install_args, _allow(raw.get("allow", {})))
+
+
+def _allow(raw: Any) -> Dict[str, str]:
+    """`pip.allow`: {"import_name": "distribution"}, or a list of names that are both."""
+    if isinstance(raw, list):
+        raw = {name: name for name in _string_list(raw, "pip.allow")}
+    if not isinstance(raw, dict):
+        raise ConfigError("pip.allow", "must be an object of import name -> distribution")
+    for module, dist in raw.items():
+        if not isinstance(dist, str) or not _MODULE.match(module) or not _DIST.match(dist):
+            raise ConfigError(
+                "pip.allow." + str(module), "must map an import name to a project name"
+            )
+    return dict(raw)
 
 
 def _cleanup(raw: Any) -> Cleanup:

@@ -9,10 +9,21 @@ import collections
 import re
 from typing import Deque, List, Optional, Pattern, Tuple
 
-# tqdm / HF Trainer / Lightning bars all print "450/1000 [" (Lightning: "Epoch 3: ... 450/1000 [").
+# tqdm / HF Trainer / accelerate / Lightning's tqdm bar all print "450/1000 [" (Lightning:
+# "Epoch 3: ... 450/1000 ["). Lightning's rich bar and Keras print "Epoch 3/50" (Lightning
+# counts epochs from 0, to max_epochs - 1); plain loops print "step N/M" or "epoch N/M".
 TQDM = re.compile(rb"(\d+)/(\d+) \[")
 PLAIN_STEP = re.compile(rb"(?i)\b(?:global[_ ])?step\b\s*[:=]?\s*(\d+)(?:\s*/\s*(\d+))?")
+EPOCH = re.compile(rb"(?i)\bepoch\s*[:=]?\s*(\d+)\s*/\s*(\d+)")
 SEGMENT_SPLIT = re.compile(rb"[\r\n]")
+SCAN_BYTES = 256 << 10
+# tqdm draws a nested bar (position >= 1: the HF Trainer's evaluation bar) and then moves the
+# cursor back up with ESC[A; evaluation, validation and test bars are not training progress.
+NESTED_BAR = b"\x1b[A"
+NOT_TRAINING = re.compile(
+    rb"(?i)^\s*(?:validation|validating|evaluat\w*|eval\b|testing|test\b|predicting"
+    rb"|sanity checking|(?-i:[\w.]*(?:Error|Exception|Warning)\b))"
+)
 
 Step = Tuple[int, Optional[int]]
 
@@ -22,6 +33,8 @@ def match_step(segment: bytes, user: Optional[Pattern[bytes]] = None) -> Optiona
     if user is not None:
         found = user.search(segment)
         return _from_user_match(found) if found else None
+    if not _training(segment):
+        return None
     found = TQDM.search(segment)
     if found:
         return int(found.group(1)), int(found.group(2))
@@ -29,7 +42,14 @@ def match_step(segment: bytes, user: Optional[Pattern[bytes]] = None) -> Optiona
     if found:
         total = found.group(2)
         return int(found.group(1)), int(total) if total else None
+    found = EPOCH.search(segment)
+    if found:
+        return int(found.group(1)), int(found.group(2))
     return None
+
+
+def _training(segment: bytes) -> bool:
+    return NESTED_BAR not in segment and not NOT_TRAINING.match(segment)
 
 
 def _from_user_match(found: "re.Match[bytes]") -> Optional[Step]:
@@ -71,7 +91,18 @@ def metrics_in(chunk: bytes, pattern: Pattern[bytes]) -> List[float]:
     return values
 
 
+def _recent(complete: bytes) -> bytes:
+    """The last SCAN_BYTES of whole lines: enough for the newest progress, bounded."""
+    if len(complete) <= SCAN_BYTES:
+        return complete
+    recent = complete[-SCAN_BYTES:]
+    cut = SEGMENT_SPLIT.search(recent)
+    return recent[cut.end() :] if cut else b""
+
+
 def _tqdm_hit(segment: bytes) -> Optional[Step]:
+    if not _training(segment.rsplit(b"\r", 1)[-1]):
+        return None
     matches = list(TQDM.finditer(segment))
     return (int(matches[-1].group(1)), int(matches[-1].group(2))) if matches else None
 
@@ -99,19 +130,22 @@ class ProgressTracker:
         # The bytes after the last line break may be half a line: keep them for the next chunk.
         self._tail = data[cut + 1 :][-4096:] if cut >= 0 else data[-4096:]
         complete = data[: cut + 1] if cut >= 0 else b""
+        hits = steps_in(_recent(complete), self.user) if complete else []
         # A tqdm bar is redrawn after "\r" and stays unterminated until the next redraw; its
         # " [" suffix proves the numbers before it are whole, so the open tail may count.
-        hit = _tqdm_hit(self._tail) if self.user is None else None
-        if hit is None and complete:
-            hit = last_step(complete, self.user)
-        if hit is None:
-            return False
-        step, total = hit
-        if total is not None and self.total is not None and total < self.total:
-            return False
-        if total is not None:
-            self.total = total
-        return self._record(step, now)
+        open_hit = _tqdm_hit(self._tail) if self.user is None else None
+        if open_hit is not None:
+            hits.append(open_hit)
+        # Every hit in order, so a small bar drawn after the training bar in the same chunk
+        # (a save or eval bar) is seen as smaller than the total already read, and skipped.
+        step = None
+        for hit_step, total in hits:
+            if total is not None and self.total is not None and total < self.total:
+                continue
+            if total is not None:
+                self.total = total
+            step = hit_step
+        return False if step is None else self._record(step, now)
 
     def _record(self, step: int, now: float) -> bool:
         if step == self.step:

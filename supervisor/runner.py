@@ -9,13 +9,10 @@ import time
 import traceback
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
-from . import control, deadman, fsutil
+from . import control, deadman, fsutil, verdict
 from .attempt import AttemptEnd, run_attempt
-from .classify import classify, module_is_users_own
 from .config import Config
-from .earlystop import trainer_stopped_early
 from .fixes import apply_fix, plan_fix
-from .fsutil import disk_free_mb
 from .gpu import as_report, read_gpu_report
 from .logread import attempt_log, tail_lines
 from .proctree import ActivityTracker
@@ -27,6 +24,8 @@ from .trainer import trainer_env
 
 Ending = Tuple[str, str]  # (status, outcome)
 NO_FIX_NO_RETRY = ("missing_module", "missing_build_tool")
+# Retried with backoff until the budget, and never "the same failure twice".
+NOT_REPEATS = ("killed", "transient")
 
 
 class Supervisor:
@@ -57,6 +56,7 @@ class Supervisor:
         self._prev_signature: Optional[str] = None
         self._used_fixes: Set[str] = set()
         self.activity = ActivityTracker(proc_root)
+        self._attempt_started = time.monotonic()
         self.dead_man = deadman.DeadManSwitch(
             config.deadman, config.run_dir, self.environ, proc_environ, log, clock
         )
@@ -120,6 +120,7 @@ class Supervisor:
             if self.stopping:
                 return "stopped", "killed"
             self.phase = "attempt"
+            self._attempt_started = time.monotonic()
             end = run_attempt(self, attempt)
             self.phase = "between"
             ending = self._after_attempt(attempt, end)
@@ -135,9 +136,15 @@ class Supervisor:
             return "done", "early_stopped"
         tail = tail_lines(attempt_log(cfg.run_dir, attempt), 80)
         if end.exit_code == 0 and not end.killed:
-            return "done", "early_stopped" if trainer_stopped_early(tail) else "completed"
-        failure = classify(
-            end.exit_code, tail, disk_free_mb(cfg.run_dir), cfg.min_free_disk_mb, killed=end.killed
+            outcome = verdict.clean_exit_outcome(tail, state.step, state.total_steps)
+            if outcome == "ended_short":
+                self.log(
+                    "exit 0 at step %s of %s, no early-stop message: ended short"
+                    % (state.step, state.total_steps)
+                )
+            return "done", outcome
+        failure = verdict.classify_attempt(
+            cfg, end.exit_code, tail, end.killed, self._attempt_started
         )
         state.last_failure = failure.to_json(attempt)
         self.log("attempt %d failed: %s (exit %s)" % (attempt, failure.kind, end.exit_code))
@@ -148,9 +155,8 @@ class Supervisor:
                 "attempt %d killed (exit %s); %s"
                 % (attempt, end.exit_code, "retrying" if left else "no attempts left"),
             )
-        own = failure.module and module_is_users_own(failure.module, [cfg.workdir, cfg.run_dir])
-        if own:
-            self.log("module %r is the user's own code: pip cannot fix it" % failure.module)
+        if failure.kind == "missing_module" and not failure.dist:
+            self.log("module %r: no distribution it can trust, not installing" % failure.module)
             return "failed", "unfixable"
         plan = plan_fix(
             failure,
@@ -160,7 +166,7 @@ class Supervisor:
             os.geteuid() == 0,
             shutil.which("apt-get") is not None,
         )
-        same = failure.signature == self._prev_signature and failure.kind != "killed"
+        same = failure.signature == self._prev_signature and failure.kind not in NOT_REPEATS
         self._prev_signature = failure.signature
         if plan is None and (same or failure.kind in NO_FIX_NO_RETRY):
             return "failed", "unfixable"

@@ -252,3 +252,31 @@ def test_a_terminal_message_shows_logs_only_for_a_failure() -> None:
     assert ok.summary == (("a", "b"),)
     assert bad.title == "⛔ llama-ft: failed (budget_exhausted)"
     assert bad.log_lines == ("ctx",)
+
+
+def test_a_run_that_ended_short_is_a_warning_with_its_reason_and_advice() -> None:
+    short = make_state(status="done", outcome="ended_short", step=15, total_steps=100)
+    message = terminal_message(RUN, LINE, short, (), ["ctx"])
+    assert message.title == "⚠ llama-ft: done (ended_short)"
+    assert message.reasons == (
+        "exit 0 at step 15/100, below its own total, with no early-stop message: "
+        "not counted as completed",
+    )
+    assert message.log_lines == ("ctx",)
+    got = summary(status="done", outcome="ended_short", step=15, total_steps=100)
+    assert "exited 0 below its own total" in got["next change"]
+    assert "next change" not in summary(status="done", outcome="completed")
+
+
+def test_gpu_faults_and_transient_failures_get_advice_of_their_own() -> None:
+    gpu = advice(Failure(attempt=1, kind=FailureKind.GPU_FAULT, exit_code=1), {})
+    net = advice(Failure(attempt=1, kind=FailureKind.TRANSIENT, exit_code=1), {})
+    assert "CUDA_LAUNCH_BLOCKING=1" in gpu and "another instance" in gpu
+    assert "5xx" in net and "every retry" in net
+
+
+def test_missing_module_advice_names_the_module() -> None:
+    excerpt = "ModuleNotFoundError: No module named 'torchvison'\nsleepwatch: module 'torchvison'"
+    tip = advice(Failure(attempt=1, kind=FailureKind.MISSING_MODULE, excerpt=excerpt), {})
+    assert tip.startswith("module 'torchvison' is missing and was not installed")
+    assert "pip.allow" in tip

@@ -59,7 +59,7 @@ def test_unknown_extra_keys_within_schema_1_are_tolerated() -> None:
         (state_doc(max_attempts=0), "max_attempts"),
         (state_doc(status="paused"), "status"),
         (state_doc(heartbeat_at="yesterday"), "heartbeat_at"),
-        (state_doc(last_failure=failure(1, "cosmic_ray")), "last_failure.kind"),
+        (state_doc(last_failure=failure(1, 7)), "last_failure.kind"),
         (state_doc(throughput=-1.0), "throughput"),
         ([], "state is a list, not an object"),
         (None, "state is a NoneType"),
@@ -69,6 +69,22 @@ def test_a_bad_state_raises_protocol_error_naming_what_is_wrong(doc: Any, words:
     with pytest.raises(ProtocolError) as caught:
         parse_state(doc)
     assert words in str(caught.value)
+
+
+def test_a_failure_kind_this_watcher_does_not_know_is_read_as_an_error_of_that_kind() -> None:
+    # An open vocabulary (ARCHITECTURE.md): a newer supervisor's kind is shown, never refused.
+    state = parse_state(state_doc(last_failure=failure(1, "cosmic_ray", 1, "bit flip")))
+    assert state.last_failure is not None
+    assert state.last_failure.kind is FailureKind.ERROR
+    assert state.last_failure.label == "error (cosmic_ray)"
+    odd = parse_state(state_doc(last_failure=failure(1, "x\n<b>" + "y" * 100)))
+    assert odd.last_failure is not None and odd.last_failure.label == f"error (x??b?{'y' * 35})"
+
+
+def test_every_known_kind_is_its_own_label() -> None:
+    for kind in FailureKind:
+        state = parse_state(state_doc(last_failure=failure(1, kind.value)))
+        assert state.last_failure is not None and state.last_failure.label == kind.value
 
 
 def test_a_naive_timestamp_is_refused() -> None:

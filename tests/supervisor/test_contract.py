@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from core.protocol import RunStatus, parse_probe, parse_state
+from core.messages import advice
+from core.protocol import FailureKind, Outcome, RunStatus, parse_probe, parse_state
+from supervisor.classify import KINDS
+from supervisor.verdict import OUTCOMES
 from tests.supervisor import trainers
 from tests.supervisor.conftest import Run, cli
 
@@ -38,3 +41,20 @@ def test_a_truncated_state_json_is_reported_not_crashed_on(run: Run) -> None:
     doc = json.loads(cli("probe", "--run-dir", str(run.run_dir)).stdout)
     assert doc["state"] is None and "not valid JSON" in doc["state_error"]
     assert parse_probe(json.dumps(doc)).state_error == doc["state_error"]
+
+
+def test_the_failure_kinds_and_outcomes_the_supervisor_writes_are_the_ones_core_names() -> None:
+    assert list(KINDS) == [kind.value for kind in FailureKind]
+    assert list(OUTCOMES) == [outcome.value for outcome in Outcome]
+
+
+def test_a_failure_kind_core_does_not_know_is_shown_not_refused(run: Run) -> None:
+    run.configure(trainers.DIFFERENT_ERROR_EACH_TIME, max_attempts=1)
+    run.run()
+    doc = run.state()
+    doc["last_failure"]["kind"] = "quantum_flux"  # what a newer supervisor might write
+    state = parse_state(doc)
+    assert state.last_failure is not None
+    assert state.last_failure.kind is FailureKind.ERROR
+    assert state.last_failure.label == "error (quantum_flux)"
+    assert "quantum_flux" in advice(state.last_failure, {})

@@ -51,6 +51,7 @@ def test_a_missing_module_is_fixed_by_installing_a_locally_built_wheel(
             "--no-cache-dir",
         ],
     }
+    (tmp_path / "requirements.txt").write_text("swtoymod==1.0\n")  # the user's: trusted
     run.configure(trainers.NEEDS_MODULE, pip=pip, env={"PYTHONPATH": str(target)})
     done = run.run(timeout=120)
     state = run.state()
@@ -92,6 +93,32 @@ def _build_wheel(project: Path, out: Path) -> None:
         capture_output=True,
         timeout=120,
     )
+
+
+def test_a_module_with_no_trusted_distribution_is_never_pip_installed(
+    run: Run, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pip-ran"
+    pip = {"command": [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]}
+    run.configure("import torchvison\n", pip=pip)
+    run.run()
+    state = run.state()
+    assert (state["status"], state["outcome"], state["attempt"]) == ("failed", "unfixable", 1)
+    assert state["fixes"] == [] and not marker.exists()
+    excerpt = state["last_failure"]["excerpt"]
+    assert "'torchvison' has no distribution sleepwatch can trust" in excerpt
+    assert "did you mean 'torchvision'?" in excerpt
+
+
+def test_a_module_on_the_run_json_allow_list_is_installed(run: Run, tmp_path: Path) -> None:
+    marker = tmp_path / "pip-args"
+    record = f"import sys; open({str(marker)!r}, 'w').write(' '.join(sys.argv[1:]))"
+    pip = {"command": [sys.executable, "-c", record], "allow": {"swinternal": "sw-internal"}}
+    run.configure("import swinternal\n", pip=pip, max_attempts=2)
+    run.run()
+    state = run.state()
+    assert [f["action"] for f in state["fixes"]] == ["pip install sw-internal"]
+    assert marker.read_text() == "install sw-internal"
 
 
 def test_a_missing_module_of_the_users_own_code_fails_fast(run: Run, tmp_path: Path) -> None:
