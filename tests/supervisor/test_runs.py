@@ -161,12 +161,29 @@ def test_a_run_that_fails_differently_each_time_exhausts_its_budget(run: Run) ->
     ]
 
 
+def test_a_failure_that_says_nothing_while_a_disk_is_full_is_disk_full_and_says_so(
+    run: Run,
+) -> None:
+    # A floor above any real disk: every filesystem the supervisor checks is "full" now.
+    run.configure("raise RuntimeError('checkpoint writer failed')\n", min_free_disk_mb=1e12)
+    run.run()
+    failure = run.state()["last_failure"]
+    assert failure["kind"] == "disk_full"
+    note = failure["excerpt"].splitlines()[-1]
+    assert note.startswith("sleepwatch: disk full at the failure: ")
+    assert str(run.run_dir) in note and " free of " in note
+
+
 def test_a_sigkilled_trainer_is_host_oom(run: Run) -> None:
     run.configure(trainers.SIGKILL_SELF, max_attempts=2)
     run.run()
     state = run.state()
     assert state["last_failure"]["kind"] == "host_oom"
     assert state["last_failure"]["exit_code"] in (-9, 137)  # 137: reported by /bin/sh
+    # The kernel's word on it, whichever this machine gives: its OOM-killer entry, none, or
+    # an unreadable kernel log (containers).
+    assert "sleepwatch: the trainer was ended by SIGKILL" in state["last_failure"]["excerpt"]
+    assert "OOM" in state["last_failure"]["excerpt"].splitlines()[-1]
     assert (state["status"], state["outcome"], state["attempt"]) == ("failed", "unfixable", 2)
 
 

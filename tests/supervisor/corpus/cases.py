@@ -526,6 +526,12 @@ CASES: list[Case] = [
         "Lightning EarlyStopping(verbose=True) stops fit and says so",
     ),
     Case(
+        "es_lightning_quiet",
+        "python lightning_fit.py early_quiet",
+        done("ended_short", 2, 19),
+        "Lightning EarlyStopping(verbose=False) stops fit at Epoch 2/19 and says nothing",
+    ),
+    Case(
         "pg_keras_complete",
         "python keras_fit.py full",
         done("completed", 5, 5),
