@@ -243,12 +243,13 @@ class OutboxSender:
         else:
             wait_s, error = backoff_s(attempts), f"transient: {exc}"
         until = now + timedelta(seconds=wait_s)
+        if not exc.permanent:  # the gate first: a defer that cannot be written still waits
+            self.not_before = until
         for item_id in batch.item_ids:
             await self._store.defer(item_id, until, error)
         if exc.permanent:
             return 0
         log.info("outbox delivery deferred %.1fs (%s)", wait_s, error)
-        self.not_before = until
         return None
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:

@@ -369,3 +369,21 @@ async def test_messages_an_older_version_deferred_for_a_refused_token_are_due_ag
         conn.execute("PRAGMA user_version = 2")
     async with await Store.open(db_path) as store:  # applies 003
         assert await due_ids(store, clock()) == [refused]
+
+
+async def test_a_failed_delivery_whose_defer_cannot_be_written_still_waits(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    await put(store, clock, terminal("one"))
+    notifier.failures = [DeliveryError("telegram unavailable")]
+    failing = MarksFail(store)
+
+    async def defer_fails(item_id: int, until: datetime, error: str) -> None:
+        raise StoreFull("disk full writing db while deferring a message")
+
+    failing.defer = defer_fails  # type: ignore[method-assign]
+    sender = OutboxSender(failing, notifier, clock, min_gap_s=0.0)
+    with pytest.raises(StoreFull):
+        await sender.drain_once()
+    assert sender.not_before == clock() + timedelta(seconds=backoff_s(0))
+    assert await sender.drain_once() == 0  # no new try (and no request) before the backoff
+    assert notifier.delivered == [] and notifier.failures == []
