@@ -69,6 +69,13 @@ def test_a_retry_without_a_fix_says_so_plainly() -> None:
     assert event.reason == "attempt 2/3 started after error (exit 2)"
 
 
+def test_a_retry_after_a_kind_this_watcher_does_not_know_names_that_kind() -> None:
+    doc = failure(1, "warp_core", 2)
+    *_, result = run_checks([running(at(1)), running(at(3), attempt=2, last_failure=doc)])
+    (event,) = result.events
+    assert event.reason == "attempt 2/3 started after error (warp_core) (exit 2)"
+
+
 def test_a_retry_already_running_at_the_first_check_is_still_reported() -> None:
     # A missing module fails in seconds: by the first check (1 min) attempt 2 may be running.
     (result,) = run_checks(

@@ -552,6 +552,13 @@ CASES: list[Case] = [
         "accelerate launch of a custom loop with accelerate's tqdm",
     ),
     Case(
+        "pg_deepspeed",
+        "python ds_loop.py",
+        done("completed", 50, None),
+        "a DeepSpeed engine (CPU accelerator, gloo) for 50 steps; its INFO log says step=N",
+        env={"DS_ACCELERATOR": "cpu"},
+    ),
+    Case(
         "pg_exit0_no_progress",
         "python train.py",
         done("completed", None, None),

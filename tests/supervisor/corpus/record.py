@@ -3,11 +3,11 @@
 
 Not a test and not a project dependency. Run it as root on a Linux machine with a throwaway
 virtualenv holding the recording tools (torch CPU, numpy, transformers, accelerate, lightning,
-keras, tqdm, requests, setuptools, ninja), e.g.:
+keras, deepspeed, tqdm, requests, setuptools, ninja), e.g.:
 
     python3 -m venv /tmp/rec-venv
     /tmp/rec-venv/bin/pip install torch==2.13.0 numpy transformers accelerate lightning keras \
-        tqdm requests setuptools wheel ninja
+        tqdm requests setuptools wheel ninja deepspeed
     python3 tests/supervisor/corpus/record.py --venv /tmp/rec-venv [CASE_ID ...]
 
 It needs root for a tmpfs (a real small full filesystem) and a memory cgroup (a real OOM kill).
@@ -299,7 +299,7 @@ def recorded_with(venv: str) -> dict[str, str]:
     code = (
         "import importlib.metadata as m, json, sys\n"
         "names = ['torch', 'numpy', 'transformers', 'accelerate', 'lightning', 'keras', 'tqdm',"
-        " 'pip', 'setuptools', 'huggingface_hub', 'requests']\n"
+        " 'pip', 'setuptools', 'huggingface_hub', 'requests', 'deepspeed']\n"
         "out = {'python': sys.version.split()[0]}\n"
         "for n in names:\n"
         "    try: out[n] = m.version(n)\n"
