@@ -29,6 +29,7 @@ KINDS = (
 ERROR_LINE = patterns.EXCEPTION_LINE
 TIMEOUT_EXIT = 124  # coreutils `timeout` ran out and sent SIGTERM
 MAX_EXCERPT_CHARS = 1500
+NOTE = "sleepwatch: "  # a line of the supervisor's own in an excerpt
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,16 @@ class Failure:
 
     @property
     def signature(self) -> str:
-        """Two attempts with the same signature failed the same way."""
-        lines = self.excerpt.splitlines()
+        """Two attempts with the same signature failed the same way. The supervisor's own
+        notes (free disk, the kernel's pid-bearing OOM line) are not part of it."""
+        lines = [line for line in self.excerpt.splitlines() if not line.startswith(NOTE)]
         errors = [line for line in lines if ERROR_LINE.match(line)]
         last = (errors or lines or [""])[-1].strip()
         return "%s|%s|%s" % (self.kind, self.module or "", last)
 
     def with_note(self, note: str) -> "Failure":
         """The same failure with a line of the supervisor's own appended to the excerpt."""
-        excerpt = (self.excerpt + "\n" if self.excerpt else "") + "sleepwatch: " + note
+        excerpt = (self.excerpt + "\n" if self.excerpt else "") + NOTE + note
         return replace(self, excerpt=excerpt[-MAX_EXCERPT_CHARS:])
 
     def to_json(self, attempt: int) -> dict:

@@ -168,3 +168,10 @@ def test_an_eval_bar_drawn_in_the_same_chunk_as_the_training_bar_is_not_progress
     tracker = ProgressTracker()
     tracker.feed(b"step 50/100\n\rWriting model shards:   0%|   | 0/1 [00:00<?, ?it/s]", 1.0)
     assert (tracker.step, tracker.total) == (50, 100)
+
+
+def test_the_supervisors_own_notes_do_not_make_two_failures_differ() -> None:
+    first = recorded("ho_cgroup_kill", 137).with_note("kernel OOM killer: Killed process 4242")
+    second = recorded("ho_cgroup_kill", 137).with_note("kernel OOM killer: Killed process 4343")
+    assert first.signature == second.signature
+    assert first.signature != recorded("sig_term_self", 143).signature
