@@ -20,9 +20,13 @@ SCAN_BYTES = 256 << 10
 # tqdm draws a nested bar (position >= 1: the HF Trainer's evaluation bar) and then moves the
 # cursor back up with ESC[A; evaluation, validation and test bars are not training progress.
 NESTED_BAR = b"\x1b[A"
+# Nor are the bars of data and file work (`datasets`' "Map:", transformers' "Writing model
+# shards:", "Loading checkpoint shards:", hub downloads), whatever their totals.
 NOT_TRAINING = re.compile(
     rb"(?i)^\s*(?:validation|validating|evaluat\w*|eval\b|testing|test\b|predicting"
-    rb"|sanity checking|(?-i:[\w.]*(?:Error|Exception|Warning)\b))"
+    rb"|sanity checking|(?-i:[\w.]*(?:Error|Exception|Warning)\b)"
+    rb"|(?:map|filter|writing|loading|downloading|download|generating|tokeniz\w*|running "
+    rb"tokenizer|fetching|saving|uploading|extracting|resolving|casting)\b[^|:]{0,60}:)"
 )
 
 Step = Tuple[int, Optional[int]]

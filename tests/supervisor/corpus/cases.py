@@ -502,6 +502,13 @@ CASES: list[Case] = [
         "the HF Trainer raising in a callback at step 23/40 (its bar shows 22/40)",
     ),
     Case(
+        "pg_hf_datasets_map_early_stop",
+        "python hf_trainer.py --max-steps 100 --eval-steps 5 --early-stop --datasets-map",
+        done("ended_short", 20, 100),
+        "datasets' map draws a 3000-row bar before the HF Trainer's 100-step bar; "
+        "EarlyStoppingCallback stops at 20/100",
+    ),
+    Case(
         "es_hf_early_stopping",
         "python hf_trainer.py --max-steps 100 --eval-steps 5 --early-stop",
         done("ended_short", 15, 100),

@@ -21,6 +21,7 @@ parser.add_argument("--max-steps", type=int, default=40)
 parser.add_argument("--eval-steps", type=int, default=10)
 parser.add_argument("--early-stop", action="store_true")
 parser.add_argument("--fail-at", type=int, default=0)
+parser.add_argument("--datasets-map", action="store_true", help="rows through datasets' map")
 args = parser.parse_args()
 torch.manual_seed(0)
 
@@ -76,10 +77,18 @@ training = TrainingArguments(
     disable_tqdm=False,
     seed=0,
 )
+train = Rows(2000, 1)
+if args.datasets_map:
+    # The usual preprocessing: a `datasets` map over the rows draws its own bar (3000 rows).
+    from datasets import Dataset
+
+    ids, labels = train.x.tolist(), train.y.tolist()
+    rows = Dataset.from_dict({"input_ids": ids + ids[:1000], "labels": labels + labels[:1000]})
+    train = rows.map(lambda row: {"input_ids": row["input_ids"][::-1]}).with_format("torch")
 trainer = Trainer(
     model=model,
     args=training,
-    train_dataset=Rows(2000, 1),
+    train_dataset=train,
     eval_dataset=Rows(48, 2),
     callbacks=callbacks,
 )
