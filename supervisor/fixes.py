@@ -64,18 +64,19 @@ def _pip_plan(failure: Failure, config: Config) -> Optional[FixPlan]:
 def _build_tool_plan(
     failure: Failure, config: Config, is_root: bool, has_apt: bool
 ) -> Optional[FixPlan]:
-    commands = []
+    commands, steps = [], []
     if is_root and has_apt:
         commands.append(["apt-get", "update"])
         commands.append(["apt-get", "install", "-y", "build-essential"])
-    if failure.needs_ninja:
-        commands.append(_pip_install(config, "ninja"))
+        steps.append("apt-get install build-essential")
+    # ninja and cmake come as wheels from PyPI: no root needed.
+    for name, needed in (("ninja", failure.needs_ninja), ("cmake", failure.tool == "cmake")):
+        if needed:
+            commands.append(_pip_install(config, name))
+            steps.append("pip install %s" % name)
     if not commands:
         return None
-    action = " && ".join(
-        " ".join(c[-3:]) if c[0] == "apt-get" else "pip install ninja" for c in commands
-    )
-    return FixPlan("missing_build_tool", action, commands)
+    return FixPlan("missing_build_tool", " && ".join(steps), commands)
 
 
 def _disk_plan(config: Config) -> FixPlan:

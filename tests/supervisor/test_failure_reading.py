@@ -175,3 +175,18 @@ def test_the_supervisors_own_notes_do_not_make_two_failures_differ() -> None:
     second = recorded("ho_cgroup_kill", 137).with_note("kernel OOM killer: Killed process 4343")
     assert first.signature == second.signature
     assert first.signature != recorded("sig_term_self", 143).signature
+
+
+def test_cmake_and_ninja_come_from_pip_without_root() -> None:
+    from supervisor.config import parse_config
+    from supervisor.fixes import plan_fix
+
+    cfg = parse_config({"run": "t", "run_dir": "/tmp/t", "command": "x"})
+    cmake = plan_fix(recorded("bt_cmake", 127), cfg, set(), {}, is_root=False, has_apt=False)
+    assert cmake is not None and cmake.action == "pip install cmake"
+    assert cmake.commands == [["python3", "-m", "pip", "install", "cmake"]]
+    ninja = plan_fix(recorded("bt_cpp_extension_ninja"), cfg, set(), {}, False, False)
+    assert ninja is not None and ninja.action == "pip install ninja"
+    gcc = plan_fix(recorded("bt_pip_gcc"), cfg, set(), {}, is_root=True, has_apt=True)
+    assert gcc is not None and gcc.action == "apt-get install build-essential"
+    assert plan_fix(recorded("bt_pip_gcc"), cfg, set(), {}, False, False) is None

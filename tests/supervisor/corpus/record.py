@@ -299,7 +299,7 @@ def recorded_with(venv: str) -> dict[str, str]:
     code = (
         "import importlib.metadata as m, json, sys\n"
         "names = ['torch', 'numpy', 'transformers', 'accelerate', 'lightning', 'keras', 'tqdm',"
-        " 'pip', 'setuptools', 'huggingface_hub', 'requests', 'deepspeed']\n"
+        " 'pip', 'setuptools', 'huggingface_hub', 'requests', 'deepspeed', 'datasets']\n"
         "out = {'python': sys.version.split()[0]}\n"
         "for n in names:\n"
         "    try: out[n] = m.version(n)\n"
