@@ -26,7 +26,6 @@ from core.cadence import CadencePolicy
 from core.durations import parse_duration
 from core.errors import ConfigError
 from core.rules import Policy, Thresholds
-from core.ssh import remote_argv
 
 
 def _to_seconds(value: Any) -> Any:
@@ -187,6 +186,7 @@ class WatcherConfig(_Strict):
     wait_timeout: Seconds = 300.0
     # how often `serve` checks itself (store file, health, pruning) and writes its heartbeat
     heartbeat: Annotated[float, BeforeValidator(_to_seconds), Field(gt=0, le=60)] = 30.0
+    failing_checks_alert: int = Field(3, ge=1, le=1000)  # checks raising in a row, then alert
 
     def resolved_state_dir(self) -> Path:
         return self.state_dir.expanduser()
@@ -256,10 +256,6 @@ class Config(_Strict):
     def python(self, run_name: str) -> str:
         run = self.find_run(run_name)
         return (run.python if run else None) or self.watcher.python
-
-    def supervisor_argv(self, run_name: str, args: Sequence[str]) -> list[str]:
-        """argv running `python -m supervisor ARGS` for the run, where its package lives."""
-        return remote_argv(self.python(run_name), self.remote_root(run_name), args)
 
     def policy_for(self, run: RunConfig) -> Policy:
         cadence = run.cadence or self.cadence

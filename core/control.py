@@ -3,13 +3,12 @@ implementation. Run names typed by a human are only ever looked up, never used a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from core.durations import MUTE_MAX_S
-from core.errors import AmbiguousRun, SleepwatchError, TransportError, UnknownRun
+from core.errors import AmbiguousRun, ProtocolError, SleepwatchError, TransportError, UnknownRun
 from core.exits import REQUESTED
 from core.messages import clean_line, cost_usd
 from core.models import RunRecord, RunView
@@ -82,17 +81,15 @@ class WatcherControl:
         )
 
     async def _tail(self, record: RunRecord) -> tuple[str, ...]:
-        argv = self.watcher.config.supervisor_argv(
-            record.name,
-            ["probe", "--run-dir", record.run_dir, "--max-bytes", "0"]
-            + ["--tail-lines", str(STATUS_TAIL_LINES)],
-        )
         try:
-            result = await self.watcher.transport_for(record).run(argv, timeout_s=20)
-            tail = json.loads(result.stdout).get("tail") or []
-        except (TransportError, ValueError, AttributeError):
+            tail = await self.watcher.client(record).tail(
+                record.run_dir, STATUS_TAIL_LINES, timeout_s=20
+            )
+        except TransportError:
             return ("(log unavailable: host unreachable)",)
-        return tuple(clean_line(str(line)) for line in tail)
+        except ProtocolError as exc:
+            return (f"(log unavailable: {clean_line(str(exc))[:200]})",)
+        return tuple(clean_line(line) for line in tail)
 
     async def kill(self, run: str) -> str:
         record = await self._record(run)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from core.config import Config
-from core.errors import TransportError
+from core.errors import ProtocolError, TransportError
 from core.messages import (
     ending_message,
     ending_status_line,
@@ -24,6 +24,7 @@ from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.statusline import status_line
 from core.store import Store
+from core.supervisor_client import client_for
 from core.teardown import destroy_verified, stop_best_effort, teardown_message
 
 log = logging.getLogger(__name__)
@@ -77,20 +78,12 @@ class ExitHandler:
         self.sleep = sleep
 
     async def ctl(self, record: RunRecord, command: str) -> tuple[bool, str]:
-        argv = self.config.supervisor_argv(
-            record.name, ["ctl", "--run-dir", record.run_dir, command]
-        )
+        client = client_for(self.config, record.name, self.transport_for(record))
         try:
-            result = await self.transport_for(record).run(
-                argv, timeout_s=self.config.ssh.exec_timeout
-            )
-        except TransportError as exc:
+            answer = await client.ctl(record.run_dir, command)
+        except (TransportError, ProtocolError) as exc:
             return False, str(exc)
-        try:
-            doc = json.loads(result.stdout)
-            return bool(doc.get("ok")), str(doc.get("message", ""))
-        except (ValueError, AttributeError):
-            return False, f"ctl exited {result.exit_status}"
+        return answer.ok, answer.message
 
     async def kill_attempt(self, record: RunRecord, attempt: int) -> None:
         key = f"kill:{attempt}"

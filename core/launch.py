@@ -14,17 +14,49 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config, RunConfig, RunSettings
-from core.errors import ProviderError, SleepwatchError
+from core.errors import ProtocolError, ProviderError, SleepwatchError
 from core.gate import GateReport, GateSpec, run_gate
 from core.memory import Memory
 from core.models import InstanceInfo, RunRecord
 from core.ports import Clock, Provider, Transport
 from core.store import Store
+from core.supervisor_client import client_for
 from core.teardown import wait_until_ready
 
 log = logging.getLogger(__name__)
 SUPERVISOR_PACKAGE = Path(__file__).resolve().parent.parent / "supervisor"
 START_TIMEOUT_S = 60.0
+# The supervisor's own modules, and nothing else from the folder they sit in: an installed
+# sleepwatch may share site-packages/supervisor/ with another distribution of that name
+# (supervisord). Kept here, not in supervisor/__init__.py, which that one would overwrite.
+# tests/core/test_launch_upload.py checks it equals the package's .py files.
+SUPERVISOR_MODULES = (
+    "__init__.py",
+    "__main__.py",
+    "attempt.py",
+    "classify.py",
+    "config.py",
+    "control.py",
+    "daemon.py",
+    "deadman.py",
+    "earlystop.py",
+    "fixes.py",
+    "fsutil.py",
+    "gpu.py",
+    "guard.py",
+    "logread.py",
+    "pipnames.py",
+    "probe.py",
+    "progress.py",
+    "runner.py",
+    "slog.py",
+    "state.py",
+    "statefile.py",
+    "timeutil.py",
+    "trainer.py",
+    "waiter.py",
+)
+_OURS = "ANSWER_MARK"  # a text only sleepwatch's supervisor/__init__.py holds
 
 
 class LaunchRefused(SleepwatchError):
@@ -150,18 +182,41 @@ def pynvml_source() -> Path | None:
     return Path(origin) if origin and origin.endswith("pynvml.py") else None
 
 
+def extra_uploads() -> list[tuple[Path, str]]:
+    """Files uploaded beside the package: (local file, path relative to the remote root)."""
+    nvml = pynvml_source()
+    # beside the package, on the supervisor's sys.path: NVML first, nvidia-smi as fallback
+    return [(nvml, "pynvml.py")] if nvml is not None else []
+
+
+def supervisor_uploads(
+    root: str,
+    package: Path = SUPERVISOR_PACKAGE,
+    extra: list[tuple[Path, str]] | None = None,
+) -> list[tuple[Path, str]]:
+    """(local file, remote path) of every file launch uploads under the remote `root`."""
+    init = package / "__init__.py"
+    try:
+        ours = _OURS in init.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LaunchRefused(f"cannot read the supervisor package at {package}: {exc}") from exc
+    if not ours:
+        raise LaunchRefused(f"{init} is not sleepwatch's supervisor (another `supervisor`?)")
+    files = [(package / name, f"{root}/supervisor/{name}") for name in SUPERVISOR_MODULES]
+    extra = extra_uploads() if extra is None else extra
+    return files + [(local, f"{root}/{rel}") for local, rel in extra]
+
+
 async def _start_supervisor(
     plan: LaunchPlan, run: RunConfig, config: Config, transport: Transport
 ) -> None:
-    root = config.remote_root(run.name)
-    await transport.put_tree(SUPERVISOR_PACKAGE, f"{root}/supervisor")
-    nvml = pynvml_source()
-    if nvml is not None:  # beside the package, on the supervisor's PYTHONPATH: NVML first
-        await transport.put_bytes(nvml.read_bytes(), f"{root}/pynvml.py", mode=0o644)
+    client = client_for(config, run.name, transport)
+    await transport.put_files(supervisor_uploads(client.root))
     config_path = f"{run.run_dir}/RUN.json"
     await transport.put_bytes(json.dumps(run_json(run), indent=2).encode(), config_path)
-    argv = config.supervisor_argv(run.name, ["start", "--config", config_path])
-    result = await transport.run(argv, timeout_s=START_TIMEOUT_S)
-    if result.exit_status != 0:
-        detail = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-500:]
-        raise LaunchRefused(f"supervisor start failed: {detail}")
+    try:
+        answer = await client.start(config_path, timeout_s=START_TIMEOUT_S)
+    except ProtocolError as exc:
+        raise LaunchRefused(f"supervisor start failed: {exc}") from exc
+    if not answer.ok:
+        raise LaunchRefused(f"supervisor start failed: {answer.message}")

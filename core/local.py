@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
+from core.capped import STDERR_KEEP_BYTES, drain_tail, read_capped, retrieve_exception
 from core.config import Secrets
 from core.errors import TransportError
 from core.models import ExecResult
@@ -39,8 +40,16 @@ def child_env() -> dict[str, str]:
 class LocalTransport:
     label = "local"
 
+    def __init__(self, *, max_output_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_output_bytes = max_output_bytes
+
     async def run(
-        self, argv: Sequence[str], *, timeout_s: float, stdin: bytes | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        stdin: bytes | None = None,
+        max_output_bytes: int | None = None,
     ) -> ExecResult:
         if not argv:
             raise ValueError("argv must not be empty")
@@ -59,16 +68,18 @@ class LocalTransport:
             return ExecResult(126, b"", f"{argv[0]}: permission denied\n".encode())
         except OSError as exc:
             raise TransportError(self.label, f"cannot start {argv[0]}: {exc}") from exc
+        cap = self.max_output_bytes if max_output_bytes is None else max_output_bytes
         try:
             async with asyncio.timeout(timeout_s):
-                stdout, stderr = await process.communicate(stdin or b"")
+                result = await _collect(process, stdin or b"", cap)
         except BaseException as exc:
             await _kill_group(process)
             if isinstance(exc, TimeoutError):
                 raise TransportError(self.label, f"timed out after {timeout_s:g}s") from None
             raise
-        assert process.returncode is not None  # communicate() waited for the exit
-        return ExecResult(process.returncode, stdout, stderr)
+        if result.overflow:
+            await _kill_group(process)
+        return result
 
     async def put_tree(self, local_dir: Path, remote_dir: str) -> None:
         try:
@@ -80,6 +91,14 @@ class LocalTransport:
             )
         except (OSError, shutil.Error) as exc:
             raise TransportError(self.label, f"copy to {remote_dir} failed: {exc}") from exc
+
+    async def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
+        try:
+            for local, remote in files:
+                Path(remote).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(local, remote)
+        except OSError as exc:
+            raise TransportError(self.label, f"copy of {len(files)} files failed: {exc}") from exc
 
     async def put_bytes(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
         target = Path(remote_path)
@@ -106,6 +125,27 @@ def _write_atomic(target: Path, data: bytes, mode: int) -> None:
         with suppress(OSError):
             os.unlink(temp)
         raise
+
+
+async def _collect(process: asyncio.subprocess.Process, stdin: bytes, cap: int) -> ExecResult:
+    """Like communicate(), but stdout is read with a cap (the SSH adapter does the same)."""
+    assert process.stdin and process.stdout and process.stderr
+    errors = asyncio.create_task(drain_tail(process.stderr, STDERR_KEEP_BYTES))
+    errors.add_done_callback(retrieve_exception)
+    try:
+        if stdin:
+            process.stdin.write(stdin)
+            with suppress(BrokenPipeError, ConnectionResetError):
+                await process.stdin.drain()
+        process.stdin.close()
+        stdout, overflow = await read_capped(process.stdout, cap)
+        if overflow:
+            return ExecResult(-1, stdout, b"", overflow=True)
+        stderr = await errors
+        returncode = await process.wait()
+    finally:
+        errors.cancel()
+    return ExecResult(returncode, stdout, stderr)
 
 
 async def _kill_group(process: asyncio.subprocess.Process) -> None:

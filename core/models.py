@@ -107,6 +107,7 @@ class ExecResult:
     exit_status: int
     stdout: bytes
     stderr: bytes
+    overflow: bool = False  # stdout went past the caller's byte cap: cut there, command ended
 
 
 @dataclass(frozen=True, slots=True)

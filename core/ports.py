@@ -26,11 +26,23 @@ class Transport(Protocol):
     label: str
 
     async def run(
-        self, argv: Sequence[str], *, timeout_s: float, stdin: bytes | None = None
-    ) -> ExecResult: ...
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        stdin: bytes | None = None,
+        max_output_bytes: int | None = None,
+    ) -> ExecResult:
+        """Run argv. At most `max_output_bytes` of stdout (None: the transport's own cap) are
+        read: past it the command is ended and the result has `overflow` set."""
+        ...
 
     async def put_tree(self, local_dir: Path, remote_dir: str) -> None:
         """Copy a local directory tree to remote_dir (created, replaced file by file)."""
+        ...
+
+    async def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
+        """Copy each local file to its remote path (parent folders created)."""
         ...
 
     async def put_bytes(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None: ...

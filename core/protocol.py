@@ -7,13 +7,15 @@ real supervisor output to `parse_probe` so the two sides cannot drift apart sile
 from __future__ import annotations
 
 import json
+import math
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -67,51 +69,87 @@ class FailureKind(StrEnum):
 _KNOWN_KINDS = frozenset(kind.value for kind in FailureKind)
 _KIND_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
+# Bounds on every number the instance sends (issue 11): a count, offset or id beyond these is
+# refused (it would overflow SQLite's INTEGER or mean a broken supervisor); a reading that is
+# not finite or out of range is shown as unknown. NaN, 1e400 and 10**20 never reach the store.
+MAX_COUNT = 2**53  # steps, attempts, byte offsets: exact in a float, far below SQLite's 2**63
+MAX_PID = 2**31
+MAX_READING = 1e12  # MB, steps/s, knob values: anything larger is nonsense, not a measurement
+
+
+def _finite_reading(value: Any) -> Any:
+    """A measurement: non-finite or absurd numbers read as unknown (None); a negative one is
+    still refused where the field says so."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value  # let pydantic say what is wrong with a string or an object
+    number = float(value)
+    if not math.isfinite(number) or abs(number) > MAX_READING:
+        return None
+    return number
+
+
+def _percent(value: Any) -> Any:
+    value = _finite_reading(value)
+    return min(100.0, max(0.0, value)) if isinstance(value, float) else value
+
+
+def _clipped(limit: int) -> Any:
+    """Text from the instance is cut to a length, never refused for being long."""
+    return BeforeValidator(lambda v: v[:limit] if isinstance(v, str) else v)
+
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Pid = Annotated[int, Field(ge=0, le=MAX_PID)]
+Reading = Annotated[Annotated[float, Field(ge=0)] | None, BeforeValidator(_finite_reading)]
+Percent = Annotated[float | None, BeforeValidator(_percent)]
+KnobValue = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_READING, le=MAX_READING)]
+ShortText = Annotated[str, _clipped(4096)]
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
 
 class GpuReading(_Model):
-    index: int
-    util_pct: float | None = None
-    mem_used_mb: float | None = None
-    mem_total_mb: float | None = None
+    index: Annotated[int, Field(ge=0, le=4096)]
+    util_pct: Percent = None
+    mem_used_mb: Reading = None
+    mem_total_mb: Reading = None
     # read through NVML or nvidia-smi where the card gives them; absent from older supervisors
-    mem_util_pct: float | None = None
-    temp_c: float | None = None
-    power_w: float | None = None
-    power_limit_w: float | None = None
-    throttle: tuple[str, ...] | None = None
-    ecc_uncorrected: int | None = None
-    error: str | None = None
+    mem_util_pct: Percent = None
+    temp_c: Reading = None
+    power_w: Reading = None
+    power_limit_w: Reading = None
+    throttle: tuple[ShortText, ...] | None = Field(default=None, max_length=64)
+    ecc_uncorrected: Count | None = None
+    error: ShortText | None = None
 
 
 class GpuReadStatus(_Model):
     """How the GPUs were read. `status` is an open word: ok, none (no GPU on the machine),
     unreadable (a GPU stack that did not answer); an unknown word is shown, never refused."""
 
-    status: str = "ok"
-    source: str | None = None
-    error: str | None = None
+    status: Annotated[str, _clipped(40)] = "ok"
+    source: Annotated[str, _clipped(40)] | None = None
+    error: ShortText | None = None
 
 
 class Activity(_Model):
     """The trainer's process tree at the last heartbeat (CPU seconds and read+written bytes
     of the trainer and its descendants); None where /proc could not tell."""
 
-    cpu_s: float | None = Field(default=None, ge=0)
-    io_bytes: int | None = Field(default=None, ge=0)
-    pids: int | None = Field(default=None, ge=0)
+    cpu_s: Reading = None
+    io_bytes: Count | None = None
+    pids: Count | None = None
     at: AwareDatetime | None = None
     last_cpu_at: AwareDatetime | None = None
     last_io_at: AwareDatetime | None = None
 
 
 class AppliedFix(_Model):
-    attempt: int
-    kind: str
-    action: str
+    attempt: Count
+    kind: ShortText
+    action: ShortText
     ok: bool
     at: AwareDatetime
 
@@ -121,10 +159,10 @@ class Failure(_Model):
     as `reported_kind` and handled as an `error` (nothing to fix here), shown as
     `error (<kind>)`, never a reason to call the state invalid."""
 
-    attempt: int
+    attempt: Count
     kind: FailureKind
-    exit_code: int | None = None
-    excerpt: str = ""
+    exit_code: Annotated[int, Field(ge=-(2**31), le=2**31)] | None = None
+    excerpt: Annotated[str, _clipped(65536)] = ""
     reported_kind: str | None = None
 
     @model_validator(mode="before")
@@ -147,25 +185,27 @@ class SupervisorState(_Model):
     """state.json, schema 1 (see ARCHITECTURE.md)."""
 
     schema_: Literal[1] = Field(alias="schema")
-    run: str
+    run: Annotated[str, Field(max_length=200)]
     status: RunStatus
     outcome: Outcome | None = None
-    attempt: int = Field(ge=0)
-    max_attempts: int = Field(ge=1)
-    step: int | None = Field(default=None, ge=0)
-    total_steps: int | None = Field(default=None, ge=0)
+    attempt: Count
+    max_attempts: int = Field(ge=1, le=MAX_COUNT)
+    step: Count | None = None
+    total_steps: Count | None = None
     last_step_at: AwareDatetime | None = None
     last_output_at: AwareDatetime | None = None
     heartbeat_at: AwareDatetime | None = None
     started_at: AwareDatetime | None = None
     ended_at: AwareDatetime | None = None
-    throughput: float | None = Field(default=None, ge=0)
-    gpus: tuple[GpuReading, ...] = ()
-    fixes: tuple[AppliedFix, ...] = ()
+    throughput: Reading = None
+    gpus: tuple[GpuReading, ...] = Field(default=(), max_length=64)
+    fixes: tuple[AppliedFix, ...] = Field(default=(), max_length=1000)
     last_failure: Failure | None = None
-    knobs: dict[str, float] = Field(default_factory=dict)
-    pid: int | None = None
-    trainer_pid: int | None = None
+    knobs: dict[Annotated[str, Field(max_length=200)], KnobValue] = Field(
+        default_factory=dict, max_length=100
+    )
+    pid: Pid | None = None
+    trainer_pid: Pid | None = None
     # optional (older supervisors write none of them): read as "unknown", never as "idle"
     gpu_status: GpuReadStatus | None = None
     activity: Activity | None = None
@@ -175,11 +215,11 @@ class SupervisorState(_Model):
 class LogChunk(_Model):
     """New bytes of the current attempt's log since the watcher's offset, decoded leniently."""
 
-    attempt: int
-    offset: int = Field(ge=0)
-    next_offset: int = Field(ge=0)
-    size: int = Field(ge=0)
-    skipped: int = Field(default=0, ge=0)
+    attempt: Count
+    offset: Count
+    next_offset: Count
+    size: Count
+    skipped: Count = 0
     text: str = ""
 
 
@@ -190,12 +230,12 @@ class ProbeSnapshot(_Model):
     probe: int
     at: AwareDatetime
     state: SupervisorState | None = None
-    state_error: str | None = None
+    state_error: Annotated[str, _clipped(1000)] | None = None
     log: LogChunk | None = None
-    tail: tuple[str, ...] = ()
-    gpus: tuple[GpuReading, ...] = ()
+    tail: tuple[ShortText, ...] = Field(default=(), max_length=1000)
+    gpus: tuple[GpuReading, ...] = Field(default=(), max_length=64)
     gpu_status: GpuReadStatus | None = None
-    disk_free_mb: float | None = None
+    disk_free_mb: Reading = None
 
 
 def parse_state(raw: Any) -> SupervisorState:
@@ -212,24 +252,34 @@ def parse_state(raw: Any) -> SupervisorState:
         return SupervisorState.model_validate(raw)
     except ValidationError as exc:
         raise ProtocolError(f"state.json is invalid: {_first_error(exc)}") from None
+    except Exception as exc:  # anything pydantic or a number's conversion may raise
+        raise ProtocolError(f"state.json unreadable ({type(exc).__name__})") from None
 
 
 def parse_probe(raw: bytes | str) -> ProbeSnapshot:
-    """Parse `supervisor probe` stdout. Garbage raises ProtocolError; a bad `state` inside an
-    otherwise good probe does not raise: it comes back as `state=None` with `state_error` set."""
+    """Parse bare `supervisor probe` stdout (one JSON object). The watcher reads answers
+    through core/supervisor_client.py (noise, byte cap, depth guard), then `probe_from_doc`."""
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         preview = raw[:80] if isinstance(raw, str) else raw[:80].decode("utf-8", "replace")
         raise ProtocolError(
             f"probe answered non-JSON ({exc.__class__.__name__}): {preview!r}"
         ) from None
+    return probe_from_doc(doc)
+
+
+def probe_from_doc(doc: Any) -> ProbeSnapshot:
+    """Validate a decoded probe answer. Garbage raises ProtocolError; a bad `state` inside an
+    otherwise good probe does not raise: it comes back as `state=None` with `state_error` set."""
     if not isinstance(doc, dict):
         raise ProtocolError(f"probe answered a {type(doc).__name__}, not an object")
     if doc.get("probe") != PROBE_VERSION:
         raise ProtocolError(
-            f"probe version {doc.get('probe')!r} is not supported (expected {PROBE_VERSION})"
+            f"probe version {_short_repr(doc.get('probe'))} is not supported "
+            f"(expected {PROBE_VERSION})"
         )
+    doc = dict(doc)
     state_raw = doc.pop("state", None)
     state: SupervisorState | None = None
     state_error = doc.get("state_error")
@@ -238,11 +288,19 @@ def parse_probe(raw: bytes | str) -> ProbeSnapshot:
             state = parse_state(state_raw)
         except ProtocolError as exc:
             state_error = str(exc)
-    doc["state_error"] = state_error
+    doc["state_error"] = state_error if isinstance(state_error, str) else None
     try:
         return ProbeSnapshot.model_validate(doc).model_copy(update={"state": state})
     except ValidationError as exc:
         raise ProtocolError(f"probe answer is invalid: {_first_error(exc)}") from None
+    except Exception as exc:  # anything pydantic or a number's conversion may raise
+        raise ProtocolError(f"probe answer unreadable ({type(exc).__name__})") from None
+
+
+def _short_repr(value: Any) -> str:
+    if isinstance(value, int | float | str | None):  # never repr() a nested object
+        return repr(value)[:40]
+    return f"<{type(value).__name__}>"
 
 
 def _first_error(exc: ValidationError) -> str:

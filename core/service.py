@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from core.check_failures import FailingChecks, Queued
 from core.config import Config
 from core.control import WatcherControl
 from core.errors import ConfigError, SleepwatchError
@@ -21,7 +23,7 @@ from core.ports import Clock, Notifier, Provider
 from core.scheduling import CheckScheduler
 from core.settings import SettingsBook
 from core.store import Store
-from core.waiter import RunWaiter
+from core.waiter import RunWaiter, Sleep, backoff_s
 from core.watcher import TransportFor, Watcher
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ class Service:
         alarm: Callable[[str], None] = stderr_line,
         reload_config: Callable[[], Config] | None = None,
         config_source: str = "the config file",
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
         self.reload_config = reload_config
@@ -64,6 +68,10 @@ class Service:
         self.halt_reason = ""
         self._alarm = alarm
         self._pruned_at: datetime | None = None
+        self.sleep = sleep
+        self.jitter = jitter
+        self.channel_restarts: dict[str, int] = {}
+        self.failing = FailingChecks(config.watcher.failing_checks_alert)
         self._stop = asyncio.Event()
         self._outbox_wake = asyncio.Event()
         self._rescan_now = asyncio.Event()
@@ -92,10 +100,27 @@ class Service:
         self.finished: dict[str, asyncio.Event] = {}
 
     async def check(self, run: str) -> float | None:
-        interval = await self.watcher.check(run)
+        """The scheduler's job. A check that raises is retried by the scheduler; one that keeps
+        raising is alerted (FailingChecks), so a blind watcher is never silent."""
+        try:
+            interval = await self.watcher.check(run)
+        except Exception as exc:
+            await self._queue(self.failing.failed(run, exc, self.clock()))
+            raise
+        await self._queue(self.failing.succeeded(run, self.clock()))
         if interval is None:
             self._finished(run)
         return interval
+
+    async def _queue(self, queued: Queued | None) -> None:
+        if queued is None:
+            return
+        try:
+            await self.store.enqueue(queued.message, dedupe_key=queued.dedupe_key, at=self.clock())
+        except Exception:  # the store may be what fails; the log still says it
+            log.exception("could not queue %r", queued.message.title)
+            return
+        self._outbox_wake.set()
 
     def _finished(self, run: str) -> None:
         self.finished.setdefault(run, asyncio.Event()).set()
@@ -154,8 +179,13 @@ class Service:
         running = self._waiters.get(record.name)
         if (running is not None and not running.done()) or record.ended_at is not None:
             return
+        self._waiters[record.name] = log_if_failed(
+            asyncio.create_task(self._keep_waiting(record)), "wait channel"
+        )
+
+    def _waiter(self, record: RunRecord) -> RunWaiter:
         policy = self.watcher.policy(record.name)
-        waiter = RunWaiter(
+        return RunWaiter(
             record,
             self.watcher.transport_for(record),
             python=self.config.python(record.name),
@@ -163,10 +193,30 @@ class Service:
             quiet_s=policy.thresholds.stall_after_s,
             timeout_s=self.config.watcher.wait_timeout,
             wake=self.scheduler.wake,
+            sleep=self.sleep,
+            jitter=self.jitter,
         )
-        self._waiters[record.name] = log_if_failed(
-            asyncio.create_task(waiter.run()), "wait channel"
-        )
+
+    async def _keep_waiting(self, record: RunRecord) -> None:
+        """Run the run's wait channel until the run ends; a channel that dies (a bug, an
+        error nobody foresaw) is logged and started again after a bounded, jittered backoff,
+        from what the store holds now."""
+        failures = 0
+        while True:
+            try:
+                await self._waiter(record).run()
+                return
+            except Exception as exc:
+                failures += 1
+                delay_s = backoff_s(failures, self.jitter())
+                log.warning(
+                    "%s: wait channel died (%r); restarting it in %.0f s", record.name, exc, delay_s
+                )
+                self.channel_restarts[record.name] = self.channel_restarts.get(record.name, 0) + 1
+            await self.sleep(delay_s)
+            record = await self.store.get_run(record.name) or record
+            if not record.live or record.ended_at is not None:
+                return
 
     async def drain_outbox(self, timeout_s: float = 30.0) -> bool:
         """Wait until every stored message is sent (the demo's last step), deferred ones too.

@@ -20,18 +20,13 @@ from pathlib import Path
 
 import asyncssh
 
+from core.capped import STDERR_KEEP_BYTES, drain_tail, read_capped, retrieve_exception
 from core.errors import HostKeyMismatch, TransportError
 from core.hostkeys import HostKeyPolicy, connect_verified
 from core.models import ExecResult
 from core.ports import Clock
 
 _ConnKey = tuple[str, int, str]
-
-
-def remote_argv(python: str, workdir: str, args: Sequence[str]) -> list[str]:
-    """argv running the uploaded `supervisor` package from `workdir` with the remote python.
-    Every element is quoted by shlex.join on the way out, so odd paths are safe."""
-    return ["env", f"PYTHONPATH={workdir}", python, "-m", "supervisor", *args]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +54,9 @@ class SshOptions:
     remote_kill_grace_s: float | None = 5.0
     backoff_initial_s: float = 5.0
     backoff_max_s: float = 300.0
+    # stdout beyond this is never held in memory: the command is ended and the result says
+    # `overflow` (a compromised instance answering 700 MB would otherwise grow the watcher)
+    max_output_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,15 +233,22 @@ class SshTransport:
         self._target = target
         self._transfer_timeout_s = options.transfer_timeout_s
         self._kill_grace_s = options.remote_kill_grace_s
+        self._max_output_bytes = options.max_output_bytes
 
     async def run(
-        self, argv: Sequence[str], *, timeout_s: float, stdin: bytes | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        stdin: bytes | None = None,
+        max_output_bytes: int | None = None,
     ) -> ExecResult:
         if not argv:
             raise ValueError("argv must not be empty")
         command = shlex.join(_with_remote_deadline(argv, timeout_s, self._kill_grace_s))
+        cap = self._max_output_bytes if max_output_bytes is None else max_output_bytes
         async with self._pool.channel(self._target, timeout_s) as conn:
-            result = await _exec(conn, command, stdin)
+            result = await _exec(conn, command, stdin, cap)
         if result is None:
             raise TransportError(self.label, "channel closed before the command exited")
         return result
@@ -255,6 +260,13 @@ class SshTransport:
                 await sftp.makedirs(posixpath.join(remote_dir, rel), exist_ok=True)
             for rel in files:
                 await sftp.put(str(local_dir / rel), posixpath.join(remote_dir, rel))
+
+    async def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
+        async with self._sftp() as sftp:
+            for parent in sorted({posixpath.dirname(remote) for _, remote in files} - {""}):
+                await sftp.makedirs(parent, exist_ok=True)
+            for local, remote in files:
+                await sftp.put(str(local), remote)
 
     async def put_bytes(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
         parent = posixpath.dirname(remote_path)
@@ -283,27 +295,37 @@ class SshTransport:
 
 
 async def _exec(
-    conn: asyncssh.SSHClientConnection, command: str, stdin: bytes | None
+    conn: asyncssh.SSHClientConnection, command: str, stdin: bytes | None, cap: int
 ) -> ExecResult | None:
-    """Run one command; None when the channel closed without an exit status or signal."""
+    """Run one command; None when the channel closed without an exit status or signal. At most
+    `cap` bytes of stdout are read: past that the command is ended and `overflow` is set."""
     process = await conn.create_process(command, encoding=None)
     finished = False
+    errors = asyncio.create_task(drain_tail(process.stderr, STDERR_KEEP_BYTES))
+    errors.add_done_callback(retrieve_exception)
     try:
         if stdin:
             process.stdin.write(stdin)
         process.stdin.write_eof()
+        stdout, overflow = await read_capped(process.stdout, cap)
+        if overflow:
+            errors.cancel()
+            return ExecResult(-1, stdout, b"", overflow=True)  # `finally` ends the command
+        stderr = await errors
         done = await process.wait()
         finished = True
     finally:
+        errors.cancel()
         if not finished:
-            # Timed out or cancelled: close the channel now, so no zombie session keeps one of
-            # the host's few session slots. The signal is honoured for non-root logins only.
+            # Timed out, cancelled or flooding: close the channel now, so no zombie session
+            # keeps one of the host's few session slots. The signal is honoured for non-root
+            # logins only.
             with suppress(asyncssh.Error, OSError, RuntimeError):
                 process.send_signal("TERM")
             process.close()
     if done.returncode is None:
         return None
-    return ExecResult(done.returncode, _as_bytes(done.stdout), _as_bytes(done.stderr))
+    return ExecResult(done.returncode, stdout, stderr)
 
 
 def _with_remote_deadline(

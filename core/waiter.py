@@ -1,22 +1,33 @@
 """The immediate channel: one long-lived `supervisor wait` exec per run, so a finished, failed
 or silent trainer is heard in seconds instead of at the next (maybe 30 minute) tick. If the
-channel breaks, it backs off and tries again; polling by cadence carries on regardless."""
+channel breaks (any error, an unreadable answer included), it backs off, bounded and jittered,
+and tries again; polling by cadence carries on regardless. Service restarts a waiter whose
+task dies anyway."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import random
 from collections.abc import Awaitable, Callable
 
-from core.errors import TransportError
 from core.models import RunRecord
 from core.ports import Transport
-from core.ssh import remote_argv
+from core.supervisor_client import SupervisorClient
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+TERMINAL = frozenset({"done", "failed", "stopped"})
+BACKOFF_INITIAL_S = 5.0
+BACKOFF_MAX_S = 300.0
+
+
+def backoff_s(failures: int, jitter: float) -> float:
+    """Seconds to wait after `failures` failures in a row: doubling from 5 s, at most 300 s,
+    scaled by a jitter in [0, 1) to between half and all of it (many runs, one host)."""
+    base = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2.0 ** min(max(failures, 1) - 1, 16))
+    return base * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
 
 
 class RunWaiter:
@@ -31,22 +42,15 @@ class RunWaiter:
         timeout_s: float,
         wake: Callable[[str], None],
         sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.record = record
-        self.transport = transport
-        self.python = python
-        self.remote_root = remote_root
+        self.client = SupervisorClient(transport, python, remote_root, timeout_s + 30)
         self.quiet_s = quiet_s
         self.timeout_s = timeout_s
         self.wake = wake
         self.sleep = sleep
-
-    def argv(self, status: str, attempt: int, quiet: bool) -> list[str]:
-        args = ["wait", "--run-dir", self.record.run_dir, "--status", status]
-        args += ["--attempt", str(attempt), "--timeout", f"{self.timeout_s:g}"]
-        if quiet:
-            args += ["--quiet", f"{self.quiet_s:g}"]
-        return remote_argv(self.python, self.remote_root, args)
+        self.jitter = jitter
 
     async def run(self) -> None:
         # what the watcher last stored: a first answer that differs from it (the run finished,
@@ -55,35 +59,29 @@ class RunWaiter:
         quiet_armed = True
         failures = 0
         while True:
-            argv = self.argv(status, attempt, quiet_armed)
             try:
-                result = await self.transport.run(argv, timeout_s=self.timeout_s + 30)
-                reason, new_status, new_attempt = _parse_wait(result.stdout)
-            except (TransportError, ValueError, TypeError, AttributeError) as exc:
+                answer = await self.client.wait(
+                    self.record.run_dir,
+                    status=status,
+                    attempt=attempt,
+                    quiet_s=self.quiet_s if quiet_armed else None,
+                    timeout_s=self.timeout_s,
+                )
+            except Exception as exc:  # whatever the instance answers, the channel lives on
                 failures += 1
                 log.debug("%s: wait channel broke (%s); polling carries on", self.record.name, exc)
-                await self.sleep(min(300.0, 5.0 * 2 ** min(failures, 6)))
+                await self.sleep(backoff_s(failures, self.jitter()))
                 continue
             failures = 0
-            changed = (new_status, new_attempt) != (status, attempt)
-            status, attempt = new_status, new_attempt
-            if reason == "quiet":
+            changed = (answer.status, answer.attempt) != (status, attempt)
+            status, attempt = answer.status, answer.attempt
+            if answer.reason == "quiet":
                 quiet_armed = False  # heard once; re-armed by the next change
                 self.wake(self.record.name)
             elif changed:
                 quiet_armed = True
                 self.wake(self.record.name)
-            if status in ("done", "failed", "stopped"):
+            if status in TERMINAL:
                 return
-            if reason == "missing":
+            if answer.reason == "missing":
                 await self.sleep(5.0)
-
-
-def _parse_wait(stdout: bytes) -> tuple[str, str, int]:
-    """(reason, status, attempt) of one `supervisor wait` answer; ValueError/TypeError if odd."""
-    doc = json.loads(stdout)
-    state = doc.get("state") or {}
-    if not isinstance(state, dict):
-        raise TypeError(f"state is a {type(state).__name__}")
-    attempt = state.get("attempt")
-    return str(doc.get("reason")), str(state.get("status", "unknown")), int(attempt or 0)

@@ -1,6 +1,6 @@
-"""`Watcher.check(run)`: the unit of work. One probe exec → pure assessment → one status line →
-one atomic store commit (check row, alerts, outbox) → side effects claimed at most once →
-the seconds until the next check (None: stop watching this run)."""
+"""`Watcher.check(run)`: the unit of work. One probe (read through core/supervisor_client.py) →
+pure assessment → one status line → one atomic store commit (check row, alerts, outbox) → side
+effects claimed at most once → the seconds until the next check (None: stop watching it)."""
 
 from __future__ import annotations
 
@@ -13,21 +13,21 @@ from datetime import datetime, timedelta
 from core.cadence import advance
 from core.config import Config, RunConfig
 from core.deadline import judge_deadline
-from core.errors import HostKeyMismatch, ProtocolError, StaleRun, TransportError
+from core.errors import HostKeyMismatch, ProtocolError, SleepwatchError, StaleRun, TransportError
 from core.exits import DEADLINE, LOST, ExitHandler
 from core.memory import Memory
 from core.messages import alert_message, log_context, recovery_message
 from core.models import CheckCommit, OpenAlert, OutboundMessage, RunRecord
 from core.ports import Clock, Provider, Transport
-from core.protocol import ProbeSnapshot, parse_probe
+from core.protocol import ProbeSnapshot, SupervisorState
 from core.rules import Assessment, Finding, Health, Observation, Policy, assess, next_check_s
 from core.statusline import status_line
 from core.store import Store
+from core.supervisor_client import SupervisorClient, SupervisorExited, client_for
 from core.transitions import plan_alerts
 
 log = logging.getLogger(__name__)
 
-PROBE_MAX_BYTES = 65536
 TransportFor = Callable[[RunRecord], Transport]
 
 
@@ -151,6 +151,7 @@ class Watcher:
         if assessment.kill_attempt is not None:
             await self.exits.kill_attempt(updated, assessment.kill_attempt)
         if terminal and assessment.state is not None:
+            await self.acknowledge_end(updated, assessment.state)
             return await self.exits.finish(updated, assessment.state, obs.probe)
         lost = instance_finding is not None and instance_finding.key == "instance_lost"
         if deadline.teardown or (lost and self._destroy_on_fail(name)):
@@ -163,42 +164,43 @@ class Watcher:
         run = self.run_config(name)
         return run.destroy_on_fail if run else True
 
+    def client(self, record: RunRecord) -> SupervisorClient:
+        return client_for(self.config, record.name, self.transport_for(record))
+
     async def _observe(self, record: RunRecord) -> Observation:
         now = self.clock()
-        argv = self.config.supervisor_argv(
-            record.name,
-            [
-                "probe",
-                "--run-dir",
-                record.run_dir,
-                "--attempt",
-                str(record.log_attempt),
-                "--offset",
-                str(record.log_offset),
-                "--max-bytes",
-                str(PROBE_MAX_BYTES),
-                "--ack",
-                self.config.watcher.watcher_id,
-            ],
-        )
         try:
-            result = await self.transport_for(record).run(
-                argv, timeout_s=self.config.ssh.exec_timeout
+            probe = await self.client(record).probe(
+                record.run_dir,
+                attempt=record.log_attempt,
+                offset=record.log_offset,
+                ack=self.config.watcher.watcher_id,  # "alive" only: the end needs `ack`
             )
         except HostKeyMismatch as exc:
             return Observation(at=now, error=str(exc), host_key_changed=True)
-        except TransportError as exc:
+        except (TransportError, SupervisorExited) as exc:
             return Observation(at=now, error=str(exc))
-        if result.exit_status != 0:
-            detail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            return Observation(
-                at=now, error=f"probe exited {result.exit_status}: {detail[0][:200]}"
-            )
-        try:
-            probe = parse_probe(result.stdout)
         except ProtocolError as exc:
-            probe = ProbeSnapshot(probe=1, at=now, state_error=str(exc))
+            probe = ProbeSnapshot(probe=1, at=now, state_error=str(exc)[:1000])
         return Observation(at=now, probe=probe)
+
+    async def acknowledge_end(self, record: RunRecord, state: SupervisorState) -> None:
+        """Phase two of the dead-man handshake, sent only after the terminal state is committed
+        to the store: the supervisor disarms its switch only on an ack of its own end. Failing
+        here is harmless: the teardown (or, with none, the switch) still ends the billing."""
+        try:
+            answer = await self.client(record).ack(
+                record.run_dir,
+                watcher=self.config.watcher.watcher_id,
+                status=state.status.value,
+                attempt=state.attempt,
+                ended_at=state.ended_at,
+            )
+        except SleepwatchError as exc:
+            log.warning("%s: could not acknowledge the end to the supervisor: %s", record.name, exc)
+            return
+        if not answer.matches:
+            log.warning("%s: the supervisor did not match our ack: %s", record.name, answer.message)
 
     async def _ask_provider(
         self, record: RunRecord, obs: Observation, memory: Memory

@@ -1,4 +1,6 @@
-"""CLI: run / start / probe / ctl / wait. Each prints one JSON object on stdout (run: none)."""
+"""CLI: run / start / probe / ctl / wait / ack. Each prints one JSON object on stdout (run:
+none). With `--framed` (the watcher always asks for it) the object comes on the line after
+ANSWER_MARK, so shell noise printed before it is never read as the answer."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
+from . import ANSWER_MARK
 from .fsutil import private_dir
 
 if TYPE_CHECKING:
@@ -23,6 +26,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python3 -m supervisor")
+    parser.add_argument("--framed", action="store_true", help="print ANSWER_MARK first")
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name, func in (("run", _cmd_run), ("start", _cmd_start)):
         cmd = sub.add_parser(name)
@@ -48,11 +52,21 @@ def _parser() -> argparse.ArgumentParser:
     wait.add_argument("--quiet", type=float)
     wait.add_argument("--timeout", type=float, required=True)
     wait.set_defaults(func=_cmd_wait)
+    ack = sub.add_parser("ack", help="a watcher stored this terminal state (disarms dead-man)")
+    ack.add_argument("--run-dir", required=True)
+    ack.add_argument("--watcher", required=True)
+    ack.add_argument("--status", required=True)
+    ack.add_argument("--attempt", type=int, required=True)
+    ack.add_argument("--ended-at", required=True)
+    ack.set_defaults(func=_cmd_ack)
     return parser
 
 
-def _print(doc: Dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc) + "\n")
+def _print(doc: Dict[str, Any], args: argparse.Namespace) -> None:
+    text = json.dumps(doc)
+    if args.framed:  # one write: the mark and the answer cannot be split by other output
+        text = "\n%s\n%s" % (ANSWER_MARK, text)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
@@ -95,7 +109,8 @@ def _cmd_start(args: argparse.Namespace) -> int:
                 "ok": False,
                 "pid": owner,
                 "message": "a live supervisor (pid %s) already owns %s" % (owner, cfg.run_dir),
-            }
+            },
+            args,
         )
         return EXIT_OWNER
 
@@ -106,16 +121,17 @@ def _cmd_start(args: argparse.Namespace) -> int:
         return Supervisor(cfg, daemon_logger(), daemon=True).run(ready)
 
     doc = start_daemon(cfg.run_dir, body)
-    _print(doc)
+    _print(doc, args)
     return EXIT_OK if doc.get("ok") else EXIT_OWNER
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from .probe import snapshot
 
-    _print(
-        snapshot(args.run_dir, args.attempt, args.offset, args.max_bytes, args.tail_lines, args.ack)
+    doc = snapshot(
+        args.run_dir, args.attempt, args.offset, args.max_bytes, args.tail_lines, args.ack
     )
+    _print(doc, args)
     return EXIT_OK
 
 
@@ -124,7 +140,7 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
 
     doc = send_command(args.run_dir, args.command, args.timeout)
     owner = doc.pop("_owner")
-    _print(doc)
+    _print(doc, args)
     if doc["ok"]:
         return EXIT_OK
     return EXIT_FAILED if owner else EXIT_OWNER
@@ -133,8 +149,17 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
 def _cmd_wait(args: argparse.Namespace) -> int:
     from .waiter import wait_for_change
 
-    _print(wait_for_change(args.run_dir, args.status, args.attempt, args.quiet, args.timeout))
+    doc = wait_for_change(args.run_dir, args.status, args.attempt, args.quiet, args.timeout)
+    _print(doc, args)
     return EXIT_OK
+
+
+def _cmd_ack(args: argparse.Namespace) -> int:
+    from .probe import write_stored_ack
+
+    doc = write_stored_ack(args.run_dir, args.watcher, args.status, args.attempt, args.ended_at)
+    _print(doc, args)
+    return EXIT_OK if doc["ok"] else EXIT_FAILED
 
 
 if __name__ == "__main__":

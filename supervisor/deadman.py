@@ -2,7 +2,8 @@
 
 Fires when (a) the run is terminal and no watcher acknowledged a terminal state within
 ack_timeout_s, or (b) no watcher acknowledged anything for watcher_silence_s while live.
-Watchers acknowledge with `probe --ack ID`, which writes watcher_ack.json. The key is never
+Watchers show they are alive with `probe --ack ID` (watcher_ack.json) and acknowledge the end
+with `ack` once they have stored it (watcher_stored.json). The key is never
 logged or written anywhere.
 """
 
@@ -17,7 +18,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from .config import Deadman
 from .fsutil import read_json, write_json_atomic
-from .statefile import ACK_FILE, TERMINAL
+from .statefile import ACK_FILE, STORED_ACK_FILE, read_state, stored_ack_matches
 from .timeutil import iso_z
 
 REPORT_FILE = "deadman.json"
@@ -43,38 +44,51 @@ def due(
 
 
 class AckWatch:
-    """Notices new acks by the file's mtime; times are the supervisor's own monotonic clock."""
+    """Notices new acks by the files' mtime and inode; times are the supervisor's own monotonic
+    clock. Two phases: a probe's ack (watcher_ack.json) proves a watcher is alive; only an `ack`
+    naming this run's own terminal state (watcher_stored.json: status, attempt, ended_at, sent
+    after the watcher committed it) counts as acknowledging the end. A watcher that read the
+    terminal state but could not store it (noise, a crash) leaves the switch armed."""
 
     def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
         self.path = os.path.join(run_dir, ACK_FILE)
-        self._mtime_ns: Optional[int] = None
+        self.stored_path = os.path.join(run_dir, STORED_ACK_FILE)
+        self._seen: Dict[str, Tuple[int, int]] = {}
         self.last_ack_at: Optional[float] = None
         self.last_status: Optional[str] = None
+        self.terminal_acked = False
 
     def clear_stale(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        for path in (self.path, self.stored_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def poll(self, now: float) -> None:
-        try:
-            mtime_ns = os.stat(self.path).st_mtime_ns
-        except OSError:
-            return
-        if mtime_ns == self._mtime_ns:
-            return
-        self._mtime_ns = mtime_ns
-        try:
-            doc = read_json(self.path)
-        except (OSError, ValueError):
-            return
+        doc = self._changed(self.path)
         if isinstance(doc, dict):
             self.last_ack_at, self.last_status = now, str(doc.get("status"))
+        stored = self._changed(self.stored_path)
+        if isinstance(stored, dict):
+            self.last_ack_at = now
+            if stored_ack_matches(stored, read_state(self.run_dir)[0]):
+                self.terminal_acked, self.last_status = True, str(stored.get("status"))
 
-    @property
-    def terminal_acked(self) -> bool:
-        return self.last_status in TERMINAL
+    def _changed(self, path: str) -> Any:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if self._seen.get(path) == stamp:
+            return None
+        self._seen[path] = stamp
+        try:
+            return read_json(path)
+        except (OSError, ValueError, RecursionError):
+            return None
 
 
 def credentials(

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List, Optional
 from .fsutil import disk_free_mb, write_json_atomic
 from .gpu import as_report, read_gpu_report
 from .logread import attempt_log, read_chunk, tail_lines
-from .statefile import ACK_FILE, read_state
+from .statefile import ACK_FILE, STORED_ACK_FILE, read_state, stored_ack_matches
 from .timeutil import iso_z, utcnow
 
 PROBE_VERSION = 1
@@ -62,7 +62,30 @@ def _current_attempt(run_dir: str, state: Optional[Dict[str, Any]]) -> Optional[
     return max(numbers) if numbers else None
 
 
+def write_stored_ack(
+    run_dir: str, watcher: str, status: str, attempt: int, ended_at: str
+) -> Dict[str, Any]:
+    """`ack`: the watcher has committed this terminal state to its store. Recorded whatever it
+    says; the dead-man switch disarms only if it matches the supervisor's own terminal state."""
+    doc = {
+        "watcher": watcher[:200],
+        "at": iso_z(utcnow()),
+        "status": status[:40],
+        "attempt": attempt,
+        "ended_at": ended_at[:64],
+    }
+    state, _ = read_state(run_dir)
+    matches = stored_ack_matches(doc, state)
+    try:
+        write_json_atomic(os.path.join(run_dir, STORED_ACK_FILE), doc)
+    except OSError as exc:
+        return {"ok": False, "matches": matches, "message": "ack not written: %s" % exc}
+    return {"ok": True, "matches": matches, "message": "acknowledged"}
+
+
 def _write_ack(run_dir: str, watcher: str, state: Optional[Dict[str, Any]]) -> None:
+    """A probe's ack says only that a watcher is alive and read this status: it keeps the
+    silence rule quiet, and never disarms the switch after the end (that needs `ack`)."""
     status = state.get("status") if state else None
     doc = {"watcher": watcher[:200], "at": iso_z(utcnow()), "status": status}
     try:

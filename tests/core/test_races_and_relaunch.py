@@ -114,7 +114,12 @@ class ScriptedTransport:
         self.calls: list[list[str]] = []
 
     async def run(
-        self, argv: Sequence[str], *, timeout_s: float, stdin: bytes | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        stdin: bytes | None = None,
+        max_output_bytes: int | None = None,
     ) -> ExecResult:
         self.calls.append(list(argv))
         if not self.answers:
@@ -122,6 +127,9 @@ class ScriptedTransport:
         return ExecResult(0, self.answers.pop(0), b"")
 
     async def put_tree(self, local_dir: Path, remote_dir: str) -> None:
+        raise TransportError("scripted", "sftp refused", permanent=True)
+
+    async def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
         raise TransportError("scripted", "sftp refused", permanent=True)
 
     async def put_bytes(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:

@@ -17,7 +17,8 @@ import pytest
 
 from core.errors import HostKeyMismatch, TransportError
 from core.hostkeys import pin_name
-from core.ssh import SshOptions, SshPool, SshTarget, SshTransport, remote_argv
+from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
+from core.supervisor_client import supervisor_argv
 from tests.conftest import FakeClock
 
 if TYPE_CHECKING:  # imported by pytest as a plugin; importing it here first breaks rewriting
@@ -230,7 +231,7 @@ async def test_remote_argv_runs_the_supervisor_package_from_its_workdir(
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / "__main__.py").write_text("import json, sys; print(json.dumps(sys.argv[1:]))")
-    argv = remote_argv(sshd.python, str(workdir), ["probe", "--offset", "0"])
+    argv = supervisor_argv(sshd.python, str(workdir), ["probe", "--offset", "0"])
 
     result = await (await pool.transport(sshd.target())).run(argv, timeout_s=20)
     assert json.loads(result.stdout) == ["probe", "--offset", "0"], result.stderr

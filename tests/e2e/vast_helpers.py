@@ -17,7 +17,8 @@ from pydantic import SecretStr
 from core.config import CadenceConfig, Config, RunConfig, ThresholdsConfig, WatcherConfig
 from core.models import RunRecord
 from core.providers import VastProvider
-from core.ssh import SshOptions, SshPool, SshTarget, SshTransport, remote_argv
+from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
+from core.supervisor_client import supervisor_argv
 
 if TYPE_CHECKING:
     from tests.fixtures.fake_vast import FakeVast, RecordingSleep
@@ -136,7 +137,7 @@ def stop_supervisor(config: Config, tmp_path: Path) -> None:
     """The supervisor is a daemon on this machine that outlives sshd: stop it directly."""
     if not (run_dir(tmp_path) / "state.json").exists():
         return
-    argv = remote_argv(
+    argv = supervisor_argv(
         sys.executable,
         config.watcher.remote_root,
         ["ctl", "--run-dir", str(run_dir(tmp_path)), "stop"],

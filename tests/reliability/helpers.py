@@ -56,7 +56,7 @@ PROBE_WRAPPER = """#!{python}
 import os, signal, sys, time
 mode_file = {mode_file!r}
 args = sys.argv[1:]
-is_probe = args[:3] == ["-m", "supervisor", "probe"]
+is_probe = "probe" in args[:6]  # python -I -c BOOT ROOT --framed probe ...
 mode = open(mode_file).read().strip() if os.path.exists(mode_file) else ""
 if is_probe and mode == "hang":
     time.sleep(3600)

@@ -42,11 +42,18 @@ class HeldProbe(LocalTransport):
         self.held = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def run(self, argv: Sequence[str], *, timeout_s: float) -> ExecResult:
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        stdin: bytes | None = None,
+        max_output_bytes: int | None = None,
+    ) -> ExecResult:
         if self.hold and "probe" in argv:
             self.held.set()
             await self.release.wait()
-        return await super().run(argv, timeout_s=timeout_s)
+        return await super().run(argv, timeout_s=timeout_s, max_output_bytes=max_output_bytes)
 
 
 async def started(tmp_path: Path) -> tuple[LocalHarness, Store, Store, Watcher, HeldProbe]:
@@ -142,5 +149,8 @@ async def test_an_extend_and_a_mute_from_another_shell_during_a_check_stand(
 def _stop(h: LocalHarness) -> None:
     import subprocess
 
-    argv = h.config.supervisor_argv(RUN, ["ctl", "--run-dir", h.config.runs[0].run_dir, "stop"])
+    from core.supervisor_client import client_for
+
+    client = client_for(h.config, RUN, LocalTransport())
+    argv = client.argv(["ctl", "--run-dir", h.config.runs[0].run_dir, "stop"])
     subprocess.run(argv, capture_output=True, timeout=30, check=False)  # noqa: S603

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from core.ssh import remote_argv
+from core.supervisor_client import supervisor_argv
 from tests.reliability.helpers import CHAT_ID, INSTANCE, RUN, Cli, db_rows, wait_for, write_config
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class World:
     def stop_supervisor(self) -> None:
         """The supervisor is a daemon on this machine that outlives sshd: stop it directly."""
         if (self.run_dir / "state.json").exists():
-            argv = remote_argv(
+            argv = supervisor_argv(
                 sys.executable,
                 str(self.tmp_path / "remote"),
                 ["ctl", "--run-dir", str(self.run_dir), "stop"],

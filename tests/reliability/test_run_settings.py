@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from core.ssh import remote_argv
+from core.supervisor_client import supervisor_argv
 from tests.reliability.helpers import CHAT_ID, INSTANCE, RUN, Cli, db_rows, wait_for, write_config
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class Setup:
 
     def stop_supervisor(self) -> None:
         if (self.run_dir / "state.json").exists():
-            argv = remote_argv(
+            argv = supervisor_argv(
                 sys.executable,
                 str(self.tmp_path / "remote"),
                 ["ctl", "--run-dir", str(self.run_dir), "stop"],

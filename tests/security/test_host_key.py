@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from bot.render import render_message
 from core.local import LocalTransport
 from core.runtime import utc_now
-from core.ssh import remote_argv
 from core.store import Store
+from core.supervisor_client import supervisor_argv
 from core.watcher import Watcher
 from tests.e2e.test_watch_ssh import Harness, launched, make_config, provider_for
 from tests.security.telegram_html import assert_telegram_html
@@ -72,5 +72,5 @@ async def test_a_changed_host_key_stops_the_checks_of_that_run_and_alerts(
 
 async def stop_supervisor(root: str, run_dir: str) -> None:
     """The host is this machine: stop the supervisor without SSH, which now refuses it."""
-    argv = remote_argv("python3", root, ["ctl", "--run-dir", run_dir, "stop"])
+    argv = supervisor_argv("python3", root, ["ctl", "--run-dir", run_dir, "stop"])
     await LocalTransport().run(argv, timeout_s=30)

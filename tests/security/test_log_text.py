@@ -22,8 +22,8 @@ from core.control import WatcherControl
 from core.local import LocalTransport
 from core.models import MessageKind, OutboundMessage
 from core.runtime import utc_now
-from core.ssh import remote_argv
 from core.store import Store
+from core.supervisor_client import supervisor_argv
 from core.watcher import Watcher
 from tests.fixtures.fake_telegram import FakeTelegram
 from tests.security.localrun import launch_local, local_config, wait_for_file_containing
@@ -144,7 +144,7 @@ async def test_a_100_mb_line_keeps_the_probe_bounded_and_the_alert_short(huge: S
     python = huge.config.watcher.python
 
     for extra in (["--max-bytes", "65536"], ["--max-bytes", "0", "--tail-lines", "15"]):
-        argv = remote_argv(python, root, ["probe", "--run-dir", run_dir, *extra])
+        argv = supervisor_argv(python, root, ["probe", "--run-dir", run_dir, *extra])
         result = await huge.local.run(argv, timeout_s=30)
         assert result.exit_status == 0, result.stderr
         assert len(result.stdout) < PROBE_BOUND

@@ -124,6 +124,18 @@ def test_it_destroys_the_instance_when_no_watcher_acknowledges_the_end(
         assert KEY not in (run.run_dir / name).read_text()
 
 
+def _ack(run: Run, **overrides: object) -> dict:
+    state = run.state()
+    fields = {"status": state["status"], "attempt": state["attempt"], "ended_at": state["ended_at"]}
+    fields.update(overrides)
+    done = cli(
+        "ack", "--run-dir", str(run.run_dir), "--watcher", "laptop-1",
+        "--status", str(fields["status"]), "--attempt", str(fields["attempt"]),
+        "--ended-at", str(fields["ended_at"]),
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
 def test_it_does_nothing_when_a_watcher_acknowledges_the_end(
     run: Run, vast: tuple[FakeVast, str]
 ) -> None:
@@ -132,12 +144,31 @@ def test_it_does_nothing_when_a_watcher_acknowledges_the_end(
     run.wait_terminal()
     probe = cli("probe", "--run-dir", str(run.run_dir), "--ack", "laptop-1")
     assert probe.returncode == 0
+    assert _ack(run) == {"ok": True, "matches": True, "message": "acknowledged"}
     wait_until(lambda: not pid_alive(pid), timeout=20)
     assert fake.requests == []
     report = json.loads((run.run_dir / "deadman.json").read_text())
     assert report["fired"] is False
-    ack = json.loads((run.run_dir / "watcher_ack.json").read_text())
+    ack = json.loads((run.run_dir / "watcher_stored.json").read_text())
     assert ack["watcher"] == "laptop-1" and ack["status"] == "done"
+
+
+def test_a_probe_that_read_the_end_or_an_ack_of_another_end_never_disarms_it(
+    run: Run, vast: tuple[FakeVast, str]
+) -> None:
+    """Issue 11: a watcher that read the terminal state but could not store it (shell noise
+    made it `invalid`, it crashed) must leave the switch armed: only an ack of THIS end counts."""
+    fake, api = vast
+    pid = _start(run, api, ack_timeout_s=3)
+    run.wait_terminal()
+    probe = cli("probe", "--run-dir", str(run.run_dir), "--ack", "laptop-1")
+    assert probe.returncode == 0
+    assert _ack(run, attempt=2)["matches"] is False  # another attempt's end
+    assert _ack(run, status="failed")["matches"] is False
+    assert _ack(run, ended_at="2020-01-01T00:00:00Z")["matches"] is False
+    wait_until(lambda: not pid_alive(pid), timeout=30)
+    assert [r[:2] for r in fake.requests] == [("DELETE", "/api/v0/instances/4242/")]
+    assert json.loads((run.run_dir / "deadman.json").read_text())["fired"] is True
 
 
 def test_the_silence_rule_fires_while_live_and_the_terminal_rule_needs_a_terminal_ack() -> None:

@@ -1,0 +1,45 @@
+"""Reading a command's output with a cap, shared by the SSH and the local transport: a
+compromised instance answering 700 MB must not grow the watcher (issue 11). Nothing here
+holds more than the cap plus one chunk."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+STDERR_KEEP_BYTES = 65536  # the last bytes of stderr kept for error messages; the rest is drained
+READ_CHUNK = 65536
+
+
+class Readable(Protocol):
+    async def read(self, n: int = -1) -> Any: ...
+
+
+async def read_capped(stream: Readable, cap: int) -> tuple[bytes, bool]:
+    """Read to EOF: (data, False), or (the first `cap` bytes, True) as soon as it goes past."""
+    data = bytearray()
+    while True:
+        chunk = await stream.read(READ_CHUNK)
+        if not chunk:
+            return bytes(data), False
+        data += chunk if isinstance(chunk, bytes) else b""
+        if len(data) > cap:
+            return bytes(data[:cap]), True
+
+
+async def drain_tail(stream: Readable, keep: int) -> bytes:
+    """Read to EOF, keeping only the last `keep` bytes (error messages end there)."""
+    data = bytearray()
+    while True:
+        chunk = await stream.read(READ_CHUNK)
+        if not chunk:
+            return bytes(data[-keep:])
+        data += chunk if isinstance(chunk, bytes) else b""
+        if len(data) > 2 * keep:
+            del data[:-keep]
+
+
+def retrieve_exception(task: asyncio.Task[Any]) -> None:
+    """Mark a side task's error as seen: the main read reports the stream's failure."""
+    if not task.cancelled():
+        task.exception()

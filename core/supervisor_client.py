@@ -1,0 +1,263 @@
+"""The one client of the remote supervisor: every `python -m supervisor` command line is built
+here and every answer (probe, tail, ctl, wait, start, ack) is read here (issue 11).
+
+The instance is untrusted input. An answer is read with a byte cap while it arrives (the
+transports stop reading past it), found after ANSWER_MARK (so a login banner, a `.bashrc`
+echo or `pyenv init` noise printed first is skipped), refused when nested deeper than
+MAX_DEPTH (no RecursionError anywhere downstream), and validated into typed models with
+bounded numbers. Whatever goes wrong while reading becomes a ProtocolError with a message a
+human can act on; an unreachable host stays a TransportError.
+
+The command line runs the UPLOADED package, never a `supervisor` package that happens to sit
+in the login directory or on the instance's own sys.path: `python -I` (no cwd, no PYTHONPATH,
+no user site on sys.path), then the upload root put first on sys.path explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.config import Config
+from core.console import clean_line
+from core.errors import ProtocolError
+from core.models import ExecResult
+from core.ports import Transport
+from core.protocol import (
+    Count,
+    Pid,
+    ProbeSnapshot,
+    ShortText,
+    probe_from_doc,
+)
+
+# The same text as supervisor.ANSWER_MARK (a contract test keeps them equal).
+ANSWER_MARK = b"@@sleepwatch-answer-v1@@"
+MAX_DEPTH = 32  # the supervisor's deepest answer is 4 levels; a 985-deep one is refused here
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a probe's 64 KiB of log, escaped, plus state and tail
+PROBE_LOG_BYTES = 65536
+# `python -I -c BOOT ROOT ARGS...`: ROOT is popped off argv and put first on sys.path, any
+# `supervisor` already imported (a .pth file) is forgotten, then the package runs as __main__.
+_BOOT = (
+    "import sys,runpy;sys.path.insert(0,sys.argv.pop(1));sys.modules.pop('supervisor',None);"
+    "runpy.run_module('supervisor',run_name='__main__',alter_sys=True)"
+)
+# a JSON string (escapes included) or one bracket; everything else is skipped by finditer
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+M = TypeVar("M", bound=BaseModel)
+
+
+def supervisor_argv(python: str, root: str, args: Sequence[str]) -> list[str]:
+    """argv running the supervisor package uploaded under `root` with the remote python.
+    Every element is quoted by shlex.join on the way out, so odd paths are safe."""
+    return [python, "-I", "-c", _BOOT, root, *args]
+
+
+class SupervisorExited(ProtocolError):
+    """The supervisor command exited non-zero without a readable answer (python missing, a
+    crash before answering). Callers treat it like an unreachable supervisor."""
+
+    def __init__(self, what: str, result: ExecResult) -> None:
+        lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        detail = clean_line(lines[-1])[:200] if lines else ""
+        super().__init__(f"{what} exited {result.exit_status}: {detail}")
+        self.exit_status = result.exit_status
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+
+
+class CtlAnswer(_Answer):
+    ok: bool
+    message: ShortText = ""
+
+
+class StartAnswer(_Answer):
+    ok: bool
+    pid: Pid | None = None
+    message: ShortText = ""
+
+
+class AckAnswer(_Answer):
+    ok: bool
+    matches: bool = False
+    message: ShortText = ""
+
+
+class _WaitState(_Answer):
+    status: Annotated[str, Field(max_length=40)] = "unknown"
+    attempt: Count | None = 0
+
+
+class _WaitDoc(_Answer):
+    reason: Annotated[str, Field(max_length=40)]
+    state: _WaitState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitAnswer:
+    reason: str  # changed | quiet | timeout | missing (an open vocabulary)
+    status: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorClient:
+    """The supervisor of one run, reached through `transport`. Methods raise TransportError
+    (unreachable), SupervisorExited, or ProtocolError (an answer that cannot be trusted)."""
+
+    transport: Transport
+    python: str
+    root: str
+    exec_timeout_s: float
+    max_answer_bytes: int = MAX_ANSWER_BYTES
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        return supervisor_argv(self.python, self.root, ["--framed", *args])
+
+    async def probe(
+        self, run_dir: str, *, attempt: int, offset: int, ack: str | None = None
+    ) -> ProbeSnapshot:
+        args = ["probe", "--run-dir", run_dir, "--attempt", str(attempt)]
+        args += ["--offset", str(offset), "--max-bytes", str(PROBE_LOG_BYTES)]
+        if ack:
+            args += ["--ack", ack]
+        return probe_from_doc(await self._call("probe", args, self.exec_timeout_s))
+
+    async def tail(self, run_dir: str, lines: int, *, timeout_s: float) -> tuple[str, ...]:
+        args = ["probe", "--run-dir", run_dir, "--max-bytes", "0", "--tail-lines", str(lines)]
+        return probe_from_doc(await self._call("probe", args, timeout_s)).tail
+
+    async def ctl(self, run_dir: str, command: str) -> CtlAnswer:
+        doc = await self._call("ctl", ["ctl", "--run-dir", run_dir, command], self.exec_timeout_s)
+        return _validated(CtlAnswer, doc, "ctl")
+
+    async def start(self, config_path: str, *, timeout_s: float) -> StartAnswer:
+        doc = await self._call("start", ["start", "--config", config_path], timeout_s)
+        return _validated(StartAnswer, doc, "start")
+
+    async def wait(
+        self, run_dir: str, *, status: str, attempt: int, quiet_s: float | None, timeout_s: float
+    ) -> WaitAnswer:
+        args = ["wait", "--run-dir", run_dir, "--status", status]
+        args += ["--attempt", str(attempt), "--timeout", f"{timeout_s:g}"]
+        if quiet_s is not None:
+            args += ["--quiet", f"{quiet_s:g}"]
+        doc = _validated(_WaitDoc, await self._call("wait", args, timeout_s + 30), "wait")
+        state = doc.state or _WaitState()
+        return WaitAnswer(doc.reason, state.status, state.attempt or 0)
+
+    async def ack(
+        self, run_dir: str, *, watcher: str, status: str, attempt: int, ended_at: datetime | None
+    ) -> AckAnswer:
+        """Phase two of the dead-man handshake: this terminal state is in the watcher's store."""
+        ended = ended_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ended_at else "-"
+        args = ["ack", "--run-dir", run_dir, "--watcher", watcher, "--status", status]
+        args += ["--attempt", str(attempt), "--ended-at", ended]
+        return _validated(AckAnswer, await self._call("ack", args, self.exec_timeout_s), "ack")
+
+    async def _call(self, what: str, args: list[str], timeout_s: float) -> dict[str, Any]:
+        result = await self.transport.run(
+            self.argv(args), timeout_s=timeout_s, max_output_bytes=self.max_answer_bytes
+        )
+        if result.overflow:
+            raise ProtocolError(
+                f"{what} answered more than {self.max_answer_bytes} bytes: refused unread"
+            )
+        try:
+            return read_answer(result.stdout, what)
+        except ProtocolError:
+            if result.exit_status != 0:
+                raise SupervisorExited(what, result) from None
+            raise
+
+
+def client_for(config: Config, run: str, transport: Transport) -> SupervisorClient:
+    """The client of `run`'s supervisor, where its package was uploaded."""
+    return SupervisorClient(
+        transport, config.python(run), config.remote_root(run), config.ssh.exec_timeout
+    )
+
+
+def read_answer(stdout: bytes, what: str = "supervisor") -> dict[str, Any]:
+    """The JSON object after the last ANSWER_MARK line (or, from a supervisor too old to
+    print one, the last non-empty line). Anything odd raises ProtocolError, nothing else."""
+    try:
+        return _decode(_answer_line(stdout), what)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # RecursionError, MemoryError on a huge number, ...
+        raise ProtocolError(f"{what} answer unreadable ({type(exc).__name__})") from None
+
+
+def _answer_line(stdout: bytes) -> bytes:
+    mark = stdout.rfind(ANSWER_MARK)
+    while mark > 0 and stdout[mark - 1 : mark] != b"\n":  # the mark must start its line
+        mark = stdout.rfind(ANSWER_MARK, 0, mark)
+    if mark >= 0:
+        rest = stdout[mark + len(ANSWER_MARK) :]
+        if not rest.startswith(b"\n"):
+            raise ProtocolError("the answer mark is not on a line of its own")
+        return rest[1:].split(b"\n", 1)[0]
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    return lines[-1] if lines else b""
+
+
+def _decode(line: bytes, what: str) -> dict[str, Any]:
+    if _deeper_than(line, MAX_DEPTH):
+        raise ProtocolError(f"{what} answer nests deeper than {MAX_DEPTH} levels: refused")
+    try:
+        doc = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        preview = clean_line(line[:80].decode("utf-8", "replace"))
+        raise ProtocolError(
+            f"{what} answered non-JSON ({exc.__class__.__name__}): {preview!r}"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ProtocolError(f"{what} answered a {type(doc).__name__}, not an object")
+    return doc
+
+
+def _deeper_than(data: bytes, limit: int) -> bool:
+    depth = 0
+    for token in _TOKENS.finditer(data):
+        char = token.group()
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def _validated(model: type[M], doc: dict[str, Any], what: str) -> M:
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        raise ProtocolError(f"{what} answer is invalid: {where}: {err['msg']}") from None
+    except Exception as exc:
+        raise ProtocolError(f"{what} answer unreadable ({type(exc).__name__})") from None
+
+
+__all__ = [
+    "ANSWER_MARK",
+    "AckAnswer",
+    "CtlAnswer",
+    "StartAnswer",
+    "SupervisorClient",
+    "SupervisorExited",
+    "WaitAnswer",
+    "client_for",
+    "read_answer",
+    "supervisor_argv",
+]
