@@ -47,6 +47,7 @@ SUPERVISOR_MODULES = (
     "logread.py",
     "pipnames.py",
     "probe.py",
+    "proctree.py",
     "progress.py",
     "runner.py",
     "slog.py",
