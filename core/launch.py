@@ -40,11 +40,13 @@ SUPERVISOR_MODULES = (
     "daemon.py",
     "deadman.py",
     "earlystop.py",
+    "failctx.py",
     "fixes.py",
     "fsutil.py",
     "gpu.py",
     "guard.py",
     "logread.py",
+    "patterns.py",
     "pipnames.py",
     "probe.py",
     "proctree.py",
@@ -55,6 +57,7 @@ SUPERVISOR_MODULES = (
     "statefile.py",
     "timeutil.py",
     "trainer.py",
+    "verdict.py",
     "waiter.py",
 )
 _OURS = "ANSWER_MARK"  # a text only sleepwatch's supervisor/__init__.py holds
