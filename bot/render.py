@@ -69,13 +69,24 @@ def pre_block(lines: Sequence[str], budget: int, *, keep_tail: bool = True) -> s
     return "<pre>" + "\n".join(chosen) + "</pre>"
 
 
+# Summary values quoted from the instance (a log line, fix and failure kinds it named): code,
+# not sleepwatch's own bold text.
+INSTANCE_SUMMARY_KEYS = frozenset({"last metric", "fixes", "root cause"})
+
+
+def _summary_line(key: str, value: str) -> str:
+    if key in INSTANCE_SUMMARY_KEYS:
+        return f"{esc(key, 60)}: <code>{esc(value, 200)}</code>"
+    return f"{esc(key, 60)}: <b>{esc(value, 200)}</b>"
+
+
 def _fixed_parts(message: OutboundMessage, budget: int) -> tuple[list[str], list[str]]:
     """Head (status lines, title, reasons) and summary lines within `budget`. Status lines and
     the title always stay; reasons, then summary pairs, give way from the end if need be."""
     head = [f"<code>{esc(s)}</code>" for s in (message.status_line or "").split("\n") if s]
     head.append(f"<b>{esc(message.title)}</b>")
     reasons = [f"• {esc(r)}" for r in message.reasons]
-    summary = [f"{esc(k, 60)}: <b>{esc(v, 200)}</b>" for k, v in message.summary]
+    summary = [_summary_line(k, v) for k, v in message.summary]
     dropped = 0
 
     def size() -> int:

@@ -41,6 +41,9 @@ class Finding:
     soft: bool = False
     event: bool = False
     since: datetime | None = None  # a soft episode's first reading
+    # Text from the instance that the reason refers to (a fix's command, a log line): shown
+    # verbatim in the message's log block (<pre>), never inside a reason's bullet.
+    quote: str | None = None
 
 
 def age_s(later: datetime, earlier: datetime | None) -> float | None:

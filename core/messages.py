@@ -101,13 +101,21 @@ def alert_message(
     run: str, status_line: str, findings: Sequence[Finding], log_lines: Sequence[str]
 ) -> OutboundMessage:
     keys = "; ".join(dict.fromkeys(finding_label(f.key) for f in findings))
+    context = tuple(log_lines)
+    # Instance text a reason refers to goes in the log block, once (a traceback's line is
+    # usually in the context already).
+    quotes = [
+        quoted
+        for f in findings
+        if f.quote is not None and (quoted := clean_line(f.quote)) not in context
+    ]
     return OutboundMessage(
         kind=MessageKind.ALERT,
         title=f"⚠ {run}: {keys}",
         run=run,
         status_line=status_line,
         reasons=tuple(f.reason for f in findings),
-        log_lines=tuple(log_lines),
+        log_lines=(*dict.fromkeys(quotes), *context),
     )
 
 

@@ -258,11 +258,10 @@ def _retry_event(state: SupervisorState) -> Finding:
     failure = state.last_failure
     cause = f"{failure.label} (exit {failure.exit_code})" if failure else "unknown cause"
     fixes = [f for f in state.fixes if f.attempt == state.attempt - 1] or list(state.fixes[-1:])
-    fix = (
-        f"; fix applied: {fixes[-1].action} ({'ok' if fixes[-1].ok else 'failed'})" if fixes else ""
-    )
+    fix = f"; a fix was applied ({'ok' if fixes[-1].ok else 'failed'})" if fixes else ""
     reason = f"attempt {state.attempt}/{state.max_attempts} started after {cause}{fix}"
-    return Finding(f"attempt:{state.attempt}", reason, event=True)
+    quote = f"fix applied: {fixes[-1].action}" if fixes else None
+    return Finding(f"attempt:{state.attempt}", reason, event=True, quote=quote)
 
 
 def _traceback_event(probe: ProbeSnapshot, state: SupervisorState) -> Finding | None:
@@ -272,7 +271,8 @@ def _traceback_event(probe: ProbeSnapshot, state: SupervisorState) -> Finding | 
     if match is None:
         return None
     line = probe.log.text[match.start() :].splitlines()[0][:200]
-    return Finding(f"traceback:{state.attempt}", f"error marker in the log: {line}", event=True)
+    reason = "error marker in the log (quoted below)"
+    return Finding(f"traceback:{state.attempt}", reason, event=True, quote=line)
 
 
 def next_check_s(

@@ -56,7 +56,9 @@ def test_a_new_attempt_names_the_failure_and_the_fix_applied() -> None:
     assert event.key == "attempt:2"
     assert "attempt 2/3" in event.reason
     assert "oom (exit 1)" in event.reason
-    assert "eval_batch_size 64 -> 32 (ok)" in event.reason
+    assert "a fix was applied (ok)" in event.reason
+    assert event.quote == "fix applied: eval_batch_size 64 -> 32"  # instance text: quoted
+    assert "eval_batch_size" not in event.reason
     assert second.health is Health.ALERT
     assert second.conditions == ()  # an event, not a lasting condition
 
@@ -90,7 +92,7 @@ def test_a_retry_already_running_at_the_first_check_is_still_reported() -> None:
     )
     assert result.new_attempt
     assert "attempt:2" in keys(result)
-    assert "pip install einops" in result.events[0].reason
+    assert result.events[0].quote == "fix applied: pip install einops"
 
 
 def test_attempt_one_at_the_first_check_is_not_an_event() -> None:
@@ -111,7 +113,8 @@ def test_a_traceback_in_new_log_text_is_an_event() -> None:
     (result,) = run_checks([running(at(1), log_text="step 10 loss 2.1\n" + TRACEBACK)])
     (event,) = result.events
     assert event.key == "traceback:1"
-    assert "Traceback" in event.reason or "RuntimeError" in event.reason
+    assert event.quote is not None
+    assert "Traceback" in event.quote or "RuntimeError" in event.quote
     assert result.health is Health.ALERT
 
 

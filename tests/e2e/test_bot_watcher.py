@@ -176,7 +176,7 @@ async def chat(tmp_path: Path, fake_telegram: FakeTelegram) -> AsyncIterator[Cha
 
 async def test_every_command_works_against_a_run_the_real_watcher_watches(chat: Chat) -> None:
     # the watcher's alert: status line first, the reason, the log escaped in <pre>
-    alert = (await chat.sent_containing("error marker in the log"))["text"]
+    alert = (await chat.sent_containing("error marker in the log (quoted below)"))["text"]
     first = alert.split("\n")[0]
     assert re.fullmatch(rf"<code>{STATUS_LINE.pattern}</code>", first), first
     assert "RuntimeError: loss is &lt;nan&gt; &amp; &lt;/pre&gt; broke" in alert

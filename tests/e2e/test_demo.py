@@ -66,7 +66,8 @@ async def test_stall_scenario_kills_once_then_completes(tmp_path: Path) -> None:
 async def test_missing_module_scenario_installs_the_wheel_and_completes(tmp_path: Path) -> None:
     code, text, _ = await scenario_output("missing-module", tmp_path)
     assert code == 0
-    assert "pip install sleepwatch-demo-dep (ok)" in text
+    assert "a fix was applied (ok)" in text
+    assert "    fix applied: pip install sleepwatch-demo-dep" in text  # quoted, not a bullet
     assert "fixes: missing_module (ok)" in text
 
 
