@@ -17,6 +17,26 @@ OOM_KILL = re.compile(r"Killed process \d+|Out of memory|oom-kill|Memory cgroup 
 FULL_MB = 64.0  # a filesystem with less than this free (or 1% of it) is full for a trainer
 
 
+# An absolute path the trainer printed (quoted, or after "to"/"at"/"in"): where it was writing.
+LOG_PATH = re.compile(r"""(?:['"]|\b(?:to|at|in|into) )(/[\w.@+-][\w./@+-]{0,300})""")
+
+
+def paths_in(tail: List[str], limit: int = 6) -> List[str]:
+    """Existing directories named by absolute paths in the last lines (newest first), so a
+    full output disk the trainer wrote to is checked too. Only stat'ed, never opened."""
+    found: List[str] = []
+    for line in reversed(tail[-40:]):
+        for raw in LOG_PATH.findall(line):
+            path = os.path.normpath(raw)
+            while path not in ("/", "") and not os.path.isdir(path):
+                path = os.path.dirname(path)
+            if path not in ("/", "") and path not in found:
+                found.append(path)
+            if len(found) >= limit:
+                return found
+    return found
+
+
 def disk_readings(paths: Iterable[str]) -> List[Tuple[str, float, float]]:
     """(path, free MB, total MB) for each distinct filesystem among the paths that exist."""
     seen, out = set(), []

@@ -43,7 +43,7 @@ def classify_attempt(
     killed: bool,
     attempt_started: float,
 ) -> Failure:
-    readings = failctx.disk_readings(disk_paths(cfg))
+    readings = failctx.disk_readings(disk_paths(cfg) + failctx.paths_in(tail))
     low = failctx.low_disk(readings, cfg.min_free_disk_mb)
     failure = classify(
         exit_code,

@@ -190,3 +190,15 @@ def test_cmake_and_ninja_come_from_pip_without_root() -> None:
     gcc = plan_fix(recorded("bt_pip_gcc"), cfg, set(), {}, is_root=True, has_apt=True)
     assert gcc is not None and gcc.action == "apt-get install build-essential"
     assert plan_fix(recorded("bt_pip_gcc"), cfg, set(), {}, False, False) is None
+
+
+def test_directories_the_trainer_named_are_checked_for_free_space_too(tmp_path: Path) -> None:
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    tail = [
+        f"saving checkpoint to {out}/step-50",
+        f'  File "{tmp_path}/train.py", line 3, in <module>',
+        "RuntimeError: checkpoint writer failed",
+        "see /",
+    ]
+    assert failctx.paths_in(tail) == [str(tmp_path), str(out)]
