@@ -87,3 +87,4 @@ def test_a_recorded_failure_is_read_as_the_manifest_says(
     assert seen == expect, f"{case['how']}\n{failure.get('excerpt', '')}\n{state['_stderr']}"
     if failure:
         assert failure["exit_code"] == case["exit_code"]
+        assert 0 < len(failure["excerpt"]) <= 1500
