@@ -272,4 +272,6 @@ async def test_a_serve_killed_while_its_delete_was_in_flight_says_destroyed_once
     assert not any("retrying" in t for t in texts), texts
     assert sum("done (completed)" in t for t in texts) == 1, texts
     assert world.row() == ("done", "completed", 0, "destroyed")
-    assert len(fake_vast.calls("DELETE")) == 1
+    # the restarted serve sends its own DELETE (a teardown is verified only after a DELETE it
+    # really sent) and reads the instance gone
+    assert INSTANCE not in fake_vast.instances
