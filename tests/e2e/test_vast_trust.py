@@ -11,22 +11,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.e2e.vast_helpers import DPH, INSTANCE, RUN, run_dir, wait_for_status
+from tests.fixtures.fake_telegram import callback_update, message_update
 from tests.fixtures.fake_vast import Answer
 from tests.reliability.helpers import db_rows, write_config
 
 if TYPE_CHECKING:
+    from tests.fixtures.fake_telegram import FakeTelegram
     from tests.fixtures.fake_vast import FakeVast
     from tests.fixtures.sshd import SshdServer
 
-CLI_TIMEOUT_S = 45.0
+CLI_TIMEOUT_S = 120.0  # a loaded CI machine; the ctl-stop bound (15 s) is far below
+EXEC_TIMEOUT_S = 300  # the SSH exec bound: a hung `ctl stop` must not be waited out this long
+CHAT = 5150
 
 UNREADABLE = {
     "html": "<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>",
@@ -74,7 +81,14 @@ os.execv({python!r}, [{python!r}, *args])
 """
 
 
-def config_file(tmp_path: Path, sshd: SshdServer, fake: FakeVast, *, python: str) -> Path:
+def config_file(
+    tmp_path: Path,
+    sshd: SshdServer,
+    fake: FakeVast,
+    *,
+    python: str,
+    telegram: dict[str, Any] | None = None,
+) -> Path:
     trainer = tmp_path / "train.py"
     trainer.write_text(
         "import time\nfor s in range(1, 601):\n    print(f'step {s}/600', flush=True)\n"
@@ -90,8 +104,9 @@ def config_file(tmp_path: Path, sshd: SshdServer, fake: FakeVast, *, python: str
             },
             "cadence": {"scale": 1 / 60},
             "thresholds": {"unreachable_checks": 2, "heartbeat_stale": "2d", "stall_after": "2d"},
-            "ssh": {"connect_timeout": 3},
+            "ssh": {"connect_timeout": 3, "exec_timeout": EXEC_TIMEOUT_S},
             "vast": {"api_base": fake.base_url},
+            **({"telegram": telegram} if telegram else {}),
         },
         [
             {
@@ -129,8 +144,9 @@ async def sleepwatch(config: Path, fake: FakeVast, *args: str) -> tuple[int, str
         out, err = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_S)
     except TimeoutError:
         process.kill()
-        await process.wait()
-        raise AssertionError(f"sleepwatch {' '.join(args)} did not end") from None
+        out, err = await process.communicate()
+        said = (out + err).decode(errors="replace")[-2000:]
+        raise AssertionError(f"sleepwatch {' '.join(args)} did not end: {said}") from None
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 
@@ -151,9 +167,9 @@ async def launched(tmp_path: Path, sshd: SshdServer, fake_vast: FakeVast) -> Any
     """`await launched(python=...)`: the run launched by the CLI on the fake instance, training."""
     configs: list[Path] = []
 
-    async def go(python: str = sys.executable) -> Path:
+    async def go(python: str = sys.executable, telegram: dict[str, Any] | None = None) -> Path:
         fake_vast.add_instance(INSTANCE, ssh_host=sshd.host, ssh_port=sshd.port, dph_total=DPH)
-        config = config_file(tmp_path, sshd, fake_vast, python=python)
+        config = config_file(tmp_path, sshd, fake_vast, python=python, telegram=telegram)
         configs.append(config)
         rc, _, err = await sleepwatch(config, fake_vast, "launch", RUN)
         assert rc == 0, err
@@ -265,14 +281,20 @@ async def test_a_reachable_check_between_two_gone_answers_starts_the_count_again
 # -- a compromised instance cannot block its own teardown --------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["hang", "garbage", "huge", "exit1", "deep", "drop"])
-async def test_teardown_reaches_the_delete_whatever_the_instance_answers_to_ctl_stop(
-    launched: Any, fake_vast: FakeVast, tmp_path: Path, mode: str
-) -> None:
+def write_ctl_wrapper(tmp_path: Path) -> tuple[Path, Path]:
+    """(wrapper python, mode file): write a mode to the file to arm a `ctl stop` fault."""
     mode_file = tmp_path / "ctl-mode"
     wrapper = tmp_path / "python-wrapper"
     wrapper.write_text(CTL_WRAPPER.format(python=sys.executable, mode_file=str(mode_file)))
     wrapper.chmod(0o755)
+    return wrapper, mode_file
+
+
+@pytest.mark.parametrize("mode", ["hang", "garbage", "huge", "exit1", "deep", "drop"])
+async def test_teardown_reaches_the_delete_whatever_the_instance_answers_to_ctl_stop(
+    launched: Any, fake_vast: FakeVast, tmp_path: Path, mode: str
+) -> None:
+    wrapper, mode_file = write_ctl_wrapper(tmp_path)
     config = await launched(python=str(wrapper))
     mode_file.write_text(mode)
 
@@ -283,3 +305,59 @@ async def test_teardown_reaches_the_delete_whatever_the_instance_answers_to_ctl_
     assert INSTANCE not in fake_vast.instances
     assert f"{INSTANCE} destroyed" in out
     assert run_row(tmp_path) == (0, "destroyed")
+
+
+async def until(condition: Any, what: str, timeout_s: float = CLI_TIMEOUT_S) -> Any:
+    for _ in range(int(timeout_s / 0.1)):
+        found = condition()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("mode", ["hang", "deep"])
+async def test_chat_teardown_under_a_running_serve_reaches_the_delete_whatever_ctl_stop_does(
+    launched: Any, fake_vast: FakeVast, fake_telegram: FakeTelegram, tmp_path: Path, mode: str
+) -> None:
+    wrapper, mode_file = write_ctl_wrapper(tmp_path)
+    telegram = {"chat_ids": [CHAT], "api_base": fake_telegram.base_url}
+    config = await launched(python=str(wrapper), telegram=telegram)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLEEPWATCH_", "VAST_"))}
+    env |= {"VAST_API_KEY": fake_vast.api_key, "SLEEPWATCH_TELEGRAM_TOKEN": fake_telegram.token}
+    log = (tmp_path / "serve.log").open("wb")
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.app", "--config", str(config), "serve",
+        env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        await until(lambda: "getUpdates" in fake_telegram.methods(), "serve polling")
+        mode_file.write_text(mode)
+        now = int(time.time())
+        fake_telegram.push_update(message_update(CHAT, f"/teardown {RUN}", date=now))
+
+        def prompt() -> dict[str, Any] | None:
+            return next((m for m in fake_telegram.sent if m.get("reply_markup")), None)
+
+        asked = await until(prompt, "the confirmation prompt")
+        markup = asked["reply_markup"]
+        markup = json.loads(markup) if isinstance(markup, str) else markup
+        confirm = markup["inline_keyboard"][0][0]["callback_data"]
+        fake_telegram.push_update(callback_update(CHAT, confirm, message_id=asked["message_id"]))
+
+        def settled() -> str | None:
+            texts = [str(e.get("text", "")) for e in fake_telegram.edits]
+            return next((t for t in texts if "destroyed" in t), None)
+
+        text = await until(settled, "the teardown's answer in the chat")
+        assert f"{INSTANCE} destroyed" in text and "NOT destroyed" not in text
+        assert deletes(fake_vast) == 1 and INSTANCE not in fake_vast.instances
+    finally:
+        if serve.returncode is None:
+            serve.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(serve.wait(), 20)
+            except TimeoutError:
+                serve.kill()
+                await serve.wait()
+        log.close()
