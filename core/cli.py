@@ -143,6 +143,8 @@ async def dispatch(
         )
         if args.command == "serve":
             return await serve(service, frontend if notifier else None)
+        if args.command in ("launch", "gate"):  # with this file's settings, never stored ones
+            return await launch_or_gate(args, config, service, engine.provider)
         await service.learn_runs()  # a run launched with another config file is still known
         control = service.control
         now = utc_now()
@@ -151,8 +153,6 @@ async def dispatch(
                 cost = f" ${view.cost_usd:.2f}" if view.cost_usd is not None else ""
                 print(f"{view.status_line}{cost}")
             return 0
-        if args.command in ("launch", "gate"):
-            return await launch_or_gate(args, config, service, engine.provider)
         name = await control.resolve(args.run)
         if args.command == "check":
             interval = await service.watcher.check(name)

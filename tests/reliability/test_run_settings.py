@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from core.supervisor_client import supervisor_argv
-from tests.reliability.helpers import CHAT_ID, INSTANCE, RUN, Cli, db_rows, wait_for, write_config
+from tests.reliability.helpers import (
+    CHAT_ID,
+    INSTANCE,
+    RUN,
+    Cli,
+    db_rows,
+    process_gone,
+    wait_for,
+    write_config,
+)
 
 if TYPE_CHECKING:
     from tests.fixtures.fake_telegram import FakeTelegram
@@ -199,3 +208,44 @@ async def test_a_run_whose_settings_nobody_knows_is_an_alert_not_a_silent_defaul
     [alert] = [t for t in setup.texts() if "settings unknown" in t]
     assert "no settings were stored with it at launch" in alert
     assert "watched with the defaults" in alert and "destroy_on_done=true" in alert
+
+
+async def test_a_relaunch_stores_the_settings_of_the_file_it_was_launched_with(
+    tmp_path: Path,
+) -> None:
+    # A local run through the real CLI: the second launch's file says destroy_on_done=false,
+    # and that (not the first launch's stored settings) is what the run keeps.
+    run_dir = tmp_path / "runs" / RUN
+    entry = {
+        "name": RUN,
+        "local": True,
+        "run_dir": run_dir,
+        "command": f"{sys.executable} -c pass",
+        "heartbeat_s": 0.3,
+        "max_attempts": 1,
+    }
+    sections = {"watcher": {"state_dir": tmp_path / "state", "python": sys.executable}}
+    config = write_config(tmp_path / "sleepwatch.toml", sections, [entry])
+    db = tmp_path / "state" / "sleepwatch.sqlite3"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "bot.app", "--config", str(config), *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
+
+    def settings() -> dict[str, Any]:
+        [(stored,)] = db_rows(db, "SELECT settings FROM runs")
+        doc: dict[str, Any] = json.loads(stored)["run"]
+        return doc
+
+    first = await asyncio.to_thread(cli, "launch", RUN)
+    assert first.returncode == 0, first.stderr
+    assert settings()["destroy_on_done"] is True
+    state = run_dir / "state.json"
+    await wait_for(lambda: b'"done"' in state.read_bytes(), 30, what="the first run to end")
+    pid = json.loads(state.read_text())["pid"]
+    await wait_for(lambda: process_gone(pid), 30, what="its supervisor to exit")
+
+    write_config(config, sections, [{**entry, "destroy_on_done": False}])
+    second = await asyncio.to_thread(cli, "launch", RUN, "--replace")
+    assert second.returncode == 0, second.stderr
+    assert settings()["destroy_on_done"] is False
