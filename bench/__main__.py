@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         missed = [g["goal"] for g in goals if isinstance(g, dict) and not g.get("met", True)]
         verdict = f"{len(goals) - len(missed)}/{len(goals)} goals met" if goals else "done"
         summary.append((name, f"{verdict} ({time.perf_counter() - t0:.0f} s)"))
+    if not args.quick:
+        from bench import report
+
+        print("bench/README.md figures " + ("rewritten" if report.write() else "unchanged"))
     print(f"\n== summary ({time.perf_counter() - started:.0f} s) ==")
     for name, verdict in summary:
         print(f"  {name}: {verdict}")

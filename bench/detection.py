@@ -17,30 +17,147 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from bench.common import fmt, goal, mean, percentile, print_goals, table, write_result
+from bench.detection_families import FAMILIES, make_family_run
 from bench.detection_model import DAY_S, HEALTHY_KINDS, KIND_WEIGHTS, make_run
 from bench.detection_sim import POLICIES, Outcome, simulate
+from core.config import ThresholdsConfig
 from core.rules import Policy
 
 SEED = 7
 BASELINE = "poll_5m"
 OURS = "adaptive_wait"
+FAMILY_POLICIES = (OURS, "adaptive_wait_no_tree", BASELINE)
+Job = tuple[str, str, int, int, int]  # policy, family ("" = the main fleet), start, stop, seed
 
 
-def _chunk(job: tuple[str, int, int, int]) -> list[Outcome]:
-    name, start, stop, seed = job
+def _chunk(job: Job) -> list[Outcome]:
+    name, family, start, stop, seed = job
     watching = next(w for w in POLICIES if w.name == name)
-    return [simulate(make_run(i, seed), watching, Policy()) for i in range(start, stop)]
+    policy = bench_policy()
+    runs = (
+        make_family_run(family, i, seed) if family else make_run(i, seed)
+        for i in range(start, stop)
+    )
+    return [simulate(run, watching, policy) for run in runs]
+
+
+def bench_policy() -> Policy:
+    """What a user gets: the thresholds of a default configuration."""
+    return Policy(thresholds=ThresholdsConfig().thresholds())
+
+
+def _run_jobs(jobs: list[Job]) -> dict[tuple[str, str], list[Outcome]]:
+    workers = max(1, min(4, os.cpu_count() or 1))
+    found: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
+    with ProcessPoolExecutor(workers) as pool:
+        for job, outcomes in zip(jobs, pool.map(_chunk, jobs), strict=True):
+            found[(job[0], job[1])].extend(outcomes)
+    return found
+
+
+def _jobs(policies: list[str], family: str, runs: int, seed: int) -> list[Job]:
+    workers = max(1, min(4, os.cpu_count() or 1))
+    step = max(1, runs // (workers * 2))
+    return [
+        (p, family, s, min(runs, s + step), seed) for p in policies for s in range(0, runs, step)
+    ]
 
 
 def run_fleet(runs: int, seed: int) -> dict[str, list[Outcome]]:
-    workers = max(1, min(4, os.cpu_count() or 1))
-    step = max(1, runs // (workers * 2))
-    jobs = [(w.name, s, min(runs, s + step), seed) for w in POLICIES for s in range(0, runs, step)]
-    by_policy: dict[str, list[Outcome]] = defaultdict(list)
-    with ProcessPoolExecutor(workers) as pool:
-        for job, outcomes in zip(jobs, pool.map(_chunk, jobs), strict=True):
-            by_policy[job[0]].extend(outcomes)
-    return by_policy
+    found = _run_jobs(_jobs([w.name for w in POLICIES], "", runs, seed))
+    return {name: outs for (name, _), outs in found.items()}
+
+
+def run_families(runs: int, seed: int) -> dict[str, dict[str, list[Outcome]]]:
+    jobs = [j for f in FAMILIES for j in _jobs(list(FAMILY_POLICIES), f.name, runs, seed)]
+    by_family: dict[str, dict[str, list[Outcome]]] = defaultdict(dict)
+    for (policy, family), outcomes in _run_jobs(jobs).items():
+        by_family[family][policy] = outcomes
+    return by_family
+
+
+def summarize_family(outcomes: list[Outcome], catch: bool) -> dict[str, Any]:
+    detected = [o.detected_s for o in outcomes if o.detected_s is not None]
+    days = sum(o.watched_s for o in outcomes) / DAY_S
+    false_runs = sum(1 for o in outcomes if o.false_alerts)
+    return {
+        "runs": len(outcomes),
+        "kills": sum(o.kills for o in outcomes),
+        "false_kills": sum(o.false_kills for o in outcomes),
+        "false_alert_runs": false_runs,
+        "false_alert_runs_pct": 100 * false_runs / max(1, len(outcomes)),
+        "detect_p95_s": percentile(detected, 95) if catch else None,
+        "detect_mean_s": mean(detected) if catch else None,
+        "missed": sum(1 for o in outcomes if o.detected_s is None) if catch else None,
+        "checks_per_run_day": sum(o.checks for o in outcomes) / days if days else None,
+        "false_alert_examples": [o.alert_keys[:6] for o in outcomes if o.false_alerts][:3],
+    }
+
+
+def family_goals(families: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    goals = []
+    for family in FAMILIES:
+        ours = families[family.name][OURS]
+        figure = (
+            f"{ours['false_kills']} false kills, {ours['false_alert_runs_pct']:.1f} % runs with "
+            f"false alerts"
+        )
+        met = ours["false_kills"] == 0 and ours["false_alert_runs_pct"] <= 1.0
+        if family.catch:
+            p95 = ours["detect_p95_s"]
+            figure += f", detected p95 {fmt(None if p95 is None else p95 / 60)} min"
+            figure += f", missed {ours['missed']}"
+            met = met and p95 is not None and p95 < 900 and ours["missed"] == 0
+        goals.append(
+            goal(
+                f"{family.name}: 0 false kills, <= 1 % false-alert runs"
+                + (", detected p95 < 15 min" if family.catch else ""),
+                met,
+                figure,
+            )
+        )
+    return goals
+
+
+def report_families(families: dict[str, dict[str, dict[str, Any]]]) -> None:
+    rows = []
+    for family in FAMILIES:
+        base = families[family.name][BASELINE]
+        for name in FAMILY_POLICIES:
+            f = families[family.name][name]
+            p95 = f["detect_p95_s"]
+            ratio = (
+                "-"
+                if p95 is None or not base["detect_p95_s"]
+                else f"{p95 / base['detect_p95_s']:.2f}"
+            )
+            rows.append(
+                [
+                    family.name,
+                    name,
+                    str(f["runs"]),
+                    str(f["false_kills"]),
+                    f"{f['false_alert_runs_pct']:.1f}",
+                    fmt(None if p95 is None else p95 / 60),
+                    ratio,
+                    "-" if f["missed"] is None else str(f["missed"]),
+                    fmt(f["checks_per_run_day"]),
+                    f"{f['checks_per_run_day'] / base['checks_per_run_day']:.2f}",
+                ]
+            )
+    headers = [
+        "family",
+        "policy",
+        "runs",
+        "false kills",
+        "false-alert runs %",
+        "detect p95 min",
+        "x poll_5m",
+        "missed",
+        "checks/run-day",
+        "x poll_5m",
+    ]
+    print(table(headers, rows))
 
 
 def _idle_s(o: Outcome) -> float | None:
@@ -194,9 +311,15 @@ def report(
 
 
 def main(
-    quick: bool = False, runs: int | None = None, seed: int = SEED, *, write: bool = True
+    quick: bool = False,
+    runs: int | None = None,
+    seed: int = SEED,
+    *,
+    write: bool = True,
+    family_runs: int | None = None,
 ) -> dict[str, Any]:
     n = runs or (100 if quick else 1000)
+    fn = family_runs or (20 if quick else 300)
     started = time.perf_counter()
     fleet = run_fleet(n, seed)
     policies = {w.name: summarize_policy(fleet[w.name]) for w in POLICIES}
@@ -212,16 +335,29 @@ def main(
         f"({elapsed:.1f} s) =="
     )
     report(policies, kinds)
-    goals = goals_for(policies)
+    family_outcomes = run_families(fn, seed)
+    families = {
+        f.name: {p: summarize_family(family_outcomes[f.name][p], f.catch) for p in FAMILY_POLICIES}
+        for f in FAMILIES
+    }
+    elapsed = time.perf_counter() - started
+    print(f"\n== held-out families: {fn} runs each, same seed ({elapsed:.1f} s in all) ==")
+    for f in FAMILIES:
+        print(f"  {f.name}: {f.what}")
+    report_families(families)
+    goals = goals_for(policies) + family_goals(families)
     print(f"\ngoals for {OURS}:")
     print_goals(goals)
     doc = {
         "runs": n,
+        "family_runs": fn,
         "seed": seed,
         "elapsed_s": round(elapsed, 2),
         "baseline": BASELINE,
         "policies": policies,
         "kinds": kinds,
+        "families": families,
+        "family_labels": {f.name: f.what for f in FAMILIES},
         "goals": goals,
         "labels": {w.name: w.label for w in POLICIES},
     }
@@ -234,6 +370,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--runs", type=int)
+    parser.add_argument("--family-runs", type=int, help="runs per held-out family")
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args()
-    main(args.quick, args.runs, args.seed)
+    main(args.quick, args.runs, args.seed, family_runs=args.family_runs)

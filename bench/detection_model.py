@@ -23,8 +23,25 @@ HEARTBEAT_S = 15.0
 OUTPUT_EVERY_S = 10.0
 STARTUP_S = 30.0
 EVAL_EVERY_S = (1200.0, 7200.0)  # each run evaluates at its own period in this range
-OUTPUT_MODES = frozenset({"train", "slow"})
-THROUGHPUT_WINDOW_S = 120.0  # supervisor/progress.py: steps/s between step samples in 120 s
+OUTPUT_MODES = frozenset({"train", "slow", "decay"})
+# (CPU progress, I/O progress) of the trainer's process tree in each mode, as
+# supervisor/proctree.py would see it: a deadlock spinning the GPU spins a CPU thread too
+TREE = {
+    "train": (True, True),
+    "slow": (True, True),
+    "decay": (True, True),
+    "startup": (True, True),  # loading weights: reads, unpickles
+    "compile": (True, False),  # torch.compile warm-up: CPU only
+    "eval": (True, True),  # the eval dataloader reads
+    "eval_noio": (True, False),  # an eval set already in memory
+    "eval_cpu": (True, False),  # generation metrics computed on the CPU, GPU idle
+    "ckpt": (False, True),  # a checkpoint write: bytes, little CPU
+    "hung": (False, False),
+    "hung_busy": (True, False),
+}
+NO_TRAINER = frozenset({"retrying", "terminal", "gone"})
+THROUGHPUT_WINDOW_S = 120.0
+WAIT_TIMEOUT_S = 300.0  # core.config WatcherConfig.wait_timeout
 
 # share of the fleet per kind; "healthy", "completed" and "early_stop" have nothing wrong
 KIND_WEIGHTS = {
@@ -53,6 +70,8 @@ class Phase:
     out_base: float | None = None  # when the trainer last printed, as this phase begins
     outcome: str | None = None
     degraded: bool = False  # inside a throughput collapse
+    cpu_base: float | None = None  # when the tree's CPU / I/O last moved, as this phase begins
+    io_base: float | None = None
 
 
 @dataclass(slots=True)
@@ -64,7 +83,14 @@ class SimRun:
     eval_every_s: float = 7200.0
     max_attempts: int = 3
     phases: list[Phase] = field(default_factory=list)
+    startup_s: tuple[float, ...] = (STARTUP_S,)  # silent start-up phases, each load then compile
+    eval_s: tuple[float, float] = (300.0, 540.0)  # silent, GPU busy
+    eval_mode: str = "eval"
+    ckpt_s: tuple[float, float] = (60.0, 180.0)  # silent, GPU idle
+    dark: list[tuple[float, float]] = field(default_factory=list)  # unreachable periods
+    decay: tuple[float, float] | None = None  # (start, ramp) of a slow throughput decay
     event_s: float | None = None  # when the thing worth detecting happened
+    onset_s: float | None = None  # a gradual one's start: alerts from here on are not false
     ended_s: float | None = None
     failures: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     fixes: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
@@ -77,11 +103,19 @@ class SimRun:
     ) -> None:
         if end <= start:
             return
-        out_base = None
+        out_base = cpu_base = io_base = None
         if self.phases:
             prev = self.phases[-1]
             out_base = prev.end if prev.mode in OUTPUT_MODES else prev.out_base
-        self.phases.append(Phase(start, end, status, attempt, mode, out_base, degraded=slow))
+            cpu, io = TREE.get(prev.mode, (False, False))
+            cpu_base = prev.end if cpu else prev.cpu_base
+            io_base = prev.end if io else prev.io_base
+            if prev.attempt != attempt or prev.mode in NO_TRAINER:
+                # a new trainer: the supervisor's tracker starts afresh, first reading counts
+                cpu_base = io_base = start
+        phase = Phase(start, end, status, attempt, mode, out_base, degraded=slow)
+        phase.cpu_base, phase.io_base = cpu_base, io_base
+        self.phases.append(phase)
 
     def live(
         self, start: float, end: float, attempt: int, mode: str = "train", *, boot: bool = True
@@ -89,19 +123,20 @@ class SimRun:
         """The trainer of `attempt` from `start` to `end`, with periodic evals and checkpoints."""
         t = start
         if boot:
-            self.add(t, min(end, t + STARTUP_S), "running", attempt, "startup")
-            t = min(end, t + STARTUP_S)
+            for i, length in enumerate(self.startup_s):
+                self.add(t, min(end, t + length), "running", attempt, ("startup", "compile")[i % 2])
+                t = min(end, t + length)
         offset = self.seed % 1800
         every = self.eval_every_s
         first = (int((t - offset) // every) + 1) * every + offset
         ev = first
         while ev < end:
             self.add(t, ev, "running", attempt, mode)
-            eval_end = min(end, ev + self.rng.uniform(300, 540))  # silent, GPU busy
-            self.add(ev, eval_end, "running", attempt, "eval", mode == "slow")
+            eval_end = min(end, ev + self.rng.uniform(*self.eval_s))
+            self.add(ev, eval_end, "running", attempt, self.eval_mode, mode == "slow")
             ckpt_start = min(end, eval_end + 20)  # prints the eval results
             self.add(eval_end, ckpt_start, "running", attempt, mode)
-            ckpt_end = min(end, ckpt_start + self.rng.uniform(60, 180))  # silent, GPU idle
+            ckpt_end = min(end, ckpt_start + self.rng.uniform(*self.ckpt_s))
             self.add(ckpt_start, ckpt_end, "running", attempt, "ckpt", mode == "slow")
             t = ckpt_end
             ev += every
@@ -147,21 +182,40 @@ class SimRun:
         return self.phases[max(0, bisect.bisect_right(starts, t) - 1)]
 
     def wake_times(self, quiet_s: float) -> list[float]:
-        """When `supervisor wait` returns with news: each status or attempt change, and the
-        trainer silent for `quiet_s` while running (once per silence)."""
+        """When `supervisor wait` returns with news, as core/waiter.py drives it: each status
+        or attempt change, and the trainer silent for `quiet_s` while running. A "quiet" answer
+        disarms quiet until the next change, or until an answer shows the trainer printed again
+        (a `wait` timeout, at most WAIT_TIMEOUT_S after it resumed)."""
         times: list[float] = []
-        for prev, cur in zip(self.phases, self.phases[1:], strict=False):
-            if (prev.status, prev.attempt) != (cur.status, cur.attempt):
-                times.append(cur.start)
-        for p in self.phases:
-            if p.status == "running" and p.mode not in OUTPUT_MODES:
-                since = p.start if p.mode == "startup" else (p.out_base or p.start)
-                if since + quiet_s < p.end:
-                    times.append(since + quiet_s)
+        armed, rearm_at = True, 0.0
+        for i, p in enumerate(self.phases):
+            prev = self.phases[i - 1] if i else None
+            if prev is not None and (prev.status, prev.attempt) != (p.status, p.attempt):
+                times.append(p.start)
+                armed, rearm_at = True, 0.0
+            if not armed and p.mode in OUTPUT_MODES:
+                armed, rearm_at = True, p.start + WAIT_TIMEOUT_S
+            if armed and p.status == "running" and p.mode not in OUTPUT_MODES:
+                # the supervisor measures quiet from the attempt log's mtime
+                since = max(p.out_base or 0.0, self._attempt_start(i))
+                wake = max(since + quiet_s, rearm_at, p.start)
+                if wake < p.end:
+                    times.append(wake)
+                    armed = False
         return sorted(times)
 
-    def state_doc(self, t: float) -> dict[str, Any]:
-        """state.json at `t`, as the supervisor would have written it."""
+    def _attempt_start(self, i: int) -> float:
+        attempt = self.phases[i].attempt
+        while i > 0 and self.phases[i - 1].attempt == attempt:
+            i -= 1
+        return self.phases[i].start
+
+    def dark_at(self, t: float) -> bool:
+        return any(a <= t < b for a, b in self.dark)
+
+    def state_doc(self, t: float, *, tree: bool = True) -> dict[str, Any]:
+        """state.json at `t`, as the supervisor would have written it; `tree` False: an older
+        supervisor that does not read the trainer's process tree."""
         p = self.phase_at(t)
         rng = self.rng
         if p.mode in OUTPUT_MODES:
@@ -171,6 +225,9 @@ class SimRun:
         util, speed = _gpu_and_speed(p.mode, rng)
         if p.degraded and speed is not None:
             speed *= 0.3
+        if p.mode == "decay" and self.decay is not None and util is not None:
+            share = 1.0 - 0.7 * min(1.0, max(0.0, (t - self.decay[0]) / self.decay[1]))
+            util, speed = util * share, (speed or 1.0) * share
         if p.mode not in OUTPUT_MODES and (out is None or t - out > THROUGHPUT_WINDOW_S):
             speed = None  # the supervisor's window holds no step any more
         terminal = p.mode == "terminal"
@@ -191,17 +248,55 @@ class SimRun:
             "started_at": T0,
             "ended_at": at(p.start) if terminal else None,
             "throughput": None if speed is None else self.rate * speed,
-            "gpus": [] if util is None else [_gpu(util)],
+            "gpus": [] if util is None else [_gpu(util, self._power(p, util) if tree else None)],
             "fixes": [dict(f, at=at(w)) for w, f in self.fixes if w <= t],
             "last_failure": failure,
             "knobs": {},
             "pid": 4242,
             "trainer_pid": None if terminal else 4243,
+            **(self._tree(p, t - (t % HEARTBEAT_S)) if tree else {}),
         }
 
+    def _power(self, p: Phase, util: float) -> float:
+        low, high = POWER.get(p.mode, (0.08, 0.15))
+        share = self.rng.uniform(low, high)
+        return share * min(1.0, util / 85.0) if p.mode == "decay" else share
 
-def _gpu(util: float) -> dict[str, Any]:
-    return {"index": 0, "util_pct": util, "mem_used_mb": 61000.0, "mem_total_mb": 81920.0}
+    def _tree(self, p: Phase, beat: float) -> dict[str, Any]:
+        if p.status != "running":
+            return {"activity": None, "last_activity_at": None}
+        cpu, io = TREE.get(p.mode, (False, False))
+        cpu_at = beat if cpu else p.cpu_base
+        io_at = beat if io else p.io_base
+        moments = [m for m in (cpu_at, io_at) if m is not None]
+        activity = {
+            "cpu_s": 1.0,
+            "io_bytes": 1,
+            "pids": 3,
+            "at": at(beat),
+            "last_cpu_at": None if cpu_at is None else at(cpu_at),
+            "last_io_at": None if io_at is None else at(io_at),
+        }
+        return {"activity": activity, "last_activity_at": at(max(moments)) if moments else None}
+
+
+def _gpu(util: float, power_share: float | None) -> dict[str, Any]:
+    gpu = {"index": 0, "util_pct": util, "mem_used_mb": 61000.0, "mem_total_mb": 81920.0}
+    if power_share is not None:  # NVML's power reading (an older supervisor has none)
+        gpu.update(power_w=round(700.0 * power_share, 1), power_limit_w=700.0)
+    return gpu
+
+
+# share of the power limit each mode draws: a spinning collective reads 100 % utilisation at a
+# fraction of the power (NVIDIA/nccl#968, horovod/horovod#3611), real work draws most of it
+POWER = {
+    "train": (0.7, 0.95),
+    "decay": (0.7, 0.95),
+    "eval": (0.5, 0.85),
+    "eval_noio": (0.5, 0.85),
+    "slow": (0.3, 0.5),
+    "hung_busy": (0.1, 0.25),
+}
 
 
 def _gpu_and_speed(mode: str, rng: random.Random) -> tuple[float | None, float | None]:
@@ -209,15 +304,19 @@ def _gpu_and_speed(mode: str, rng: random.Random) -> tuple[float | None, float |
     if mode == "train":
         return rng.uniform(85, 99), rng.uniform(0.9, 1.1)
     # silent modes keep the last training rate until the 120 s window empties (then None)
-    if mode == "eval":
+    if mode in ("eval", "eval_noio"):
         return rng.uniform(70, 95), rng.uniform(0.9, 1.1)
-    if mode == "ckpt":
+    if mode == "hung_busy":  # a spinning NCCL kernel reads as a busy GPU
+        return rng.uniform(99, 100), rng.uniform(0.9, 1.1)
+    if mode == "decay":
+        return rng.uniform(85, 99), rng.uniform(0.95, 1.05)
+    if mode in ("ckpt", "eval_cpu"):
         return rng.uniform(0, 5), rng.uniform(0.9, 1.1)
     if mode == "slow":
         return rng.uniform(30, 50), rng.uniform(0.2, 0.4)
     if mode == "hung":
         return rng.uniform(0, 3), rng.uniform(0.9, 1.1)
-    if mode == "startup":
+    if mode in ("startup", "compile"):
         return rng.uniform(0, 3), None
     return None, None  # retrying, terminal: no trainer
 

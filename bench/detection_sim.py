@@ -22,6 +22,7 @@ from core.transitions import plan_alerts
 
 EXEC_S = 1.0  # one SSH exec on a warm connection (probe, ctl)
 WAKE_DELAY_S = (0.5, 2.0)  # supervisor wait's 0.5 s poll, its return, the 0.3 s debounce
+BREAK_DELAY_S = (15.0, 120.0)  # the wait exec noticing a dead connection
 HORIZON_S = DAY_S + 3 * 3600
 EXIT_ONLY_HUMAN_S = 8 * 3600.0  # a decorator's message at night is read in the morning
 TRACEBACK = 'Traceback (most recent call last):\n  File "train.py", line 9\nRuntimeError: boom\n'
@@ -34,10 +35,17 @@ class Watching:
     fixed_s: float | None = None  # constant interval instead of the adaptive cadence
     channel: bool = False
     exit_only: bool = False
+    tree: bool = True  # False: an older supervisor that writes no process-tree activity
 
 
 POLICIES = (
     Watching("adaptive_wait", "sleepwatch: adaptive + wait channel", channel=True),
+    Watching(
+        "adaptive_wait_no_tree",
+        "sleepwatch, older supervisor (no process tree)",
+        channel=True,
+        tree=False,
+    ),
     Watching("adaptive", "adaptive, no channel"),
     Watching("poll_5m", "fixed poll 5 min", fixed_s=300.0),
     Watching("poll_30m", "fixed poll 30 min", fixed_s=1800.0),
@@ -60,6 +68,8 @@ class Outcome:
     teardown_s: float | None = None
     idle_s: float | None = None  # paid GPU idle caused by the failure, until watching acted
     watched_s: float = 0.0
+    kills: int = 0
+    false_kills: int = 0  # kill-attempts on a trainer that was not hung with an idle GPU
 
 
 def simulate(run: SimRun, watching: Watching, policy: Policy) -> Outcome:
@@ -97,7 +107,11 @@ class _Loop:
             return []
         rng = self.run.rng
         events = self.run.wake_times(self.quiet_s)
-        return [w + rng.uniform(*WAKE_DELAY_S) for w in events if w > after_s]
+        wakes = [w + rng.uniform(*WAKE_DELAY_S) for w in events if w > after_s]
+        wakes = [w for w in wakes if not self.run.dark_at(w)]  # the channel is down too
+        # ...and its exec failing wakes one check (core/waiter.py), after the SSH keepalive
+        broke = [a + rng.uniform(*BREAK_DELAY_S) for a, _ in self.run.dark if a > after_s]
+        return sorted(wakes + broke)
 
     def next_wake(self, t: float) -> float:
         return next((w for w in self.wakes if w > t), HORIZON_S)
@@ -107,7 +121,12 @@ class _Loop:
         out.checks += 1
         crashed_since = any(self.last_check_s < w <= t for w, _ in run.failures)
         self.last_check_s = t
-        state = SupervisorState.model_validate(run.state_doc(t))
+        now = at(t)
+        if run.dark_at(t):
+            obs = Observation(at=now, error="connect timed out")
+            a = assess(self.memory, obs, self.policy, now)
+            return self.after(t, a, None)
+        state = SupervisorState.model_validate(run.state_doc(t, tree=self.watching.tree))
         probe = ProbeSnapshot.model_validate(
             {
                 "probe": 1,
@@ -117,8 +136,11 @@ class _Loop:
                 "log": _log(state, crashed_since),
             }
         )
-        now = at(t)
         a = assess(self.memory, Observation(at=now, probe=probe), self.policy, now)
+        return self.after(t, a, state)
+
+    def after(self, t: float, a: Any, state: SupervisorState | None) -> float | None:
+        run, out, now = self.run, self.out, at(t)
         deadline = judge_deadline(None, now, warned=False, grace_s=900.0)
         findings = [*a.findings, *deadline.findings]
         self.memory = a.memory
@@ -138,11 +160,14 @@ class _Loop:
             self.message(t, [f"recovered:{k}" for k in plan.recovered])
         self.apply(plan, now)
         if a.kill_attempt is not None:
+            out.kills += 1
+            if run.phase_at(t).mode != "hung":
+                out.false_kills += 1
             run.kill(t + 2 * EXEC_S)  # the probe, then `ctl kill-attempt`
             if run.kind == "hang" and out.idle_s is None:
                 out.idle_s = t + 2 * EXEC_S - (run.event_s or 0.0)
             self.wakes = self.wake_checks(t)
-        if terminal:
+        if terminal and state is not None:
             status = state.status.value
             if should_destroy(status, destroy_on_done=True, destroy_on_fail=True):
                 out.teardown_s = t + EXEC_S
@@ -157,12 +182,15 @@ class _Loop:
         out.messages += 1
         out.alert_keys.extend(keys)
         terminal_only = all(k.startswith("terminal:") for k in keys)
-        wrong_from = None if out.kind in HEALTHY_KINDS else out.event_s
+        # a gradual failure (a decay) is already real from its onset: an alert during the
+        # ramp is not false, and one before the threshold counts as caught at once
+        onset = self.run.onset_s if self.run.onset_s is not None else out.event_s
+        wrong_from = None if out.kind in HEALTHY_KINDS else onset
         if not terminal_only and (wrong_from is None or t < wrong_from):
             out.false_alerts += 1
-        if out.detected_s is None and out.event_s is not None and t >= out.event_s:
-            if _detects(out.kind, keys):
-                out.detected_s = t + EXEC_S - out.event_s
+        if out.detected_s is None and out.event_s is not None and onset is not None:
+            if t >= onset and _detects(out.kind, keys):
+                out.detected_s = max(0.0, t + EXEC_S - out.event_s)
 
     def apply(self, plan: Any, now: Any) -> None:
         for f in plan.opened:
@@ -180,8 +208,12 @@ def _detects(kind: str, keys: list[str]) -> bool:
     names = {k.split(":")[0] for k in keys}
     if kind == "hang":
         return bool(names & {"stall_kill", "stall", "stale_output", "low_gpu"})
-    if kind == "collapse":
+    if kind == "hang_busy":
+        return bool(names & {"hang", "stall_kill", "stall", "stale_output"})
+    if kind in ("collapse", "decay"):
         return bool(names & {"slow", "low_gpu"})
+    if kind == "preempted":
+        return bool(names & {"unreachable", "instance_lost"})
     return True
 
 
@@ -205,7 +237,13 @@ def _exit_only(run: SimRun) -> Outcome:
     if run.ended_s is not None and run.kind not in ("crash_exhausted",):
         exits.append(run.ended_s)
     out.messages = len(exits)
-    if run.event_s is not None and run.kind not in ("hang", "collapse"):
+    if run.event_s is not None and run.kind not in (
+        "hang",
+        "hang_busy",
+        "collapse",
+        "decay",
+        "preempted",
+    ):
         out.detected_s = 0.0
     if run.kind == "hang":
         out.idle_s = DAY_S - (run.event_s or 0.0)

@@ -63,6 +63,9 @@ class CadenceConfig(_Strict):
         )
 
 
+UNREACHABLE_AFTER_S = 600.0  # a network blip shorter than this is not news
+
+
 class ThresholdsConfig(_Strict):
     heartbeat_stale: Seconds = 120.0
     stale_checks: int = Field(2, ge=1)
@@ -78,13 +81,19 @@ class ThresholdsConfig(_Strict):
     hang_after: Seconds | None = None
     stall_unknown_after: Seconds | None = None
     silent_alert: Seconds | None = None
+    unreachable_after: Seconds | None = None  # unset: 10 min (scaled with the cadence)
 
-    def thresholds(self) -> Thresholds:
+    def thresholds(self, scale: float = 1.0) -> Thresholds:
+        """`scale`: the cadence's (a demo runs the same policy faster); it scales the one
+        default that is about check timing rather than the trainer: `unreachable_after`."""
         stall = self.stall_after
         return Thresholds(
             hang_after_s=self.hang_after or 1.2 * stall,
             stall_unknown_after_s=self.stall_unknown_after or 3 * stall,
             silent_alert_s=self.silent_alert or 6 * stall,
+            unreachable_after_s=UNREACHABLE_AFTER_S * scale
+            if self.unreachable_after is None
+            else self.unreachable_after,
             heartbeat_stale_s=self.heartbeat_stale,
             stale_checks=self.stale_checks,
             stall_after_s=self.stall_after,
@@ -259,7 +268,7 @@ class Config(_Strict):
 
     def policy_for(self, run: RunConfig) -> Policy:
         cadence = run.cadence or self.cadence
-        thresholds = (run.thresholds or self.thresholds).thresholds()
+        thresholds = (run.thresholds or self.thresholds).thresholds(cadence.scale)
         # a supervisor that beats rarely is not dead after one missed beat
         stale_s = max(thresholds.heartbeat_stale_s, 4 * run.heartbeat_s)
         return Policy(

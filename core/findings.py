@@ -30,6 +30,9 @@ class Thresholds:
     soft_checks: int = 2
     throughput_drop: float = 0.5
     unreachable_checks: int = 2
+    # ...and unreachable for at least this long (first failed check to now): a network blip
+    # shorter than this is not news; 0 = the count alone (config default: stall_after)
+    unreachable_after_s: float = 0.0
     resend_after_s: float = 4 * 3600.0
     max_stall_kills: int = 1
 

@@ -78,6 +78,7 @@ class Assessment:
 
 
 EXPLAINED_SILENCE_S = 120.0
+UNREACHABLE_RECHECK_S = 150.0
 
 ERROR_MARKERS = re.compile(
     r"Traceback \(most recent call last\)|^[\w.]*(Error|Exception): |CUDA error|"
@@ -117,7 +118,11 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
         gpu_min_index=None if lowest is None or len(used) < 2 else lowest.index,
         tree_busy=busy,
         # silent while the tree computes or moves bytes: loading, compiling, saving
-        explained_idle=bool(busy) and silent_s is not None and silent_s >= EXPLAINED_SILENCE_S,
+        explained_idle=bool(busy)
+        and silent_s is not None
+        and silent_s >= EXPLAINED_SILENCE_S
+        and lowest is not None
+        and (lowest.util_pct or 0.0) < t.gpu_low_pct,
     )
     previous = memory.samples
     memory = memory.with_sample(sample)
@@ -152,7 +157,7 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
     stall = silence.reason if silence.kind == "stall" else None
     hang = silence.kind == "hang"
     if hang:
-        findings.append(Finding("hang", silence.reason))
+        findings.append(Finding("hang", silence.reason, since=silent_since(state, memory)))
     if stall:
         if state.attempt not in memory.stall_kills and len(memory.stall_kills) < t.max_stall_kills:
             kill = state.attempt
@@ -216,16 +221,35 @@ def _finish(
 def _assess_unreachable(
     memory: Memory, obs: Observation, policy: Policy, now: datetime
 ) -> Assessment:
+    t = policy.thresholds
     streak = memory.unreachable_streak + 1
     memory = replace(memory, unreachable_streak=streak).with_sample(Sample(at=now, reachable=False))
     if obs.host_key_changed:
         reason = f"host key changed: {obs.error or 'refusing to connect'}; checks stopped"
         return _finish(memory, (Finding("host_key", reason),), policy, None)
+    first = _first_failure(memory, now)
+    lasted = (now - first).total_seconds()
     findings: tuple[Finding, ...] = ()
-    if streak >= policy.thresholds.unreachable_checks:
-        reason = f"unreachable for {streak} checks in a row: {obs.error or 'no answer'}"
+    if streak >= t.unreachable_checks and lasted >= t.unreachable_after_s:
+        reason = (
+            f"unreachable for {streak} checks in a row ({lasted / 60:.0f} min): "
+            f"{obs.error or 'no answer'}"
+        )
         findings = (Finding("unreachable", reason),)
-    return _finish(memory, findings, policy, None)
+    # a lost instance and a network blip look alike at first: look again soon, not in 30 min
+    # (often enough to see it come back between two blips)
+    recheck = None if findings else UNREACHABLE_RECHECK_S
+    return replace(_finish(memory, findings, policy, None), recheck_s=recheck)
+
+
+def _first_failure(memory: Memory, now: datetime) -> datetime:
+    """When this run of failed checks began (as far back as the kept samples tell)."""
+    first = now
+    for sample in reversed(memory.samples):
+        if sample.reachable:
+            break
+        first = sample.at
+    return first
 
 
 def _invalid_state(

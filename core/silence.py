@@ -11,6 +11,8 @@ Silent for the window and ...
 - GPUs idle or unreadable, no CPU and no I/O progress for `stall_after_s`: stall, one kill;
 - GPUs idle, the tree still computing or reading/writing: nothing (loading, compiling, saving);
 - a GPU busy, no I/O for `hang_after_s` (CPU ignored: a deadlock spins): hang, an alert only;
+  where NVML reads power, only when every busy GPU draws little of its limit (a spin) - a
+  GPU drawing the power of real work is a long eval, whatever the I/O;
 - the tree's activity unknown (an older supervisor, /proc unreadable): today's rules (the
   stale-output alert), but a kill only after `stall_unknown_after_s`.
 
@@ -28,6 +30,8 @@ from core.protocol import GpuReading, ProbeSnapshot, SupervisorState
 
 IN_USE_MB = 1024.0  # a GPU holding less memory than this is not the trainer's (an idle spare)
 MIN_RECHECK_S = 20.0
+SPIN_POWER_SHARE = 0.35  # a busy GPU under this share of its power limit is spinning, not working
+QUIET_S = 120.0  # silent at least this long before silence is judged (and re-checked early)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +58,8 @@ def judge_silence(
     if state.status.value != "running":
         return Silence(None)
     silent = age_s(probe.at, since)
-    if silent is None:
-        return Silence(None)
+    if silent is None or silent < QUIET_S:
+        return Silence(None)  # printing: nothing to judge, nothing to re-check early
     utils = [g.util_pct for g in used_gpus(probe) if g.util_pct is not None]
     if utils and max(utils) >= t.gpu_low_pct:
         return _busy_gpu(state, probe, silent, max(utils), t)
@@ -81,18 +85,41 @@ def judge_silence(
 def _busy_gpu(
     state: SupervisorState, probe: ProbeSnapshot, silent: float, top: float, t: Thresholds
 ) -> Silence:
+    computing = _computing(used_gpus(probe), t)
+    if computing:
+        return Silence(None)  # drawing the power of real work: a long eval, not a spin
     activity = state.activity
-    if activity is None or activity.io_bytes is None:
-        return Silence(None)  # unknown I/O: today's stale-output alert speaks for it
-    quiet_io = age_s(probe.at, activity.last_io_at) if activity.last_io_at else silent
-    quiet_io = min(silent, quiet_io or 0.0) if activity.last_io_at else silent
+    io_known = activity is not None and activity.io_bytes is not None
+    if not io_known and computing is None:
+        return Silence(None)  # nothing but silence to go on: today's stale-output alert
+    quiet_io = silent
+    if activity is not None and activity.last_io_at is not None and io_known:
+        quiet_io = min(silent, age_s(probe.at, activity.last_io_at) or 0.0)
     if silent >= t.hang_after_s and quiet_io >= t.hang_after_s:
+        power = " at low power" if computing is False else ""
+        io = f"no I/O for {quiet_io:.0f}s" if io_known else "its I/O unknown"
         return Silence(
             "hang",
-            f"trainer silent for {silent:.0f}s, no new step, a GPU busy at {top:.0f}% and no "
-            f"I/O for {quiet_io:.0f}s: it may be hung (a deadlock spins the GPU); not killed",
+            f"trainer silent for {silent:.0f}s, no new step, a GPU busy at {top:.0f}%{power} "
+            f"and {io}: it may be hung (a deadlock spins the GPU); not killed",
         )
     return Silence(None, recheck_s=_recheck(t.hang_after_s - min(silent, quiet_io)))
+
+
+def _computing(gpus: tuple[GpuReading, ...], t: Thresholds) -> bool | None:
+    """Whether the busy GPUs draw the power of real work; None where power is not read.
+    A collective deadlock reads as 100 % utilisation at a fraction of the power limit
+    (github.com/NVIDIA/nccl/issues/968: ~70 W; horovod/horovod#3611: 47 W of 250 W;
+    nebius/soperator#796 checks exactly that), while an eval draws most of it."""
+    busy = [g for g in gpus if g.util_pct is not None and g.util_pct >= t.gpu_low_pct]
+    shares = [
+        g.power_w / g.power_limit_w
+        for g in busy
+        if g.power_w is not None and g.power_limit_w is not None and g.power_limit_w > 0
+    ]
+    if not busy or len(shares) < len(busy):
+        return None
+    return max(shares) >= SPIN_POWER_SHARE
 
 
 def _last_activity_at(state: SupervisorState) -> datetime | None:

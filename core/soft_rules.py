@@ -84,7 +84,7 @@ def low_gpu(
     if state.status.value != "running" or low is None or sample.explained_idle:
         return None
     count, since = _held_for(
-        memory.samples,
+        _explained_back(memory.samples),
         lambda s: (
             None
             if s.explained_idle
@@ -98,6 +98,19 @@ def low_gpu(
     which = "" if sample.gpu_min_index is None else f" on GPU {sample.gpu_min_index}"
     reason = f"GPU utilisation {low:.0f}%{which} (under {t.gpu_low_pct:.0f}%) while training"
     return _soft("low_gpu", reason, count, since, probe.at, t)
+
+
+def _explained_back(samples: tuple[Sample, ...]) -> tuple[Sample, ...]:
+    """A reading taken early in a silence that a later reading shows was loading or saving
+    (same attempt, same last output) is explained too: a check that lands in the first
+    minutes of a checkpoint write is not an idle GPU while training."""
+    out = list(samples)
+    for i in range(len(out) - 2, -1, -1):
+        s, later = out[i], out[i + 1]
+        same = (s.attempt, s.last_output_at) == (later.attempt, later.last_output_at)
+        if later.explained_idle and same and not s.explained_idle:
+            out[i] = replace(s, explained_idle=True)
+    return tuple(out)
 
 
 def _lowest(sample: Sample) -> float | None:
@@ -141,7 +154,10 @@ def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Me
         return replace(memory, baseline_throughput=current)
     if current < base * t.throughput_drop:
         return memory
-    return replace(memory, baseline_throughput=0.8 * base + 0.2 * current)
+    # up quickly, down slowly: a decay over hours is still measured against the run's own
+    # earlier pace, not followed down until it is never "under half"
+    weight = 0.2 if current >= base else 0.01
+    return replace(memory, baseline_throughput=(1 - weight) * base + weight * current)
 
 
 def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozenset[str]:
@@ -162,10 +178,12 @@ def suspect(state: SupervisorState, sample: Sample, memory: Memory, t: Threshold
     lowest = _lowest(sample)
     low_gpu = lowest is not None and lowest < t.gpu_low_pct and not sample.explained_idle
     base = memory.baseline_throughput
+    # sliding towards the floor (under 3/4 of the way from the baseline) counts too: a slow
+    # decay is looked at every soft_hold_s instead of every cruise tick until it lands
     slow = (
         base is not None
         and sample.throughput is not None
-        and (sample.throughput < base * t.throughput_drop)
+        and sample.throughput < base * (1 + t.throughput_drop) / 2
     )
     return low_gpu or slow
 
@@ -179,7 +197,8 @@ def keeps_alert_mode(finding: Finding, memory: Memory) -> bool:
     stays open and is re-sent after resend_after_s)."""
     if finding.event:
         return False
-    if not finding.soft or finding.since is None or not memory.samples:
+    settles = finding.soft or finding.key == "hang"  # a hang is reported loud, then steady
+    if not settles or finding.since is None or not memory.samples:
         return True
     return (memory.samples[-1].at - finding.since).total_seconds() < SOFT_SETTLE_S
 

@@ -94,6 +94,7 @@ class AckAnswer(_Answer):
 class _WaitState(_Answer):
     status: Annotated[str, Field(max_length=40)] = "unknown"
     attempt: Count | None = 0
+    last_output_at: Any = None  # compared, never parsed (bounded below): odd is not fatal
 
 
 class _WaitDoc(_Answer):
@@ -106,6 +107,7 @@ class WaitAnswer:
     reason: str  # changed | quiet | timeout | missing (an open vocabulary)
     status: str
     attempt: int
+    spoke_at: str | None = None  # the trainer's last output as written: a new value = it spoke
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,8 @@ class SupervisorClient:
             args += ["--quiet", f"{quiet_s:g}"]
         doc = _validated(_WaitDoc, await self._call("wait", args, timeout_s + 30), "wait")
         state = doc.state or _WaitState()
-        return WaitAnswer(doc.reason, state.status, state.attempt or 0)
+        spoke = None if state.last_output_at is None else str(state.last_output_at)[:40]
+        return WaitAnswer(doc.reason, state.status, state.attempt or 0, spoke)
 
     async def ack(
         self, run_dir: str, *, watcher: str, status: str, attempt: int, ended_at: datetime | None

@@ -11,6 +11,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
+from core.errors import TransportError
 from core.models import RunRecord
 from core.ports import Transport
 from core.supervisor_client import SupervisorClient
@@ -57,6 +58,7 @@ class RunWaiter:
         # or a new attempt started, while the watcher was down) is news too
         status, attempt = self.record.status, self.record.attempt
         quiet_armed = True
+        quiet_spoke_at: str | None = None  # the trainer's last output when "quiet" was heard
         failures = 0
         while True:
             try:
@@ -69,6 +71,9 @@ class RunWaiter:
                 )
             except Exception as exc:  # whatever the instance answers, the channel lives on
                 failures += 1
+                if failures == 1 and isinstance(exc, TransportError):
+                    # the connection broke: a check now tells a blip from a lost instance
+                    self.wake(self.record.name)
                 log.debug("%s: wait channel broke (%s); polling carries on", self.record.name, exc)
                 await self.sleep(backoff_s(failures, self.jitter()))
                 continue
@@ -76,11 +81,15 @@ class RunWaiter:
             changed = (answer.status, answer.attempt) != (status, attempt)
             status, attempt = answer.status, answer.attempt
             if answer.reason == "quiet":
-                quiet_armed = False  # heard once; re-armed by the next change
+                # heard once; re-armed by the next change, or once the trainer has printed
+                # again (seen in a later answer): its next silence is news of its own
+                quiet_armed, quiet_spoke_at = False, answer.spoke_at
                 self.wake(self.record.name)
             elif changed:
                 quiet_armed = True
                 self.wake(self.record.name)
+            elif not quiet_armed and answer.spoke_at != quiet_spoke_at:
+                quiet_armed = True
             if status in TERMINAL:
                 return
             if answer.reason == "missing":

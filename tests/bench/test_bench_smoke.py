@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import detection, fleet
+from bench import detection, fleet, report
+from bench.detection_families import FAMILIES, make_family_run
 from bench.detection_model import make_run
 from bench.detection_sim import POLICIES, simulate
 from core.rules import Policy
@@ -25,11 +26,37 @@ def test_a_hang_is_caught_and_killed_by_the_wait_channel_policy():
     assert outcome.detected_s is not None
 
 
-def test_detection_quick_reports_every_policy():
-    doc = detection.main(quick=True, runs=40, write=False)
+def test_detection_quick_reports_every_policy_and_every_family():
+    doc = detection.main(quick=True, runs=40, family_runs=3, write=False)
     assert set(doc["policies"]) == {w.name for w in POLICIES}
     assert doc["policies"]["adaptive_wait"]["checks_per_run_day"] > 0
-    assert doc["goals"]
+    assert set(doc["families"]) == {f.name for f in FAMILIES}
+    for family in doc["families"].values():
+        assert set(family) == set(detection.FAMILY_POLICIES)
+        assert all(f["runs"] == 3 for f in family.values())
+    assert any(g["goal"].startswith("busy_gpu_hang") for g in doc["goals"])
+
+
+def test_a_busy_gpu_hang_is_alerted_and_never_killed():
+    run = make_family_run("busy_gpu_hang", 0, 7)
+    watching = next(w for w in POLICIES if w.name == "adaptive_wait")
+    outcome = simulate(run, watching, detection.bench_policy())
+    assert "hang" in outcome.alert_keys
+    assert outcome.kills == 0 and outcome.detected_s is not None
+
+
+def test_a_slow_silent_startup_is_not_killed():
+    watching = next(w for w in POLICIES if w.name == "adaptive_wait")
+    for index in range(3):
+        run = make_family_run("slow_startup", index, 7)
+        assert sum(run.startup_s) > 480  # silent for 8+ minutes with the GPU idle
+        outcome = simulate(run, watching, detection.bench_policy())
+        assert outcome.kills == 0 and outcome.false_alerts == 0
+
+
+def test_bench_readme_figures_are_generated_from_the_results():
+    # regenerate with `python -m bench.report` after changing bench/results/
+    assert report.fresh()
 
 
 @pytest.mark.slow

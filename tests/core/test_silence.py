@@ -125,3 +125,65 @@ def test_an_idle_gpu_while_loading_or_saving_is_not_low_gpu() -> None:
         ]
     )
     assert all(r.findings == () for r in results)
+
+
+def powered(util: float, watts: float) -> list[dict[str, Any]]:
+    return [gpu(util, 70000, 81920) | {"power_w": watts, "power_limit_w": 700.0}]
+
+
+def test_a_gpu_drawing_real_power_is_a_long_eval_not_a_hang() -> None:
+    # silent 20 min, GPU busy at 520 W of 700 W, no I/O (the eval set is in memory)
+    results = run_checks(
+        [running(at(1))]
+        + [running(at(m), output_at=at(1), gpus=powered(98, 520), **busy_cpu(m)) for m in (18, 21)]
+    )
+    assert results[-1].findings == () and results[-1].kill_attempt is None
+
+
+def test_a_gpu_spinning_at_low_power_is_a_hang_even_without_process_data() -> None:
+    # NVIDIA/nccl#968: a collective deadlock reads 100 % at ~70 W; an older supervisor's
+    # state has no process tree, the power reading alone tells the spin
+    results = run_checks(
+        [running(at(1))]
+        + [running(at(m), output_at=at(1), gpus=powered(100, 70)) for m in (11, 14)]
+    )
+    assert "hang" in keys(results[-1]) and results[-1].kill_attempt is None
+
+
+def test_a_reading_early_in_a_checkpoint_write_is_explained_by_the_later_one() -> None:
+    # a check lands 1 min into a checkpoint write (not yet "silent"), the next one 8 min in
+    # (explained: the tree writes); then a second checkpoint much later: never low_gpu
+    ckpt_1, ckpt_2 = at(40), at(58)
+    results = run_checks(
+        [
+            running(at(30)),
+            running(at(41), output_at=ckpt_1, util_pct=2, **tree(at(41))),
+            running(at(48), output_at=ckpt_1, util_pct=2, **tree(at(48))),
+            running(at(59), output_at=ckpt_2, util_pct=1, **tree(at(59))),
+        ]
+    )
+    assert all(r.findings == () for r in results)
+
+
+def test_a_network_blip_is_not_news_but_a_lost_host_is_within_the_window() -> None:
+    from core.config import ThresholdsConfig
+    from tests.core.builders import unreachable
+
+    policy = Policy(thresholds=ThresholdsConfig().thresholds())  # a user's defaults
+    blip = run_checks(
+        [running(at(0)), unreachable(at(1)), unreachable(at(4)), running(at(9))], policy=policy
+    )
+    assert all(r.findings == () for r in blip)
+    assert blip[1].recheck_s is not None and next_check_s(blip[1], policy, at(1)) <= 600
+    lost = run_checks(
+        [running(at(0)), unreachable(at(1)), unreachable(at(4)), unreachable(at(11))],
+        policy=policy,
+    )
+    assert [keys(r) for r in lost[1:]] == [set(), set(), {"unreachable"}]
+
+
+def test_a_slow_decay_is_measured_against_the_run_s_earlier_pace() -> None:
+    # throughput falls 5 % a check; a baseline that followed it down would never see "half"
+    checks = [running(at(30 * i), throughput=2.0 * (0.95**i)) for i in range(20)]
+    results = run_checks(checks)
+    assert any("slow" in keys(r) for r in results)

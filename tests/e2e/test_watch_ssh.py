@@ -69,7 +69,9 @@ def make_config(tmp_path: Path, sshd: SshdServer, *, steps: int = 20) -> Config:
             wait_timeout=20.0,
         ),
         cadence=CadenceConfig(scale=1 / 60),
-        thresholds=ThresholdsConfig(heartbeat_stale=5, stall_after=30, unreachable_checks=2),
+        thresholds=ThresholdsConfig(
+            heartbeat_stale=5, stall_after=30, unreachable_checks=2, unreachable_after=0
+        ),
         runs=[run],
     )
 

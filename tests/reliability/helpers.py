@@ -185,7 +185,15 @@ def local_config(
         ),
         cadence=CadenceConfig(**(cadence or {"scale": 1 / 60})),
         thresholds=ThresholdsConfig(
-            **(thresholds or {"heartbeat_stale": 5, "stall_after": 600, "unreachable_checks": 2})
+            **(
+                thresholds
+                or {
+                    "heartbeat_stale": 5,
+                    "stall_after": 600,
+                    "unreachable_checks": 2,
+                    "unreachable_after": 0,  # these tests count failed checks, not minutes
+                }
+            )
         ),
         runs=[
             RunConfig(

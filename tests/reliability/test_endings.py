@@ -99,7 +99,12 @@ def configure(
                 "wait_timeout": 5,
             },
             "cadence": {"scale": 0.0166},
-            "thresholds": {"heartbeat_stale": 30, "stall_after": 60, "unreachable_checks": 1},
+            "thresholds": {
+                "heartbeat_stale": 30,
+                "stall_after": 60,
+                "unreachable_checks": 1,
+                "unreachable_after": 0,
+            },
             "ssh": {"connect_timeout": 3, "exec_timeout": 10},
             "telegram": {"chat_ids": [CHAT_ID], "api_base": tg.base_url},
             "vast": {"api_base": vast.base_url},

@@ -53,7 +53,12 @@ def serve_config(tmp_path: Path, sshd: SshdServer, tg: FakeTelegram, vast: FakeV
                 "wait_timeout": 5,
             },
             "cadence": {"scale": 0.0166},
-            "thresholds": {"heartbeat_stale": 5, "stall_after": 30, "unreachable_checks": 2},
+            "thresholds": {
+                "heartbeat_stale": 5,
+                "stall_after": 30,
+                "unreachable_checks": 2,
+                "unreachable_after": 0,
+            },
             "ssh": {"connect_timeout": 5, "exec_timeout": 10},
             "telegram": {"chat_ids": [CHAT_ID], "api_base": tg.base_url},
             "vast": {"api_base": vast.base_url},

@@ -1,0 +1,137 @@
+"""Held-out scenario families for `bench.detection`: runs the rules were not tuned on, each
+reported on its own. Every family is a seeded fleet of 24 h runs built from the same simulated
+supervisor (bench/detection_model.py) with one thing changed.
+
+Goals on every family (sleepwatch = `adaptive_wait`): 0 false kills (a kill-attempt on a trainer
+that was not hung with its GPUs idle), false-alert runs <= 1 %, and where the family has
+something to catch, detected p95 < 15 min.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.detection_model import DAY_S, EVAL_EVERY_S, FAR_S, SimRun
+
+MIN = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str
+    what: str
+    build: Callable[[SimRun, random.Random], None]
+    catch: bool = False  # something to detect (a hang, a lost instance, a decay)
+
+
+def _base(index: int, seed: int, family: str, kind: str) -> tuple[SimRun, random.Random]:
+    rng = random.Random(f"{family}:{seed}:{index}")
+    run = SimRun(index, kind, rng.randrange(1 << 30), rate=rng.uniform(0.5, 5.0), rng=rng)
+    run.eval_every_s = rng.uniform(*EVAL_EVERY_S)
+    return run, rng
+
+
+def _healthy_day(run: SimRun) -> None:
+    run.live(0, DAY_S, 1)
+    run.finish(DAY_S, "done", "completed", 1)
+    run.event_s = DAY_S
+
+
+def slow_startup(run: SimRun, rng: random.Random) -> None:
+    # loading a large model (reads), then torch.compile warm-up (CPU): 8-20 min, GPU idle
+    run.startup_s = (rng.uniform(3, 8) * MIN, rng.uniform(5, 12) * MIN)
+    _healthy_day(run)
+
+
+def long_checkpoints(run: SimRun, rng: random.Random) -> None:
+    run.ckpt_s = (5 * MIN, 15 * MIN)  # GPU idle, I/O busy
+    _healthy_day(run)
+
+
+def long_evals(mode: str) -> Callable[[SimRun, random.Random], None]:
+    def build(run: SimRun, rng: random.Random) -> None:
+        run.eval_s, run.eval_mode = (15 * MIN, 40 * MIN), mode
+        run.eval_every_s = max(run.eval_every_s, 3600.0)
+        _healthy_day(run)
+
+    return build
+
+
+def busy_hang(run: SimRun, rng: random.Random) -> None:
+    # an NCCL deadlock: the GPU spins at 100 %, a CPU thread spins, no bytes move, no output
+    when = rng.uniform(1800, 22 * 3600)
+    run.live(0, when, 1)
+    run.add(when, FAR_S, "running", 1, "hung_busy")
+    run.event_s = when
+
+
+def idle_hang(run: SimRun, rng: random.Random) -> None:
+    when = rng.uniform(1800, 22 * 3600)
+    run.live(0, when, 1)
+    run.add(when, FAR_S, "running", 1, "hung")
+    run.event_s = when
+
+
+def preempted(run: SimRun, rng: random.Random) -> None:
+    # the instance disappears: every probe fails from then on, the wait channel too
+    when = rng.uniform(1800, 22 * 3600)
+    _healthy_day(run)
+    run.dark = [(when, FAR_S)]
+    run.event_s = when
+
+
+def unreachable_periods(run: SimRun, rng: random.Random) -> None:
+    # 3-6 network blips of 1-10 min on a healthy run
+    _healthy_day(run)
+    # apart from each other (two blips a minute apart are one longer outage, not this family)
+    starts: list[float] = []
+    count = rng.randint(3, 6)
+    while len(starts) < count:
+        start = rng.uniform(1800, DAY_S - 3600)
+        if all(abs(start - other) > 30 * MIN for other in starts):
+            starts.append(start)
+    run.dark = [(s, s + rng.uniform(1, 10) * MIN) for s in sorted(starts)]
+
+
+def throughput_decay(run: SimRun, rng: random.Random) -> None:
+    # throughput and GPU fall slowly, over 4-12 h, to 30 %; the trainer keeps printing
+    start, ramp = rng.uniform(2 * 3600, 8 * 3600), rng.uniform(4 * 3600, 12 * 3600)
+    run.decay = (start, ramp)
+    run.live(0, start, 1)
+    run.live(start, DAY_S, 1, "decay", boot=False)
+    run.finish(DAY_S, "done", "completed", 1)
+    run.event_s = start + ramp * (0.5 / 0.7)  # under half the run's own rate from here
+    run.onset_s = start
+
+
+FAMILIES = (
+    Family("slow_startup", "silent start-up 8-20 min, GPU idle, CPU/disk busy", slow_startup),
+    Family("long_checkpoints", "checkpoint saves 5-15 min, GPU idle, I/O busy", long_checkpoints),
+    Family("long_eval_busy", "evals 15-40 min, GPU busy, dataloader reading", long_evals("eval")),
+    Family(
+        "long_eval_in_memory",
+        "evals 15-40 min, GPU busy, eval set in memory (no I/O)",
+        long_evals("eval_noio"),
+    ),
+    Family("long_eval_cpu", "evals 15-40 min on the CPU, GPU idle", long_evals("eval_cpu")),
+    Family("busy_gpu_hang", "deadlock: GPU spinning at 100 %, no output, no I/O", busy_hang, True),
+    Family("idle_gpu_hang", "hang: GPU idle, no output, no CPU, no I/O", idle_hang, True),
+    Family("preempted", "instance lost mid-run: unreachable for good", preempted, True),
+    Family("unreachable_periods", "3-6 network blips of 1-10 min", unreachable_periods),
+    Family("throughput_decay", "throughput decays to 30 % over 4-12 h", throughput_decay, True),
+)
+KINDS = {
+    "busy_gpu_hang": "hang_busy",
+    "idle_gpu_hang": "hang",
+    "preempted": "preempted",
+    "throughput_decay": "decay",
+}
+
+
+def make_family_run(family: str, index: int, seed: int) -> SimRun:
+    spec = next(f for f in FAMILIES if f.name == family)
+    run, rng = _base(index, seed, family, KINDS.get(family, "healthy"))
+    spec.build(run, rng)
+    return run
