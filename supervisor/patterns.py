@@ -1,9 +1,8 @@
 """What real tools print when they fail, as regexes, and where in a log tail to look (pure).
 
 Every pattern here was checked against logs recorded from the real tool
-(tests/supervisor/corpus/). The CUDA ones need a GPU to record (record_gpu.py); until then
-they are checked against output real programs printed, pasted in public issues
-(tests/supervisor/corpus/public/).
+(tests/supervisor/corpus/), except the CUDA ones, which need a GPU to record
+(tests/supervisor/corpus/record_gpu.py) and follow the messages torch and NCCL print.
 """
 
 from __future__ import annotations
@@ -40,9 +39,6 @@ CUDA_OOM = re.compile(
     r"|CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation"
     r"|CUDA_ERROR_OUT_OF_MEMORY|HIP out of memory|RESOURCE_EXHAUSTED: Out of memory"
     r"|NCCL WARN Cuda failure 'out of memory'"
-    # cuDNN says NOT_SUPPORTED when it cannot get the workspace for a large batch
-    # (pytorch/pytorch#11065): the same cure as an OOM, a smaller batch.
-    r"|CUDNN_STATUS_NOT_SUPPORTED"
 )
 GPU_FAULT = re.compile(
     r"device-side assert(?:ion)? triggered|illegal memory access was encountered"
@@ -51,9 +47,7 @@ GPU_FAULT = re.compile(
     r"|\bXid\b|GPU has fallen off the bus|GPU is lost"
     r"|Watchdog caught collective operation timeout|ProcessGroupNCCL's watchdog"
     r"|NCCL (?:communicator|operation).{0,80}(?:timed? ?out|Timeout)"
-    r"|(?:NCCL|collective) .{0,40}timed out"
-    r"|NCCL error.{0,200}(?:unhandled (?:cuda|system) error|remote process)"
-    r"|ncclSystemError|ncclUnhandledCudaError|ncclRemoteError",
+    r"|(?:NCCL|collective) .{0,40}timed out|NCCL error.{0,80}(?:unhandled cuda|remote process)",
     re.IGNORECASE,
 )
 HOST_OOM = re.compile(

@@ -96,6 +96,28 @@ def test_exit_124_is_the_commands_own_timeout() -> None:
     assert failure.kind == "signal" and "`timeout` ran out" in failure.excerpt
 
 
+# CUDA failures cannot be recorded on this machine (no GPU); corpus/record_gpu.py records
+# them where one is. Until then these lines follow torch's and NCCL's own message texts.
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("RuntimeError: CUDA error: device-side assert triggered", "gpu_fault"),
+        ("RuntimeError: CUDA error: an illegal memory access was encountered", "gpu_fault"),
+        (
+            "[Rank 1] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=5, "
+            "OpType=ALLREDUCE) ran for 600000 milliseconds before timing out.",
+            "gpu_fault",
+        ),
+        ("RuntimeError: CUDA error: uncorrectable ECC error encountered", "gpu_fault"),
+        ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.", "oom"),
+        ("RuntimeError: CUDA error: out of memory", "oom"),
+        ("RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate`", "oom"),
+    ],
+)
+def test_gpu_failures_not_yet_recorded(text: str, kind: str) -> None:
+    assert classify(1, ["Traceback (most recent call last):", '  File "t.py"', text]).kind == kind
+
+
 def test_a_full_filesystem_is_low_and_a_pseudo_filesystem_is_ignored(tmp_path: Path) -> None:
     readings = [("/run", 0.004, 1.0), ("/data", 50_000.0, 100_000.0), ("/tiny", 30.0, 100.0)]
     assert failctx.low_disk(readings, 0.0) == [("/run", 0.004, 1.0)]

@@ -284,13 +284,10 @@ def previous_with() -> dict[str, str]:
 
 
 def write_manifest(rows: dict[str, dict[str, Any]], versions: dict[str, str]) -> int:
-    """CPU cases in cases.py's order, then any GPU cases (record_gpu.py) and the cases cut
-    from public issues (public/extract.py) as they were."""
+    """CPU cases in cases.py's order, then any GPU cases (record_gpu.py) as they were."""
     order = {c.id: i for i, c in enumerate(CASES)}
     cpu = sorted((r for r in rows.values() if r["id"] in order), key=lambda r: order[r["id"]])
-    gpu = [
-        r for r in rows.values() if r["id"].startswith("gpu_") or r.get("source") == "public issue"
-    ]
+    gpu = [r for r in rows.values() if r["id"].startswith("gpu_")]
     with open(MANIFEST, "w") as fh:
         json.dump({"recorded_with": versions, "cases": cpu + gpu}, fh, indent=1)
         fh.write("\n")
