@@ -47,7 +47,9 @@ GPU_FAULT = re.compile(
     r"|\bXid\b|GPU has fallen off the bus|GPU is lost"
     r"|Watchdog caught collective operation timeout|ProcessGroupNCCL's watchdog"
     r"|NCCL (?:communicator|operation).{0,80}(?:timed? ?out|Timeout)"
-    r"|(?:NCCL|collective) .{0,40}timed out|NCCL error.{0,80}(?:unhandled cuda|remote process)",
+    r"|(?:NCCL|collective) .{0,40}timed out"
+    r"|NCCL error.{0,200}(?:unhandled (?:cuda|system) error|remote process)"
+    r"|ncclSystemError|ncclUnhandledCudaError|ncclRemoteError",
     re.IGNORECASE,
 )
 HOST_OOM = re.compile(

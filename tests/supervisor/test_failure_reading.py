@@ -109,6 +109,12 @@ def test_exit_124_is_the_commands_own_timeout() -> None:
             "gpu_fault",
         ),
         ("RuntimeError: CUDA error: uncorrectable ECC error encountered", "gpu_fault"),
+        (
+            "RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1191, unhandled system error,"
+            " NCCL version 2.18.1",
+            "gpu_fault",
+        ),
+        ("torch.distributed.DistBackendError: ncclSystemError: System call failed", "gpu_fault"),
         ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.", "oom"),
         ("RuntimeError: CUDA error: out of memory", "oom"),
         ("RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate`", "oom"),
