@@ -120,7 +120,7 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
         # silent while the tree computes or moves bytes: loading, compiling, saving
         explained_idle=bool(busy)
         and silent_s is not None
-        and silent_s >= EXPLAINED_SILENCE_S
+        and silent_s >= min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
         and lowest is not None
         and (lowest.util_pct or 0.0) < t.gpu_low_pct,
     )

@@ -31,7 +31,7 @@ from core.protocol import GpuReading, ProbeSnapshot, SupervisorState
 IN_USE_MB = 1024.0  # a GPU holding less memory than this is not the trainer's (an idle spare)
 MIN_RECHECK_S = 20.0
 SPIN_POWER_SHARE = 0.35  # a busy GPU under this share of its power limit is spinning, not working
-QUIET_S = 120.0  # silent at least this long before silence is judged (and re-checked early)
+QUIET_S = 120.0  # silent this long (or a fifth of stall_after) before silence is judged
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ def judge_silence(
     if state.status.value != "running":
         return Silence(None)
     silent = age_s(probe.at, since)
-    if silent is None or silent < QUIET_S:
+    if silent is None or silent < min(QUIET_S, t.stall_after_s / 5):
         return Silence(None)  # printing: nothing to judge, nothing to re-check early
     utils = [g.util_pct for g in used_gpus(probe) if g.util_pct is not None]
     if utils and max(utils) >= t.gpu_low_pct:
