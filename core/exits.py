@@ -231,7 +231,19 @@ class ExitHandler:
         if self.provider is None:
             line = f"{instance_id}: no provider configured (VAST_API_KEY), NOT destroyed"
             return DestroyOutcome(line, False, replace(record, teardown="failed"))
-        result = await destroy_verified(self.provider, instance_id, sleep=self.sleep)
+        accepted_key = "teardown:delete"
+        accepted = await self.store.action_result(record.name, accepted_key) == "accepted"
+
+        async def remember_accepted() -> None:
+            await self.store.finish_action(record.name, accepted_key, "accepted", self.clock())
+
+        result = await destroy_verified(
+            self.provider,
+            instance_id,
+            sleep=self.sleep,
+            delete_accepted=accepted,
+            on_delete_accepted=remember_accepted,
+        )
         now = self.clock()
         state = "destroyed" if result.destroyed else "failed"
         await self.store.finish_action(record.name, "teardown", state, now)

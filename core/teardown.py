@@ -67,6 +67,8 @@ async def destroy_verified(
     max_delay_s: float = 300.0,
     verify_polls: int = 10,
     verify_interval_s: float = 3.0,
+    delete_accepted: bool = False,
+    on_delete_accepted: Callable[[], Awaitable[None]] | None = None,
 ) -> TeardownResult:
     """Destroy the instance and read it back until it is gone.
 
@@ -77,6 +79,11 @@ async def destroy_verified(
     not read gone within `verify_polls` reads, is retried up to `attempts` times with delays
     `base_delay_s * 2**n` capped at `max_delay_s`. A permanent ProviderError (bad key,
     refused) ends the loop early. Never raises ProviderError: the outcome is in the result.
+
+    `delete_accepted`: a DELETE this run already had accepted (a `serve` killed after it): the
+    first round only verifies, and a DELETE is sent again only if the instance is not read gone.
+    `on_delete_accepted` is awaited as soon as the provider accepts a DELETE, so the caller can
+    remember it across a restart.
     """
     dph_total: float | None = None
     try:
@@ -89,7 +96,10 @@ async def destroy_verified(
     attempt = 0
     for attempt in range(1, attempts + 1):
         try:
-            await provider.destroy(instance_id)
+            if not (delete_accepted and attempt == 1):
+                await provider.destroy(instance_id)
+                if on_delete_accepted is not None:
+                    await on_delete_accepted()
         except ProviderError as exc:
             last_error = str(exc)
             if exc.permanent:

@@ -27,6 +27,8 @@ from core.supervisor_client import SupervisorClient, SupervisorExited, client_fo
 from core.transitions import plan_alerts
 
 log = logging.getLogger(__name__)
+# Pauses between tries of the end's ack (then it gives up: the teardown still ends the billing).
+ACK_RETRY_DELAYS_S = (2.0, 10.0)
 
 TransportFor = Callable[[RunRecord], Transport]
 
@@ -186,21 +188,28 @@ class Watcher:
 
     async def acknowledge_end(self, record: RunRecord, state: SupervisorState) -> None:
         """Phase two of the dead-man handshake, sent only after the terminal state is committed
-        to the store: the supervisor disarms its switch only on an ack of its own end. Failing
-        here is harmless: the teardown (or, with none, the switch) still ends the billing."""
-        try:
-            answer = await self.client(record).ack(
-                record.run_dir,
-                watcher=self.config.watcher.watcher_id,
-                status=state.status.value,
-                attempt=state.attempt,
-                ended_at=state.ended_at,
-            )
-        except SleepwatchError as exc:
-            log.warning("%s: could not acknowledge the end to the supervisor: %s", record.name, exc)
+        to the store: the supervisor disarms its switch only on an ack of its own end. A failed
+        ack is retried a few times: with `destroy_on_* = false` an unacked end would let the
+        switch destroy an instance the person meant to keep."""
+        for delay_s in (*ACK_RETRY_DELAYS_S, None):
+            try:
+                answer = await self.client(record).ack(
+                    record.run_dir,
+                    watcher=self.config.watcher.watcher_id,
+                    status=state.status.value,
+                    attempt=state.attempt,
+                    ended_at=state.ended_at,
+                )
+            except SleepwatchError as exc:
+                log.warning("%s: could not acknowledge the end: %s", record.name, exc)
+                if delay_s is not None:
+                    await self.exits.sleep(delay_s)
+                continue
+            if not answer.matches:
+                log.warning(
+                    "%s: the supervisor did not match our ack: %s", record.name, answer.message
+                )
             return
-        if not answer.matches:
-            log.warning("%s: the supervisor did not match our ack: %s", record.name, answer.message)
 
     async def _ask_provider(
         self, record: RunRecord, obs: Observation, memory: Memory

@@ -259,3 +259,42 @@ async def test_the_none_provider_shows_nothing_and_only_records() -> None:
     assert [r[0] for r in provider.requests] == ["show", "destroy", "stop", "label"]
     result = await destroy_verified(provider, "local", sleep=RecordingSleep())
     assert result.destroyed and result.attempts == 1  # the DELETE is always sent
+
+
+async def test_a_delete_accepted_before_a_restart_is_verified_not_sent_again(
+    fake_vast: FakeVast, vast: VastProvider, recording_sleep: RecordingSleep
+) -> None:
+    # The first serve's DELETE was accepted and the instance is gone; the restarted one only
+    # reads it back (twice), it does not send a second DELETE.
+    remembered: list[str] = []
+
+    async def remember() -> None:
+        remembered.append("accepted")
+
+    result = await destroy_verified(
+        vast, "140", sleep=recording_sleep, delete_accepted=True, on_delete_accepted=remember
+    )
+    assert result.destroyed and result.attempts == 1
+    assert fake_vast.calls("DELETE") == [] and remembered == []
+    assert len(fake_vast.calls("GET")) == 3  # before, then gone twice
+
+
+async def test_a_remembered_delete_whose_instance_is_still_there_is_sent_again(
+    fake_vast: FakeVast, vast: VastProvider, recording_sleep: RecordingSleep
+) -> None:
+    fake_vast.add_instance(141)
+    remembered: list[str] = []
+
+    async def remember() -> None:
+        remembered.append("accepted")
+
+    result = await destroy_verified(
+        vast,
+        "141",
+        sleep=recording_sleep,
+        delete_accepted=True,
+        on_delete_accepted=remember,
+        verify_polls=2,
+    )
+    assert result.destroyed and result.attempts == 2
+    assert len(fake_vast.calls("DELETE")) == 1 and remembered == ["accepted"]
