@@ -159,7 +159,7 @@ async def test_a_run_crashes_retries_and_finishes_with_one_alert_and_one_termina
     assert final is not None and final.status == "done" and not final.live
     assert h.kinds() == ["alert", "terminal"]
     text = h.out.getvalue()
-    assert "attempt 2/3 started after error" in text
+    assert "attempt 2/3 started after gpu_fault" in text
     assert "CUDA error: an illegal memory access" in text
     assert "4242 destroyed" in text
     assert [c[0] for c in h.provider.requests].count("destroy") == 1

@@ -153,6 +153,6 @@ async def test_a_running_service_delivers_through_429_and_500_in_order_once(
         await store.close()
     texts = [m["text"] for m in fake_telegram.sent]
     assert len(texts) == len(set(texts)) == 2, texts
-    assert "attempt 2/3 started after error" in texts[0]
+    assert "attempt 2/3 started after gpu_fault" in texts[0]
     assert "done (completed)" in texts[1]
     assert fake_telegram.methods().count("sendMessage") == 4
