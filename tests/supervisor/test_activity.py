@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import replace
@@ -138,7 +139,7 @@ def test_silent_and_sleeping_with_an_idle_gpu_is_a_stall(started) -> None:
 
 def test_the_tree_includes_grandchildren_and_sums_their_cpu() -> None:
     script = "import subprocess,sys; subprocess.run([sys.executable,'-c','while 1: pass'])"
-    parent = subprocess.Popen([sys.executable, "-c", script])
+    parent = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     try:
         pids = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(tree_pids(parent.pid)))
         assert pids[0] == parent.pid
@@ -146,7 +147,7 @@ def test_the_tree_includes_grandchildren_and_sums_their_cpu() -> None:
         wait_until(lambda: (cpu_seconds(pids) or 0) > (before or 0) + 0.2)
         assert io_bytes(pids) is not None  # our own children: /proc/<pid>/io is readable
     finally:
-        parent.kill()
+        os.killpg(parent.pid, signal.SIGKILL)  # the grandchild too: it would spin on forever
         parent.wait()
     assert tree_pids(parent.pid) == []
 
