@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from core.config import Config
-from core.errors import ProtocolError, TransportError
+from core.errors import ProtocolError, SleepwatchError, TransportError
 from core.messages import (
     ending_message,
     ending_status_line,
@@ -235,7 +235,10 @@ class ExitHandler:
         accepted = await self.store.action_result(record.name, accepted_key) == "accepted"
 
         async def remember_accepted() -> None:
-            await self.store.finish_action(record.name, accepted_key, "accepted", self.clock())
+            try:  # a store that cannot take it (full disk) must not abort the verification
+                await self.store.finish_action(record.name, accepted_key, "accepted", self.clock())
+            except SleepwatchError as exc:
+                log.warning("%s: could not remember the accepted DELETE: %s", record.name, exc)
 
         result = await destroy_verified(
             self.provider,

@@ -29,7 +29,7 @@ START_TIMEOUT_S = 60.0
 # The supervisor's own modules, and nothing else from the folder they sit in: an installed
 # sleepwatch may share site-packages/supervisor/ with another distribution of that name
 # (supervisord). Kept here, not in supervisor/__init__.py, which that one would overwrite.
-# tests/core/test_launch_upload.py checks it equals the package's .py files.
+# tests/core/test_supervisor_client.py checks it equals the package's .py files.
 SUPERVISOR_MODULES = (
     "__init__.py",
     "__main__.py",

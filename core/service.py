@@ -214,7 +214,11 @@ class Service:
                 )
                 self.channel_restarts[record.name] = self.channel_restarts.get(record.name, 0) + 1
             await self.sleep(delay_s)
-            record = await self.store.get_run(record.name) or record
+            try:
+                record = await self.store.get_run(record.name) or record
+            except SleepwatchError as exc:  # a locked or full store: try again after a backoff
+                log.warning("%s: wait channel cannot re-read its run: %s", record.name, exc)
+                continue
             if not record.live or record.ended_at is not None:
                 return
 

@@ -44,6 +44,19 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _SKIPS.append((report.nodeid, _reason(report)))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, None]:
+    # A module that skips itself at import (`allow_module_level=True`) is skipped at collection,
+    # where no test report is made: count it, and under the strict flag fail it.
+    outcome = yield
+    report: pytest.CollectReport = outcome.get_result()
+    if report.skipped:
+        _SKIPS.append((report.nodeid, _reason(report)))  # type: ignore[arg-type]
+        if _strict():
+            report.outcome = "failed"
+            report.longrepr = f"skipped, and {FAIL_ON_SKIP} is set: {_reason(report)}"  # type: ignore[arg-type]
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _SKIPS:
         return
@@ -53,10 +66,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section(f"{len(_SKIPS)} TESTS WERE SKIPPED: NOT A FULL PASS", sep="!")
     for reason, nodeids in reasons.items():
         terminalreporter.write_line(f"{len(nodeids)} skipped because: {reason}", red=True)
-        for nodeid in nodeids[:5]:
+        for nodeid in nodeids:
             terminalreporter.write_line(f"    {nodeid}")
-        if len(nodeids) > 5:
-            terminalreporter.write_line(f"    ... and {len(nodeids) - 5} more")
     terminalreporter.write_line(
         f"(.ci/run sets {FAIL_ON_SKIP}=1 and fails on any skip)", yellow=True
     )

@@ -72,3 +72,26 @@ def test_ci_runs_the_readme_test_command_with_skips_forbidden() -> None:
     script = (ROOT / ".ci" / "run").read_text()
     assert "export SLEEPWATCH_FAIL_ON_SKIP=1" in script
     assert script.rstrip().splitlines()[-1] == "make test"
+
+
+MODULE_SKIP = """
+import pytest
+
+pytest.skip("asyncssh missing", allow_module_level=True)
+
+def test_never_collected():
+    pass
+"""
+
+
+def test_a_module_that_skips_itself_at_import_is_counted_and_fails_strict_runs(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_module_skip.py").write_text(MODULE_SKIP)
+    plain = inner_pytest(tmp_path, strict=False)
+    assert plain.returncode == 0, plain.stdout
+    assert "3 TESTS WERE SKIPPED: NOT A FULL PASS" in plain.stdout
+    assert "1 skipped because: asyncssh missing" in plain.stdout
+    strict = inner_pytest(tmp_path, strict=True)
+    assert strict.returncode != 0, strict.stdout
+    assert "skipped, and SLEEPWATCH_FAIL_ON_SKIP is set: asyncssh missing" in strict.stdout
