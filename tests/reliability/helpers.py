@@ -49,6 +49,15 @@ for step in range(1, steps + 1):
 print("\\ndone", flush=True)
 """
 
+# A healthy trainer that prints `step N/M` every `step_s` seconds: argv is steps, step_s.
+STEP_TRAINER = """
+import sys, time
+steps, step_s = int(sys.argv[1]), float(sys.argv[2])
+for step in range(1, steps + 1):
+    print(f"step {step}/{steps} loss=0.5", flush=True)
+    time.sleep(step_s)
+"""
+
 # `[watcher] python` for the probe faults: behaves as python unless a mode file says otherwise.
 # "hang": a probe that never answers. "reset": the probe kills its own sshd session process
 # mid-answer (the connection drops), once.

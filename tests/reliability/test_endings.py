@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from core.supervisor_client import supervisor_argv
-from tests.reliability.helpers import CHAT_ID, INSTANCE, RUN, Cli, db_rows, wait_for, write_config
+from tests.reliability.helpers import (
+    CHAT_ID,
+    INSTANCE,
+    RUN,
+    STEP_TRAINER,
+    Cli,
+    db_rows,
+    wait_for,
+    write_config,
+)
 
 if TYPE_CHECKING:
     from tests.fixtures.fake_telegram import FakeTelegram
@@ -26,13 +35,6 @@ if TYPE_CHECKING:
     from tests.fixtures.sshd import SshdServer
 
 DPH = 0.412
-TRAINER = """
-import sys, time
-steps, step_s = int(sys.argv[1]), float(sys.argv[2])
-for step in range(1, steps + 1):
-    print(f"step {step}/{steps} loss=0.5", flush=True)
-    time.sleep(step_s)
-"""
 
 
 class World:
@@ -86,7 +88,7 @@ def configure(
     tmp_path: Path, sshd: SshdServer, tg: FakeTelegram, vast: FakeVast, **run: Any
 ) -> Path:
     trainer = tmp_path / "train.py"
-    trainer.write_text(TRAINER)
+    trainer.write_text(STEP_TRAINER)
     steps, step_s = run.pop("steps", 1000), run.pop("step_s", 0.1)
     vast.add_instance(INSTANCE, ssh_host=sshd.host, ssh_port=sshd.port, dph_total=DPH)
     return write_config(

@@ -24,6 +24,7 @@ from tests.reliability.helpers import (
     CHAT_ID,
     INSTANCE,
     RUN,
+    STEP_TRAINER,
     Cli,
     db_rows,
     process_gone,
@@ -36,14 +37,6 @@ if TYPE_CHECKING:
     from tests.fixtures.fake_vast import FakeVast
     from tests.fixtures.sshd import SshdServer
 
-TRAINER = """
-import sys, time
-steps, step_s = int(sys.argv[1]), float(sys.argv[2])
-for step in range(1, steps + 1):
-    print(f"step {step}/{steps} loss=0.5", flush=True)
-    time.sleep(step_s)
-"""
-
 
 class Setup:
     def __init__(self, tmp_path: Path, sshd: SshdServer, tg: FakeTelegram, vast: FakeVast) -> None:
@@ -51,7 +44,7 @@ class Setup:
         self.db = tmp_path / "state" / "sleepwatch.sqlite3"
         self.run_dir = tmp_path / "runs" / RUN
         self.trainer = tmp_path / "train.py"
-        self.trainer.write_text(TRAINER)
+        self.trainer.write_text(STEP_TRAINER)
         self.clis: list[Cli] = []
         self.serve: asyncio.subprocess.Process | None = None
         vast.add_instance(INSTANCE, ssh_host=sshd.host, ssh_port=sshd.port, dph_total=0.4)
