@@ -1,30 +1,36 @@
-"""The store of record: SQLite through aiosqlite (WAL, foreign keys, busy timeout).
+"""The store of record: runs, checks, alerts, outbox, actions, command audit and meta, in
+one SQLite file (aiosqlite, WAL, foreign keys, busy timeout).
 
-Every sqlite3 error is turned into StoreError at this seam (see core.migrate.store_error).
-One connection per Store; an asyncio.Lock serialises its use, because a transaction spans
-several awaits and nothing else may run statements on the connection in between.
+Built once by the composition root (core.runtime) and handed to the watcher, the exit handler,
+the outbox sender, the bot's handlers and the one-shot CLI commands; the only module that
+holds SQL statements for these tables. Its connection plumbing (open, lock, transactions,
+sqlite3 errors turned into StoreError) is core.store_db; its row codecs are core.store_rows.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import errno
 import json
-import os
-import sqlite3
-from collections.abc import AsyncIterator
-from dataclasses import fields
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import TracebackType
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
 
-from core.errors import StaleRun, StoreError, StoreFull
-from core.migrate import apply_migrations, store_error
+from core.errors import StaleRun
 from core.models import CheckCommit, OpenAlert, OutboundMessage, OutboxItem, RunRecord
+from core.store_db import Database
+from core.store_rows import INSERT_MESSAGE as _INSERT_MESSAGE
+from core.store_rows import SAVE_RUN as _SAVE_RUN
+from core.store_rows import UPSERT_RUN as _UPSERT_RUN
+from core.store_rows import alert_values as _alert_values
+from core.store_rows import clean_text as _text
+from core.store_rows import dt as _dt
+from core.store_rows import dt_or_none as _dt_or_none
+from core.store_rows import message_values as _message_values
+from core.store_rows import prune_statements
+from core.store_rows import run_from_row as _run_from_row
+from core.store_rows import run_values as _run_values
+from core.store_rows import to_json as _json
+from core.store_rows import ts as _ts
 
 TEXT_MAX = 500  # audit text and delivery errors are cut to this many characters
 # Retention (see Store.prune): unsolicited chat updates must not grow the file without bound.
@@ -33,104 +39,9 @@ AUDIT_MAX_ROWS = 10_000
 AUDIT_REFUSED_MAX_ROWS = 1_000
 OUTBOX_SENT_KEEP_S = 30 * 86400.0
 
-_RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
-_RUN_TIMES = frozenset(
-    {"launched_at", "deadline_at", "muted_until", "last_check_at", "next_check_at"}
-    | {"torn_down_at", "ended_at"}
-)
-# Only column names taken from RunRecord are formatted in; every value is a parameter.
-# ON CONFLICT ... DO UPDATE rather than INSERT OR REPLACE: a replace deletes the row first,
-# and the foreign keys would cascade that delete to the run's checks and alerts.
-_UPSERT_RUN = (
-    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)}) ON CONFLICT (name) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _RUN_COLUMNS if c != "name")
-)
-# Columns a human changes (/extend, /mute) while checks run, and the settings only launch
-# writes: the watcher's own writes of a run row (save_run, commit_check) leave them as stored,
-# so a check that read the row before the command cannot undo it.
-HUMAN_COLUMNS = ("deadline_at", "muted_until", "settings")
-# A watcher's write made from a row it read before another process changed it is dropped when
-# it would undo that change: a run relaunched since (another launched_at), or a run that ended
-# (a `sleepwatch teardown` from another shell) written back as not ended.
-_SAVE_RUN = (
-    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({', '.join('?' for _ in _RUN_COLUMNS)}) ON CONFLICT (name) DO UPDATE SET "
-    + ", ".join(
-        f"{c} = excluded.{c}" for c in _RUN_COLUMNS if c != "name" and c not in HUMAN_COLUMNS
-    )
-    + " WHERE runs.launched_at = excluded.launched_at"
-    " AND (runs.ended_at IS NULL OR excluded.ended_at IS NOT NULL)"
-)
-_INSERT_MESSAGE = (
-    "INSERT INTO outbox (dedupe_key, kind, run, message, created_at, next_try_at) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"
-)
 
-
-class Store:
+class Store(Database):
     """Runs, checks, alerts, outbox, actions, command audit and meta, in one SQLite file."""
-
-    def __init__(self, conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int) -> None:
-        self._conn = conn
-        self._path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._lock = asyncio.Lock()
-        self._closed = False
-        self._identity = _file_identity(path)
-        # The last error of any statement, until a later write goes through (see _using).
-        self.write_error: StoreError | None = None
-
-    @property
-    def path(self) -> Path:
-        return self._path
-
-    def file_problem(self) -> str | None:
-        """Why the path no longer names the file this Store has open (deleted, replaced), or
-        None. Writes to a deleted file would succeed and vanish with the last handle."""
-        try:
-            identity = _file_identity(self._path)
-        except FileNotFoundError:
-            return f"the store {self._path} was deleted under this process"
-        except OSError as exc:
-            return f"the store {self._path} cannot be looked at: {exc.strerror}"
-        if identity != self._identity:
-            return f"the store {self._path} was replaced by another file under this process"
-        return None
-
-    @classmethod
-    async def open(
-        cls, path: Path, *, busy_timeout_ms: int = 5000, max_page_count: int | None = None
-    ) -> Store:
-        """Open (creating it mode 0600, its folder 0700) and migrate the database.
-        `max_page_count` caps the file's size in pages; tests use it to fill the "disk"."""
-        path = Path(path)
-        _create_private_file(path)
-        try:
-            conn = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise store_error(exc, path, "opening the database") from exc
-        try:
-            await _configure(conn, path, busy_timeout_ms, max_page_count)
-            await apply_migrations(conn, db_path=path)
-        except BaseException:
-            await conn.close()
-            raise
-        return cls(conn, path, busy_timeout_ms)
-
-    async def close(self) -> None:
-        async with self._lock:
-            if not self._closed:
-                self._closed = True
-                await self._conn.close()
-
-    async def __aenter__(self) -> Store:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -361,23 +272,8 @@ class Store:
         dedupe keys must stay). Unsent messages are never dropped. Returns the rows deleted."""
         audit_before = _ts(now - timedelta(seconds=AUDIT_KEEP_S))
         outbox_before = _ts(now - timedelta(seconds=OUTBOX_SENT_KEEP_S))
-        statements: tuple[tuple[str, tuple[Any, ...]], ...] = (
-            ("DELETE FROM audit WHERE at < ?", (audit_before,)),
-            (
-                "DELETE FROM audit WHERE verdict = 'refused' AND id <= (SELECT id FROM audit "
-                "WHERE verdict = 'refused' ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (AUDIT_REFUSED_MAX_ROWS,),
-            ),
-            (
-                "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC "
-                "LIMIT 1 OFFSET ?)",
-                (AUDIT_MAX_ROWS,),
-            ),
-            (
-                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? AND (run IS NULL "
-                "OR run NOT IN (SELECT name FROM runs WHERE live = 1))",
-                (outbox_before,),
-            ),
+        statements = prune_statements(
+            audit_before, outbox_before, AUDIT_MAX_ROWS, AUDIT_REFUSED_MAX_ROWS
         )
         deleted = 0
         async with self._transaction("pruning old audit and outbox rows") as conn:
@@ -396,156 +292,9 @@ class Store:
         )
         await self._write(f"saving {key}", sql, (key, _text(value)))
 
-    # -- plumbing -----------------------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def _using(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            if self._closed:
-                raise StoreError(f"store {self._path} is closed (while {doing})")
-            changes_before = self._conn.total_changes
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                self.write_error = store_error(exc, self._path, doing)
-                raise self.write_error from exc
-            if self._conn.total_changes > changes_before:
-                self.write_error = None  # a write went through: the store is writable again
-
-    @contextlib.asynccontextmanager
-    async def _transaction(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
-        # IMMEDIATE takes the write lock up front (waiting busy_timeout for it): a deferred
-        # transaction that upgrades from read to write can fail at once in WAL mode.
-        async with self._using(doing) as conn:
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                await conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # SQLite may have rolled back already (disk full)
-                    with contextlib.suppress(sqlite3.Error):
-                        await conn.execute("ROLLBACK")
-                raise
-
-    async def _fetch(self, doing: str, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
-        async with self._using(doing) as conn:
-            return list(await conn.execute_fetchall(sql, params))
-
-    async def _write(self, doing: str, sql: str, params: tuple[Any, ...]) -> int:
-        """Run one statement in autocommit mode; returns the number of rows it changed."""
-        async with self._using(doing) as conn:
-            cursor = await conn.execute(sql, params)
-            return cursor.rowcount
-
-
-async def _configure(
-    conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int, max_page_count: int | None
-) -> None:
-    conn.row_factory = sqlite3.Row
-    try:
-        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms):d}")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        # FULL (not WAL's usual NORMAL): a message marked sent must stay marked after a
-        # power cut, or it would be sent twice.
-        await conn.execute("PRAGMA synchronous = FULL")
-        if max_page_count is not None:
-            await conn.execute(f"PRAGMA max_page_count = {int(max_page_count):d}")
-    except sqlite3.Error as exc:
-        raise store_error(exc, path, "opening the database") from exc
-
-
-def _file_identity(path: Path) -> tuple[int, int]:
-    status = os.stat(path)
-    return status.st_dev, status.st_ino
-
-
-def _create_private_file(path: Path) -> None:
-    """Create the database file 0600 before SQLite does (SQLite gives its -wal and -shm files
-    the main file's mode), and tighten a file someone left readable by others."""
-    try:
-        if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise StoreFull(f"disk full creating {path}") from exc
-        raise StoreError(f"cannot create database file {path}: {exc.strerror}") from exc
-
 
 async def _insert_message(
     conn: aiosqlite.Connection, dedupe_key: str | None, values: tuple[Any, ...]
 ) -> int | None:
     cursor = await conn.execute(_INSERT_MESSAGE, (dedupe_key, *values))
     return cursor.lastrowid if cursor.rowcount == 1 else None
-
-
-def _message_values(message: OutboundMessage, at: datetime) -> tuple[Any, ...]:
-    stamp = _ts(at)
-    return (message.kind.value, message.run, _json(message.to_json()), stamp, stamp)
-
-
-def _alert_values(alert: OpenAlert) -> tuple[Any, ...]:
-    sent = None if alert.last_sent_at is None else _ts(alert.last_sent_at)
-    return (alert.run, alert.condition, _ts(alert.opened_at), sent, _text(alert.message))
-
-
-def _run_values(run: RunRecord) -> tuple[Any, ...]:
-    values: list[Any] = []
-    for column in _RUN_COLUMNS:
-        value = getattr(run, column)
-        if column in _RUN_TIMES:
-            value = None if value is None else _ts(value)
-        elif column == "memory":
-            value = _json(value)
-        elif column == "live":
-            value = int(value)
-        elif isinstance(value, str):
-            value = _text(value)
-        values.append(value)
-    return tuple(values)
-
-
-def _run_from_row(row: sqlite3.Row) -> RunRecord:
-    values: dict[str, Any] = {}
-    for column in _RUN_COLUMNS:
-        value = row[column]
-        if column in _RUN_TIMES:
-            value = _dt_or_none(value)
-        elif column == "memory":
-            value = json.loads(value)
-        elif column == "live":
-            value = bool(value)
-        values[column] = value
-    return RunRecord(**values)
-
-
-def _ts(moment: datetime) -> str:
-    """Fixed-width UTC text, so that text order is time order in SQL comparisons."""
-    if moment.utcoffset() is None:
-        raise ValueError(f"the store keeps tz-aware UTC datetimes only, got naive {moment!r}")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def _dt_or_none(text: str | None) -> datetime | None:
-    return None if text is None else _dt(text)
-
-
-def _json(document: Any) -> str:
-    # ensure_ascii escapes lone surrogates too, which SQLite could not store as UTF-8.
-    return json.dumps(document, ensure_ascii=True, separators=(",", ":"))
-
-
-def _text(value: str, limit: int | None = None) -> str:
-    """Free text as SQLite can store it: lone surrogates (from bytes that were not UTF-8)
-    replaced, cut to `limit` characters if given."""
-    return value[:limit].encode("utf-8", "replace").decode("utf-8")
