@@ -1,1 +1,5 @@
 """sleepwatch local watcher engine: pure decisions, adapters behind ports, one root."""
+
+# Marks the package as sleepwatch's: bot/start.py refuses to run when another distribution
+# installed a package of the same name over it.
+__distribution__ = "sleepwatch"

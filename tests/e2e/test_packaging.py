@@ -147,7 +147,7 @@ def test_the_sleepwatch_script_resolves_to_a_callable() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     target = pyproject["project"]["scripts"]["sleepwatch"]
     module_name, _, attribute = target.partition(":")
-    assert module_name == "bot.app"
+    assert module_name == "bot.start"  # checks the packages are ours, then runs bot.app
     assert callable(getattr(importlib.import_module(module_name), attribute))
 
 
@@ -307,12 +307,18 @@ def test_a_wheel_of_the_build_context_runs_the_demo_outside_the_tree(tmp_path: P
         assert needed in names, needed
     shipped_sql = {Path(n).name for n in names if n.endswith(".sql")}
     assert {p.name for p in MIGRATIONS_DIR.glob("*.sql")} <= shipped_sql
+    info = next(n for n in names if n.endswith(".dist-info/METADATA")).rsplit("/", 1)[0]
+    assert f"{info}/licenses/LICENSE" in names
+    metadata = zipfile.ZipFile(wheel).read(f"{info}/METADATA").decode()
+    assert "License-Expression: MIT" in metadata and "Requires-Python: >=3.11" in metadata
+    entry_points = zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()
+    assert "sleepwatch = bot.start:main" in entry_points
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     script = (
         "import sys, core; "
         f"assert core.__file__.startswith({str(site)!r}), core.__file__; "
-        "from bot.app import main; sys.exit(main(['demo', '--scenario', 'healthy']))"
+        "from bot.start import main; sys.exit(main(['demo', '--scenario', 'healthy']))"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     result = subprocess.run(
