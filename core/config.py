@@ -26,6 +26,7 @@ from core.cadence import CadencePolicy
 from core.durations import parse_duration
 from core.errors import ConfigError
 from core.rules import Policy, Thresholds
+from core.vocab import FixKind
 
 
 def _to_seconds(value: Any) -> Any:
@@ -166,7 +167,7 @@ class RunConfig(_Strict):
     max_attempts: int = Field(3, ge=1, le=20)
     backoff_s: float = Field(10.0, ge=0)
     heartbeat_s: float = Field(15.0, gt=0)
-    fixes: list[Literal["missing_module", "missing_build_tool", "disk_full", "oom"]] | None = None
+    fixes: list[FixKind] | None = None  # None: the supervisor's default (all of them)
     knobs: dict[str, KnobConfig] = {}
     supervisor: dict[str, Any] = {}  # further RUN.json keys, validated by the supervisor itself
     max_hours: float | None = Field(None, gt=0)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from core.durations import format_duration
 from core.rules import Finding
+from core.vocab import Condition, Event
 
 WARN_BEFORE_S = 3600.0
 
@@ -35,13 +36,15 @@ def judge_deadline(
             f"deadline {stamp} in {format_duration(left_s)}: the instance will be torn down "
             f"{format_duration(grace_s)} after it unless you /extend"
         )
-        return DeadlineVerdict((Finding(f"deadline_warning:{stamp}", reason, event=True),), True)
+        return DeadlineVerdict(
+            (Finding(Event.DEADLINE_WARNING.key(stamp), reason, event=True),), True
+        )
     overdue_s = -left_s
     if overdue_s < grace_s:
         reason = (
             f"deadline {stamp} passed: teardown in {format_duration(grace_s - overdue_s)} "
             "unless you /extend"
         )
-        return DeadlineVerdict((Finding("deadline", reason),), warned=True)
+        return DeadlineVerdict((Finding(Condition.DEADLINE, reason),), warned=True)
     reason = f"deadline {stamp} passed {format_duration(overdue_s)} ago: tearing down"
-    return DeadlineVerdict((Finding("deadline", reason),), warned=True, teardown=True)
+    return DeadlineVerdict((Finding(Condition.DEADLINE, reason),), warned=True, teardown=True)

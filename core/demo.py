@@ -31,6 +31,7 @@ from core.providers import NoneProvider
 from core.runtime import utc_now
 from core.service import Service
 from core.store import Store
+from core.vocab import RunStatus
 
 TRAINER = Path(__file__).resolve().parent / "demo_assets" / "trainer.py"
 SCENARIOS = ("oom", "crash", "stall", "missing-module", "healthy")
@@ -148,4 +149,4 @@ async def run_demo(scenario: str, *, out: TextIO | None = None, workdir: Path | 
             return 1
         await service.drain_outbox()
         final = await store.get_run(run.name)
-    return 0 if final is not None and final.status == "done" else 1
+    return 0 if final is not None and final.status == RunStatus.DONE else 1

@@ -26,10 +26,10 @@ from core.statusline import status_line
 from core.store import Store
 from core.supervisor_client import client_for
 from core.teardown import destroy_verified, stop_best_effort, teardown_message
+from core.vocab import RunStatus, WatchStatus, is_terminal, pending_terminal_key
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"done", "failed", "stopped"})
 DEADLINE = "deadline passed"
 LOST = "instance lost"
 REQUESTED = "teardown requested"
@@ -52,9 +52,9 @@ class DestroyOutcome:
 
 def should_destroy(status: str, *, destroy_on_done: bool, destroy_on_fail: bool) -> bool:
     """Pure teardown policy: done → destroy_on_done; failed or stopped → destroy_on_fail."""
-    if status == "done":
+    if status == RunStatus.DONE:
         return destroy_on_done
-    return status in TERMINAL and destroy_on_fail
+    return is_terminal(status) and destroy_on_fail
 
 
 class ExitHandler:
@@ -162,8 +162,8 @@ class ExitHandler:
         await self.store.set_meta(_pending_key(record), json.dumps(message.to_json()))
         record = replace(
             record,
-            status="stopped",
-            outcome=ENDING_OUTCOMES.get(reason, "stopped"),
+            status=RunStatus.STOPPED.value,
+            outcome=ENDING_OUTCOMES.get(reason, RunStatus.STOPPED.value),
             ended_at=now,
             last_status_line=line,
         )
@@ -174,7 +174,7 @@ class ExitHandler:
         """The newest status line of a check that read the run's state (an unreachable one
         knows no step)."""
         for _, line, _ in await self.store.recent_checks(record.name, limit=50):
-            if line.split(" ")[1:2] not in (["unreachable"], ["invalid"]):
+            if line.split(" ")[1:2] not in ([WatchStatus.UNREACHABLE], [WatchStatus.INVALID]):
                 return line
         return None
 
@@ -267,7 +267,7 @@ class ExitHandler:
 
 
 def _pending_key(record: RunRecord) -> str:
-    return f"terminal:{record.name}"
+    return pending_terminal_key(record.name)
 
 
 def _with_instance_line(

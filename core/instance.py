@@ -8,8 +8,8 @@ from core.errors import ProviderError
 from core.models import InstanceInfo, InstanceState, instance_state
 from core.ports import Provider
 from core.rules import Finding
+from core.vocab import LIVE_STATUSES, Condition
 
-LIVE_STATUSES = frozenset({"starting", "running", "retrying", "launching", "unreachable"})
 LOST_AFTER_CHECKS = 2
 """Checks in a row with SSH failing and the provider saying gone/lost before "instance lost":
 one answer (a provider glitch, a stale cache) never tears a run down."""
@@ -61,13 +61,13 @@ def instance_finding(
             f"instance {instance_id} is {info.actual_status}: Vast says it will not come back "
             "but it may keep billing"
         )
-    return InstanceVerdict(Finding("instance_lost", reason), gone_checks)
+    return InstanceVerdict(Finding(Condition.INSTANCE_LOST, reason), gone_checks)
 
 
 def _stopped(instance_id: str, info: InstanceInfo | None, run_status: str) -> Finding | None:
     if info is not None and info.state is InstanceState.STOPPED and run_status in LIVE_STATUSES:
         return Finding(
-            "instance_stopped",
+            Condition.INSTANCE_STOPPED,
             f"instance {instance_id} was stopped while the run was live (outbid?)",
         )
     return None

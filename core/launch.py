@@ -87,7 +87,7 @@ def run_json(run: RunConfig) -> dict[str, Any]:
         "knobs": {k: knob.model_dump() for k, knob in run.knobs.items()},
     }
     if run.fixes is not None:
-        doc["fixes"] = list(run.fixes)
+        doc["fixes"] = [fix.value for fix in run.fixes]
     doc.update(run.supervisor)
     return doc
 

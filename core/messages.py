@@ -12,6 +12,7 @@ from core.models import MessageKind, OutboundMessage, RunRecord
 from core.protocol import Failure, FailureKind, Outcome, ProbeSnapshot, SupervisorState
 from core.rules import ERROR_MARKERS, Finding
 from core.statusline import format_step, format_ts
+from core.vocab import RunStatus, label
 
 MAX_CONTEXT_LINES = 80
 MAX_LINE_CHARS = 400
@@ -72,29 +73,9 @@ def _trimmed(lines: Sequence[str]) -> tuple[str, ...]:
     return tuple(kept)
 
 
-FINDING_LABELS = {
-    "attempt": "retrying",
-    "traceback": "error in the log",
-    "stall_kill": "stalled: attempt killed",
-    "stall": "stalled again",
-    "hang": "hung? (GPU busy, no progress)",
-    "supervisor_dead": "supervisor dead",
-    "unreachable": "unreachable",
-    "host_key": "host key changed",
-    "invalid_state": "state unreadable",
-    "stale_output": "no progress",
-    "low_gpu": "GPU idle",
-    "slow": "throughput collapsed",
-    "deadline_warning": "deadline soon",
-    "deadline": "deadline passed",
-    "instance_lost": "instance lost",
-    "instance_stopped": "instance stopped",
-}
-
-
 def finding_label(key: str) -> str:
-    """`attempt:3` -> `retrying`: a human name for a condition or event key."""
-    return FINDING_LABELS.get(key.split(":")[0], key.split(":")[0].replace("_", " "))
+    """`attempt:3` -> `retrying`: a human name for a condition or event key (core.vocab)."""
+    return label(key)
 
 
 def alert_message(
@@ -231,7 +212,7 @@ def summary_pairs(
         ("cost", f"${cost:.2f}" if cost is not None else "unknown (no $/h)"),
         ("instance", instance),
     ]
-    if state.status.value == "failed":
+    if state.status is RunStatus.FAILED:
         failure = state.last_failure
         cause = f"{failure.label} (exit {failure.exit_code})" if failure else "unknown"
         pairs.append(("root cause", cause))
@@ -249,7 +230,7 @@ def terminal_message(
     log_lines: Sequence[str],
 ) -> OutboundMessage:
     short = state.outcome is Outcome.ENDED_SHORT
-    icon = "⚠" if short else "✅" if state.status.value == "done" else "⛔"
+    icon = "⚠" if short else "✅" if state.status is RunStatus.DONE else "⛔"
     outcome = state.outcome.value if state.outcome else state.status.value
     return OutboundMessage(
         kind=MessageKind.TERMINAL,
@@ -257,7 +238,7 @@ def terminal_message(
         run=run,
         status_line=status_line,
         reasons=(_ended_short_reason(state),) if short else (),
-        log_lines=tuple(log_lines) if state.status.value != "done" or short else (),
+        log_lines=tuple(log_lines) if state.status is not RunStatus.DONE or short else (),
         summary=summary,
     )
 
@@ -270,7 +251,9 @@ def ending_status_line(last_seen: str | None, record: RunRecord, now: datetime) 
         attempt, step, fix = parts[2], parts[3], parts[6]
     else:
         attempt, step, fix = f"{record.attempt}/{record.max_attempts}", "-", "-"
-    return " ".join([format_ts(now), "stopped", attempt, step, "-", "-", fix, record.name])
+    return " ".join(
+        [format_ts(now), RunStatus.STOPPED.value, attempt, step, "-", "-", fix, record.name]
+    )
 
 
 def ending_message(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,46 +23,13 @@ from pydantic import (
 
 from core.errors import ProtocolError
 
+# The vocabularies live in core.vocab; they are read here, with the model that parses them.
+from core.vocab import FailureKind as FailureKind
+from core.vocab import Outcome as Outcome
+from core.vocab import RunStatus as RunStatus
+
 STATE_SCHEMA = 1
 PROBE_VERSION = 1
-
-
-class RunStatus(StrEnum):
-    STARTING = "starting"
-    RUNNING = "running"
-    RETRYING = "retrying"
-    DONE = "done"
-    FAILED = "failed"
-    STOPPED = "stopped"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (RunStatus.DONE, RunStatus.FAILED, RunStatus.STOPPED)
-
-
-class Outcome(StrEnum):
-    COMPLETED = "completed"
-    EARLY_STOPPED = "early_stopped"
-    ENDED_SHORT = "ended_short"  # exit 0 below its own total, no early stop seen: alerted
-    BUDGET_EXHAUSTED = "budget_exhausted"
-    UNFIXABLE = "unfixable"
-    KILLED = "killed"
-
-
-class FailureKind(StrEnum):
-    """The kinds this watcher knows. The supervisor's list (supervisor.classify.KINDS) is the
-    same, held so by a contract test; a kind from a newer supervisor is still read (Failure)."""
-
-    OOM = "oom"
-    HOST_OOM = "host_oom"
-    MISSING_MODULE = "missing_module"
-    MISSING_BUILD_TOOL = "missing_build_tool"
-    DISK_FULL = "disk_full"
-    GPU_FAULT = "gpu_fault"
-    TRANSIENT = "transient"
-    SIGNAL = "signal"
-    ERROR = "error"
-    KILLED = "killed"
 
 
 _KNOWN_KINDS = frozenset(kind.value for kind in FailureKind)

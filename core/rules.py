@@ -23,6 +23,7 @@ from core.silence import Silence, judge_silence, tree_busy, used_gpus
 from core.soft_rules import SOFT_RULES, keeps_alert_mode, update_baseline
 from core.soft_rules import suspect as soft_suspect
 from core.soft_rules import unjudged as soft_unjudged
+from core.vocab import Condition, Event, RunStatus
 
 __all__ = [
     "ERROR_MARKERS",
@@ -127,7 +128,9 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
     previous = memory.samples
     memory = memory.with_sample(sample)
     if state.status.terminal:
-        event = Finding(f"terminal:{state.status.value}", f"run {state.status.value}", event=True)
+        event = Finding(
+            Event.TERMINAL.key(state.status.value), f"run {state.status.value}", event=True
+        )
         return _finish(memory, (event,), policy, state, terminal=True)
 
     findings: list[Finding] = []
@@ -143,7 +146,7 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
         memory, heartbeat_stale_streak=memory.heartbeat_stale_streak + 1 if stale else 0
     )
     if stale and memory.heartbeat_stale_streak >= t.stale_checks:
-        findings.append(Finding("supervisor_dead", _dead_reason(state, probe)))
+        findings.append(Finding(Condition.SUPERVISOR_DEAD, _dead_reason(state, probe)))
 
     kill: int | None = None
     # Only an attempt already seen by an earlier check can be judged silent: a fresh attempt
@@ -154,24 +157,28 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
         if seen_before
         else Silence(None)
     )
-    stall = silence.reason if silence.kind == "stall" else None
-    hang = silence.kind == "hang"
+    stall = silence.reason if silence.kind is Condition.STALL else None
+    hang = silence.kind is Condition.HANG
     if hang:
-        findings.append(Finding("hang", silence.reason, since=silent_since(state, memory)))
+        findings.append(Finding(Condition.HANG, silence.reason, since=silent_since(state, memory)))
     if stall:
         if state.attempt not in memory.stall_kills and len(memory.stall_kills) < t.max_stall_kills:
             kill = state.attempt
             memory = replace(memory, stall_kills=(*memory.stall_kills, state.attempt))
             findings.append(
                 Finding(
-                    f"stall_kill:{state.attempt}", f"{stall}; killing attempt to retry", event=True
+                    Event.STALL_KILL.key(state.attempt),
+                    f"{stall}; killing attempt to retry",
+                    event=True,
                 )
             )
         else:
-            findings.append(Finding("stall", f"{stall}; already recovered once, needs a human"))
+            findings.append(
+                Finding(Condition.STALL, f"{stall}; already recovered once, needs a human")
+            )
 
     traceback = _traceback_event(probe, state)
-    if traceback and not new_attempt and state.status.value != "retrying":
+    if traceback and not new_attempt and state.status is not RunStatus.RETRYING:
         # a failed attempt the supervisor is retrying is reported once, as the retry
         findings.append(traceback)
 
@@ -197,7 +204,7 @@ def _finish(
     kill: int | None = None,
     new_attempt: bool = False,
 ) -> Assessment:
-    if any(f.key == "unreachable" for f in findings) or terminal:
+    if any(f.key == Condition.UNREACHABLE for f in findings) or terminal:
         findings = tuple(f for f in findings if not f.soft)
     # an event (a retry, a traceback in an attempt, a stall kill) is announced once per key
     fresh = tuple(f for f in findings if f.event and f.key not in memory.announced)
@@ -226,7 +233,7 @@ def _assess_unreachable(
     memory = replace(memory, unreachable_streak=streak).with_sample(Sample(at=now, reachable=False))
     if obs.host_key_changed:
         reason = f"host key changed: {obs.error or 'refusing to connect'}; checks stopped"
-        return _finish(memory, (Finding("host_key", reason),), policy, None)
+        return _finish(memory, (Finding(Condition.HOST_KEY, reason),), policy, None)
     first = _first_failure(memory, now)
     lasted = (now - first).total_seconds()
     findings: tuple[Finding, ...] = ()
@@ -235,7 +242,7 @@ def _assess_unreachable(
             f"unreachable for {streak} checks in a row ({lasted / 60:.0f} min): "
             f"{obs.error or 'no answer'}"
         )
-        findings = (Finding("unreachable", reason),)
+        findings = (Finding(Condition.UNREACHABLE, reason),)
     # a lost instance and a network blip look alike at first: look again soon, not in 30 min
     # (often enough to see it come back between two blips)
     recheck = None if findings else UNREACHABLE_RECHECK_S
@@ -259,7 +266,7 @@ def _invalid_state(
     young = (now - memory.launched_at).total_seconds() < t.heartbeat_stale_s
     if young and "missing" in error:
         return None  # the supervisor has not written its first state yet
-    return Finding("invalid_state", f"cannot read the supervisor's state: {error}")
+    return Finding(Condition.INVALID_STATE, f"cannot read the supervisor's state: {error}")
 
 
 def _mean_util(probe: ProbeSnapshot) -> float | None:
@@ -285,7 +292,7 @@ def _retry_event(state: SupervisorState) -> Finding:
     fix = f"; a fix was applied ({'ok' if fixes[-1].ok else 'failed'})" if fixes else ""
     reason = f"attempt {state.attempt}/{state.max_attempts} started after {cause}{fix}"
     quote = f"fix applied: {fixes[-1].action}" if fixes else None
-    return Finding(f"attempt:{state.attempt}", reason, event=True, quote=quote)
+    return Finding(Event.ATTEMPT.key(state.attempt), reason, event=True, quote=quote)
 
 
 def _traceback_event(probe: ProbeSnapshot, state: SupervisorState) -> Finding | None:
@@ -296,7 +303,7 @@ def _traceback_event(probe: ProbeSnapshot, state: SupervisorState) -> Finding | 
         return None
     line = probe.log.text[match.start() :].splitlines()[0][:200]
     reason = "error marker in the log (quoted below)"
-    return Finding(f"traceback:{state.attempt}", reason, event=True, quote=line)
+    return Finding(Event.TRACEBACK.key(state.attempt), reason, event=True, quote=line)
 
 
 def next_check_s(

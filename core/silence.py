@@ -27,6 +27,7 @@ from datetime import datetime
 
 from core.findings import Thresholds, age_s
 from core.protocol import GpuReading, ProbeSnapshot, SupervisorState
+from core.vocab import Condition, RunStatus
 
 IN_USE_MB = 1024.0  # a GPU holding less memory than this is not the trainer's (an idle spare)
 MIN_RECHECK_S = 20.0
@@ -36,7 +37,7 @@ QUIET_S = 120.0  # silent this long (or a fifth of stall_after) before silence i
 
 @dataclass(frozen=True, slots=True)
 class Silence:
-    kind: str | None  # "stall" (kill), "hang" (alert), None (nothing to say)
+    kind: Condition | None  # STALL (kill), HANG (alert), None (nothing to say)
     reason: str = ""
     recheck_s: float | None = None  # when the verdict could next change, if it could
 
@@ -55,7 +56,7 @@ def judge_silence(
     since: datetime | None,
     t: Thresholds,
 ) -> Silence:
-    if state.status.value != "running":
+    if state.status is not RunStatus.RUNNING:
         return Silence(None)
     silent = age_s(probe.at, since)
     if silent is None or silent < min(QUIET_S, t.stall_after_s / 5):
@@ -68,14 +69,14 @@ def judge_silence(
     if activity_at is None:
         if silent >= t.stall_unknown_after_s:
             return Silence(
-                "stall",
+                Condition.STALL,
                 f"trainer silent for {silent:.0f}s with {gpu}; its CPU and I/O cannot be read",
             )
         return Silence(None, recheck_s=_recheck(t.stall_unknown_after_s - silent))
     idle = age_s(probe.at, activity_at) or 0.0
     if silent >= t.stall_after_s and idle >= t.stall_after_s:
         return Silence(
-            "stall",
+            Condition.STALL,
             f"trainer silent for {silent:.0f}s with {gpu} and no CPU or I/O progress "
             f"for {idle:.0f}s",
         )
@@ -99,7 +100,7 @@ def _busy_gpu(
         power = " at low power" if computing is False else ""
         io = f"no I/O for {quiet_io:.0f}s" if io_known else "its I/O unknown"
         return Silence(
-            "hang",
+            Condition.HANG,
             f"trainer silent for {silent:.0f}s, no new step, a GPU busy at {top:.0f}%{power} "
             f"and {io}: it may be hung (a deadlock spins the GPU); not killed",
         )

@@ -10,6 +10,7 @@ from datetime import datetime
 from core.findings import Finding, Thresholds, age_s, silent_since
 from core.memory import Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
+from core.vocab import Condition, RunStatus
 
 SoftRule = Callable[
     [SupervisorState, ProbeSnapshot, tuple[Sample, ...], Sample, Memory, Thresholds],
@@ -37,7 +38,7 @@ def _held_for(
 
 
 def _soft(
-    key: str, reason: str, count: int, since: datetime | None, now: datetime, t: Thresholds
+    key: Condition, reason: str, count: int, since: datetime | None, now: datetime, t: Thresholds
 ) -> Finding | None:
     if count < t.soft_checks or since is None:
         return None
@@ -59,7 +60,7 @@ def stale_output(
     and hang rules judge the silence: a tree that computes or moves bytes is loading,
     compiling or saving, not stuck."""
     age = age_s(probe.at, silent_since(state, memory))
-    if state.status.value != "running" or age is None or age < t.soft_hold_s:
+    if state.status is not RunStatus.RUNNING or age is None or age < t.soft_hold_s:
         return None
     same = [s for s in previous[-1:] if s.attempt == sample.attempt and s.step == sample.step]
     if not same or same[0].last_output_at != sample.last_output_at:
@@ -67,7 +68,9 @@ def stale_output(
     if age < t.silent_alert_s and sample.tree_busy is not None:
         return None  # the tree can be read: the stall and hang rules judge this silence
     busy = " although its processes are busy" if sample.tree_busy else ""
-    return Finding("stale_output", f"no new step or output for {age / 60:.0f} min{busy}", soft=True)
+    return Finding(
+        Condition.STALE_OUTPUT, f"no new step or output for {age / 60:.0f} min{busy}", soft=True
+    )
 
 
 def low_gpu(
@@ -81,14 +84,14 @@ def low_gpu(
     """Judged per GPU: the least busy GPU of those the run uses, so one idle rank of eight is
     seen. A silent trainer whose tree is busy (loading, saving) explains an idle GPU."""
     low = _lowest(sample)
-    if state.status.value != "running" or low is None or sample.explained_idle:
+    if state.status is not RunStatus.RUNNING or low is None or sample.explained_idle:
         return None
     count, since = _held_for(
         _explained_back(memory.samples),
         lambda s: (
             None
             if s.explained_idle
-            else s.status == "running"
+            else s.status == RunStatus.RUNNING
             and s.attempt == sample.attempt
             and _lowest(s) is not None
             and (_lowest(s) or 0.0) < t.gpu_low_pct
@@ -97,7 +100,7 @@ def low_gpu(
     )
     which = "" if sample.gpu_min_index is None else f" on GPU {sample.gpu_min_index}"
     reason = f"GPU utilisation {low:.0f}%{which} (under {t.gpu_low_pct:.0f}%) while training"
-    return _soft("low_gpu", reason, count, since, probe.at, t)
+    return _soft(Condition.LOW_GPU, reason, count, since, probe.at, t)
 
 
 def _explained_back(samples: tuple[Sample, ...]) -> tuple[Sample, ...]:
@@ -127,7 +130,7 @@ def slow(
     t: Thresholds,
 ) -> Finding | None:
     base = memory.baseline_throughput
-    if base is None or state.status.value != "running" or sample.throughput is None:
+    if base is None or state.status is not RunStatus.RUNNING or sample.throughput is None:
         return None
     floor = base * t.throughput_drop
     count, since = _held_for(
@@ -141,13 +144,13 @@ def slow(
         max_gap_s=float("inf"),
     )
     reason = f"throughput {sample.throughput:.2f} steps/s, under half the run's baseline {base:.2f}"
-    return _soft("slow", reason, count, since, probe.at, t)
+    return _soft(Condition.SLOW, reason, count, since, probe.at, t)
 
 
 def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Memory:
     """Exponential average of throughput readings that are not themselves collapsed."""
     current = state.throughput
-    if current is None or current <= 0 or state.status.value != "running":
+    if current is None or current <= 0 or state.status is not RunStatus.RUNNING:
         return memory
     base = memory.baseline_throughput
     if base is None:
@@ -162,18 +165,18 @@ def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Me
 
 def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozenset[str]:
     """No reading is no news: a missing GPU or throughput reading neither opens nor closes."""
-    if state.status.value != "running":
+    if state.status is not RunStatus.RUNNING:
         return frozenset()
     missing = set()
     if _lowest(sample) is None or sample.explained_idle:
-        missing.add("low_gpu")
+        missing.add(Condition.LOW_GPU)
     if sample.throughput is None or memory.baseline_throughput is None:
-        missing.add("slow")
+        missing.add(Condition.SLOW)
     return frozenset(missing)
 
 
 def suspect(state: SupervisorState, sample: Sample, memory: Memory, t: Thresholds) -> bool:
-    if state.status.value != "running":
+    if state.status is not RunStatus.RUNNING:
         return False
     lowest = _lowest(sample)
     low_gpu = lowest is not None and lowest < t.gpu_low_pct and not sample.explained_idle
@@ -197,7 +200,7 @@ def keeps_alert_mode(finding: Finding, memory: Memory) -> bool:
     stays open and is re-sent after resend_after_s)."""
     if finding.event:
         return False
-    settles = finding.soft or finding.key == "hang"  # a hang is reported loud, then steady
+    settles = finding.soft or finding.key == Condition.HANG  # a hang is reported loud, then steady
     if not settles or finding.since is None or not memory.samples:
         return True
     return (memory.samples[-1].at - finding.since).total_seconds() < SOFT_SETTLE_S

@@ -31,6 +31,7 @@ from core.store_rows import run_from_row as _run_from_row
 from core.store_rows import run_values as _run_values
 from core.store_rows import to_json as _json
 from core.store_rows import ts as _ts
+from core.vocab import pending_terminal_key
 
 TEXT_MAX = 500  # audit text and delivery errors are cut to this many characters
 # Retention (see Store.prune): unsolicited chat updates must not grow the file without bound.
@@ -92,7 +93,7 @@ class Store(Database):
                 "UPDATE alerts SET resolved_at = ? WHERE run = ? AND resolved_at IS NULL",
                 (_ts(at), name),
             )
-            await conn.execute("DELETE FROM meta WHERE key = ?", (f"terminal:{name}",))
+            await conn.execute("DELETE FROM meta WHERE key = ?", (pending_terminal_key(name),))
             await conn.execute(
                 "UPDATE outbox SET dedupe_key = dedupe_key || '#retired-' || id "
                 "WHERE run = ? AND dedupe_key IS NOT NULL",

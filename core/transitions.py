@@ -14,11 +14,8 @@ from datetime import datetime
 from core.models import OpenAlert
 from core.rules import Finding
 
-SOFT_CONDITIONS = frozenset({"stale_output", "low_gpu", "slow"})
-# Judged from the run's state: a check that could not read the state says nothing about them,
-# so it must not close them (no news is not a recovery, and a re-open would alert twice).
-NEEDS_STATE = SOFT_CONDITIONS | {"supervisor_dead", "stall", "hang", "invalid_state"}
-BLIND_CONDITIONS = frozenset({"unreachable", "host_key", "invalid_state"})
+# Which conditions are soft, need a state, or leave the watcher blind: core.vocab's traits.
+from core.vocab import BLIND_CONDITIONS, NEEDS_STATE, SOFT_CONDITIONS
 
 
 @dataclass(frozen=True, slots=True)

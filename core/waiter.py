@@ -15,11 +15,11 @@ from core.errors import TransportError
 from core.models import RunRecord
 from core.ports import Transport
 from core.supervisor_client import SupervisorClient
+from core.vocab import is_terminal
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-TERMINAL = frozenset({"done", "failed", "stopped"})
 BACKOFF_INITIAL_S = 5.0
 BACKOFF_MAX_S = 300.0
 
@@ -90,7 +90,7 @@ class RunWaiter:
                 self.wake(self.record.name)
             elif not quiet_armed and answer.spoke_at != quiet_spoke_at:
                 quiet_armed = True
-            if status in TERMINAL:
+            if is_terminal(status):
                 return
             if answer.reason == "missing":
                 await self.sleep(5.0)

@@ -25,6 +25,7 @@ from core.statusline import status_line
 from core.store import Store
 from core.supervisor_client import SupervisorClient, SupervisorExited, client_for
 from core.transitions import plan_alerts
+from core.vocab import Condition, Event, WatchStatus, event_of
 
 log = logging.getLogger(__name__)
 # Pauses between tries of the end's ack (then it gives up: the teardown still ends the billing).
@@ -102,7 +103,7 @@ class Watcher:
         open_alerts = await self.store.open_alerts(name)
         plan = plan_alerts(
             open_alerts,
-            [f for f in findings if not f.key.startswith("terminal:")],
+            [f for f in findings if event_of(f.key) is not Event.TERMINAL],
             now,
             resend_after_s=policy.thresholds.resend_after_s,
             muted_until=record.muted_until,
@@ -124,9 +125,11 @@ class Watcher:
             )
         interval = next_check_s(assessment, policy, now, deadline_at=record.deadline_at)
         updated = self._updated_record(record, obs, assessment, line, interval)
-        stop = any(f.key == "host_key" for f in findings)
+        stop = any(f.key == Condition.HOST_KEY for f in findings)
         if stop:
-            updated = replace(updated, live=False, status="host_key_changed", next_check_at=None)
+            updated = replace(
+                updated, live=False, status=WatchStatus.HOST_KEY_CHANGED.value, next_check_at=None
+            )
         try:
             await self.store.commit_check(
                 CheckCommit(
@@ -155,7 +158,7 @@ class Watcher:
         if terminal and assessment.state is not None:
             await self.acknowledge_end(updated, assessment.state)
             return await self.exits.finish(updated, assessment.state, obs.probe)
-        lost = instance_finding is not None and instance_finding.key == "instance_lost"
+        lost = instance_finding is not None and instance_finding.key == Condition.INSTANCE_LOST
         if deadline.teardown or (lost and self._destroy_on_fail(name)):
             reason = DEADLINE if deadline.teardown else LOST
             _, retry_s = await self.exits.teardown_live(updated, reason)
@@ -233,8 +236,10 @@ class Watcher:
     def _status_line(self, record: RunRecord, obs: Observation, a: Assessment) -> str:
         probe = obs.probe
         if probe is None:
-            return status_line(now=obs.at, run=record.name, state=None, status="unreachable")
-        override = None if a.state is not None else "invalid"
+            return status_line(
+                now=obs.at, run=record.name, state=None, status=WatchStatus.UNREACHABLE
+            )
+        override = None if a.state is not None else WatchStatus.INVALID
         return status_line(
             now=obs.at, run=record.name, state=a.state, gpus=probe.gpus, status=override
         )
@@ -261,7 +266,7 @@ class Watcher:
                 status=state.status.value, attempt=state.attempt, max_attempts=state.max_attempts
             )
         elif obs.probe is None:
-            fields["status"] = "unreachable"
+            fields["status"] = WatchStatus.UNREACHABLE.value
         if obs.probe is not None and obs.probe.log is not None:
             fields.update(log_attempt=obs.probe.log.attempt, log_offset=obs.probe.log.next_offset)
         return replace(record, **fields)  # type: ignore[arg-type]

@@ -6,7 +6,10 @@ import json
 
 from core.messages import advice
 from core.protocol import FailureKind, Outcome, RunStatus, parse_probe, parse_state
+from core.vocab import FAILURE_TRAITS, FixKind
 from supervisor.classify import KINDS
+from supervisor.config import FIX_KINDS
+from supervisor.runner import NO_FIX_NO_RETRY
 from supervisor.verdict import OUTCOMES
 from tests.supervisor import trainers
 from tests.supervisor.conftest import Run, cli
@@ -46,6 +49,14 @@ def test_a_truncated_state_json_is_reported_not_crashed_on(run: Run) -> None:
 def test_the_failure_kinds_and_outcomes_the_supervisor_writes_are_the_ones_core_names() -> None:
     assert list(KINDS) == [kind.value for kind in FailureKind]
     assert list(OUTCOMES) == [outcome.value for outcome in Outcome]
+
+
+def test_the_fix_kinds_the_supervisor_applies_are_the_ones_core_names() -> None:
+    # core's config accepts exactly the fixes the supervisor's RUN.json accepts, and the
+    # failures it gives up on without a fix are the ones core's traits say
+    assert list(FIX_KINDS) == [fix.value for fix in FixKind]
+    unretried = {kind.value for kind, t in FAILURE_TRAITS.items() if not t.retried_unfixed}
+    assert set(NO_FIX_NO_RETRY) == unretried
 
 
 def test_a_failure_kind_core_does_not_know_is_shown_not_refused(run: Run) -> None:
