@@ -36,6 +36,7 @@ SUPERVISOR_MODULES = (
     "attempt.py",
     "classify.py",
     "config.py",
+    "configread.py",
     "control.py",
     "daemon.py",
     "deadman.py",

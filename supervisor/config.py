@@ -1,4 +1,10 @@
-"""RUN.json: load and validate the supervisor's config. Errors name the offending field."""
+"""RUN.json: load and validate the supervisor's config. Errors name the offending field.
+
+Called at the supervisor's start by supervisor.__main__ (`start`, `run`); the typed Config it
+returns is read by the runner, the fixes, the verdict and the dead-man switch. The per-key
+readers (types, bounds, unknown keys) are supervisor.configread; the watcher writes the file
+(core.launch.run_json).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+
+from .configread import ConfigError as ConfigError
+from .configread import number as _number
+from .configread import refuse_unknown as _refuse_unknown
+from .configread import regex as _regex
+from .configread import section as _section
+from .configread import string as _string
+from .configread import string_list as _string_list
 
 FIX_KINDS = ("missing_module", "missing_build_tool", "disk_full", "oom")
 TOP_KEYS = (
@@ -31,14 +45,6 @@ TOP_KEYS = (
 _KNOB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _DIST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
-
-
-class ConfigError(Exception):
-    """RUN.json is unusable; `field` is the dotted name of the offending key."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__("RUN.json field %r: %s" % (field_name, problem))
-        self.field = field_name
 
 
 @dataclass(frozen=True)
@@ -150,65 +156,6 @@ def parse_config(doc: Any) -> Config:
         early_stop=_early_stop(doc.get("early_stop")),
         deadman=_deadman(doc.get("deadman", {})),
     )
-
-
-def _refuse_unknown(doc: Dict[str, Any], known: Any, prefix: str) -> None:
-    unknown = sorted(set(doc) - set(known))
-    if unknown:
-        names = ", ".join(prefix + str(k) for k in unknown)
-        raise ConfigError(prefix + str(unknown[0]), "unknown key(s): %s" % names)
-
-
-def _section(raw: Any, name: str, known: Any) -> Dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ConfigError(name, "must be an object")
-    _refuse_unknown(raw, known, name + ".")
-    return raw
-
-
-def _string(doc: Dict[str, Any], key: str, required: bool = False, where: str = "") -> str:
-    value = doc.get(key)
-    if value is None:
-        if required:
-            raise ConfigError(where + key, "is required")
-        return ""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ConfigError(where + key, "must be a non-empty string")
-    return value
-
-
-def _number(
-    doc: Dict[str, Any],
-    key: str,
-    default: float,
-    minimum: Optional[float] = None,
-    integer: bool = False,
-    where: str = "",
-) -> float:
-    value = doc.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(where + key, "must be a number")
-    if integer and int(value) != value:
-        raise ConfigError(where + key, "must be an integer")
-    if minimum is not None and value < minimum:
-        raise ConfigError(where + key, "must be at least %s" % minimum)
-    return value
-
-
-def _string_list(value: Any, name: str) -> List[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(name, "must be a list of strings")
-    return list(value)
-
-
-def _regex(doc: Dict[str, Any], key: str, where: str) -> Optional[str]:
-    pattern = _string(doc, key, where=where) or None
-    if pattern is not None:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError(where + key, "is not a valid regex (%s)" % exc) from None
-    return pattern
 
 
 def _env(raw: Any) -> Dict[str, str]:
