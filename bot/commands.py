@@ -8,16 +8,19 @@ from dataclasses import dataclass
 
 from core.durations import (
     DURATION_MIN_S,
+    EXTEND,
     EXTEND_MAX_S,
+    MUTE,
     MUTE_MAX_S,
     DurationError,
-    parse_bounded,
+    DurationRule,
+    format_duration,
 )
 from core.errors import SleepwatchError
 
-__all__ = ["DURATION_MIN_S", "EXTEND_MAX_S", "MUTE_MAX_S"]
+# the bounds and the formatter live in core.durations (one rule for chat and the CLI)
+__all__ = ["DURATION_MIN_S", "EXTEND_MAX_S", "MUTE_MAX_S", "format_duration"]
 
-_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?")
 
@@ -72,7 +75,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("/status RUN", "status line, last log lines, cadence, next check"),
     "kill": ("/kill RUN", "stop the run (no retry), after a confirmation"),
     "teardown": ("/teardown RUN", "destroy the run's instance, after a confirmation"),
-    "mute": ("/mute RUN DURATION", "silence soft alerts (at most 24h)"),
+    "mute": ("/mute RUN DURATION", f"silence soft alerts (at most {MUTE.max_s // 3600}h)"),
     "extend": ("/extend RUN DURATION", "push the deadline, e.g. 90m, 2h, 1h30m, 1d"),
     "help": ("/help", "this list"),
 }
@@ -80,27 +83,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def help_text() -> str:
     lines = [f"{usage} - {what}" for usage, what in COMMANDS.values()]
-    lines.append("RUN may be a unique prefix of a run's name. DURATION: 90m, 2h, 1h30m, 1d.")
+    lines.append(
+        "RUN may be a unique prefix of a run's name. DURATION: 90m, 2h, 1h30m, 1d "
+        "(a bare number is minutes)."
+    )
     return "\n".join(lines)
 
 
-def parse_duration(text: str, *, max_s: int, min_s: int = DURATION_MIN_S) -> int:
-    """core.durations.parse_bounded (the one rule, shared with the CLI) as a UsageError."""
+def parse_duration(text: str, rule: DurationRule) -> int:
+    """core.durations (the one rule, shared with the CLI) as a UsageError."""
     try:
-        return parse_bounded(text, max_s=max_s, min_s=min_s)
+        return rule.parse(text)
     except DurationError as exc:
         raise UsageError(str(exc)) from None
-
-
-def format_duration(seconds: int) -> str:
-    """`5400` -> `1h30m`; `0` -> `0s`. `parse_duration` reads it back exactly."""
-    remaining = max(int(seconds), 0)
-    parts = []
-    for unit, size in _UNITS:
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
 
 
 def parse_run_name(text: str) -> str:
@@ -144,5 +139,5 @@ def _build(name: str, args: list[str]) -> Command:
     if name == "teardown":
         return Teardown(run)
     if name == "mute":
-        return Mute(run, parse_duration(args[1], max_s=MUTE_MAX_S))
-    return Extend(run, parse_duration(args[1], max_s=EXTEND_MAX_S))
+        return Mute(run, parse_duration(args[1], MUTE))
+    return Extend(run, parse_duration(args[1], EXTEND))

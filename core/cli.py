@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.config import Config, Secrets, load_config
 from core.console import ConsoleNotifier
-from core.durations import DURATION_MIN_S, EXTEND_MAX_S, parse_bounded
+from core.durations import EXTEND
 from core.errors import SleepwatchError
 from core.health import read_heartbeat
 from core.launch import launch, plan_launch
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("runs", help="one status line per run")
     extend = sub.add_parser("extend", help="push the run's deadline")
     extend.add_argument("run")
-    extend.add_argument("duration", help="e.g. 90m, 2h, 1h30m, 1d")
+    extend.add_argument("duration", help="e.g. 90m, 2h, 1h30m, 1d (a bare number is minutes)")
     sub.add_parser("health", help="exit 0 while a serve loop is alive (container HEALTHCHECK)")
     demo = sub.add_parser("demo", help="the whole promise on this machine, no accounts")
     demo.add_argument(
@@ -113,11 +113,7 @@ async def dispatch(
     args: argparse.Namespace, config: Config, secrets: Secrets, frontend: ChatFrontend | None
 ) -> int:
     # the same bounds as /extend in chat, checked before anything is opened
-    extend_s = (
-        parse_bounded(args.duration, min_s=DURATION_MIN_S, max_s=EXTEND_MAX_S)
-        if args.command == "extend"
-        else 0
-    )
+    extend_s = EXTEND.parse(args.duration) if args.command == "extend" else 0
     async with AsyncExitStack() as stack:
         if args.command == "serve":
             stack.enter_context(serve_lock(config.watcher.resolved_state_dir()))

@@ -23,14 +23,22 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.cadence import CadencePolicy
-from core.durations import parse_duration
+from core.durations import is_bare, parse_duration
 from core.errors import ConfigError
 from core.rules import Policy, Thresholds
 from core.vocab import FixKind
 
 
 def _to_seconds(value: Any) -> Any:
+    """A TOML number is seconds (the key's unit); text is a human duration with its unit. A
+    quoted bare number is refused: chat and the CLI read "90" as minutes (core.durations),
+    the number 90 here is seconds, and neither reading may be a silent guess."""
     if isinstance(value, str):
+        if is_bare(value):
+            raise ValueError(
+                f"{value.strip()!r} has no unit: write a number without quotes for seconds, "
+                'or text with its unit ("90s", "15m", "2h")'
+            )
         try:
             return parse_duration(value)
         except ValueError as exc:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from core.durations import MUTE_MAX_S
+from core.durations import MUTE
 from core.errors import AmbiguousRun, ProtocolError, SleepwatchError, TransportError, UnknownRun
 from core.exits import REQUESTED
 from core.messages import clean_line, cost_usd
@@ -17,7 +17,6 @@ from core.scheduling import CheckScheduler
 from core.store import Store
 from core.watcher import Watcher
 
-MAX_MUTE_S = float(MUTE_MAX_S)
 STATUS_TAIL_LINES = 15
 
 
@@ -131,7 +130,7 @@ class WatcherControl:
 
     async def mute(self, run: str, seconds: float, now: datetime) -> datetime:
         await self._record(run)
-        until = now + timedelta(seconds=min(seconds, MAX_MUTE_S))
+        until = now + timedelta(seconds=MUTE.clamp(seconds))
         await self.store.set_human_fields(run, muted_until=until)
         return until
 

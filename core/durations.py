@@ -1,60 +1,91 @@
-"""Human durations (`90m`, `2h`, `1h30m`, `1d`, `45s`) to seconds and back, and the one rule
-for the durations a human gives to /extend and /mute (chat and CLI alike): `parse_bounded`."""
+"""Human durations (`90m`, `2h`, `1h30m`, `1d`, `45s`, `90`) to seconds and back: the ONE
+parser, and the bounds of each duration a human gives. Pure.
+
+Who calls it: chat's /extend and /mute (bot/commands.py, as a UsageError) and the CLI's
+`sleepwatch extend` (core/cli.py) through `EXTEND.parse` / `MUTE.parse`, so the same text gets
+the same answer and the same bounds everywhere; the config (core/config.py) for duration
+strings; WatcherControl (core/control.py) bounds a mute it is handed with `MUTE.clamp`; the
+message builders and renderers format with `format_duration`.
+
+A bare number is MINUTES: `/extend llama 90` is what a person types meaning an hour and a half
+(a deadline or a mute is never a matter of seconds). In the config file a TOML number is
+seconds (the key's unit), so a quoted bare number there is refused as ambiguous (config.py).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from core.errors import SleepwatchError
 
-DURATION_MIN_S = 60
-EXTEND_MAX_S = 7 * 86400
-MUTE_MAX_S = 86400
+BARE_UNIT_S = 60  # a bare number is minutes
 FORMS = "use e.g. 90m, 2h, 1h30m, 1d"
 
 _UNIT_S = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(r"(?:(\d{1,6})d)?(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,6})s)?")
-# What a human types in chat or on the command line: ASCII digits only.
-_TYPED = re.compile(r"(?:([0-9]{1,5})d)?(?:([0-9]{1,5})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,7})s)?")
+# ASCII digits only (a Unicode digit such as '٣' is not a duration), units in this order
+_DURATION = re.compile(r"(?:([0-9]{1,7})d)?(?:([0-9]{1,7})h)?(?:([0-9]{1,7})m)?(?:([0-9]{1,7})s)?")
+_BARE = re.compile(r"[0-9]{1,7}")
 
 
-def parse_duration(text: str) -> float:
-    """Parse `1d2h30m15s` (any non-empty subset, in that order) or a bare number of seconds.
-    Raises ValueError with a message that shows the accepted forms."""
-    cleaned = text.strip().lower()
-    if re.fullmatch(r"\d{1,9}(\.\d+)?", cleaned):
-        return float(cleaned)
-    match = _DURATION.fullmatch(cleaned)
-    if not cleaned or match is None or not any(match.groups()):
-        raise ValueError(f"not a duration: {text[:40]!r} (use e.g. 90m, 2h, 1h30m, 1d)")
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return float(days * 86400 + hours * 3600 + minutes * 60 + seconds)
-
-
-class DurationError(SleepwatchError):
-    """A duration a human typed that is malformed or out of bounds; the message says which."""
+class DurationError(SleepwatchError, ValueError):
+    """A duration a human typed that is malformed or out of bounds; the message says which.
+    A ValueError too, so a pydantic validator reports it against its key."""
 
     permanent = True
 
 
-def parse_bounded(text: str, *, max_s: int, min_s: int = DURATION_MIN_S) -> int:
-    """`1d2h30m15s` (any non-empty subset of the units, in that order) to whole seconds within
-    [min_s, max_s]. A bare number is refused: minutes or seconds would be a guess."""
-    shown = text.strip()[:20]
-    match = _TYPED.fullmatch(text.strip().lower())
+def is_bare(text: str) -> bool:
+    """A number without a unit (read as minutes by `parse_duration`)."""
+    return _BARE.fullmatch(text.strip()) is not None
+
+
+def parse_duration(text: str) -> int:
+    """`1d2h30m15s` (any non-empty subset of the units, in that order, case-insensitive) or a
+    bare number of minutes, to whole seconds. Raises DurationError showing the accepted forms."""
+    cleaned = text.strip().lower()
+    if _BARE.fullmatch(cleaned):
+        return int(cleaned) * BARE_UNIT_S
+    match = _DURATION.fullmatch(cleaned)
     if match is None or not any(match.groups()):
-        raise DurationError(f"not a duration: {shown!r} ({FORMS})")
+        raise DurationError(f"not a duration: {text.strip()[:20]!r} ({FORMS})")
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
-    if total < min_s:
-        raise DurationError(f"{shown!r} is too short (at least {format_duration(min_s)})")
-    if total > max_s:
-        raise DurationError(f"{shown!r} is too long (at most {format_duration(max_s)})")
-    return total
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass(frozen=True, slots=True)
+class DurationRule:
+    """The bounds of the durations a human gives for one purpose."""
+
+    min_s: int
+    max_s: int
+
+    def parse(self, text: str) -> int:
+        """Whole seconds within [min_s, max_s]; DurationError naming the bound otherwise."""
+        total = parse_duration(text)
+        shown = text.strip()[:20]
+        if total < self.min_s:
+            raise DurationError(f"{shown!r} is too short (at least {format_duration(self.min_s)})")
+        if total > self.max_s:
+            raise DurationError(f"{shown!r} is too long (at most {format_duration(self.max_s)})")
+        return total
+
+    def clamp(self, seconds: float) -> float:
+        return min(max(seconds, float(self.min_s)), float(self.max_s))
+
+
+EXTEND = DurationRule(min_s=60, max_s=7 * 86400)  # /extend, `sleepwatch extend`
+MUTE = DurationRule(min_s=60, max_s=86400)  # /mute: soft alerts only, at most a day
+
+# The bounds by name, for callers that show them.
+DURATION_MIN_S = EXTEND.min_s
+EXTEND_MAX_S = EXTEND.max_s
+MUTE_MAX_S = MUTE.max_s
 
 
 def format_duration(seconds: float) -> str:
-    """`5400` -> `1h30m`; under a minute -> `45s`; zero -> `0s`."""
+    """`5400` -> `1h30m`; under a minute -> `45s`; zero or less -> `0s`. Rounded to whole
+    seconds; `parse_duration` reads it back exactly."""
     remaining = int(round(seconds))
     if remaining <= 0:
         return "0s"

@@ -1,5 +1,5 @@
 """`sleepwatch extend RUN DURATION` and chat's `/extend RUN DURATION` read the duration by one
-rule (core.durations.parse_bounded): a bad one is one clear line, exit 2, and the same words."""
+rule (core.durations.EXTEND): a bad one is one clear line, exit 2, and the same words."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from bot.app import main
 from bot.commands import UsageError, parse_command
 
 
-@pytest.mark.parametrize("duration", ["garbage", "5", "30s", "8d", "1h30", "2h-", "٣h", ""])
+@pytest.mark.parametrize(
+    "duration", ["garbage", "0", "30s", "8d", "10081", "1h30", "2h-", "٣h", ""]
+)
 def test_a_bad_duration_is_one_clear_line_and_the_same_as_in_chat(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], duration: str
 ) -> None:

@@ -21,20 +21,31 @@ from bot.commands import (
     parse_command,
     parse_duration,
 )
+from core.durations import EXTEND, MUTE
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90m", 5400), ("2h", 7200), ("1h30m", 5400), ("1d", 86400), ("1m30s", 90), ("2H", 7200)],
+    [
+        ("90m", 5400),
+        ("2h", 7200),
+        ("1h30m", 5400),
+        ("1d", 86400),
+        ("1m30s", 90),
+        ("2H", 7200),
+        ("90", 5400),  # a bare number is minutes: what `/extend llama 90` means
+    ],
 )
 def test_durations_people_type(text, seconds):
-    assert parse_duration(text, max_s=EXTEND_MAX_S) == seconds
+    assert parse_duration(text, EXTEND) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "90", "m", "1.5h", "30m2h", "-1h", "1 h", "٣h", "45s"])
+@pytest.mark.parametrize(
+    "text", ["", "0", "m", "1.5h", "30m2h", "-1h", "1 h", "٣h", "45s", "90.5", "٩٠"]
+)
 def test_durations_that_are_refused(text):
     with pytest.raises(UsageError):
-        parse_duration(text, max_s=EXTEND_MAX_S)
+        parse_duration(text, EXTEND)
 
 
 @pytest.mark.parametrize(
@@ -48,6 +59,8 @@ def test_durations_that_are_refused(text):
         ("/teardown  run_2.b ", Teardown("run_2.b")),
         ("/mute llama 24h", Mute("llama", 86400)),
         ("/extend llama 1h30m", Extend("llama", 5400)),
+        ("/extend llama 90", Extend("llama", 5400)),
+        ("/mute llama 30", Mute("llama", 1800)),
     ],
 )
 def test_commands(text, command):
@@ -66,6 +79,7 @@ def test_commands(text, command):
         "/nope",
         "/ba-d",
         "/extend llama 8d",
+        "/mute llama 1441",
     ],
 )
 def test_malformed_commands_raise_usage_errors(text):
@@ -100,7 +114,7 @@ def test_command_shaped_text_raises_nothing_but_usage_errors(text):
 @given(st.text(max_size=30))
 def test_the_duration_parser_raises_nothing_but_usage_errors(text):
     try:
-        seconds = parse_duration(text, max_s=MUTE_MAX_S)
+        seconds = parse_duration(text, MUTE)
     except UsageError:
         return
     assert 60 <= seconds <= MUTE_MAX_S
@@ -108,4 +122,4 @@ def test_the_duration_parser_raises_nothing_but_usage_errors(text):
 
 @given(st.integers(min_value=60, max_value=EXTEND_MAX_S))
 def test_formatted_durations_read_back_exactly(seconds):
-    assert parse_duration(format_duration(seconds), max_s=EXTEND_MAX_S) == seconds
+    assert parse_duration(format_duration(seconds), EXTEND) == seconds

@@ -130,6 +130,17 @@ def test_a_bad_duration_is_named() -> None:
     assert "thresholds.stall_after" in message and "90m" in message
 
 
+def test_a_quoted_bare_number_is_refused_as_ambiguous_and_a_bare_one_is_seconds() -> None:
+    # chat and the CLI read "90" as minutes; a TOML number is the key's seconds: neither
+    # reading of a quoted "600" may be a silent guess
+    doc = example()
+    doc["thresholds"]["stall_after"] = "600"
+    message = error_of(doc)
+    assert "thresholds.stall_after" in message and "has no unit" in message
+    doc["thresholds"]["stall_after"] = 600
+    assert parse_config(doc).thresholds.stall_after == 600
+
+
 @pytest.mark.parametrize(
     ("section", "key", "where"),
     [
