@@ -1,19 +1,24 @@
-"""Watch one running attempt: feed its new log bytes to progress, heartbeat, obey control."""
+"""Watch one running attempt: start the trainer, feed its new log bytes to progress and the
+early-stop policy, beat the heartbeat, obey ctl requests, and say how the attempt ended.
+
+Called by supervisor.runner.Supervisor's attempt loop, once per attempt, through the small
+AttemptHost interface below (it never reaches into the runner); the runner then classifies
+the ending (supervisor.verdict) and decides whether to fix and retry.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Any, Callable, Optional, Protocol
 
+from .config import Config
 from .earlystop import EarlyStopPolicy
 from .logread import attempt_log
 from .progress import ProgressTracker, metrics_in
+from .state import RunState
 from .trainer import Trainer, render_command, trainer_env
-
-if TYPE_CHECKING:
-    from .runner import Supervisor
 
 READ_CAP = 4 << 20  # progress only needs recent bytes: skip ahead when further behind
 HEAD_CAP = 64 << 10  # ...but first look at the start of what was skipped
@@ -27,7 +32,25 @@ class AttemptEnd:
     policy_early_stop: bool = False
 
 
-def run_attempt(sup: "Supervisor", attempt: int) -> AttemptEnd:
+class AttemptHost(Protocol):
+    """What an attempt needs from the supervisor that runs it: the config, the shared RunState
+    it updates, the log and clock, and the loop's beat and ctl requests."""
+
+    config: Config
+    state: RunState
+    log: Callable[[str], None]
+    clock: Callable[[], Any]
+
+    def write_state(self) -> None: ...
+    def mark_dirty(self) -> None: ...
+    def tick(self) -> None: ...
+    def take_stop_request(self) -> bool: ...
+    def take_kill_request(self) -> bool: ...
+
+
+def run_attempt(sup: AttemptHost, attempt: int, progress: ProgressTracker) -> AttemptEnd:
+    """Run attempt number `attempt` to its end; `progress` (the runner's, read by its
+    heartbeat for throughput) is fed the attempt's log."""
     cfg, state = sup.config, sup.state
     log_path = attempt_log(cfg.run_dir, attempt)
     command = render_command(cfg.command, state.knobs)
@@ -36,14 +59,14 @@ def run_attempt(sup: "Supervisor", attempt: int) -> AttemptEnd:
     trainer = Trainer(command, env, cfg.workdir, log_path, cfg.kill_grace_s)
     state.status, state.attempt, state.trainer_pid = "running", attempt, trainer.pid
     sup.write_state()
-    watch = _AttemptWatch(sup, log_path)
+    watch = _AttemptWatch(sup, log_path, progress)
     try:
         return _watch(sup, trainer, watch, attempt)
     finally:
         watch.close()
 
 
-def _watch(sup: "Supervisor", trainer: Trainer, watch: "_AttemptWatch", attempt: int) -> AttemptEnd:
+def _watch(sup: AttemptHost, trainer: Trainer, watch: "_AttemptWatch", attempt: int) -> AttemptEnd:
     state = sup.state
     end = AttemptEnd(None)
     while True:
@@ -71,14 +94,13 @@ def _watch(sup: "Supervisor", trainer: Trainer, watch: "_AttemptWatch", attempt:
 
 
 class _AttemptWatch:
-    def __init__(self, sup: "Supervisor", log_path: str) -> None:
+    def __init__(self, sup: AttemptHost, log_path: str, progress: ProgressTracker) -> None:
         self.sup = sup
         self.fd = os.open(log_path, os.O_RDONLY)
         self.offset = 0
-        self.progress = ProgressTracker(sup.config.progress_regex)
+        self.progress = progress
         spec = sup.config.early_stop
         self.policy = EarlyStopPolicy(spec) if spec else None
-        sup.progress = self.progress
 
     def read_new(self) -> None:
         size = os.fstat(self.fd).st_size

@@ -112,3 +112,17 @@ def reply(run_dir: str, request: Dict[str, Any], ok: bool, message: str) -> None
     write_json_atomic(
         os.path.join(run_dir, REPLY_FILE), {"id": request.get("id"), "ok": ok, "message": message}
     )
+
+
+def route(run_dir: str, request: Dict[str, Any], phase: str, status: str) -> Optional[str]:
+    """Where a ctl request read by the supervisor's tick goes: "stop" or "kill" for its
+    attempt loop to act on, or None when it was answered here (nothing to act on)."""
+    if request["command"] == "stop":
+        if phase != "terminal":
+            return "stop"
+        reply(run_dir, request, True, "the run had already ended (%s)" % status)
+    elif phase != "attempt":
+        reply(run_dir, request, False, "no attempt is running (status %s)" % status)
+    else:
+        return "kill"
+    return None

@@ -51,3 +51,10 @@ def disk_free_mb(path: str) -> Optional[float]:
         return shutil.disk_usage(path).free / 2**20
     except OSError:
         return None
+
+
+def remove_if_present(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

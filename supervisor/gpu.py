@@ -81,6 +81,15 @@ def as_report(value: Any) -> Report:
     return report("ok" if gpus else "none", None, gpus)
 
 
+def read_report_safely(reader: Callable[[], Any]) -> Report:
+    """as_report(reader()); a reader that raises gives an "unreadable" report, because a
+    reader failing must never stop the supervisor's heartbeat."""
+    try:
+        return as_report(reader())
+    except Exception as exc:
+        return report("unreadable", None, [], exc)
+
+
 # -- NVML ---------------------------------------------------------------------------------
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from .timeutil import iso_z
+
 MAX_PIDS = 256
 CPU_NOISE_SHARE = 0.10  # under a tenth of one core over a beat is a background thread
 IO_NOISE_BYTES = 1 << 20  # under 1 MiB over a beat is a log line or a metrics file
@@ -165,6 +167,19 @@ class ActivityTracker:
             "last_cpu_at": self.last_cpu_at if cpu is not None else None,
             "last_io_at": self.last_io_at if io is not None else None,
         }
+
+    def stamped(self, pid: Optional[int], at: Any, mono: float) -> Optional[Dict[str, Any]]:
+        """observe() for state.json: its moments as ISO text, and None (unknown, not idle)
+        where /proc misbehaves, because /proc oddities must never stop the heartbeat."""
+        try:
+            reading = self.observe(pid, at, mono)
+        except Exception:
+            return None
+        if reading is not None:
+            reading["at"] = iso_z(at)
+            reading["last_cpu_at"] = iso_z(reading["last_cpu_at"])
+            reading["last_io_at"] = iso_z(reading["last_io_at"])
+        return reading
 
 
 def _grew(before: Any, now: float, floor: float) -> bool:

@@ -1,4 +1,10 @@
-"""The attempt loop: run, classify, fix, back off, retry; then the dead-man switch if armed."""
+"""The attempt loop: run, classify, fix, back off, retry; then the dead-man switch if armed.
+
+Built by supervisor.__main__ (`run` in the foreground, `start` in the daemon) as the one
+Supervisor of a run folder. Each attempt is watched by supervisor.attempt (through its
+AttemptHost interface); failures are read by supervisor.verdict and fixed by supervisor.fixes;
+the tick here reads ctl requests, beats the heartbeat and writes state.json.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,13 @@ import shutil
 import signal
 import time
 import traceback
-from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from . import control, deadman, fsutil, verdict
 from .attempt import AttemptEnd, run_attempt
 from .config import Config
 from .fixes import apply_fix, plan_fix
-from .gpu import as_report, read_gpu_report
+from .gpu import read_gpu_report, read_report_safely
 from .logread import attempt_log, tail_lines
 from .proctree import ActivityTracker
 from .progress import ProgressTracker
@@ -69,10 +75,8 @@ class Supervisor:
         fsutil.private_dir(os.path.join(cfg.run_dir, "attempts"))
         lock_fd = control.acquire_lock(cfg.run_dir)
         if lock_fd is None:
-            message = "a live supervisor (pid %s) already owns %s" % (
-                control.lock_holder(cfg.run_dir),
-                cfg.run_dir,
-            )
+            holder = control.lock_holder(cfg.run_dir)
+            message = "a live supervisor (pid %s) already owns %s" % (holder, cfg.run_dir)
             if ready:
                 ready({"ok": False, "message": message})
             self.log(message)
@@ -95,7 +99,7 @@ class Supervisor:
 
     def _prepare(self) -> None:
         for name in (control.CONTROL_FILE, control.REPLY_FILE):
-            _unlink(os.path.join(self.config.run_dir, name))
+            fsutil.remove_if_present(os.path.join(self.config.run_dir, name))
         self.dead_man.ack.clear_stale()
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
@@ -121,7 +125,8 @@ class Supervisor:
                 return "stopped", "killed"
             self.phase = "attempt"
             self._attempt_started = time.monotonic()
-            end = run_attempt(self, attempt)
+            self.progress = ProgressTracker(self.config.progress_regex)
+            end = run_attempt(self, attempt, self.progress)
             self.phase = "between"
             ending = self._after_attempt(attempt, end)
             if ending is not None:
@@ -129,12 +134,13 @@ class Supervisor:
         return "failed", "budget_exhausted"
 
     def _after_attempt(self, attempt: int, end: AttemptEnd) -> Optional[Ending]:
-        cfg, state = self.config, self.state
+        """The run's ending after this attempt, or None to go on with the next one."""
+        state = self.state
         if end.stopped:
             return "stopped", "killed"
         if end.policy_early_stop:
             return "done", "early_stopped"
-        tail = tail_lines(attempt_log(cfg.run_dir, attempt), 80)
+        tail = tail_lines(attempt_log(self.config.run_dir, attempt), 80)
         if end.exit_code == 0 and not end.killed:
             outcome = verdict.clean_exit_outcome(tail, state.step, state.total_steps)
             if outcome == "ended_short":
@@ -143,6 +149,11 @@ class Supervisor:
                     % (state.step, state.total_steps)
                 )
             return "done", outcome
+        return self._after_failure(attempt, end, tail)
+
+    def _after_failure(self, attempt: int, end: AttemptEnd, tail: List[str]) -> Optional[Ending]:
+        """Classify a failed attempt, then end the run or fix (if a fix applies) and back off."""
+        cfg, state = self.config, self.state
         failure = verdict.classify_attempt(
             cfg, end.exit_code, tail, end.killed, self._attempt_started
         )
@@ -206,12 +217,8 @@ class Supervisor:
         self.phase = "terminal"
         self.log("run %s: %s / %s" % (state.run, status, outcome))
         if self._stop_request is not None:
-            control.reply(
-                self.config.run_dir,
-                self._stop_request,
-                True,
-                "run stopped at attempt %d" % state.attempt,
-            )
+            stopped = "run stopped at attempt %d" % state.attempt
+            control.reply(self.config.run_dir, self._stop_request, True, stopped)
             self._stop_request = None
         self._answer_kill(False, "the run has ended (%s)" % status)
 
@@ -267,55 +274,24 @@ class Supervisor:
         self._next_beat = now + self.config.heartbeat_s
 
     def _read_gpus(self) -> None:
-        try:
-            report = as_report(self.gpu_reader())
-        except Exception as exc:  # a reader failing must never stop the heartbeat
-            report = {"status": "unreadable", "source": None, "error": str(exc)[:300], "gpus": []}
+        report = read_report_safely(self.gpu_reader)
         self.state.gpus = report["gpus"]
         self.state.gpu_status = {k: report.get(k) for k in ("status", "source", "error")}
 
     def _read_activity(self, now: float) -> None:
         state = self.state
         pid = state.trainer_pid if self.phase == "attempt" else None
-        try:
-            reading = self.activity.observe(pid, state.heartbeat_at, now)
-        except Exception:  # /proc oddities must never stop the heartbeat: unknown, not idle
-            reading = None
-        if reading is not None:
-            reading["at"] = iso_z(state.heartbeat_at)
-            reading["last_cpu_at"] = iso_z(reading["last_cpu_at"])
-            reading["last_io_at"] = iso_z(reading["last_io_at"])
-        state.activity = reading
-        state.last_activity_at = self.activity.last_active_at if reading is not None else None
+        state.activity = self.activity.stamped(pid, state.heartbeat_at, now)
+        known = state.activity is not None
+        state.last_activity_at = self.activity.last_active_at if known else None
 
     def _read_control(self) -> None:
         request = control.take_command(self.config.run_dir)
         if request is None:
             return
         self.log("ctl %s received" % request["command"])
-        if request["command"] == "stop":
-            if self.phase == "terminal":
-                control.reply(
-                    self.config.run_dir,
-                    request,
-                    True,
-                    "the run had already ended (%s)" % self.state.status,
-                )
-            else:
-                self._stop_request = request
-        elif self.phase != "attempt":
-            control.reply(
-                self.config.run_dir,
-                request,
-                False,
-                "no attempt is running (status %s)" % self.state.status,
-            )
-        else:
+        where = control.route(self.config.run_dir, request, self.phase, self.state.status)
+        if where == "stop":
+            self._stop_request = request
+        elif where == "kill":
             self._kill_request = request
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
