@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bot.commands import format_duration
-from core.console import clean_line, clean_lines
 from core.models import MessageKind, OutboundMessage, RunView
+from core.text import clean_line, clean_lines
 
 TELEGRAM_LIMIT = 4096
 LINE_MAX = 400

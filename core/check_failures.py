@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core.console import clean_line
 from core.models import MessageKind, OutboundMessage
+from core.text import clean_line
 
 
 @dataclass(frozen=True, slots=True)

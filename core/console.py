@@ -1,40 +1,16 @@
 """The console notifier: plain-text messages on a stream. The default when no Telegram token is
-set, and what the demo prints. Rendering and text cleaning are pure and shared with bot/render."""
+set, and what the demo prints. Rendering is pure; the text cleaning is core.text's (one rule
+for every place that shows untrusted text, bot/render included)."""
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import TextIO
 
 from core.models import OutboundMessage
-
-# CSI (colours, cursor moves), OSC (titles, hyperlinks) and the remaining two-byte escapes.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
-# C0 controls except tab/newline, DEL, C1 controls, lone surrogates, non-characters.
-_INVALID = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+from core.text import clean_line, clean_lines
 
 LOG_INDENT = "    "
-
-
-def clean_line(text: str) -> str:
-    """One line of untrusted text made safe to show: escapes and invalid characters removed.
-    A carriage return keeps what a terminal would show (the text after the last one), which
-    turns progress-bar redraws into their final state."""
-    text = _ANSI.sub("", text)
-    if "\r" in text:
-        segments = [s for s in text.split("\r") if s]
-        text = segments[-1] if segments else ""
-    text = text.replace("\n", " ").replace("\t", "    ")
-    return _INVALID.sub("", text)
-
-
-def clean_lines(lines: tuple[str, ...] | list[str]) -> list[str]:
-    """Clean each line; an element holding several lines is split into them."""
-    out: list[str] = []
-    for line in lines:
-        out.extend(clean_line(part) for part in line.split("\n"))
-    return out
 
 
 def render_plain(message: OutboundMessage, *, status_line: bool = True) -> str:

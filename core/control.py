@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 from core.durations import MUTE
 from core.errors import AmbiguousRun, ProtocolError, SleepwatchError, TransportError, UnknownRun
 from core.exits import REQUESTED
-from core.messages import clean_line, cost_usd
+from core.messages import cost_usd
 from core.models import RunRecord, RunView
 from core.ports import Clock
 from core.scheduling import CheckScheduler
 from core.store import Store
+from core.text import capped_line
 from core.watcher import Watcher
 
 STATUS_TAIL_LINES = 15
@@ -87,8 +88,8 @@ class WatcherControl:
         except TransportError:
             return ("(log unavailable: host unreachable)",)
         except ProtocolError as exc:
-            return (f"(log unavailable: {clean_line(str(exc))[:200]})",)
-        return tuple(clean_line(line) for line in tail)
+            return (f"(log unavailable: {capped_line(str(exc))[:200]})",)
+        return tuple(capped_line(line) for line in tail)
 
     async def kill(self, run: str) -> str:
         record = await self._record(run)

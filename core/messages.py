@@ -6,35 +6,18 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from core.console import clean_line as console_clean_line
 from core.durations import format_duration
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.protocol import Failure, FailureKind, Outcome, ProbeSnapshot, SupervisorState
 from core.rules import ERROR_MARKERS, Finding
 from core.statusline import format_step, format_ts
+from core.text import capped_line, capped_lines
 from core.vocab import RunStatus, label
 
 MAX_CONTEXT_LINES = 80
-MAX_LINE_CHARS = 400
 _METRIC = re.compile(
     r"(loss|acc\w*|eval_\w+|metric|f1|bleu|perplexity|epoch)['\"]?\s*[:=]\s*-?\d", re.IGNORECASE
 )
-
-
-def clean_line(line: str) -> str:
-    """One printable line (see core.console.clean_line), at most MAX_LINE_CHARS: a longer one
-    keeps its start and its end, where an error message on a huge line usually is."""
-    cleaned = console_clean_line(line)
-    if len(cleaned) <= MAX_LINE_CHARS:
-        return cleaned
-    half = MAX_LINE_CHARS // 2 - 2
-    return f"{cleaned[:half]} … {cleaned[-half:]}"
-
-
-def clean_lines(text: str) -> list[str]:
-    # Newlines only: a `\r` redraw (tqdm) is the same line drawn again, and clean_line keeps
-    # its final state; splitlines() would turn every redraw into a line of its own.
-    return [clean_line(line) for line in text.removesuffix("\n").split("\n")]
 
 
 def log_context(
@@ -45,9 +28,9 @@ def log_context(
     lines of the attempt."""
     failure = state.last_failure if state else None
     if retry and failure is not None and failure.excerpt:
-        return _trimmed(clean_lines(failure.excerpt)[-MAX_CONTEXT_LINES:])
+        return _trimmed(capped_lines(failure.excerpt)[-MAX_CONTEXT_LINES:])
     if probe and probe.log and probe.log.text:
-        lines = clean_lines(probe.log.text)
+        lines = capped_lines(probe.log.text)
         for index in range(len(lines) - 1, -1, -1):
             if "Traceback (most recent call last)" in lines[index]:  # may follow a bar
                 start = max(0, index - 5)
@@ -57,9 +40,9 @@ def log_context(
             start = max(0, marked[-1] - 20)
             return tuple(lines[start : marked[-1] + 5])
     if state and state.status.terminal and failure is not None and failure.excerpt:
-        return _trimmed(clean_lines(failure.excerpt)[-MAX_CONTEXT_LINES:])
+        return _trimmed(capped_lines(failure.excerpt)[-MAX_CONTEXT_LINES:])
     if probe:
-        return tuple(clean_line(line) for line in probe.tail[-MAX_CONTEXT_LINES:])
+        return tuple(capped_line(line) for line in probe.tail[-MAX_CONTEXT_LINES:])
     return ()
 
 
@@ -88,7 +71,7 @@ def alert_message(
     quotes = [
         quoted
         for f in findings
-        if f.quote is not None and (quoted := clean_line(f.quote)) not in context
+        if f.quote is not None and (quoted := capped_line(f.quote)) not in context
     ]
     return OutboundMessage(
         kind=MessageKind.ALERT,
@@ -111,7 +94,7 @@ def recovery_message(run: str, status_line: str, conditions: Sequence[str]) -> O
 
 def last_metric_line(tail: Sequence[str]) -> str | None:
     for line in reversed(tail):
-        cleaned = clean_line(line)
+        cleaned = capped_line(line)
         if _METRIC.search(cleaned) and not ERROR_MARKERS.search(cleaned):
             return cleaned[:200]
     return None
@@ -179,7 +162,7 @@ def _missing_module_advice(failure: Failure) -> str:
     found = None
     for found in _MISSING_MODULE.finditer(failure.excerpt):  # noqa: B007 - the last one
         continue
-    name = clean_line(next((g for g in found.groups() if g), "")) if found else ""
+    name = capped_line(next((g for g in found.groups() if g), "")) if found else ""
     module = f"module '{name}'" if name else "a module"
     return (
         f"{module} is missing and was not installed: add its distribution to requirements.txt "

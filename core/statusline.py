@@ -10,8 +10,8 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from core.console import clean_line
 from core.protocol import GpuReading, SupervisorState
+from core.text import clean_line
 
 FIELD_MAX_CHARS = 32
 _SPACES = re.compile(r"\s+")

@@ -25,7 +25,6 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.config import Config
-from core.console import clean_line
 from core.errors import ProtocolError
 from core.models import ExecResult
 from core.ports import Transport
@@ -36,6 +35,7 @@ from core.protocol import (
     ShortText,
     probe_from_doc,
 )
+from core.text import clean_line
 
 # The same text as supervisor.ANSWER_MARK (a contract test keeps them equal).
 ANSWER_MARK = b"@@sleepwatch-answer-v1@@"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 
-from core.console import ConsoleNotifier, clean_line, render_plain
+from core.console import ConsoleNotifier, render_plain
 from core.models import MessageKind, OutboundMessage
+from core.text import clean_line
 
 
 def test_a_message_renders_as_plain_lines():

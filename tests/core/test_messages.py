@@ -10,7 +10,6 @@ import pytest
 from core.messages import (
     advice,
     alert_message,
-    clean_line,
     cost_usd,
     last_metric_line,
     log_context,
@@ -21,6 +20,7 @@ from core.messages import (
 from core.models import MessageKind
 from core.protocol import Failure, FailureKind, ProbeSnapshot
 from core.rules import Finding
+from core.text import capped_line
 from tests.core.builders import RUN, T0, at, failure, fix, make_probe, make_state, state_doc
 
 LINE = "2026-11-28T03:12:09Z running 2/3 41200/90000 97% 71.3/80.0G oom llama-ft"
@@ -122,7 +122,7 @@ def test_otherwise_the_tail_is_the_context() -> None:
 
 
 def test_long_lines_are_cut_keeping_their_start_and_end() -> None:
-    cut = clean_line("start " + "x" * 10_000 + " RuntimeError: the end")
+    cut = capped_line("start " + "x" * 10_000 + " RuntimeError: the end")
     assert len(cut) <= 400
     assert cut.startswith("start ") and cut.endswith("RuntimeError: the end")
     assert " … " in cut
