@@ -45,6 +45,7 @@ SUPERVISOR_MODULES = (
     "fixes.py",
     "fsutil.py",
     "gpu.py",
+    "instanceapi.py",
     "guard.py",
     "logread.py",
     "patterns.py",
