@@ -121,7 +121,9 @@ class SshConfig(_Strict):
     connect_timeout: Seconds = 15.0
     keepalive: Seconds = 30.0
     exec_timeout: Seconds = 60.0
-    max_channels: int = Field(4, ge=2, le=9)
+    # the hosts' sshd MaxSessions (channels per connection; stock sshd: 10). A run whose host
+    # allows fewer (or more) says so with its own `max_sessions`.
+    max_sessions: int = Field(10, ge=1, le=1000)
 
 
 class TelegramConfig(_Strict):
@@ -171,6 +173,7 @@ class RunConfig(_Strict):
     port: int = Field(22, ge=1, le=65535)
     user: str = "root"
     key: Path | None = None
+    max_sessions: int | None = Field(None, ge=1, le=1000)  # this host's MaxSessions, if not [ssh]'s
     env: dict[str, str] = {}
     max_attempts: int = Field(3, ge=1, le=20)
     backoff_s: float = Field(10.0, ge=0)

@@ -184,7 +184,10 @@ class ExitHandler:
         record = outcome.record
         stored = await self.store.get_meta(_pending_key(record))
         final = _with_instance_line(stored, record, outcome.line)
-        await self.store.enqueue(final, dedupe_key=f"{record.name}:terminal", at=now)
+        # stamped when the run ended (never later than now): runs ending together are told in
+        # the order they ended, not in the order their teardowns finished
+        ended_at = min(record.ended_at or now, now)
+        await self.store.enqueue(final, dedupe_key=f"{record.name}:terminal", at=ended_at)
         self.wake_outbox()
         if outcome.retry:
             await self.store.save_run(

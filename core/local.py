@@ -50,6 +50,7 @@ class LocalTransport:
         timeout_s: float,
         stdin: bytes | None = None,
         max_output_bytes: int | None = None,
+        lasting: bool = False,
     ) -> ExecResult:
         if not argv:
             raise ValueError("argv must not be empty")

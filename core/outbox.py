@@ -5,7 +5,8 @@ restart loses nothing; the only repeat possible is a crash between Telegram acce
 and the mark, a window of one HTTP round trip. A mark that fails (a full disk) is retried, and
 the message is never sent again by this process meanwhile: the window then lasts until the mark
 goes through. Alerts due together that were created within `coalesce_s` of each other go out as
-one message.
+one message. Terminal messages wait `hold_s` after this sender first saw them, so that runs
+ending together are told in the order they ended (each is queued when its teardown is done).
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ class OutboxSender:
         self.credentials_refused: DeliveryError | None = None
         # Delivered by this process, not yet marked sent (the mark failed): never sent again.
         self._unmarked: dict[int, datetime] = {}
+        self._first_seen: dict[int, datetime] = {}  # terminal rows: when this sender saw them
 
     async def drain_once(self) -> int:
         """Deliver what is due, in id order. Returns how many rows were marked sent."""
@@ -165,6 +167,7 @@ class OutboxSender:
         self.not_before = None
         sent = await self._retry_marks()
         items = [i for i in await self._store.pending(now) if i.id not in self._unmarked]
+        self._first_seen = {i.id: self._first_seen.get(i.id, now) for i in items}
         for batch in plan_batches(items, self._coalesce_s):
             if self._held(batch, now):
                 break
@@ -175,10 +178,18 @@ class OutboxSender:
         return sent
 
     def _held(self, batch: Batch, now: datetime) -> bool:
-        """A fresh alert waits `hold_s` so that siblings created just after it can join it;
-        it and everything after it wait (the gate is set to its release time)."""
-        release_at = batch.created_at + timedelta(seconds=self._hold_s)
-        if self._hold_s > 0 and batch.message.kind is MessageKind.ALERT and now < release_at:
+        """A fresh alert waits `hold_s` so that siblings created just after it can join it; a
+        terminal message waits as long after it was first seen, so that one of a run that
+        ended earlier, queued just after, goes first. It and everything after it wait (the
+        gate is set to its release time)."""
+        kind = batch.message.kind
+        if self._hold_s <= 0 or kind not in (MessageKind.ALERT, MessageKind.TERMINAL):
+            return False
+        since = batch.created_at
+        if kind is MessageKind.TERMINAL:
+            since = self._first_seen.get(batch.item_ids[0], now)
+        release_at = since + timedelta(seconds=self._hold_s)
+        if now < release_at:
             self.not_before = release_at
             return True
         return False

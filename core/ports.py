@@ -32,9 +32,12 @@ class Transport(Protocol):
         timeout_s: float,
         stdin: bytes | None = None,
         max_output_bytes: int | None = None,
+        lasting: bool = False,
     ) -> ExecResult:
         """Run argv. At most `max_output_bytes` of stdout (None: the transport's own cap) are
-        read: past it the command is ended and the result has `overflow` set."""
+        read: past it the command is ended and the result has `overflow` set. `lasting`: the
+        command holds its channel for minutes (a wait): an SSH transport keeps it off the
+        channels it reserves for probes."""
         ...
 
     async def put_tree(self, local_dir: Path, remote_dir: str) -> None:

@@ -66,6 +66,7 @@ class Engine:
             port=record.ssh_port or 22,
             user=record.ssh_user or "root",
             key_path=run.key.expanduser() if run is not None and run.key else None,
+            max_sessions=run.max_sessions if run is not None else None,
         )
         return SshTransport(self.pool, target, self.ssh_options)
 
@@ -78,7 +79,7 @@ async def open_engine(config: Config, secrets: Secrets, stack: AsyncExitStack) -
     options = SshOptions(
         connect_timeout_s=config.ssh.connect_timeout,
         keepalive_interval_s=config.ssh.keepalive,
-        max_channels=config.ssh.max_channels,
+        max_sessions=config.ssh.max_sessions,
     )
     pool = SshPool(
         state_dir / "known_hosts",

@@ -6,8 +6,10 @@ Built by the composition root (core.runtime: `SshPool.transport(target)` per run
 through the Transport port by the supervisor client, launch and collect.
 
 Hygiene (issue 3): a connect timeout, keepalives (off by default in asyncssh), a timeout on
-every exec and transfer, a few channels per connection (OpenSSH allows 10 sessions), and host
-keys always verified (TOFU pins or a user's known_hosts: see core/hostkeys.py).
+every exec and transfer, and host keys always verified (TOFU pins or a user's known_hosts: see
+core/hostkeys.py). Channels per connection follow the server's MaxSessions, with room kept for
+probes beside long-lived wait channels (core/ssh_channels.py); a channel the server refused is
+tried again on another connection.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import asyncssh
 from core.capped import STDERR_KEEP_BYTES, drain_tail, read_capped, retrieve_exception
 from core.errors import TransportError
 from core.models import ExecResult
+from core.ssh_pool import ChannelRefused, SshConnections
 from core.ssh_pool import HostStats as HostStats
-from core.ssh_pool import SshConnections
 from core.ssh_pool import SshOptions as SshOptions
 from core.ssh_pool import SshTarget as SshTarget
+
+REFUSED_RETRIES = 3
 
 
 class SshPool(SshConnections):
@@ -57,13 +61,20 @@ class SshTransport:
         timeout_s: float,
         stdin: bytes | None = None,
         max_output_bytes: int | None = None,
+        lasting: bool = False,
     ) -> ExecResult:
         if not argv:
             raise ValueError("argv must not be empty")
         command = shlex.join(_with_remote_deadline(argv, timeout_s, self._kill_grace_s))
         cap = self._max_output_bytes if max_output_bytes is None else max_output_bytes
-        async with self._pool.channel(self._target, timeout_s) as conn:
-            result = await _exec(conn, command, stdin, cap)
+        for tries_left in range(REFUSED_RETRIES, -1, -1):
+            try:
+                async with self._pool.channel(self._target, timeout_s, lasting=lasting) as conn:
+                    result = await _exec(conn, command, stdin, cap)
+                break
+            except ChannelRefused:
+                if not tries_left:
+                    raise
         if result is None:
             raise TransportError(self.label, "channel closed before the command exited")
         return result

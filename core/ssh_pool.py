@@ -1,6 +1,8 @@
-"""The SSH connection pool (asyncssh): one lazily made connection per (host, port, user),
-shared by every transport of that host, with a few channel slots each, connect backoff and
-host-key blocking. asyncssh, socket and timeout errors become TransportError here.
+"""The SSH connection pool (asyncssh): lazily made connections per (host, port, user), shared
+by every transport of that host, with as many channels each as the server's MaxSessions (wait
+channels kept off the probes' reserve, a further connection when one is full: see
+core/ssh_channels.py), connect backoff and host-key blocking. asyncssh, socket and timeout
+errors become TransportError here.
 
 Used only by core.ssh (SshPool adds `transport()`, SshTransport borrows a channel per exec or
 transfer); the composition root (core.runtime) builds the one pool of a process.
@@ -20,6 +22,7 @@ import asyncssh
 from core.errors import HostKeyMismatch, TransportError
 from core.hostkeys import HostKeyPolicy, connect_verified
 from core.ports import Clock
+from core.ssh_channels import DEFAULT_MAX_SESSIONS, MAX_CONNECTIONS, Lanes
 
 _ConnKey = tuple[str, int, str]
 
@@ -30,6 +33,8 @@ class SshTarget:
     port: int
     user: str
     key_path: Path | None = None
+    # the host's sshd MaxSessions when it is not the pool's default (a per-host setting)
+    max_sessions: int | None = None
 
     @property
     def label(self) -> str:
@@ -41,7 +46,11 @@ class SshOptions:
     connect_timeout_s: float = 15.0
     keepalive_interval_s: float = 30.0
     keepalive_count_max: int = 3
-    max_channels: int = 4
+    # channels per connection: the server's MaxSessions (stock sshd: 10). A server that
+    # refuses a channel below it teaches the pool its real limit.
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    # connections per (host, port, user) at most: a second one opens when the first is full
+    max_connections: int = MAX_CONNECTIONS
     transfer_timeout_s: float = 300.0
     # sshd ignores signal requests on root logins (the usual case on rented GPU hosts), so a
     # timed-out command would outlive its closed channel: coreutils `timeout` on the remote
@@ -60,24 +69,26 @@ class HostStats:
     failed_connects: int
     channels_open: int
     channels_peak: int
+    connections: int = 1
+    limit: int = DEFAULT_MAX_SESSIONS
+
+
+_Conn = asyncssh.SSHClientConnection
 
 
 @dataclass(slots=True)
 class _Slot:
-    semaphore: asyncio.Semaphore
-    lock: asyncio.Lock
-    conn: asyncssh.SSHClientConnection | None = None
+    lanes: Lanes[_Conn]
     connects: int = 0
     failed_connects: int = 0
     failures_in_row: int = 0
     retry_at: datetime | None = None
     last_error: TransportError | None = None
     blocked: HostKeyMismatch | None = None
-    channels_open: int = 0
-    channels_peak: int = 0
 
-    def live(self) -> asyncssh.SSHClientConnection | None:
-        return self.conn if self.conn is not None and not self.conn.is_closed() else None
+
+class ChannelRefused(TransportError):
+    """The server refused a channel for want of sessions; the pool learned its limit."""
 
 
 def _utc_now() -> datetime:
@@ -104,7 +115,9 @@ class SshConnections:
 
     def stats(self, target: SshTarget) -> HostStats:
         s = self._slot(target)
-        return HostStats(s.connects, s.failed_connects, s.channels_open, s.channels_peak)
+        lanes = s.lanes
+        live = len(lanes.live())
+        return HostStats(s.connects, s.failed_connects, lanes.open, lanes.peak, live, lanes.limit)
 
     def reset(self, target: SshTarget) -> None:
         """Forget the host's failures and key block (after a human re-pinned its key)."""
@@ -112,9 +125,9 @@ class SshConnections:
         slot.blocked, slot.retry_at, slot.failures_in_row = None, None, 0
 
     async def close(self) -> None:
-        conns = [s.conn for s in self._slots.values() if s.conn is not None]
+        conns = [lane.conn for s in self._slots.values() for lane in s.lanes.lanes]
         for slot in self._slots.values():
-            slot.conn = None
+            slot.lanes.lanes = []
         for conn in conns:
             conn.close()
         for conn in conns:
@@ -122,51 +135,52 @@ class SshConnections:
 
     @asynccontextmanager
     async def channel(
-        self, target: SshTarget, timeout_s: float
+        self, target: SshTarget, timeout_s: float, *, lasting: bool = False
     ) -> AsyncIterator[asyncssh.SSHClientConnection]:
-        """A connection with one of its channel slots held for the body. `timeout_s` bounds
-        waiting for the slot and the body, not the connect (connect_timeout_s does)."""
+        """A connection with one of its channels held for the body. `timeout_s` bounds waiting
+        for the channel and the body; a connect, when one is needed, has connect_timeout_s.
+        `lasting`: a channel held for minutes (a wait), kept off the probes' reserve. Raises
+        ChannelRefused when the server refused the channel for want of sessions (its
+        MaxSessions is now known: try again)."""
         slot = self._slot(target)
-        conn = await self._connected(target, slot)
+        lanes = slot.lanes
+        if target.max_sessions is not None and not lanes.lanes:
+            lanes.limit = target.max_sessions
         try:
-            async with asyncio.timeout(timeout_s), slot.semaphore:
-                slot.channels_open += 1
-                slot.channels_peak = max(slot.channels_peak, slot.channels_open)
+            async with asyncio.timeout(timeout_s):
+                lane = await lanes.acquire(lasting, lambda: self._connected(target, slot))
                 try:
-                    yield conn
+                    yield lane.conn
+                except asyncssh.ChannelOpenError as exc:
+                    if lane.conn.is_closed() or lane.open < 2:
+                        raise
+                    lanes.refused(lane)
+                    raise ChannelRefused(target.label, _describe(exc)) from exc
                 finally:
-                    slot.channels_open -= 1
+                    await lanes.release(lane, lasting)
         except TimeoutError:
             raise TransportError(target.label, f"timed out after {timeout_s:g}s") from None
         except (asyncssh.Error, OSError) as exc:
-            if conn.is_closed():
-                slot.conn = None
             raise TransportError(target.label, _describe(exc)) from exc
 
     def _slot(self, target: SshTarget) -> _Slot:
         key = (target.host, target.port, target.user)
         if key not in self._slots:
-            semaphore = asyncio.Semaphore(self._options.max_channels)
-            self._slots[key] = _Slot(semaphore, asyncio.Lock())
+            limit = target.max_sessions or self._options.max_sessions
+            self._slots[key] = _Slot(Lanes(limit, max_connections=self._options.max_connections))
         return self._slots[key]
 
     async def _connected(self, target: SshTarget, slot: _Slot) -> asyncssh.SSHClientConnection:
-        conn = slot.live()
-        if conn is not None:
-            return conn
-        async with slot.lock:
-            conn = slot.live()
-            if conn is not None:
-                return conn
-            self._refuse_if_backing_off(target, slot)
-            try:
-                conn = await self._connect(target)
-            except TransportError as exc:
-                self._record_failure(slot, exc)
-                raise
-            slot.conn, slot.retry_at, slot.failures_in_row = conn, None, 0
-            slot.connects += 1
-            return conn
+        """A new connection to the endpoint (Lanes serialises these per endpoint)."""
+        self._refuse_if_backing_off(target, slot)
+        try:
+            conn = await self._connect(target)
+        except TransportError as exc:
+            self._record_failure(slot, exc)
+            raise
+        slot.retry_at, slot.failures_in_row = None, 0
+        slot.connects += 1
+        return conn
 
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
         opts = self._options

@@ -185,10 +185,11 @@ class Store(Database):
             return await _insert_message(conn, dedupe_key, values)
 
     async def pending(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        """Unsent messages due at `now` (next_try_at <= now), oldest id first."""
+        """Unsent messages due at `now` (next_try_at <= now), oldest first: by the time they
+        stand for (`at` of enqueue: a terminal message's is when its run ended), then by id."""
         sql = (
             "SELECT id, message, created_at, attempts FROM outbox "
-            "WHERE sent_at IS NULL AND next_try_at <= ? ORDER BY id LIMIT ?"
+            "WHERE sent_at IS NULL AND next_try_at <= ? ORDER BY created_at, id LIMIT ?"
         )
         rows = await self._fetch("reading the outbox", sql, (_ts(now), limit))
         return [

@@ -152,7 +152,8 @@ class SupervisorClient:
         args += ["--attempt", str(attempt), "--timeout", f"{timeout_s:g}"]
         if quiet_s is not None:
             args += ["--quiet", f"{quiet_s:g}"]
-        doc = _validated(_WaitDoc, await self._call("wait", args, timeout_s + 30), "wait")
+        answer = await self._call("wait", args, timeout_s + 30, lasting=True)
+        doc = _validated(_WaitDoc, answer, "wait")
         state = doc.state or _WaitState()
         spoke = None if state.last_output_at is None else str(state.last_output_at)[:40]
         return WaitAnswer(doc.reason, state.status, state.attempt or 0, spoke)
@@ -166,9 +167,14 @@ class SupervisorClient:
         args += ["--attempt", str(attempt), "--ended-at", ended]
         return _validated(AckAnswer, await self._call("ack", args, self.exec_timeout_s), "ack")
 
-    async def _call(self, what: str, args: list[str], timeout_s: float) -> dict[str, Any]:
+    async def _call(
+        self, what: str, args: list[str], timeout_s: float, *, lasting: bool = False
+    ) -> dict[str, Any]:
         result = await self.transport.run(
-            self.argv(args), timeout_s=timeout_s, max_output_bytes=self.max_answer_bytes
+            self.argv(args),
+            timeout_s=timeout_s,
+            max_output_bytes=self.max_answer_bytes,
+            lasting=lasting,
         )
         if result.overflow:
             raise ProtocolError(

@@ -82,6 +82,7 @@ class Watcher:
             return await self.exits.finish(record, None, None)
         policy = self.policy(name)
         obs = await self._observe(record)
+        now = obs.at  # judged as of the answer: a check may wait for its channel
         memory = _memory_of(record)
         assessment = assess(memory, obs, policy, now)
         instance_finding, gone_checks = await self._ask_provider(record, obs, memory)
@@ -173,7 +174,8 @@ class Watcher:
         return client_for(self.config, record.name, self.transport_for(record))
 
     async def _observe(self, record: RunRecord) -> Observation:
-        now = self.clock()
+        """One probe, stamped when its answer came (not when it was asked: it may have queued
+        for a channel, and a `done` line must not predate the trainer's exit)."""
         try:
             probe = await self.client(record).probe(
                 record.run_dir,
@@ -182,11 +184,14 @@ class Watcher:
                 ack=self.config.watcher.watcher_id,  # "alive" only: the end needs `ack`
             )
         except HostKeyMismatch as exc:
-            return Observation(at=now, error=str(exc), host_key_changed=True)
+            return Observation(at=self.clock(), error=str(exc), host_key_changed=True)
         except (TransportError, SupervisorExited) as exc:
-            return Observation(at=now, error=str(exc))
+            return Observation(at=self.clock(), error=str(exc))
         except ProtocolError as exc:
+            now = self.clock()
             probe = ProbeSnapshot(probe=1, at=now, state_error=str(exc)[:1000])
+        else:
+            now = self.clock()
         return Observation(at=now, probe=probe)
 
     async def acknowledge_end(self, record: RunRecord, state: SupervisorState) -> None:

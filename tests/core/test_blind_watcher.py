@@ -53,6 +53,7 @@ class Waits:
         timeout_s: float,
         stdin: bytes | None = None,
         max_output_bytes: int | None = None,
+        lasting: bool = False,
     ) -> ExecResult:
         if not self.answers:
             raise TransportError(self.label, "no more answers")

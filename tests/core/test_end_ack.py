@@ -34,6 +34,7 @@ class FlakyAcks:
         timeout_s: float,
         stdin: bytes | None = None,
         max_output_bytes: int | None = None,
+        lasting: bool = False,
     ) -> ExecResult:
         self.calls.append(list(argv))
         if len(self.calls) <= self.failures:

@@ -120,6 +120,7 @@ class ScriptedTransport:
         timeout_s: float,
         stdin: bytes | None = None,
         max_output_bytes: int | None = None,
+        lasting: bool = False,
     ) -> ExecResult:
         self.calls.append(list(argv))
         if not self.answers:

@@ -156,7 +156,7 @@ async def test_a_connection_dropped_mid_command_fails_that_command(
 
 
 async def test_a_timed_out_command_gives_its_channel_back(sshd: SshdServer, pin_file: Path) -> None:
-    pool = SshPool(pin_file, options=SshOptions(max_channels=1))
+    pool = SshPool(pin_file, options=SshOptions(max_sessions=1, max_connections=1))
     transport = await pool.transport(sshd.target())
     for _ in range(3):  # with one channel slot, a leaked slot would block the next call
         with pytest.raises(TransportError, match="timed out"):
@@ -205,10 +205,11 @@ print(max(seen))
 """
 
 
-async def test_no_more_than_the_channel_limit_run_at_once(
+async def test_no_more_than_the_channel_limit_run_at_once_on_each_connection(
     sshd: SshdServer, pin_file: Path, tmp_path: Path
 ) -> None:
-    pool = SshPool(pin_file, options=SshOptions(max_channels=2))
+    options = SshOptions(max_sessions=2, max_connections=2)
+    pool = SshPool(pin_file, options=options)
     transport = await pool.transport(sshd.target())
     markers = tmp_path / "running"
     markers.mkdir()
@@ -217,9 +218,9 @@ async def test_no_more_than_the_channel_limit_run_at_once(
 
     seen = [int(r.stdout) for r in results]
     assert all(r.exit_status == 0 for r in results)
-    assert max(seen) <= 2, seen
+    assert max(seen) <= 4, seen  # two connections of two channels
     stats = pool.stats(sshd.target())
-    assert (stats.channels_peak, stats.channels_open, stats.connects) == (2, 0, 1)
+    assert (stats.channels_peak, stats.channels_open, stats.connects) == (4, 0, 2)
     await pool.close()
 
 
@@ -257,3 +258,44 @@ async def test_a_refused_user_key_is_a_permanent_transport_error(
     with pytest.raises(TransportError, match="authentication refused") as caught:
         await _echo(await pool.transport(target))
     assert caught.value.permanent
+
+
+async def test_a_probe_never_waits_behind_wait_channels_and_more_waits_open_a_connection(
+    sshd: SshdServer, pin_file: Path
+) -> None:
+    pool = SshPool(pin_file)  # stock limits: MaxSessions 10, two kept for probes
+    transport = await pool.transport(sshd.target())
+    waits = [
+        asyncio.create_task(transport.run(["sleep", "30"], timeout_s=60, lasting=True))
+        for _ in range(9)
+    ]
+    while pool.stats(sshd.target()).channels_open < 9:
+        await asyncio.sleep(0.01)
+
+    assert await _echo(transport) == b"ok\n"  # while nine waits hold their channels
+    stats = pool.stats(sshd.target())
+    assert (stats.connections, stats.connects) == (2, 2)  # the ninth wait opened the second
+    for wait in waits:
+        wait.cancel()
+    await asyncio.gather(*waits, return_exceptions=True)
+    await pool.close()
+
+
+async def test_a_server_allowing_fewer_sessions_teaches_the_pool_its_limit(
+    sshd: SshdServer, pin_file: Path
+) -> None:
+    sshd.stop()
+    text = sshd.config_path.read_text().replace("MaxSessions 10", "MaxSessions 3")
+    sshd.config_path.write_text(text)
+    sshd.start()
+    pool = SshPool(pin_file)  # told 10; the server grants 3
+    transport = await pool.transport(sshd.target())
+    results = await asyncio.gather(
+        *(transport.run(["sh", "-c", "sleep 0.5; echo ok"], timeout_s=60) for _ in range(8))
+    )
+
+    assert [r.stdout for r in results] == [b"ok\n"] * 8  # refused channels went elsewhere
+    stats = pool.stats(sshd.target())
+    assert stats.limit == 3
+    assert stats.connects >= 3  # eight channels, three per connection
+    await pool.close()

@@ -88,6 +88,7 @@ class Answers:
         timeout_s: float,
         stdin: bytes | None = None,
         max_output_bytes: int | None = None,
+        lasting: bool = False,
     ) -> ExecResult:
         self.caps.append(max_output_bytes)
         return self.results.pop(0)

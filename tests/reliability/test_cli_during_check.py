@@ -49,6 +49,7 @@ class HeldProbe(LocalTransport):
         timeout_s: float,
         stdin: bytes | None = None,
         max_output_bytes: int | None = None,
+        lasting: bool = False,
     ) -> ExecResult:
         if self.hold and "probe" in argv:
             self.held.set()
