@@ -12,6 +12,14 @@ from datetime import datetime, timedelta
 
 from core.config import Config
 from core.errors import ProtocolError, SleepwatchError, TransportError
+from core.exit_plan import (
+    DEADLINE,
+    ENDING_OUTCOMES,
+    LOST,
+    REQUESTED,
+    RETRY_TEARDOWN_S,
+    should_destroy,
+)
 from core.messages import (
     ending_message,
     ending_status_line,
@@ -26,20 +34,19 @@ from core.statusline import status_line
 from core.store import Store
 from core.supervisor_client import client_for
 from core.teardown import destroy_verified, stop_best_effort, teardown_message
-from core.vocab import RunStatus, WatchStatus, is_terminal, pending_terminal_key
+from core.vocab import RunStatus, WatchStatus, pending_terminal_key
 
 log = logging.getLogger(__name__)
+__all__ = [
+    "DEADLINE",
+    "LOST",
+    "REQUESTED",
+    "RETRY_TEARDOWN_S",
+    "DestroyOutcome",
+    "ExitHandler",
+    "should_destroy",
+]
 
-DEADLINE = "deadline passed"
-LOST = "instance lost"
-REQUESTED = "teardown requested"
-# How a run torn down before its supervisor ended is recorded (the run row's outcome).
-ENDING_OUTCOMES = {
-    DEADLINE: "deadline_passed",
-    LOST: "instance_lost",
-    REQUESTED: "teardown_requested",
-}
-RETRY_TEARDOWN_S = 600.0
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -48,13 +55,6 @@ class DestroyOutcome:
     line: str  # the summary's "instance" line
     retry: bool  # the destroy failed: the instance is still billing, try again later
     record: RunRecord  # the run as stored after it
-
-
-def should_destroy(status: str, *, destroy_on_done: bool, destroy_on_fail: bool) -> bool:
-    """Pure teardown policy: done → destroy_on_done; failed or stopped → destroy_on_fail."""
-    if status == RunStatus.DONE:
-        return destroy_on_done
-    return is_terminal(status) and destroy_on_fail
 
 
 class ExitHandler:

@@ -88,18 +88,22 @@ ERROR_MARKERS = re.compile(
 )
 
 
-def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> Assessment:
-    """Judge one check. Pure: no I/O, no clock but `now`."""
+def assess(
+    memory: Memory, obs: Observation, policy: Policy, now: datetime, *, alerting: bool = False
+) -> Assessment:
+    """Judge one check. Pure: no I/O, no clock but `now`. `alerting`: a lasting condition found
+    outside these rules (the deadline, the provider's word: core/decide.py) keeps alert mode."""
     t = policy.thresholds
     if obs.probe is None:
-        return _assess_unreachable(memory, obs, policy, now)
+        return _assess_unreachable(memory, obs, policy, now, alerting)
     probe = obs.probe
     state = probe.state
     memory = replace(memory, unreachable_streak=0)
     if state is None:
         finding = _invalid_state(memory, probe, t, now)
         sample = Sample(at=probe.at, reachable=True)
-        return _finish(memory.with_sample(sample), (finding,) if finding else (), policy, None)
+        found = (finding,) if finding else ()
+        return _finish(memory.with_sample(sample), found, policy, None, alerting=alerting)
 
     gpu_util = _mean_util(probe)
     used = [g for g in used_gpus(probe) if g.util_pct is not None]
@@ -131,7 +135,7 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
         event = Finding(
             Event.TERMINAL.key(state.status.value), f"run {state.status.value}", event=True
         )
-        return _finish(memory, (event,), policy, state, terminal=True)
+        return _finish(memory, (event,), policy, state, terminal=True, alerting=alerting)
 
     findings: list[Finding] = []
     # Attempt 2+ at the very first check is a retry too (a missing module fails in seconds).
@@ -190,7 +194,15 @@ def assess(memory: Memory, obs: Observation, policy: Policy, now: datetime) -> A
     unjudged = soft_unjudged(state, sample, memory)
     suspect = soft_suspect(state, sample, memory, t) and not any(f.soft for f in findings)
     memory = update_baseline(memory, state, t)
-    assessment = _finish(memory, tuple(findings), policy, state, kill=kill, new_attempt=new_attempt)
+    assessment = _finish(
+        memory,
+        tuple(findings),
+        policy,
+        state,
+        kill=kill,
+        new_attempt=new_attempt,
+        alerting=alerting,
+    )
     return replace(assessment, unjudged=unjudged, suspect=suspect, recheck_s=silence.recheck_s)
 
 
@@ -203,6 +215,7 @@ def _finish(
     terminal: bool = False,
     kill: int | None = None,
     new_attempt: bool = False,
+    alerting: bool = False,
 ) -> Assessment:
     if any(f.key == Condition.UNREACHABLE for f in findings) or terminal:
         findings = tuple(f for f in findings if not f.soft)
@@ -212,7 +225,7 @@ def _finish(
     if fresh:
         announced = (*memory.announced, *(f.key for f in fresh))[-MAX_ANNOUNCED:]
         memory = replace(memory, announced=announced)
-    lasting = any(keeps_alert_mode(f, memory) for f in findings)
+    lasting = alerting or any(keeps_alert_mode(f, memory) for f in findings)
     health = Health.TERMINAL if terminal else Health.ALERT if findings else Health.OK
     cadence = advance(
         memory.cadence,
@@ -226,14 +239,15 @@ def _finish(
 
 
 def _assess_unreachable(
-    memory: Memory, obs: Observation, policy: Policy, now: datetime
+    memory: Memory, obs: Observation, policy: Policy, now: datetime, alerting: bool
 ) -> Assessment:
     t = policy.thresholds
     streak = memory.unreachable_streak + 1
     memory = replace(memory, unreachable_streak=streak).with_sample(Sample(at=now, reachable=False))
     if obs.host_key_changed:
         reason = f"host key changed: {obs.error or 'refusing to connect'}; checks stopped"
-        return _finish(memory, (Finding(Condition.HOST_KEY, reason),), policy, None)
+        found = (Finding(Condition.HOST_KEY, reason),)
+        return _finish(memory, found, policy, None, alerting=alerting)
     first = _first_failure(memory, now)
     lasted = (now - first).total_seconds()
     findings: tuple[Finding, ...] = ()
@@ -246,7 +260,7 @@ def _assess_unreachable(
     # a lost instance and a network blip look alike at first: look again soon, not in 30 min
     # (often enough to see it come back between two blips)
     recheck = None if findings else UNREACHABLE_RECHECK_S
-    return replace(_finish(memory, findings, policy, None), recheck_s=recheck)
+    return replace(_finish(memory, findings, policy, None, alerting=alerting), recheck_s=recheck)
 
 
 def _first_failure(memory: Memory, now: datetime) -> datetime:

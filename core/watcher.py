@@ -1,31 +1,27 @@
-"""`Watcher.check(run)`: the unit of work. One probe (read through core/supervisor_client.py) →
-pure assessment → one status line → one atomic store commit (check row, alerts, outbox) → side
-effects claimed at most once → the seconds until the next check (None: stop watching it)."""
+"""`Watcher.check(run)`: the unit of work, called by core/service.py for each scheduled tick
+or wait-channel wake of a run (and by `sleepwatch check`). observe (one probe, read through
+core/supervisor_client.py, and the provider's word when SSH failed) → decide (pure:
+core/decide.py) → commit (one store transaction: check row, alerts, outbox) → act
+(core/exits.py: kill the attempt, finish, tear down, each claimed at most once) → the seconds
+until the next check (None: stop watching it)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timedelta
 
-from core.cadence import advance
 from core.config import Config, RunConfig
-from core.deadline import judge_deadline
+from core.decide import CheckDecision, CheckPolicy, ProviderAnswer, decide
 from core.errors import HostKeyMismatch, ProtocolError, SleepwatchError, StaleRun, TransportError
-from core.exits import DEADLINE, LOST, ExitHandler
-from core.memory import Memory
-from core.messages import alert_message, log_context, recovery_message
-from core.models import CheckCommit, OpenAlert, OutboundMessage, RunRecord
+from core.exits import ExitHandler
+from core.instance import read_instance
+from core.models import RunRecord
 from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.rules import Assessment, Finding, Health, Observation, Policy, assess, next_check_s
-from core.statusline import status_line
+from core.rules import Observation, Policy
 from core.store import Store
 from core.supervisor_client import SupervisorClient, SupervisorExited, client_for
-from core.transitions import plan_alerts
-from core.vocab import Condition, Event, WatchStatus, event_of
 
 log = logging.getLogger(__name__)
 # Pauses between tries of the end's ack (then it gives up: the teardown still ends the billing).
@@ -74,101 +70,52 @@ class Watcher:
             return await self._check(name)
 
     async def _check(self, name: str) -> float | None:
-        now = self.clock()
         record = await self.store.get_run(name)
         if record is None or not record.live:
             return None
         if record.ended_at is not None:  # terminal seen; exit handling interrupted or retrying
             return await self.exits.finish(record, None, None)
-        policy = self.policy(name)
         obs = await self._observe(record)
         now = obs.at  # judged as of the answer: a check may wait for its channel
-        memory = _memory_of(record)
-        assessment = assess(memory, obs, policy, now)
-        instance_finding, gone_checks = await self._ask_provider(record, obs, memory)
-        deadline = judge_deadline(
-            # an ended run has no deadline left: no "deadline soon" beside its terminal message
-            None if assessment.health is Health.TERMINAL else record.deadline_at,
-            now,
-            warned=record.deadline_at is not None
-            and assessment.memory.deadline_warned_for == record.deadline_at,
-            grace_s=self._grace_s(name),
-        )
-        extra = [*([instance_finding] if instance_finding else []), *deadline.findings]
-        warned_for = record.deadline_at if deadline.warned else None
-        assessment = _with_extra(assessment, extra, policy, warned_for, gone_checks)
-        findings = list(assessment.findings)
-
-        line = self._status_line(record, obs, assessment)
-        terminal = assessment.health is Health.TERMINAL
+        instance = await self._ask_provider(record, obs)
         open_alerts = await self.store.open_alerts(name)
-        plan = plan_alerts(
-            open_alerts,
-            [f for f in findings if event_of(f.key) is not Event.TERMINAL],
-            now,
-            resend_after_s=policy.thresholds.resend_after_s,
-            muted_until=record.muted_until,
-            terminal=terminal,
-            observed=assessment.state is not None,
-            unjudged=assessment.unjudged,
-        )
-        messages: list[tuple[str, OutboundMessage]] = []
-        if plan.to_notify:
-            context = log_context(obs.probe, assessment.state, retry=assessment.new_attempt)
-            alert = alert_message(name, line, plan.to_notify, context)
-            messages.append((f"{name}:alert:{now.isoformat()}", alert))
-        if plan.recovered and not terminal:
-            messages.append(
-                (
-                    f"{name}:recovered:{now.isoformat()}",
-                    recovery_message(name, line, plan.recovered),
-                )
-            )
-        interval = next_check_s(assessment, policy, now, deadline_at=record.deadline_at)
-        updated = self._updated_record(record, obs, assessment, line, interval)
-        stop = any(f.key == Condition.HOST_KEY for f in findings)
-        if stop:
-            updated = replace(
-                updated, live=False, status=WatchStatus.HOST_KEY_CHANGED.value, next_check_at=None
-            )
+        decision = decide(record, obs, instance, open_alerts, self.check_policy(name), now)
         try:
-            await self.store.commit_check(
-                CheckCommit(
-                    run=updated,
-                    at=now,
-                    status_line=line,
-                    health=assessment.health.value,
-                    reasons=tuple(f.reason for f in findings),
-                    alerts_opened=tuple(_open(name, f, now) for f in plan.opened),
-                    alerts_resent=tuple(f.key for f in plan.resent),
-                    alerts_resolved=plan.resolved,
-                    messages=tuple(messages),
-                )
-            )
+            await self.store.commit_check(decision.commit)
         except StaleRun as exc:  # another shell ended or relaunched it: its write stands
             log.info("%s", exc)
             current = await self.store.get_run(name)
             return None if current is None or not current.live else 1.0
-        self.emit(line)
-        if messages:
-            self.wake_outbox()
-        if stop:
-            return None
-        if assessment.kill_attempt is not None:
-            await self.exits.kill_attempt(updated, assessment.kill_attempt)
-        if terminal and assessment.state is not None:
-            await self.acknowledge_end(updated, assessment.state)
-            return await self.exits.finish(updated, assessment.state, obs.probe)
-        lost = instance_finding is not None and instance_finding.key == Condition.INSTANCE_LOST
-        if deadline.teardown or (lost and self._destroy_on_fail(name)):
-            reason = DEADLINE if deadline.teardown else LOST
-            _, retry_s = await self.exits.teardown_live(updated, reason)
-            return retry_s
-        return interval
+        return await self._act(decision, obs)
 
-    def _destroy_on_fail(self, name: str) -> bool:
+    async def _act(self, decision: CheckDecision, obs: Observation) -> float | None:
+        """Apply a committed decision: print its line, wake the sender, then at most one of
+        stop / (kill the attempt) / finish the run / tear it down."""
+        self.emit(decision.status_line)
+        if decision.commit.messages:
+            self.wake_outbox()
+        record = decision.record
+        if decision.stop:
+            return None
+        if decision.kill_attempt is not None:
+            await self.exits.kill_attempt(record, decision.kill_attempt)
+        if decision.finish is not None:
+            await self.acknowledge_end(record, decision.finish)
+            return await self.exits.finish(record, decision.finish, obs.probe)
+        if decision.teardown is not None:
+            _, retry_s = await self.exits.teardown_live(record, decision.teardown)
+            return retry_s
+        return decision.interval_s
+
+    def check_policy(self, name: str) -> CheckPolicy:
         run = self.run_config(name)
-        return run.destroy_on_fail if run else True
+        if run is None:
+            return CheckPolicy()
+        return CheckPolicy(
+            rules=self.config.policy_for(run),
+            deadline_grace_s=run.deadline_grace,
+            destroy_on_fail=run.destroy_on_fail,
+        )
 
     def client(self, record: RunRecord) -> SupervisorClient:
         return client_for(self.config, record.name, self.transport_for(record))
@@ -219,98 +166,9 @@ class Watcher:
                 )
             return
 
-    async def _ask_provider(
-        self, record: RunRecord, obs: Observation, memory: Memory
-    ) -> tuple[Finding | None, int]:
-        """The provider's word on an instance SSH cannot reach, and the gone/lost checks in a
-        row so far (a reachable instance starts the count again)."""
+    async def _ask_provider(self, record: RunRecord, obs: Observation) -> ProviderAnswer | None:
+        """The provider's word on an instance SSH cannot reach (None: not asked)."""
         if obs.probe is not None or self.provider is None or record.instance_id is None:
-            return None, 0
-        from core.instance import instance_finding, read_instance
-
+            return None
         info, error = await read_instance(self.provider, record.instance_id)
-        verdict = instance_finding(
-            record.instance_id, info, error, record.status, memory.instance_gone_checks
-        )
-        return verdict.finding, verdict.gone_checks
-
-    def _grace_s(self, name: str) -> float:
-        run = self.run_config(name)
-        return run.deadline_grace if run else 900.0
-
-    def _status_line(self, record: RunRecord, obs: Observation, a: Assessment) -> str:
-        probe = obs.probe
-        if probe is None:
-            return status_line(
-                now=obs.at, run=record.name, state=None, status=WatchStatus.UNREACHABLE
-            )
-        override = None if a.state is not None else WatchStatus.INVALID
-        return status_line(
-            now=obs.at, run=record.name, state=a.state, gpus=probe.gpus, status=override
-        )
-
-    def _updated_record(
-        self,
-        record: RunRecord,
-        obs: Observation,
-        a: Assessment,
-        line: str,
-        interval: float | None,
-    ) -> RunRecord:
-        at = obs.at
-        fields: dict[str, object] = {
-            "memory": a.memory.to_json(),
-            "last_status_line": line,
-            "last_check_at": at,
-            "interval_s": interval,
-            "next_check_at": at + timedelta(seconds=interval) if interval is not None else None,
-        }
-        state = a.state
-        if state is not None:
-            fields.update(
-                status=state.status.value, attempt=state.attempt, max_attempts=state.max_attempts
-            )
-        elif obs.probe is None:
-            fields["status"] = WatchStatus.UNREACHABLE.value
-        if obs.probe is not None and obs.probe.log is not None:
-            fields.update(log_attempt=obs.probe.log.attempt, log_offset=obs.probe.log.next_offset)
-        return replace(record, **fields)  # type: ignore[arg-type]
-
-
-def _with_extra(
-    assessment: Assessment,
-    extra: list[Finding],
-    policy: Policy,
-    warned_for: datetime | None,
-    gone_checks: int = 0,
-) -> Assessment:
-    """Add the provider's and the deadline's findings, which assess cannot see: a lasting one
-    puts the run in alert mode like any other alert, and so does a first "gone" answer from
-    the provider (the second check that may confirm it comes at the alert cadence)."""
-    memory = replace(
-        assessment.memory, deadline_warned_for=warned_for, instance_gone_checks=gone_checks
-    )
-    health = assessment.health
-    if extra and health is Health.OK:
-        health = Health.ALERT
-    lasting = any(not f.event for f in extra) or gone_checks > 0
-    if lasting and health is not Health.TERMINAL:
-        cadence = advance(
-            memory.cadence, policy.cadence, alerting=True, terminal=False, new_attempt=False
-        )
-        memory = replace(memory, cadence=cadence)
-    return replace(
-        assessment, findings=(*assessment.findings, *extra), memory=memory, health=health
-    )
-
-
-def _memory_of(record: RunRecord) -> Memory:
-    if record.memory:
-        return Memory.from_json(record.memory)
-    return Memory(launched_at=record.launched_at)
-
-
-def _open(run: str, finding: Finding, now: datetime) -> OpenAlert:
-    return OpenAlert(
-        run=run, condition=finding.key, opened_at=now, last_sent_at=now, message=finding.reason
-    )
+        return ProviderAnswer(info, error)

@@ -1,0 +1,250 @@
+"""`decide`: one check's whole decision, from data and `now` alone (kopf's decide-then-apply).
+
+Called by core/watcher.py (`Watcher._check`: observe → decide → commit → act) and by
+bench/detection_sim.py, so the bench measures the watcher's own decision. In: the run's row,
+what the check observed (the probe, or the transport's error), the provider's word on an
+instance SSH could not reach, the run's open alerts, the policy. Out: a `CheckDecision`, what to
+commit in one transaction (the run row, the status line, alerts opened/re-sent/closed, outbound
+messages) and what to do after the commit (kill the attempt, finish the run, tear it down,
+stop watching), plus when to check next. No I/O, no clock, no logging: tests/test_layering.py
+holds it to that. The rules themselves live in core/rules.py (assess), core/deadline.py,
+core/instance.py and core/transitions.py; this module only composes them, once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from core.deadline import judge_deadline
+from core.exit_plan import DEADLINE, LOST
+from core.instance import instance_finding
+from core.memory import Memory
+from core.messages import alert_message, log_context, recovery_message
+from core.models import CheckCommit, InstanceInfo, OpenAlert, OutboundMessage, RunRecord
+from core.protocol import SupervisorState
+from core.rules import Assessment, Finding, Health, Observation, Policy, assess, next_check_s
+from core.statusline import status_line
+from core.transitions import AlertPlan, plan_alerts
+from core.vocab import Condition, Event, WatchStatus, event_of
+
+DEFAULT_GRACE_S = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPolicy:
+    """What one run's checks are judged by: the rules' policy, the grace after a deadline
+    before the teardown, and whether a lost instance is torn down (`destroy_on_fail`)."""
+
+    rules: Policy = field(default_factory=Policy)
+    deadline_grace_s: float = DEFAULT_GRACE_S
+    destroy_on_fail: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderAnswer:
+    """The cloud provider's word on an instance SSH could not reach: its info (None: it does
+    not exist), or the error that kept the provider from answering."""
+
+    info: InstanceInfo | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckDecision:
+    """What one check decided. `commit` is written first, in one transaction; then, in this
+    order: `stop` (host key changed: nothing else), `kill_attempt`, `finish` (terminal state:
+    acknowledge the end, then the exit), `teardown` (a live run's ending reason)."""
+
+    commit: CheckCommit
+    interval_s: float | None  # the next check; None: no more checks by cadence
+    alerts: AlertPlan
+    assessment: Assessment
+    kill_attempt: int | None = None
+    finish: SupervisorState | None = None
+    teardown: str | None = None
+    stop: bool = False
+
+    @property
+    def record(self) -> RunRecord:
+        return self.commit.run
+
+    @property
+    def status_line(self) -> str:
+        return self.commit.status_line
+
+
+@dataclass(frozen=True, slots=True)
+class _Outside:
+    """Findings assess cannot see: the provider's and the deadline's."""
+
+    findings: tuple[Finding, ...]
+    warned_for: datetime | None  # the deadline the hour-ahead warning has been sent for
+    gone_checks: int  # checks in a row: SSH failed and the provider said gone or lost
+    teardown: str | None
+
+    @property
+    def lasting(self) -> bool:
+        """A lasting one puts the run in alert mode like any other alert, and so does a first
+        "gone" answer (the second check that may confirm it comes at the alert cadence)."""
+        return any(not f.event for f in self.findings) or self.gone_checks > 0
+
+
+def decide(
+    record: RunRecord,
+    obs: Observation,
+    instance: ProviderAnswer | None,
+    open_alerts: Mapping[str, OpenAlert],
+    policy: CheckPolicy,
+    now: datetime,
+) -> CheckDecision:
+    """Decide one check of a live run. `instance` is None when the provider was not asked
+    (SSH answered, no provider, no instance)."""
+    memory = memory_of(record)
+    outside = _outside(record, obs, instance, memory, policy, now)
+    a = _merge(assess(memory, obs, policy.rules, now, alerting=outside.lasting), outside)
+    line = _status_line(record, obs, a)
+    terminal = a.health is Health.TERMINAL
+    plan = plan_alerts(
+        open_alerts,
+        [f for f in a.findings if event_of(f.key) is not Event.TERMINAL],
+        now,
+        resend_after_s=policy.rules.thresholds.resend_after_s,
+        muted_until=record.muted_until,
+        terminal=terminal,
+        observed=a.state is not None,
+        unjudged=a.unjudged,
+    )
+    interval = next_check_s(a, policy.rules, now, deadline_at=record.deadline_at)
+    updated = _updated_record(record, obs, a, line, interval)
+    stop = any(f.key == Condition.HOST_KEY for f in a.findings)
+    if stop:
+        changed = WatchStatus.HOST_KEY_CHANGED.value
+        updated = replace(updated, live=False, status=changed, next_check_at=None)
+    commit = CheckCommit(
+        run=updated,
+        at=now,
+        status_line=line,
+        health=a.health.value,
+        reasons=tuple(f.reason for f in a.findings),
+        alerts_opened=tuple(_open(record.name, f, now) for f in plan.opened),
+        alerts_resent=tuple(f.key for f in plan.resent),
+        alerts_resolved=plan.resolved,
+        messages=_messages(record.name, line, obs, a, plan, now),
+    )
+    return CheckDecision(
+        commit=commit,
+        interval_s=None if stop else interval,
+        alerts=plan,
+        assessment=a,
+        kill_attempt=None if stop else a.kill_attempt,
+        finish=a.state if terminal else None,
+        teardown=None if stop or terminal else outside.teardown,
+        stop=stop,
+    )
+
+
+def memory_of(record: RunRecord) -> Memory:
+    if record.memory:
+        return Memory.from_json(record.memory)
+    return Memory(launched_at=record.launched_at)
+
+
+def _outside(
+    record: RunRecord,
+    obs: Observation,
+    instance: ProviderAnswer | None,
+    memory: Memory,
+    policy: CheckPolicy,
+    now: datetime,
+) -> _Outside:
+    finding, gone_checks = None, 0  # a reachable instance starts the count again
+    if instance is not None and obs.probe is None and record.instance_id is not None:
+        verdict = instance_finding(
+            record.instance_id,
+            instance.info,
+            instance.error,
+            record.status,
+            memory.instance_gone_checks,
+        )
+        finding, gone_checks = verdict.finding, verdict.gone_checks
+    state = obs.probe.state if obs.probe is not None else None
+    ended = state is not None and state.status.terminal
+    deadline = judge_deadline(
+        # an ended run has no deadline left: no "deadline soon" beside its terminal message
+        None if ended else record.deadline_at,
+        now,
+        warned=record.deadline_at is not None and memory.deadline_warned_for == record.deadline_at,
+        grace_s=policy.deadline_grace_s,
+    )
+    lost = finding is not None and finding.key == Condition.INSTANCE_LOST
+    teardown = DEADLINE if deadline.teardown else LOST if lost and policy.destroy_on_fail else None
+    return _Outside(
+        findings=(*((finding,) if finding else ()), *deadline.findings),
+        warned_for=record.deadline_at if deadline.warned else None,
+        gone_checks=gone_checks,
+        teardown=teardown,
+    )
+
+
+def _merge(a: Assessment, outside: _Outside) -> Assessment:
+    """The outside findings join assess's (its cadence already counted them: `alerting`)."""
+    memory = replace(
+        a.memory, deadline_warned_for=outside.warned_for, instance_gone_checks=outside.gone_checks
+    )
+    health = Health.ALERT if outside.findings and a.health is Health.OK else a.health
+    findings = (*a.findings, *outside.findings)
+    return replace(a, findings=findings, memory=memory, health=health)
+
+
+def _status_line(record: RunRecord, obs: Observation, a: Assessment) -> str:
+    probe = obs.probe
+    if probe is None:
+        return status_line(now=obs.at, run=record.name, state=None, status=WatchStatus.UNREACHABLE)
+    override = None if a.state is not None else WatchStatus.INVALID
+    return status_line(now=obs.at, run=record.name, state=a.state, gpus=probe.gpus, status=override)
+
+
+def _messages(
+    name: str, line: str, obs: Observation, a: Assessment, plan: AlertPlan, now: datetime
+) -> tuple[tuple[str, OutboundMessage], ...]:
+    """The alert (one message for everything to notify) and the recovery, with their dedupe
+    keys. A terminal state closes alerts silently: its own message says what matters."""
+    messages: list[tuple[str, OutboundMessage]] = []
+    if plan.to_notify:
+        context = log_context(obs.probe, a.state, retry=a.new_attempt)
+        alert = alert_message(name, line, plan.to_notify, context)
+        messages.append((f"{name}:alert:{now.isoformat()}", alert))
+    if plan.recovered and a.health is not Health.TERMINAL:
+        recovery = recovery_message(name, line, plan.recovered)
+        messages.append((f"{name}:recovered:{now.isoformat()}", recovery))
+    return tuple(messages)
+
+
+def _updated_record(
+    record: RunRecord, obs: Observation, a: Assessment, line: str, interval: float | None
+) -> RunRecord:
+    at = obs.at
+    fields: dict[str, object] = {
+        "memory": a.memory.to_json(),
+        "last_status_line": line,
+        "last_check_at": at,
+        "interval_s": interval,
+        "next_check_at": at + timedelta(seconds=interval) if interval is not None else None,
+    }
+    state = a.state
+    if state is not None:
+        fields.update(
+            status=state.status.value, attempt=state.attempt, max_attempts=state.max_attempts
+        )
+    elif obs.probe is None:
+        fields["status"] = WatchStatus.UNREACHABLE.value
+    if obs.probe is not None and obs.probe.log is not None:
+        fields.update(log_attempt=obs.probe.log.attempt, log_offset=obs.probe.log.next_offset)
+    return replace(record, **fields)  # type: ignore[arg-type]
+
+
+def _open(run: str, finding: Finding, now: datetime) -> OpenAlert:
+    return OpenAlert(
+        run=run, condition=finding.key, opened_at=now, last_sent_at=now, message=finding.reason
+    )
