@@ -1,5 +1,11 @@
 """`sleepwatch.toml`, validated once at start-up. Unknown keys are refused, every error names its
-key, and secrets come only from the environment (never from the file)."""
+key, and secrets come only from the environment (never from the file).
+
+Loaded by the composition root (core.runtime, from core.cli and bot.app) and read by launch,
+the watcher's policy (Config.policy_for) and the store's run settings (RunSettings). The
+plain sections (cadence, thresholds, ssh, telegram, vast, knobs, gate) are
+core.config_sections, re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -22,145 +25,22 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.cadence import CadencePolicy
-from core.durations import is_bare, parse_duration
+from core.config_sections import UNREACHABLE_AFTER_S as UNREACHABLE_AFTER_S
+from core.config_sections import CadenceConfig as CadenceConfig
+from core.config_sections import GateConfig as GateConfig
+from core.config_sections import KnobConfig as KnobConfig
+from core.config_sections import Seconds as Seconds
+from core.config_sections import SshConfig as SshConfig
+from core.config_sections import Strict as _Strict
+from core.config_sections import TelegramConfig as TelegramConfig
+from core.config_sections import ThresholdsConfig as ThresholdsConfig
+from core.config_sections import VastConfig as VastConfig
+from core.config_sections import to_seconds as _to_seconds
 from core.errors import ConfigError
-from core.rules import Policy, Thresholds
+from core.rules import Policy
 from core.vocab import FixKind
 
-
-def _to_seconds(value: Any) -> Any:
-    """A TOML number is seconds (the key's unit); text is a human duration with its unit. A
-    quoted bare number is refused: chat and the CLI read "90" as minutes (core.durations),
-    the number 90 here is seconds, and neither reading may be a silent guess."""
-    if isinstance(value, str):
-        if is_bare(value):
-            raise ValueError(
-                f"{value.strip()!r} has no unit: write a number without quotes for seconds, "
-                'or text with its unit ("90s", "15m", "2h")'
-            )
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
-    return value
-
-
-Seconds = Annotated[float, BeforeValidator(_to_seconds), Field(ge=0)]
 RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CadenceConfig(_Strict):
-    early: list[Seconds] = [60.0, 120.0, 240.0, 480.0]
-    cruise: Seconds = 1800.0
-    alert: Seconds = 180.0
-    healthy_checks_to_calm: int = Field(2, ge=1)
-    scale: float = Field(1.0, gt=0)
-
-    def policy(self) -> CadencePolicy:
-        return CadencePolicy(
-            early_s=tuple(self.early),
-            cruise_s=self.cruise,
-            alert_s=self.alert,
-            healthy_checks_to_calm=self.healthy_checks_to_calm,
-            scale=self.scale,
-            min_interval_s=min(1.0, 1.0 / self.scale) if self.scale < 1 else 1.0,
-        )
-
-
-UNREACHABLE_AFTER_S = 600.0  # a network blip shorter than this is not news
-
-
-class ThresholdsConfig(_Strict):
-    heartbeat_stale: Seconds = 120.0
-    stale_checks: int = Field(2, ge=1)
-    stall_after: Seconds = 600.0
-    gpu_low_pct: float = Field(10.0, ge=0, le=100)
-    soft_hold: Seconds = 600.0
-    soft_checks: int = Field(2, ge=1)
-    throughput_drop: float = Field(0.5, gt=0, lt=1)
-    unreachable_checks: int = Field(2, ge=1)
-    resend_after: Seconds = 4 * 3600.0
-    max_stall_kills: int = Field(1, ge=0)
-    # unset: scaled from stall_after (x1.2, x3, x6), so a faster demo policy stays consistent
-    hang_after: Seconds | None = None
-    stall_unknown_after: Seconds | None = None
-    silent_alert: Seconds | None = None
-    unreachable_after: Seconds | None = None  # unset: 10 min (scaled with the cadence)
-
-    def thresholds(self, scale: float = 1.0) -> Thresholds:
-        """`scale`: the cadence's (a demo runs the same policy faster); it scales the one
-        default that is about check timing rather than the trainer: `unreachable_after`."""
-        stall = self.stall_after
-        return Thresholds(
-            hang_after_s=self.hang_after or 1.2 * stall,
-            stall_unknown_after_s=self.stall_unknown_after or 3 * stall,
-            silent_alert_s=self.silent_alert or 6 * stall,
-            unreachable_after_s=UNREACHABLE_AFTER_S * scale
-            if self.unreachable_after is None
-            else self.unreachable_after,
-            heartbeat_stale_s=self.heartbeat_stale,
-            stale_checks=self.stale_checks,
-            stall_after_s=self.stall_after,
-            gpu_low_pct=self.gpu_low_pct,
-            soft_hold_s=self.soft_hold,
-            soft_checks=self.soft_checks,
-            throughput_drop=self.throughput_drop,
-            unreachable_checks=self.unreachable_checks,
-            resend_after_s=self.resend_after,
-            max_stall_kills=self.max_stall_kills,
-        )
-
-
-class SshConfig(_Strict):
-    known_hosts: Path | None = None  # set: only hosts in this file are trusted; else TOFU pins
-    connect_timeout: Seconds = 15.0
-    keepalive: Seconds = 30.0
-    exec_timeout: Seconds = 60.0
-    # the hosts' sshd MaxSessions (channels per connection; stock sshd: 10). A run whose host
-    # allows fewer (or more) says so with its own `max_sessions`.
-    max_sessions: int = Field(10, ge=1, le=1000)
-
-
-class TelegramConfig(_Strict):
-    chat_ids: list[int] = []
-    user_ids: list[int] = []  # set: only these people, even inside an allowed group
-    api_base: str | None = None
-    summary_time: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use e.g. Europe/Berlin)") from None
-        return value
-
-
-class VastConfig(_Strict):
-    api_base: str = "https://console.vast.ai"
-
-
-class KnobConfig(_Strict):
-    value: float
-    min: float
-    factor: float = Field(0.5, gt=0, lt=1)
-
-
-class GateConfig(_Strict):
-    vram_gb: float | None = Field(None, gt=0)
-    params_b: float | None = Field(None, gt=0)
-    method: Literal["full", "lora", "qlora", "inference"] = "full"
-    min_cpu_ram_gb: float | None = Field(None, gt=0)
-    checkpoint_gb: float | None = Field(None, ge=0)
-    min_reliability: float = Field(0.9, ge=0, le=1)
-    min_cuda: float | None = None
 
 
 class RunConfig(_Strict):
