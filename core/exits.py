@@ -255,7 +255,8 @@ class ExitHandler:
         await self.store.finish_action(record.name, "teardown", state, now)
         record = replace(record, teardown=state, torn_down_at=now if result.destroyed else None)
         await self.store.save_run(record)
-        message = teardown_message(record.name, instance_id, result)
+        console_url = self.provider.console_url(instance_id)
+        message = teardown_message(record.name, instance_id, result, console_url=console_url)
         if not result.destroyed:
             hour = now.strftime("%Y%m%d%H")
             await self.store.enqueue(message, dedupe_key=f"{record.name}:billing:{hour}", at=now)

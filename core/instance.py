@@ -41,11 +41,12 @@ def instance_finding(
     run_status: str,
     gone_checks: int = 0,
 ) -> InstanceVerdict:
-    """Pure; called only for a check whose SSH probe failed. A lost instance (exited/unknown/
-    offline, or gone) is torn down by the fail policy, but only once the provider said so on
-    LOST_AFTER_CHECKS checks in a row; a stopped one while the run was live (an outbid
-    interruptible instance) is an alert. A provider that cannot be read says nothing: the
-    count neither grows nor restarts, and the unreachable rule already speaks."""
+    """Pure; called only for a check whose SSH probe failed. A lost instance (LOST in the
+    adapter's mapping, e.g. Vast's exited/offline, or gone) is torn down by the fail policy,
+    but only once the provider said so on LOST_AFTER_CHECKS checks in a row; a stopped one
+    while the run was live (an outbid interruptible instance) is an alert. A provider that
+    cannot be read says nothing: the count neither grows nor restarts, and the unreachable
+    rule already speaks."""
     if error is not None:
         return InstanceVerdict(None, gone_checks)
     state = instance_state(info)
@@ -58,8 +59,8 @@ def instance_finding(
         reason = f"instance {instance_id} no longer exists"
     else:
         reason = (
-            f"instance {instance_id} is {info.actual_status}: Vast says it will not come back "
-            "but it may keep billing"
+            f"instance {instance_id} is {info.status or info.state}: the provider says it will "
+            "not come back but it may keep billing"
         )
     return InstanceVerdict(Finding(Condition.INSTANCE_LOST, reason), gone_checks)
 

@@ -9,8 +9,9 @@ from typing import Any
 
 
 class InstanceState(StrEnum):
-    """A cloud instance's state in provider-neutral terms. `gone` only on the provider's clear
-    word (a 404 or an explicit empty answer); an unreadable answer is an error, never a state."""
+    """A cloud instance's state in provider-neutral terms; each provider adapter maps its own
+    statuses to it. `gone` only on the provider's clear word (a 404 or an explicit empty
+    answer); an unreadable answer is an error, never a state."""
 
     LOADING = "loading"  # created, image loading: not up yet
     RUNNING = "running"
@@ -18,22 +19,6 @@ class InstanceState(StrEnum):
     LOST = "lost"  # the provider says it will not come back (exited/offline), may still bill
     GONE = "gone"  # no longer exists
     UNKNOWN = "unknown"  # a status this version does not know: shown, never acted on
-
-
-# Vast's actual_status values. "unknown" there means the host stopped reporting: lost.
-_VAST_STATES: dict[str | None, InstanceState] = {
-    None: InstanceState.LOADING,
-    "created": InstanceState.LOADING,
-    "loading": InstanceState.LOADING,
-    "scheduling": InstanceState.LOADING,
-    "running": InstanceState.RUNNING,
-    "stopped": InstanceState.STOPPED,
-    "exited": InstanceState.LOST,
-    "unknown": InstanceState.LOST,
-    "offline": InstanceState.LOST,
-    "destroyed": InstanceState.GONE,
-    "deleted": InstanceState.GONE,
-}
 
 
 def instance_state(info: InstanceInfo | None) -> InstanceState:
@@ -112,10 +97,13 @@ class ExecResult:
 
 @dataclass(frozen=True, slots=True)
 class InstanceInfo:
-    """A cloud instance as the provider reports it, in sleepwatch's units."""
+    """A cloud instance as the provider reports it, in sleepwatch's units. `state` is the
+    adapter's mapping of the provider's status; `status` is the provider's own word for it
+    (None when it gave none), shown to humans only, never compared."""
 
     id: str
-    actual_status: str | None
+    state: InstanceState
+    status: str | None = None
     ssh_host: str | None = None
     ssh_port: int | None = None
     dph_total: float | None = None  # $/h
@@ -129,15 +117,6 @@ class InstanceInfo:
     gpu_util_pct: float | None = None
     label: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def state(self) -> InstanceState:
-        return _VAST_STATES.get(self.actual_status, InstanceState.UNKNOWN)
-
-    @property
-    def lost(self) -> bool:
-        """Vast: exited/unknown/offline will not come back but may keep billing."""
-        return self.state is InstanceState.LOST
 
 
 @dataclass(frozen=True, slots=True)

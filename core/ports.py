@@ -62,18 +62,37 @@ class Notifier(Protocol):
 
 
 class Provider(Protocol):
-    """A cloud provider's instance API. Raises ProviderError on API failure.
-    `show` returns None when the instance no longer exists."""
+    """One cloud provider's instance API, for the runs whose `provider` is its `name` (the
+    engine resolves it per run, as it resolves the transport). Raises ProviderError on API
+    failure: `permanent` when retrying cannot help (bad key, refused, not an id of ours).
+
+    The adapter owns everything provider-specific: it maps its statuses to InstanceState,
+    validates its own instance ids and knows its console. Adding a provider is one adapter
+    module plus one entry in core/providers' registry."""
 
     name: str
 
-    async def show(self, instance_id: str) -> InstanceInfo | None: ...
+    async def show(self, instance_id: str) -> InstanceInfo | None:
+        """The instance now, or None only on the provider's clear word that it does not exist
+        (an unreadable answer raises a transient ProviderError, never None)."""
+        ...
 
-    async def destroy(self, instance_id: str) -> None: ...
+    async def destroy(self, instance_id: str) -> None:
+        """Ask for the instance to be destroyed; an instance already gone is not an error.
+        Returning is not proof: callers verify by reading it back (core.teardown)."""
+        ...
 
-    async def stop(self, instance_id: str) -> None: ...
+    async def label(self, instance_id: str, label: str) -> None:
+        """Name the instance after its run in the provider's console (best effort)."""
+        ...
 
-    async def label(self, instance_id: str, label: str) -> None: ...
+    def console_url(self, instance_id: str) -> str:
+        """Where a human can see and destroy the instance by hand."""
+        ...
+
+    def id_problem(self, instance_id: str) -> str | None:
+        """Why `instance_id` cannot be one of this provider's instances, or None. Pure."""
+        ...
 
 
 class Control(Protocol):

@@ -1,6 +1,7 @@
 """Verified teardown and readiness waits over a `Provider`, plus the messages they lead to.
+Called by core/exits.py (teardown) and core/launch.py (readiness), with the run's provider.
 
-Teardown always destroys, never stops: a stopped Vast instance still bills for its storage.
+Teardown always destroys, never stops: a stopped instance still bills for its storage.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ from core.ports import Provider
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-
-VAST_CONSOLE_URL = "https://cloud.vast.ai/instances/"
-WAITING_STATES = frozenset({None, "loading"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +148,10 @@ async def wait_until_ready(
     timeout_s: float = 600.0,
     poll_s: float = 10.0,
 ) -> InstanceInfo:
-    """Read the instance until its `actual_status` is neither null nor "loading", and return
-    that reading (running, or e.g. "stopped": the caller decides). Bounded by
-    ceil(timeout_s / poll_s) waits. Raises ProviderError (permanent) when the instance is
-    gone or lost (exited/unknown/offline), and ProviderError on timeout. A transient error
-    (an unreadable answer, the API down) is one more wait, not an answer."""
+    """Read the instance until it is no longer LOADING, and return that reading (running, or
+    e.g. stopped: the caller decides). Bounded by ceil(timeout_s / poll_s) waits. Raises
+    ProviderError (permanent) when the instance is gone or lost, and ProviderError on timeout.
+    A transient error (an unreadable answer, the API down) is one more wait, not an answer."""
     waits = max(0, math.ceil(timeout_s / poll_s))
     status: str | None = None
     last_error = ""
@@ -169,11 +166,11 @@ async def wait_until_ready(
             continue
         if info is None:
             raise ProviderError(f"instance {instance_id} does not exist", permanent=True)
-        if info.lost:
-            reason = f"instance {instance_id} is {info.actual_status}: it will not come back"
+        if info.state is InstanceState.LOST:
+            reason = f"instance {instance_id} is {info.status or info.state}: it will not come back"
             raise ProviderError(reason, permanent=True)
-        status = info.actual_status
-        if status not in WAITING_STATES:
+        status = info.status
+        if info.state is not InstanceState.LOADING:
             return info
         if wait < waits:
             await sleep(poll_s)
@@ -192,17 +189,20 @@ def still_billing_message(
     last_error: str | None,
     *,
     attempts: int | None = None,
+    console_url: str | None = None,
 ) -> OutboundMessage:
-    """The alert for a destroy that keeps failing: plain words, the price, what to do."""
+    """The alert for a destroy that keeps failing: plain words, the price, what to do.
+    `console_url`: the run's provider's console (Provider.console_url)."""
     times = f" {attempts} time{'s' if attempts != 1 else ''}" if attempts is not None else ""
     cause = f" ({last_error})" if last_error else ""
+    where = f"at {console_url}" if console_url else "in the provider's console"
     return OutboundMessage(
         kind=MessageKind.ALERT,
         title=f"instance {instance_id} is STILL BILLING at {_price(dph_total)}",
         run=run,
         reasons=(
             f"destroy failed{times}{cause}",
-            f"Destroy it by hand at {VAST_CONSOLE_URL} — sleepwatch keeps retrying",
+            f"Destroy it by hand {where} — sleepwatch keeps retrying",
         ),
     )
 
@@ -221,10 +221,17 @@ def destroyed_message(run: str | None, instance_id: str, result: TeardownResult)
     )
 
 
-def teardown_message(run: str | None, instance_id: str, result: TeardownResult) -> OutboundMessage:
+def teardown_message(
+    run: str | None, instance_id: str, result: TeardownResult, *, console_url: str | None = None
+) -> OutboundMessage:
     """destroyed_message or still_billing_message, as the result says."""
     if result.destroyed:
         return destroyed_message(run, instance_id, result)
     return still_billing_message(
-        run, instance_id, result.dph_total, result.last_error, attempts=result.attempts
+        run,
+        instance_id,
+        result.dph_total,
+        result.last_error,
+        attempts=result.attempts,
+        console_url=console_url,
     )

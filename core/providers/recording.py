@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from core.errors import ProviderError
-from core.models import InstanceInfo
+from core.models import InstanceInfo, InstanceState
 
 
 class RecordingProvider:
@@ -23,9 +23,9 @@ class RecordingProvider:
     def add(self, instance: InstanceInfo) -> None:
         self.instances[instance.id] = instance
 
-    def set_status(self, instance_id: str, actual_status: str | None) -> None:
+    def set_state(self, instance_id: str, state: InstanceState, status: str | None = None) -> None:
         self.instances[instance_id] = replace(
-            self.instances[instance_id], actual_status=actual_status
+            self.instances[instance_id], state=state, status=status
         )
 
     def fail(self, verb: str, *errors: ProviderError) -> None:
@@ -42,13 +42,15 @@ class RecordingProvider:
         self._record("destroy", instance_id, None)
         self.instances.pop(instance_id, None)
 
-    async def stop(self, instance_id: str) -> None:
-        self._record("stop", instance_id, None)
-        self._change(instance_id, actual_status="stopped")
-
     async def label(self, instance_id: str, label: str) -> None:
         self._record("label", instance_id, label)
         self._change(instance_id, label=label)
+
+    def console_url(self, instance_id: str) -> str:
+        return f"(the {self.name} provider's console)"
+
+    def id_problem(self, instance_id: str) -> str | None:
+        return None if instance_id.strip() and len(instance_id) <= 64 else "not an instance id"
 
     def _record(self, verb: str, instance_id: str, arg: str | None) -> None:
         self.requests.append((verb, instance_id, arg))
@@ -56,7 +58,7 @@ class RecordingProvider:
         if queued:
             raise queued.pop(0)
 
-    def _change(self, instance_id: str, **fields: str) -> None:
+    def _change(self, instance_id: str, **fields: object) -> None:
         current = self.instances.get(instance_id)
         if current is None:
             raise ProviderError(f"no instance {instance_id}", status=404, permanent=True)
@@ -65,7 +67,7 @@ class RecordingProvider:
 
 class NoneProvider(RecordingProvider):
     """For runs without a cloud instance (the demo, a local machine): nothing to show,
-    and destroy, stop and label are recorded and otherwise do nothing."""
+    and destroy and label are recorded and otherwise do nothing."""
 
     def __init__(self) -> None:
         super().__init__(name="none")
@@ -73,9 +75,6 @@ class NoneProvider(RecordingProvider):
     async def show(self, instance_id: str) -> InstanceInfo | None:
         self._record("show", instance_id, None)
         return None
-
-    async def stop(self, instance_id: str) -> None:
-        self._record("stop", instance_id, None)
 
     async def label(self, instance_id: str, label: str) -> None:
         self._record("label", instance_id, label)

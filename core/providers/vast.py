@@ -1,4 +1,7 @@
-"""Vast.ai instance API (show, destroy, stop, label) over aiohttp.
+"""Vast.ai instance API (show, destroy, label) over aiohttp: `core.ports.Provider` for runs
+whose `provider` is "vast". Built by the composition root (core/runtime.py) when VAST_API_KEY is
+set; the watcher, exits and launch reach it through `provider_for(run)`. Vast's statuses, its
+instance ids and its console live here and nowhere else.
 
 A small client rather than the `vastai` package: its `VastAI` class is synchronous (requests,
 built around the CLI), and its only async client is the serverless one, which also puts the
@@ -20,7 +23,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from core.errors import ProviderError
-from core.models import InstanceInfo
+from core.models import InstanceInfo, InstanceState
 from core.retry_after import retry_after_s
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,36 @@ RETRY_AFTER_CAP_S = 300.0
 """A Retry-After above this is cut to it, so one answer cannot park a teardown for hours."""
 
 _EXCERPT_CHARS = 200
-_INSTANCE_ID = re.compile(r"^[0-9]+$")
+_INSTANCE_ID = re.compile(r"[0-9]{1,12}")
+CONSOLE_URL = "https://cloud.vast.ai/instances/"
+
+# Vast's actual_status values. "unknown" there means the host stopped reporting: lost.
+_STATES: dict[str | None, InstanceState] = {
+    None: InstanceState.LOADING,
+    "created": InstanceState.LOADING,
+    "loading": InstanceState.LOADING,
+    "scheduling": InstanceState.LOADING,
+    "running": InstanceState.RUNNING,
+    "stopped": InstanceState.STOPPED,
+    "exited": InstanceState.LOST,
+    "unknown": InstanceState.LOST,
+    "offline": InstanceState.LOST,
+    "destroyed": InstanceState.GONE,
+    "deleted": InstanceState.GONE,
+}
+
+
+def vast_state(actual_status: str | None) -> InstanceState:
+    """Vast's `actual_status` in provider-neutral terms; a status this version does not know
+    is UNKNOWN (shown, never acted on)."""
+    return _STATES.get(actual_status, InstanceState.UNKNOWN)
+
+
+def id_problem(instance_id: str) -> str | None:
+    """Why this is not a Vast instance id (Vast's ids are decimal numbers), or None."""
+    if _INSTANCE_ID.fullmatch(instance_id):
+        return None
+    return "a Vast instance id is a number of 1 to 12 digits"
 
 
 class VastInstance(BaseModel):
@@ -72,7 +104,8 @@ class VastInstance(BaseModel):
         }
         return InstanceInfo(
             id=instance_id,
-            actual_status=self.actual_status,
+            state=vast_state(self.actual_status),
+            status=self.actual_status,
             ssh_host=self.ssh_host,
             ssh_port=self.ssh_port,
             dph_total=self.dph_total,
@@ -179,15 +212,15 @@ class VastProvider:
             return
         self._raise_if_refused(status, doc, "DELETE", instance_id)
 
-    async def stop(self, instance_id: str) -> None:
-        await self._put(instance_id, {"state": "stopped"})
-
     async def label(self, instance_id: str, label: str) -> None:
-        await self._put(instance_id, {"label": label})
-
-    async def _put(self, instance_id: str, body: dict[str, Any]) -> None:
-        status, doc = await self._request("PUT", instance_id, body)
+        status, doc = await self._request("PUT", instance_id, {"label": label})
         self._raise_if_refused(status, doc, "PUT", instance_id)
+
+    def console_url(self, instance_id: str) -> str:
+        return CONSOLE_URL  # Vast's console lists every instance on one page
+
+    def id_problem(self, instance_id: str) -> str | None:
+        return id_problem(instance_id)
 
     def _raise_if_refused(self, status: int, doc: Any, verb: str, instance_id: str) -> None:
         if status >= 300:
@@ -203,7 +236,7 @@ class VastProvider:
     ) -> tuple[int, Any]:
         """One logical call with bounded retries; returns (status, JSON or text) of the
         first answer that is neither 429 nor 5xx."""
-        if not _INSTANCE_ID.match(instance_id):
+        if id_problem(instance_id) is not None:
             raise ProviderError(f"not a Vast instance id: {instance_id[:40]!r}", permanent=True)
         url = f"{self._api_base}/api/v0/instances/{instance_id}/"
         what = f"{verb} instance {instance_id}"

@@ -6,11 +6,11 @@ import pytest
 
 from core.errors import ConfigError
 from core.gate import GateSpec, Verdict, estimate_vram_gb, run_gate
-from core.models import InstanceInfo
+from core.models import InstanceInfo, InstanceState
 
 RTX_4090 = InstanceInfo(
     id="123",
-    actual_status="running",
+    state=InstanceState.RUNNING,
     gpu_name="RTX 4090",
     num_gpus=1,
     gpu_ram_mb=24564,
@@ -50,7 +50,7 @@ def test_a_7b_full_fine_tune_is_refused_on_one_4090_with_the_vram_row() -> None:
 
 
 def test_vram_counts_every_gpu() -> None:
-    eight = InstanceInfo(id="8", actual_status="running", num_gpus=8, gpu_ram_mb=81559)
+    eight = InstanceInfo(id="8", state=InstanceState.RUNNING, num_gpus=8, gpu_ram_mb=81559)
     report = run_gate(GateSpec(params_b=7, method="full"), eight)
     assert report.row("VRAM").verdict is Verdict.OK
     assert report.row("VRAM").figure.startswith("637.2 GiB (8x 81559 MB)")
@@ -64,7 +64,7 @@ def test_a_given_vram_need_wins_over_the_estimate() -> None:
 
 def test_cpu_ram_disk_reliability_and_cuda_refuse_with_their_own_rows() -> None:
     weak = InstanceInfo(
-        id="77", actual_status="running", gpu_ram_mb=24564, cpu_ram_mb=16000,
+        id="77", state=InstanceState.RUNNING, gpu_ram_mb=24564, cpu_ram_mb=16000,
         disk_space_gb=40.0, reliability=0.85, cuda_max_good=11.8,
     )  # fmt: skip
     spec = GateSpec(params_b=1, method="lora", min_cpu_ram_gb=32, checkpoint_gb=20, min_cuda=12.1)
@@ -96,7 +96,7 @@ def test_with_nothing_declared_only_reliability_is_checked() -> None:
 
 
 def test_unknown_instance_figures_are_skipped_not_guessed() -> None:
-    bare = InstanceInfo(id="1", actual_status="running")
+    bare = InstanceInfo(id="1", state=InstanceState.RUNNING)
     report = run_gate(GateSpec(params_b=7, method="lora"), bare)
     assert report.row("VRAM").figure == "unknown"
     assert report.row("VRAM").verdict is Verdict.SKIP

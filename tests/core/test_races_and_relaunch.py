@@ -21,6 +21,7 @@ from core.models import (
     CheckCommit,
     ExecResult,
     InstanceInfo,
+    InstanceState,
     MessageKind,
     OutboundMessage,
     RunRecord,
@@ -45,7 +46,7 @@ async def test_a_relaunched_run_destroys_its_new_instance_and_says_so(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     store = await Store.open(tmp_path / "db.sqlite3")
-    provider = RecordingProvider([InstanceInfo(id="222", actual_status="running")])
+    provider = RecordingProvider([InstanceInfo(id="222", state=InstanceState.RUNNING)])
 
     async def no_sleep(_: float) -> None:
         return None

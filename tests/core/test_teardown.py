@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from core.errors import ProviderError
-from core.models import InstanceInfo, MessageKind
+from core.models import InstanceInfo, InstanceState, MessageKind
 from core.providers import NoneProvider, RecordingProvider, VastProvider
 from core.teardown import (
     TeardownResult,
@@ -92,7 +92,7 @@ async def test_a_destroy_that_never_succeeds_says_the_instance_is_still_billing(
     assert result.last_error is not None and "HTTP 500" in result.last_error
     teardown_delays = [d for d in recording_sleep.delays if d >= 5.0]
     assert teardown_delays == [5.0, 10.0, 20.0, 40.0, 80.0]
-    message = teardown_message("llama-ft", "126", result)
+    message = teardown_message("llama-ft", "126", result, console_url=provider.console_url("126"))
     assert message.kind is MessageKind.ALERT and message.run == "llama-ft"
     assert message.title == "instance 126 is STILL BILLING at $1.25/h"
     assert "destroy failed 6 times" in message.reasons[0] and "HTTP 500" in message.reasons[0]
@@ -155,7 +155,7 @@ async def test_an_unreadable_read_between_two_gone_ones_is_not_two_in_a_row(
 async def test_teardown_retries_when_the_instance_stays_after_destroy(
     recording_sleep: RecordingSleep,
 ) -> None:
-    stubborn = RecordingProvider([InstanceInfo(id="9", actual_status="running", dph_total=2.0)])
+    stubborn = RecordingProvider([InstanceInfo(id="9", state=InstanceState.RUNNING, dph_total=2.0)])
 
     async def destroy_that_does_nothing(instance_id: str) -> None:
         stubborn.requests.append(("destroy", instance_id, None))
@@ -170,24 +170,26 @@ async def test_teardown_retries_when_the_instance_stays_after_destroy(
 
 
 async def test_wait_until_ready_waits_while_loading(recording_sleep: RecordingSleep) -> None:
-    provider = RecordingProvider([InstanceInfo(id="1", actual_status=None)])
+    provider = RecordingProvider([InstanceInfo(id="1", state=InstanceState.LOADING)])
     reads = 0
     original_show = provider.show
 
     async def show_that_boots(instance_id: str) -> InstanceInfo | None:
         nonlocal reads
         reads += 1
-        provider.set_status("1", {1: None, 2: "loading"}.get(reads, "running"))
+        state = InstanceState.RUNNING if reads > 2 else InstanceState.LOADING
+        provider.set_state("1", state, {2: "loading"}.get(reads))
         return await original_show(instance_id)
 
     provider.show = show_that_boots  # type: ignore[method-assign]
     info = await wait_until_ready(provider, "1", sleep=recording_sleep, poll_s=10)
-    assert info.actual_status == "running"
+    assert info.state is InstanceState.RUNNING
     assert recording_sleep.delays == [10, 10]
 
 
 async def test_wait_until_ready_is_bounded(recording_sleep: RecordingSleep) -> None:
-    provider = RecordingProvider([InstanceInfo(id="1", actual_status="loading")])
+    loading = InstanceInfo(id="1", state=InstanceState.LOADING, status="loading")
+    provider = RecordingProvider([loading])
     with pytest.raises(ProviderError, match="still loading after 60 s"):
         await wait_until_ready(provider, "1", sleep=recording_sleep, timeout_s=60, poll_s=10)
     assert recording_sleep.delays == [10] * 6
@@ -211,7 +213,7 @@ async def test_wait_until_ready_reads_an_unreadable_answer_as_one_more_wait(
     fake_vast.add_instance(135)
     fake_vast.script((200, "<html>502</html>"), (200, {}), method="GET")
     info = await wait_until_ready(vast, "135", sleep=recording_sleep, poll_s=10)
-    assert info.actual_status == "running"
+    assert info.state is InstanceState.RUNNING and info.status == "running"
     assert recording_sleep.delays == [10, 10]
 
 
@@ -234,7 +236,7 @@ def test_messages_say_the_price_in_plain_words() -> None:
 
 
 async def test_the_recording_provider_records_and_scripts_failures() -> None:
-    provider = RecordingProvider([InstanceInfo(id="1", actual_status="running")], name="vast")
+    provider = RecordingProvider([InstanceInfo(id="1", state=InstanceState.RUNNING)], name="vast")
     provider.fail("destroy", ProviderError("boom", status=500))
     with pytest.raises(ProviderError):
         await provider.destroy("1")
@@ -254,9 +256,8 @@ async def test_the_none_provider_shows_nothing_and_only_records() -> None:
     assert provider.name == "none"
     assert await provider.show("local") is None
     await provider.destroy("local")
-    await provider.stop("local")
     await provider.label("local", "demo")
-    assert [r[0] for r in provider.requests] == ["show", "destroy", "stop", "label"]
+    assert [r[0] for r in provider.requests] == ["show", "destroy", "label"]
     result = await destroy_verified(provider, "local", sleep=RecordingSleep())
     assert result.destroyed and result.attempts == 1  # the DELETE is always sent
 

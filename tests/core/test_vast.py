@@ -12,8 +12,10 @@ import pytest
 from pydantic import SecretStr
 
 from core.errors import ProviderError
+from core.models import InstanceState
 from core.ports import Provider
 from core.providers import VastProvider
+from core.providers.vast import vast_state
 
 if TYPE_CHECKING:
     from tests.fixtures.fake_vast import FakeVast, RecordingSleep
@@ -44,7 +46,7 @@ async def test_show_converts_vast_units(fake_vast: FakeVast, vast: VastProvider)
     info = await vast.show("123")
     assert info is not None
     assert info.id == "123"
-    assert info.actual_status == "running"
+    assert (info.state, info.status) == (InstanceState.RUNNING, "running")
     assert (info.ssh_host, info.ssh_port) == ("ssh4.example.invalid", 41234)
     assert info.gpu_ram_mb == 24564
     assert info.cpu_ram_mb == 64000
@@ -64,7 +66,8 @@ async def test_show_reads_a_loading_instance_with_nulls(
     fake_vast.add_instance(5, actual_status=None, ssh_host=None, ssh_port=None, gpu_util=None)
     info = await vast.show("5")
     assert info is not None
-    assert info.actual_status is None and info.ssh_host is None and info.gpu_util_pct is None
+    assert info.state is InstanceState.LOADING and info.status is None
+    assert info.ssh_host is None and info.gpu_util_pct is None
 
 
 @pytest.mark.parametrize("gone_answer", ["404", "null", "empty"])
@@ -86,19 +89,57 @@ async def test_destroy_removes_the_instance_and_a_second_destroy_is_quiet(
     assert [r.method for r in fake_vast.requests] == ["DELETE", "GET", "DELETE"]
 
 
-async def test_stop_and_label_put_the_vast_json(fake_vast: FakeVast, vast: VastProvider) -> None:
+async def test_label_puts_the_vast_json(fake_vast: FakeVast, vast: VastProvider) -> None:
     fake_vast.add_instance(8)
     await vast.label("8", "llama-ft")
-    await vast.stop("8")
-    assert [r.body for r in fake_vast.calls("PUT")] == [{"label": "llama-ft"}, {"state": "stopped"}]
+    assert [r.body for r in fake_vast.calls("PUT")] == [{"label": "llama-ft"}]
     info = await vast.show("8")
-    assert info is not None and (info.label, info.actual_status) == ("llama-ft", "stopped")
+    assert info is not None and info.label == "llama-ft"
 
 
-async def test_stop_of_a_missing_instance_is_a_permanent_error(vast: VastProvider) -> None:
+async def test_label_of_a_missing_instance_is_a_permanent_error(vast: VastProvider) -> None:
     with pytest.raises(ProviderError) as caught:
-        await vast.stop("404")
+        await vast.label("404", "llama-ft")
     assert caught.value.permanent and caught.value.status == 404
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (None, InstanceState.LOADING),
+        ("created", InstanceState.LOADING),
+        ("loading", InstanceState.LOADING),
+        ("running", InstanceState.RUNNING),
+        ("stopped", InstanceState.STOPPED),
+        ("exited", InstanceState.LOST),
+        ("unknown", InstanceState.LOST),
+        ("offline", InstanceState.LOST),
+        ("destroyed", InstanceState.GONE),
+        ("a-status-from-2030", InstanceState.UNKNOWN),
+    ],
+)
+def test_vast_statuses_map_to_one_provider_neutral_state(
+    status: str | None, state: InstanceState
+) -> None:
+    assert vast_state(status) is state
+
+
+@pytest.mark.parametrize("instance_id", ["", "12a", "-1", "1234567890123", "12\n", "١٢٣", "../1"])
+def test_only_vast_instance_ids_pass_its_check(vast: VastProvider, instance_id: str) -> None:
+    assert vast.id_problem(instance_id) is not None
+    assert vast.id_problem("4242") is None and vast.id_problem("123456789012") is None
+
+
+async def test_a_non_vast_id_is_refused_before_any_request(
+    fake_vast: FakeVast, vast: VastProvider
+) -> None:
+    with pytest.raises(ProviderError, match="not a Vast instance id") as caught:
+        await vast.show("12\n")
+    assert caught.value.permanent and fake_vast.requests == []
+
+
+def test_the_console_is_vasts(vast: VastProvider) -> None:
+    assert vast.console_url("4242") == "https://cloud.vast.ai/instances/"
 
 
 async def test_it_backs_off_on_429_and_5xx_honouring_retry_after(

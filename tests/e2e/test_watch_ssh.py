@@ -17,7 +17,7 @@ import pytest
 from core.config import CadenceConfig, Config, RunConfig, ThresholdsConfig, WatcherConfig
 from core.console import ConsoleNotifier
 from core.launch import launch, plan_launch, pynvml_source
-from core.models import InstanceInfo, RunRecord
+from core.models import InstanceInfo, InstanceState, RunRecord
 from core.providers import RecordingProvider
 from core.runtime import utc_now
 from core.service import Service
@@ -81,7 +81,7 @@ def provider_for(sshd: SshdServer) -> RecordingProvider:
         [
             InstanceInfo(
                 id=INSTANCE,
-                actual_status="running",
+                state=InstanceState.RUNNING,
                 ssh_host=sshd.host,
                 ssh_port=sshd.port,
                 dph_total=1.5,
