@@ -1,5 +1,10 @@
 """`assess`: one check's health, findings and recovery action, from data and `now` alone.
 
+Called by core.decide.decide (the watcher's check and the detection bench) and nowhere else;
+its rules live in core.hard_rules (the supervisor dead, a silent trainer, a retry, a
+traceback), core.soft_rules (soft signals) and core.silence; next_check_s turns its cadence
+into the next interval.
+
 Each rule is a small function returning a Finding or None. Lasting *conditions* open an alert
 keyed by (run, condition) and close with one recovery message; one-shot *events* (a retry, a
 traceback in a live attempt, a stall kill, the terminal state) are messages with a dedupe key.
@@ -11,15 +16,23 @@ while the trainer hangs) going stale means the supervisor is dead; the trainer's
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from core.cadence import CadencePolicy, advance, next_interval
-from core.findings import Finding, Health, Thresholds, age_s, silent_since
+from core.findings import Finding, Health, Thresholds
+from core.hard_rules import ERROR_MARKERS as ERROR_MARKERS
+from core.hard_rules import (
+    dead_reason,
+    heartbeat_streak,
+    invalid_state,
+    retry_event,
+    sample_of,
+    silent_trainer,
+    traceback_event,
+)
 from core.memory import MAX_ANNOUNCED, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.silence import Silence, judge_silence, tree_busy, used_gpus
 from core.soft_rules import SOFT_RULES, keeps_alert_mode, update_baseline
 from core.soft_rules import suspect as soft_suspect
 from core.soft_rules import unjudged as soft_unjudged
@@ -78,14 +91,7 @@ class Assessment:
         return tuple(f for f in self.findings if f.event)
 
 
-EXPLAINED_SILENCE_S = 120.0
 UNREACHABLE_RECHECK_S = 150.0
-
-ERROR_MARKERS = re.compile(
-    r"Traceback \(most recent call last\)|^[\w.]*(Error|Exception): |CUDA error|"
-    r"Segmentation fault|core dumped|NCCL (error|WARN .*timeout)",
-    re.MULTILINE,
-)
 
 
 def assess(
@@ -100,35 +106,12 @@ def assess(
     state = probe.state
     memory = replace(memory, unreachable_streak=0)
     if state is None:
-        finding = _invalid_state(memory, probe, t, now)
+        finding = invalid_state(memory, probe, t, now)
         sample = Sample(at=probe.at, reachable=True)
         found = (finding,) if finding else ()
         return _finish(memory.with_sample(sample), found, policy, None, alerting=alerting)
 
-    gpu_util = _mean_util(probe)
-    used = [g for g in used_gpus(probe) if g.util_pct is not None]
-    lowest = min(used, key=lambda g: g.util_pct or 0.0) if used else None
-    silent_s = age_s(probe.at, silent_since(state, memory))
-    busy = tree_busy(state, probe, t)
-    sample = Sample(
-        at=probe.at,
-        reachable=True,
-        status=state.status.value,
-        attempt=state.attempt,
-        step=state.step,
-        last_output_at=state.last_output_at,
-        gpu_util_pct=gpu_util,
-        throughput=state.throughput,
-        gpu_min_pct=None if lowest is None else lowest.util_pct,
-        gpu_min_index=None if lowest is None or len(used) < 2 else lowest.index,
-        tree_busy=busy,
-        # silent while the tree computes or moves bytes: loading, compiling, saving
-        explained_idle=bool(busy)
-        and silent_s is not None
-        and silent_s >= min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
-        and lowest is not None
-        and (lowest.util_pct or 0.0) < t.gpu_low_pct,
-    )
+    sample = sample_of(state, probe, memory, t)
     previous = memory.samples
     memory = memory.with_sample(sample)
     if state.status.terminal:
@@ -136,57 +119,38 @@ def assess(
             Event.TERMINAL.key(state.status.value), f"run {state.status.value}", event=True
         )
         return _finish(memory, (event,), policy, state, terminal=True, alerting=alerting)
+    return _assess_live(memory, previous, sample, probe, state, policy, alerting)
 
+
+def _assess_live(
+    memory: Memory,
+    previous: tuple[Sample, ...],
+    sample: Sample,
+    probe: ProbeSnapshot,
+    state: SupervisorState,
+    policy: Policy,
+    alerting: bool,
+) -> Assessment:
+    """The rules of a live run (not terminal), its sample already in `memory`."""
+    t = policy.thresholds
     findings: list[Finding] = []
     # Attempt 2+ at the very first check is a retry too (a missing module fails in seconds).
     new_attempt = state.attempt > max(memory.attempt_seen, 1)
     if new_attempt:
-        findings.append(_retry_event(state))
+        findings.append(retry_event(state))
     if state.attempt > memory.attempt_seen:
         memory = replace(memory, attempt_seen=state.attempt, attempt_seen_at=probe.at)
-
-    stale = _heartbeat_stale(state, probe, t)
-    memory = replace(
-        memory, heartbeat_stale_streak=memory.heartbeat_stale_streak + 1 if stale else 0
-    )
+    memory, stale = heartbeat_streak(memory, state, probe, t)
     if stale and memory.heartbeat_stale_streak >= t.stale_checks:
-        findings.append(Finding(Condition.SUPERVISOR_DEAD, _dead_reason(state, probe)))
-
-    kill: int | None = None
-    # Only an attempt already seen by an earlier check can be judged silent: a fresh attempt
-    # still carries the previous attempt's last_output_at until its trainer prints.
-    seen_before = any(s.attempt == state.attempt and s.reachable for s in previous)
-    silence = (
-        judge_silence(state, probe, silent_since(state, memory), t)
-        if seen_before
-        else Silence(None)
-    )
-    stall = silence.reason if silence.kind is Condition.STALL else None
-    hang = silence.kind is Condition.HANG
-    if hang:
-        findings.append(Finding(Condition.HANG, silence.reason, since=silent_since(state, memory)))
-    if stall:
-        if state.attempt not in memory.stall_kills and len(memory.stall_kills) < t.max_stall_kills:
-            kill = state.attempt
-            memory = replace(memory, stall_kills=(*memory.stall_kills, state.attempt))
-            findings.append(
-                Finding(
-                    Event.STALL_KILL.key(state.attempt),
-                    f"{stall}; killing attempt to retry",
-                    event=True,
-                )
-            )
-        else:
-            findings.append(
-                Finding(Condition.STALL, f"{stall}; already recovered once, needs a human")
-            )
-
-    traceback = _traceback_event(probe, state)
+        findings.append(Finding(Condition.SUPERVISOR_DEAD, dead_reason(state, probe)))
+    silent = silent_trainer(memory, previous, probe, state, t)
+    memory = silent.memory
+    findings.extend(silent.findings)
+    traceback = traceback_event(probe, state)
     if traceback and not new_attempt and state.status is not RunStatus.RETRYING:
         # a failed attempt the supervisor is retrying is reported once, as the retry
         findings.append(traceback)
-
-    if not stall and not stale and not hang:
+    if not silent.stall and not stale and not silent.hang:
         for rule in SOFT_RULES:
             soft = rule(state, probe, previous, sample, memory, t)
             if soft:
@@ -194,16 +158,14 @@ def assess(
     unjudged = soft_unjudged(state, sample, memory)
     suspect = soft_suspect(state, sample, memory, t) and not any(f.soft for f in findings)
     memory = update_baseline(memory, state, t)
+    kill = silent.kill
+    found = tuple(findings)
     assessment = _finish(
-        memory,
-        tuple(findings),
-        policy,
-        state,
-        kill=kill,
-        new_attempt=new_attempt,
-        alerting=alerting,
+        memory, found, policy, state, kill=kill, new_attempt=new_attempt, alerting=alerting
     )
-    return replace(assessment, unjudged=unjudged, suspect=suspect, recheck_s=silence.recheck_s)
+    return replace(
+        assessment, unjudged=unjudged, suspect=suspect, recheck_s=silent.silence.recheck_s
+    )
 
 
 def _finish(
@@ -271,53 +233,6 @@ def _first_failure(memory: Memory, now: datetime) -> datetime:
             break
         first = sample.at
     return first
-
-
-def _invalid_state(
-    memory: Memory, probe: ProbeSnapshot, t: Thresholds, now: datetime
-) -> Finding | None:
-    error = probe.state_error or "state.json missing"
-    young = (now - memory.launched_at).total_seconds() < t.heartbeat_stale_s
-    if young and "missing" in error:
-        return None  # the supervisor has not written its first state yet
-    return Finding(Condition.INVALID_STATE, f"cannot read the supervisor's state: {error}")
-
-
-def _mean_util(probe: ProbeSnapshot) -> float | None:
-    gpus = probe.gpus or (probe.state.gpus if probe.state else ())
-    utils = [g.util_pct for g in gpus if g.util_pct is not None]
-    return sum(utils) / len(utils) if utils else None
-
-
-def _heartbeat_stale(state: SupervisorState, probe: ProbeSnapshot, t: Thresholds) -> bool:
-    age = age_s(probe.at, state.heartbeat_at or state.started_at)
-    return age is not None and age > t.heartbeat_stale_s
-
-
-def _dead_reason(state: SupervisorState, probe: ProbeSnapshot) -> str:
-    age = age_s(probe.at, state.heartbeat_at) or 0.0
-    return f"supervisor dead: no heartbeat for {age:.0f}s (pid {state.pid})"
-
-
-def _retry_event(state: SupervisorState) -> Finding:
-    failure = state.last_failure
-    cause = f"{failure.label} (exit {failure.exit_code})" if failure else "unknown cause"
-    fixes = [f for f in state.fixes if f.attempt == state.attempt - 1] or list(state.fixes[-1:])
-    fix = f"; a fix was applied ({'ok' if fixes[-1].ok else 'failed'})" if fixes else ""
-    reason = f"attempt {state.attempt}/{state.max_attempts} started after {cause}{fix}"
-    quote = f"fix applied: {fixes[-1].action}" if fixes else None
-    return Finding(Event.ATTEMPT.key(state.attempt), reason, event=True, quote=quote)
-
-
-def _traceback_event(probe: ProbeSnapshot, state: SupervisorState) -> Finding | None:
-    if probe.log is None or not probe.log.text:
-        return None
-    match = ERROR_MARKERS.search(probe.log.text)
-    if match is None:
-        return None
-    line = probe.log.text[match.start() :].splitlines()[0][:200]
-    reason = "error marker in the log (quoted below)"
-    return Finding(Event.TRACEBACK.key(state.attempt), reason, event=True, quote=line)
 
 
 def next_check_s(

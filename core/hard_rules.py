@@ -1,0 +1,163 @@
+"""The hard rules of `assess` (core.rules): the check's sample, a supervisor whose heartbeat
+went stale, a silent trainer judged stalled (one recovery kill per attempt) or hung, a new
+attempt (a retry), and a traceback in new log text. Each is a small pure function of the
+probe, the run's memory and the thresholds; only core.rules.assess calls them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from core.findings import Finding, Thresholds, age_s, silent_since
+from core.memory import Memory, Sample
+from core.protocol import ProbeSnapshot, SupervisorState
+from core.silence import Silence, judge_silence, tree_busy, used_gpus
+from core.vocab import Condition, Event
+
+EXPLAINED_SILENCE_S = 120.0
+
+ERROR_MARKERS = re.compile(
+    r"Traceback \(most recent call last\)|^[\w.]*(Error|Exception): |CUDA error|"
+    r"Segmentation fault|core dumped|NCCL (error|WARN .*timeout)",
+    re.MULTILINE,
+)
+
+
+def sample_of(
+    state: SupervisorState, probe: ProbeSnapshot, memory: Memory, t: Thresholds
+) -> Sample:
+    """What this check keeps of a readable state (memory.samples)."""
+    gpu_util = mean_util(probe)
+    used = [g for g in used_gpus(probe) if g.util_pct is not None]
+    lowest = min(used, key=lambda g: g.util_pct or 0.0) if used else None
+    silent_s = age_s(probe.at, silent_since(state, memory))
+    busy = tree_busy(state, probe, t)
+    return Sample(
+        at=probe.at,
+        reachable=True,
+        status=state.status.value,
+        attempt=state.attempt,
+        step=state.step,
+        last_output_at=state.last_output_at,
+        gpu_util_pct=gpu_util,
+        throughput=state.throughput,
+        gpu_min_pct=None if lowest is None else lowest.util_pct,
+        gpu_min_index=None if lowest is None or len(used) < 2 else lowest.index,
+        tree_busy=busy,
+        # silent while the tree computes or moves bytes: loading, compiling, saving
+        explained_idle=bool(busy)
+        and silent_s is not None
+        and silent_s >= min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
+        and lowest is not None
+        and (lowest.util_pct or 0.0) < t.gpu_low_pct,
+    )
+
+
+def heartbeat_streak(
+    memory: Memory, state: SupervisorState, probe: ProbeSnapshot, t: Thresholds
+) -> tuple[Memory, bool]:
+    """Whether the supervisor's heartbeat is stale now, with the streak of stale checks."""
+    stale = heartbeat_stale(state, probe, t)
+    streak = memory.heartbeat_stale_streak + 1 if stale else 0
+    return replace(memory, heartbeat_stale_streak=streak), stale
+
+
+@dataclass(frozen=True, slots=True)
+class SilentTrainer:
+    """The silent-trainer verdict of one check: its findings, the memory with a recovery kill
+    recorded, the attempt to kill (if any), the stall reason and whether it is a hang."""
+
+    memory: Memory
+    findings: tuple[Finding, ...]
+    silence: Silence
+    kill: int | None
+    stall: str | None
+    hang: bool
+
+
+def silent_trainer(
+    memory: Memory,
+    previous: tuple[Sample, ...],
+    probe: ProbeSnapshot,
+    state: SupervisorState,
+    t: Thresholds,
+) -> SilentTrainer:
+    # Only an attempt already seen by an earlier check can be judged silent: a fresh attempt
+    # still carries the previous attempt's last_output_at until its trainer prints.
+    seen_before = any(s.attempt == state.attempt and s.reachable for s in previous)
+    silence = (
+        judge_silence(state, probe, silent_since(state, memory), t)
+        if seen_before
+        else Silence(None)
+    )
+    stall = silence.reason if silence.kind is Condition.STALL else None
+    hang = silence.kind is Condition.HANG
+    findings: list[Finding] = []
+    kill: int | None = None
+    if hang:
+        findings.append(Finding(Condition.HANG, silence.reason, since=silent_since(state, memory)))
+    if stall:
+        if state.attempt not in memory.stall_kills and len(memory.stall_kills) < t.max_stall_kills:
+            kill = state.attempt
+            memory = replace(memory, stall_kills=(*memory.stall_kills, state.attempt))
+            findings.append(
+                Finding(
+                    Event.STALL_KILL.key(state.attempt),
+                    f"{stall}; killing attempt to retry",
+                    event=True,
+                )
+            )
+        else:
+            findings.append(
+                Finding(Condition.STALL, f"{stall}; already recovered once, needs a human")
+            )
+    return SilentTrainer(memory, tuple(findings), silence, kill, stall, hang)
+
+
+def invalid_state(
+    memory: Memory, probe: ProbeSnapshot, t: Thresholds, now: datetime
+) -> Finding | None:
+    error = probe.state_error or "state.json missing"
+    young = (now - memory.launched_at).total_seconds() < t.heartbeat_stale_s
+    if young and "missing" in error:
+        return None  # the supervisor has not written its first state yet
+    return Finding(Condition.INVALID_STATE, f"cannot read the supervisor's state: {error}")
+
+
+def mean_util(probe: ProbeSnapshot) -> float | None:
+    gpus = probe.gpus or (probe.state.gpus if probe.state else ())
+    utils = [g.util_pct for g in gpus if g.util_pct is not None]
+    return sum(utils) / len(utils) if utils else None
+
+
+def heartbeat_stale(state: SupervisorState, probe: ProbeSnapshot, t: Thresholds) -> bool:
+    age = age_s(probe.at, state.heartbeat_at or state.started_at)
+    return age is not None and age > t.heartbeat_stale_s
+
+
+def dead_reason(state: SupervisorState, probe: ProbeSnapshot) -> str:
+    age = age_s(probe.at, state.heartbeat_at) or 0.0
+    return f"supervisor dead: no heartbeat for {age:.0f}s (pid {state.pid})"
+
+
+def retry_event(state: SupervisorState) -> Finding:
+    failure = state.last_failure
+    cause = f"{failure.label} (exit {failure.exit_code})" if failure else "unknown cause"
+    fixes = [f for f in state.fixes if f.attempt == state.attempt - 1] or list(state.fixes[-1:])
+    fix = f"; a fix was applied ({'ok' if fixes[-1].ok else 'failed'})" if fixes else ""
+    reason = f"attempt {state.attempt}/{state.max_attempts} started after {cause}{fix}"
+    quote = f"fix applied: {fixes[-1].action}" if fixes else None
+    return Finding(Event.ATTEMPT.key(state.attempt), reason, event=True, quote=quote)
+
+
+def traceback_event(probe: ProbeSnapshot, state: SupervisorState) -> Finding | None:
+    if probe.log is None or not probe.log.text:
+        return None
+    match = ERROR_MARKERS.search(probe.log.text)
+    if match is None:
+        return None
+    line = probe.log.text[match.start() :].splitlines()[0][:200]
+    reason = "error marker in the log (quoted below)"
+    return Finding(Event.TRACEBACK.key(state.attempt), reason, event=True, quote=line)
