@@ -13,7 +13,7 @@ import pytest
 from core.cadence import Phase
 from core.decide import CheckDecision, CheckPolicy, ProviderAnswer, decide, memory_of
 from core.exit_plan import DEADLINE, LOST
-from core.models import InstanceInfo, OpenAlert, RunRecord
+from core.models import InstanceInfo, InstanceState, OpenAlert, RunRecord
 from core.rules import Observation
 from tests.core.builders import (
     IDLE_TREE,
@@ -29,8 +29,8 @@ from tests.core.builders import (
 
 Step = tuple[Observation, ProviderAnswer | None]
 GONE = ProviderAnswer(None)  # the provider's clear word: no such instance
-EXITED = ProviderAnswer(InstanceInfo(id="4242", actual_status="exited"))
-STOPPED = ProviderAnswer(InstanceInfo(id="4242", actual_status="stopped"))
+EXITED = ProviderAnswer(InstanceInfo(id="4242", state=InstanceState.LOST, status="exited"))
+STOPPED = ProviderAnswer(InstanceInfo(id="4242", state=InstanceState.STOPPED, status="stopped"))
 PROVIDER_DOWN = ProviderAnswer(None, "HTTP 502 from the provider")
 ANY = -1.0  # the interval is not what the case is about
 KEEP_ON_FAIL = CheckPolicy(destroy_on_fail=False)

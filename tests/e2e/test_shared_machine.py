@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from core.config import CadenceConfig, Config, RunConfig, ThresholdsConfig, WatcherConfig
 from core.launch import launch, plan_launch
-from core.models import InstanceInfo, MessageKind, OutboundMessage, RunRecord
+from core.models import InstanceInfo, InstanceState, MessageKind, OutboundMessage, RunRecord
 from core.providers import RecordingProvider
 from core.runtime import utc_now
 from core.service import Service
@@ -90,7 +90,7 @@ async def test_eight_runs_on_one_endpoint_are_each_torn_down_within_seconds_of_t
         [
             InstanceInfo(
                 id=run.instance_id or "",
-                actual_status="running",
+                state=InstanceState.RUNNING,
                 ssh_host=sshd.host,
                 ssh_port=sshd.port,
                 dph_total=1.0,
