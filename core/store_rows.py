@@ -15,6 +15,7 @@ from typing import Any
 
 from core.models import OpenAlert, OutboundMessage, RunRecord
 
+TEXT_MAX = 500  # audit text and delivery errors are cut to this many characters
 RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
 RUN_TIMES = frozenset(
     {"launched_at", "deadline_at", "muted_until", "last_check_at", "next_check_at"}
