@@ -57,6 +57,11 @@ class Teardown:
 
 
 @dataclass(frozen=True, slots=True)
+class Keep:
+    run: str
+
+
+@dataclass(frozen=True, slots=True)
 class Mute:
     run: str
     seconds: int
@@ -68,15 +73,20 @@ class Extend:
     seconds: int
 
 
-Command = Runs | Help | Status | Kill | Teardown | Mute | Extend
+Command = Runs | Help | Status | Kill | Teardown | Keep | Mute | Extend
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "runs": ("/runs", "every run: status line, cost so far, muted"),
+    "runs": ("/runs", "kept instances first, then every run: status line, cost so far"),
     "status": ("/status RUN", "status line, last log lines, cadence, next check"),
     "kill": ("/kill RUN", "stop the run (no retry), after a confirmation"),
     "teardown": ("/teardown RUN", "destroy the run's instance, after a confirmation"),
+    "keep": ("/keep RUN", "keep an instance left after its run ended: no more reminders"),
     "mute": ("/mute RUN DURATION", f"silence soft alerts (at most {MUTE.max_s // 3600}h)"),
-    "extend": ("/extend RUN DURATION", "push the deadline, e.g. 90m, 2h, 1h30m, 1d"),
+    "extend": (
+        "/extend RUN DURATION",
+        "push the deadline, and raise max_cost by DURATION at the hourly price "
+        "(2h at $0.50/h adds $1.00), e.g. 90m, 2h, 1h30m, 1d",
+    ),
     "help": ("/help", "this list"),
 }
 
@@ -138,6 +148,8 @@ def _build(name: str, args: list[str]) -> Command:
         return Kill(run)
     if name == "teardown":
         return Teardown(run)
+    if name == "keep":
+        return Keep(run)
     if name == "mute":
         return Mute(run, parse_duration(args[1], MUTE))
     return Extend(run, parse_duration(args[1], EXTEND))

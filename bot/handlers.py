@@ -14,6 +14,7 @@ from bot.commands import (
     Command,
     Extend,
     Help,
+    Keep,
     Kill,
     Mute,
     Runs,
@@ -27,7 +28,7 @@ from bot.commands import (
 from bot.confirm import Action, Confirmations, PendingAction, confirm_keyboard, parse_callback
 from bot.render import esc, fmt_at, fmt_usd, render_runs, render_status
 from core.errors import AmbiguousRun, SleepwatchError, UnknownRun
-from core.models import RunView
+from core.models import Extension, RunView
 from core.ports import Clock, Control
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,15 @@ def price_text(view: RunView) -> str:
         return "hourly price unknown"
     spent = f", {fmt_usd(view.cost_usd)} so far" if view.cost_usd is not None else ""
     return f"{fmt_usd(view.dph_total)}/h{spent}"
+
+
+def extension_text(name: str, moved: Extension, now: datetime) -> str:
+    parts = []
+    if moved.deadline_at is not None:
+        parts.append(f"Deadline of {esc(name)} is now {fmt_at(moved.deadline_at, now)}.")
+    if moved.cost_limit_usd is not None:
+        parts.append(f"max_cost of {esc(name)} is now {fmt_usd(moved.cost_limit_usd)}.")
+    return " ".join(parts) or f"Nothing to extend for {esc(name)}."
 
 
 def confirm_prompt(action: str, view: RunView) -> str:
@@ -145,8 +155,11 @@ class ChatCommands:
                 return f"Soft alerts of {esc(name)} muted until {fmt_at(until, now)}.", None
             case Extend(run, seconds):
                 name = await self._resolve(run)
-                deadline = await self._control.extend(name, seconds, now)
-                return f"Deadline of {esc(name)} is now {fmt_at(deadline, now)}.", None
+                moved = await self._control.extend(name, seconds, now)
+                return extension_text(name, moved, now), None
+            case Keep(run):
+                name = await self._resolve(run)
+                return esc(await self._control.keep(name, now)), None
             case Kill(run):
                 return await self._ask("kill", await self._resolve(run), chat_id, user_id, now)
             case Teardown(run):

@@ -119,9 +119,15 @@ def render_message(message: OutboundMessage, limit: int = TELEGRAM_LIMIT) -> str
 def run_lines(view: RunView, now: datetime) -> list[str]:
     """Plain text: the status line, then one line of what else a human wants to know."""
     facts = ["live" if view.live else "ended"]
+    if view.kept:
+        facts.insert(0, "KEPT: instance still billing (/teardown or /keep)")
     if view.cost_usd is not None:
         rate = f" at {fmt_usd(view.dph_total)}/h" if view.dph_total is not None else ""
         facts.append(f"{fmt_usd(view.cost_usd)} so far{rate}")
+    if view.projected_usd is not None:
+        facts.append(f"~{fmt_usd(view.projected_usd)} projected to the last step")
+    if view.live and view.cost_limit_usd is not None:
+        facts.append(f"max_cost {fmt_usd(view.cost_limit_usd)}")
     if view.muted_until is not None and view.muted_until > now:
         facts.append(f"muted until {fmt_at(view.muted_until, now)}")
     if view.live and view.deadline_at is not None:
@@ -132,17 +138,20 @@ def run_lines(view: RunView, now: datetime) -> list[str]:
 
 
 def runs_text_lines(views: Sequence[RunView], now: datetime) -> list[str]:
-    ordered = sorted(views, key=lambda v: not v.live)  # stable: keeps the newest-first order
+    # kept instances (billing after their run ended) first, then live runs; stable: newest first
+    ordered = sorted(views, key=lambda v: (not v.kept, not v.live))
     return [line for view in ordered for line in run_lines(view, now)]
 
 
 def runs_title(views: Sequence[RunView]) -> str:
     live = sum(1 for v in views if v.live)
-    return f"Runs: {live} live, {len(views) - live} ended" if views else "No runs yet"
+    kept = sum(1 for v in views if v.kept)
+    billing = f", {kept} kept instance{'s' if kept > 1 else ''} billing" if kept else ""
+    return f"Runs: {live} live, {len(views) - live} ended{billing}" if views else "No runs yet"
 
 
 def render_runs(views: Sequence[RunView], now: datetime, limit: int = TELEGRAM_LIMIT) -> str:
-    """The /runs answer: live runs first, cost so far, muted-until."""
+    """The /runs answer: kept instances first, then live runs, cost so far and projected."""
     head = f"<b>{esc(runs_title(views))}</b>"
     if not views:
         return head

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 from bot.render import runs_text_lines, runs_title
+from core.kept import is_kept
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.ports import Control
 
@@ -26,8 +27,8 @@ def last_active_at(run: RunRecord) -> datetime:
 
 
 def summary_due(runs: Sequence[RunRecord], now: datetime) -> bool:
-    """True when some run is live or was active in the last 24 h."""
-    return any(r.live or now - last_active_at(r) <= QUIET_AFTER for r in runs)
+    """True when some run is live, keeps an instance billing, or was active in the last 24 h."""
+    return any(r.live or is_kept(r) or now - last_active_at(r) <= QUIET_AFTER for r in runs)
 
 
 def summary_key(now: datetime, tz: tzinfo) -> str:

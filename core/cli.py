@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -19,6 +21,7 @@ from core.durations import EXTEND
 from core.errors import SleepwatchError
 from core.health import read_heartbeat
 from core.launch import launch, plan_launch
+from core.ping import Pinger
 from core.ports import Notifier
 from core.runtime import (
     ChatFrontend,
@@ -28,6 +31,7 @@ from core.runtime import (
     serve_lock,
     utc_now,
 )
+from core.sdnotify import SdNotifier
 from core.service import Service, log_if_failed
 
 DEFAULT_CONFIG = "sleepwatch.toml"
@@ -44,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("gate", "run the run-first gate against the instance"),
         ("kill", "stop the run (no retry)"),
         ("teardown", "destroy the run's instance now"),
+        ("keep", "keep an instance left after its run ended: no more reminders"),
     ):
         sub.add_parser(name, help=text).add_argument("run")
     launch_cmd = sub.add_parser("launch", help="gate, upload and start the supervisor")
@@ -53,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--replace", action="store_true", help="relaunch a run that is still being watched"
     )
     sub.add_parser("runs", help="one status line per run")
-    extend = sub.add_parser("extend", help="push the run's deadline")
+    extend = sub.add_parser(
+        "extend",
+        help="push the run's deadline and raise its max_cost by DURATION at the hourly price",
+    )
     extend.add_argument("run")
     extend.add_argument("duration", help="e.g. 90m, 2h, 1h30m, 1d (a bare number is minutes)")
     sub.add_parser("health", help="exit 0 while a serve loop is alive (container HEALTHCHECK)")
@@ -81,7 +89,7 @@ def main(argv: Sequence[str] | None = None, *, frontend: ChatFrontend | None = N
         )
         if args.command == "health":
             return health(config, utc_now())
-        return asyncio.run(dispatch(args, config, Secrets(), frontend))
+        return asyncio.run(dispatch(args, config, Secrets.load(os.environ), frontend))
     except SleepwatchError as exc:
         print(f"sleepwatch: {exc}", file=sys.stderr)
         return 2
@@ -136,6 +144,8 @@ async def dispatch(
             heartbeat_s=config.watcher.heartbeat,
             reload_config=lambda: load_config(args.config),
             config_source=str(args.config),
+            pinger=_pinger(secrets, stack) if args.command == "serve" else None,
+            sd=SdNotifier.from_environ(os.environ) if args.command == "serve" else None,
         )
         if args.command == "serve":
             return await serve(service, frontend if notifier else None)
@@ -147,7 +157,13 @@ async def dispatch(
         if args.command == "runs":
             for view in await control.list_runs(now):
                 cost = f" ${view.cost_usd:.2f}" if view.cost_usd is not None else ""
-                print(f"{view.status_line}{cost}")
+                projected = (
+                    f" (~${view.projected_usd:.2f} projected)"
+                    if view.projected_usd is not None
+                    else ""
+                )
+                kept = " KEPT: still billing" if view.kept else ""
+                print(f"{view.status_line}{cost}{projected}{kept}")
             return 0
         name = await control.resolve(args.run)
         if args.command == "check":
@@ -161,9 +177,22 @@ async def dispatch(
             print(await control.teardown(name))
             await service.sender.drain_once()
         elif args.command == "extend":
-            deadline = await control.extend(name, extend_s, now)
-            print(f"{name}: deadline now {deadline:%Y-%m-%d %H:%M} UTC")
+            moved = await control.extend(name, extend_s, now)
+            if moved.deadline_at is not None:
+                print(f"{name}: deadline now {moved.deadline_at:%Y-%m-%d %H:%M} UTC")
+            if moved.cost_limit_usd is not None:
+                print(f"{name}: max_cost now ${moved.cost_limit_usd:.2f}")
+        elif args.command == "keep":
+            print(await control.keep(name, now))
         return 0
+
+
+def _pinger(secrets: Secrets, stack: AsyncExitStack) -> Pinger | None:
+    if secrets.ping_url is None:
+        return None
+    pinger = Pinger(secrets.ping_url.get_secret_value())
+    stack.push_async_callback(pinger.close)
+    return pinger
 
 
 async def launch_or_gate(
@@ -200,6 +229,15 @@ async def serve(service: Service, frontend: ChatFrontend | None) -> int:
     with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
         loop.add_signal_handler(signal.SIGHUP, service.request_reload)
     await service.start()
+    watchdog_s = SdNotifier.watchdog_s(os.environ)
+    if watchdog_s is not None and watchdog_s < 2 * service.heartbeat_s:
+        logging.getLogger(__name__).warning(
+            "WatchdogSec (%.0f s) is under twice [watcher] heartbeat (%.0f s): systemd may "
+            "restart a healthy serve",
+            watchdog_s,
+            service.heartbeat_s,
+        )
+    service.sd.ready()
     chat = log_if_failed(asyncio.create_task(frontend.run(service)), "chat") if frontend else None
     waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(service.halted.wait())]
     try:
@@ -211,6 +249,7 @@ async def serve(service: Service, frontend: ChatFrontend | None) -> int:
             chat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await chat
+        service.sd.stopping()
         await service.stop()
     if service.halted.is_set():
         print(f"sleepwatch: stopped: {service.halt_reason}", file=sys.stderr, flush=True)

@@ -10,7 +10,7 @@ core.config_sections, re-exported here.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -66,6 +66,10 @@ class RunConfig(_Strict):
     destroy_on_done: bool = True
     destroy_on_fail: bool = True
     dph_total: float | None = Field(None, ge=0)  # $/h when no provider reports it
+    # USD: warned an hour of spend ahead, then stopped and torn down (/extend raises it)
+    max_cost: float | None = Field(None, gt=0)
+    # an instance left billing after the run ended is reminded this often, until /keep
+    kept_reminder: Annotated[float, BeforeValidator(_to_seconds), Field(gt=0)] = 4 * 3600.0
     cadence: CadenceConfig | None = None
     thresholds: ThresholdsConfig | None = None
     gate: GateConfig | None = None
@@ -199,12 +203,35 @@ def changed_keys(old: RunConfig, new: RunConfig) -> list[str]:
 
 
 class Secrets(BaseSettings):
-    """Secrets, from the environment only. SecretStr keeps them out of repr, logs and errors."""
+    """Secrets, from the environment, or from systemd's credentials (`LoadCredential=`: a file
+    named like the variable in $CREDENTIALS_DIRECTORY; the environment wins), never from the
+    config file. SecretStr keeps them out of repr, logs and errors."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
     telegram_token: SecretStr | None = Field(None, validation_alias="SLEEPWATCH_TELEGRAM_TOKEN")
     vast_api_key: SecretStr | None = Field(None, validation_alias="VAST_API_KEY")
+    # healthchecks.io style: its UUID is a capability, so it is a secret too
+    ping_url: SecretStr | None = Field(None, validation_alias="SLEEPWATCH_PING_URL")
+
+    @field_validator("ping_url")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("SLEEPWATCH_PING_URL must be an http:// or https:// URL")
+        return value
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str]) -> Secrets:
+        """The secrets of this process; raises ConfigError naming the variable at fault."""
+        directory = environ.get("CREDENTIALS_DIRECTORY")
+        try:
+            if directory and Path(directory).is_dir():
+                return cls(_secrets_dir=directory)
+            return cls()
+        except ValidationError as exc:
+            lines = [f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors()[:3]]
+            raise ConfigError("secrets: " + "; ".join(lines)) from None
 
 
 def parse_config(doc: dict[str, Any], *, source: str = "sleepwatch.toml") -> Config:

@@ -76,6 +76,7 @@ class ThresholdsConfig(Strict):
     unreachable_checks: int = Field(2, ge=1)
     resend_after: Seconds = 4 * 3600.0
     max_stall_kills: int = Field(1, ge=0)
+    disk_low_mb: float = Field(10240.0, ge=0)  # free disk on the instance below it: alert; 0: off
     # unset: scaled from stall_after (x1.2, x3, x6), so a faster demo policy stays consistent
     hang_after: Seconds | None = None
     stall_unknown_after: Seconds | None = None
@@ -103,6 +104,7 @@ class ThresholdsConfig(Strict):
             unreachable_checks=self.unreachable_checks,
             resend_after_s=self.resend_after,
             max_stall_kills=self.max_stall_kills,
+            disk_low_mb=self.disk_low_mb,
         )
 
 

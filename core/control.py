@@ -7,11 +7,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from core.config import RunConfig
+from core.cost import cost_limit, estimate
 from core.durations import MUTE
 from core.errors import AmbiguousRun, ProtocolError, SleepwatchError, TransportError, UnknownRun
 from core.exits import REQUESTED
+from core.kept import is_kept
+from core.memory import Memory
 from core.messages import cost_usd
-from core.models import RunRecord, RunView
+from core.models import Extension, RunRecord, RunView
 from core.ports import Clock
 from core.scheduling import CheckScheduler
 from core.store import Store
@@ -54,16 +58,20 @@ class WatcherControl:
         return record
 
     async def list_runs(self, now: datetime) -> list[RunView]:
-        return [self._view(r, now) for r in await self.store.list_runs()]
+        """Kept instances (still billing after their run ended) first, then live runs."""
+        views = [self._view(r, now) for r in await self.store.list_runs()]
+        return sorted(views, key=lambda v: (not v.kept, not v.live))  # stable: newest first
 
     async def view(self, run: str, now: datetime) -> RunView:
         record = await self._record(run)
         return replace(self._view(record, now), tail=await self._tail(record))
 
     def _view(self, record: RunRecord, now: datetime) -> RunView:
-        end = record.torn_down_at or (now if record.live else record.ended_at or now)
+        billing = record.instance_id is not None and record.teardown != "destroyed"
+        end = record.torn_down_at or (now if record.live or billing else record.ended_at or now)
         hours = max(0.0, (end - record.launched_at).total_seconds() / 3600)
         next_at = self.scheduler.next_run_at(record.name) if self.scheduler else None
+        config = self._run_config(record.name)
         return RunView(
             name=record.name,
             live=record.live,
@@ -78,7 +86,16 @@ class WatcherControl:
             next_check_at=next_at or record.next_check_at,
             interval_s=record.interval_s,
             teardown=record.teardown,
+            kept=is_kept(record),
+            projected_usd=_projected(record, now),
+            cost_limit_usd=cost_limit(
+                config.max_cost if config is not None else None, record.cost_extended_usd
+            ),
         )
+
+    def _run_config(self, name: str) -> RunConfig | None:
+        # a Control built without a watcher (a store-only tool) knows no settings
+        return self.watcher.run_config(name) if self.watcher is not None else None
 
     async def _tail(self, record: RunRecord) -> tuple[str, ...]:
         try:
@@ -121,19 +138,66 @@ class WatcherControl:
                 self.scheduler.schedule(run, retry_s)
         return f"{run}: {text}"
 
-    async def extend(self, run: str, seconds: float, now: datetime) -> datetime:
+    async def extend(self, run: str, seconds: float, now: datetime) -> Extension:
         record = await self._record(run)
-        if record.deadline_at is None:
+        config = self._run_config(run)
+        max_cost = config.max_cost if config is not None else None
+        if record.deadline_at is None and max_cost is None:
             raise NoDeadline(run)
-        deadline = max(record.deadline_at, now) + timedelta(seconds=seconds)
-        await self.store.set_human_fields(run, deadline_at=deadline)
-        return deadline
+        deadline = (
+            None
+            if record.deadline_at is None
+            else max(record.deadline_at, now) + timedelta(seconds=seconds)
+        )
+        extended = record.cost_extended_usd
+        if max_cost is not None and record.dph_total is not None:
+            extended += seconds / 3600 * record.dph_total
+        await self.store.set_human_fields(
+            run,
+            deadline_at=deadline if deadline is not None else ...,
+            cost_extended_usd=float(extended),
+        )
+        return Extension(deadline, cost_limit(max_cost, extended))
+
+    async def keep(self, run: str, now: datetime) -> str:
+        record = await self._record(run)
+        if record.instance_id is None:
+            return f"{run} has no cloud instance: nothing is billing"
+        if record.teardown == "destroyed":
+            return f"{run}: instance {record.instance_id} is already destroyed"
+        if record.ended_at is None:
+            return f"{run} is still running: /keep is for an instance left after its run ended"
+        if not is_kept(record):
+            return f"{run}: instance {record.instance_id} was already acknowledged"
+        await self.store.set_human_fields(run, kept_acked_at=now)
+        return (
+            f"{run}: instance {record.instance_id} is kept; no more reminders. It still bills "
+            f"until you /teardown {run}"
+        )
 
     async def mute(self, run: str, seconds: float, now: datetime) -> datetime:
         await self._record(run)
         until = now + timedelta(seconds=MUTE.clamp(seconds))
         await self.store.set_human_fields(run, muted_until=until)
         return until
+
+
+def _projected(record: RunRecord, now: datetime) -> float | None:
+    """The live estimate: spend so far plus the rest of the steps at the recent throughput."""
+    if not record.live or record.ended_at is not None or record.dph_total is None:
+        return None
+    samples = Memory.from_json(record.memory).samples if record.memory else ()
+    last = next((s for s in reversed(samples) if s.step is not None), None)
+    if last is None:
+        return None
+    return estimate(
+        record.dph_total,
+        record.launched_at,
+        now,
+        step=last.step,
+        total_steps=last.total_steps,
+        throughput=last.throughput,
+    ).projected_usd
 
 
 class NoDeadline(SleepwatchError):
@@ -143,6 +207,6 @@ class NoDeadline(SleepwatchError):
 
     def __init__(self, run: str) -> None:
         super().__init__(
-            f"{run} has no deadline (no max_hours): nothing to extend, and it will not be "
-            "torn down for time"
+            f"{run} has no deadline (no max_hours) and no max_cost: nothing to extend, and it "
+            "will not be torn down for time or money"
         )

@@ -8,7 +8,8 @@ commit in one transaction (the run row, the status line, alerts opened/re-sent/c
 messages) and what to do after the commit (kill the attempt, finish the run, tear it down,
 stop watching), plus when to check next. No I/O, no clock, no logging: tests/test_layering.py
 holds it to that. The rules themselves live in core/rules.py (assess), core/deadline.py,
-core/instance.py and core/transitions.py; this module only composes them, once."""
+core/cost.py (max_cost), core/disk.py (low disk), core/instance.py and core/transitions.py;
+this module only composes them, once."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from core.cost import CostVerdict, cost_limit, judge_cost
 from core.deadline import judge_deadline
-from core.exit_plan import DEADLINE, LOST
+from core.disk import DiskVerdict, judge_disk
+from core.exit_plan import COST, DEADLINE, LOST
 from core.instance import instance_finding
-from core.memory import Memory
+from core.memory import MAX_ANNOUNCED, Memory
 from core.messages import alert_message, log_context, recovery_message
 from core.models import CheckCommit, InstanceInfo, OpenAlert, OutboundMessage, RunRecord
 from core.protocol import SupervisorState
@@ -34,11 +37,13 @@ DEFAULT_GRACE_S = 900.0
 @dataclass(frozen=True, slots=True)
 class CheckPolicy:
     """What one run's checks are judged by: the rules' policy, the grace after a deadline
-    before the teardown, and whether a lost instance is torn down (`destroy_on_fail`)."""
+    before the teardown, whether a lost instance is torn down (`destroy_on_fail`), and the
+    run's `max_cost` (USD, before what /extend added; None: no cap)."""
 
     rules: Policy = field(default_factory=Policy)
     deadline_grace_s: float = DEFAULT_GRACE_S
     destroy_on_fail: bool = True
+    max_cost: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +81,16 @@ class CheckDecision:
 
 @dataclass(frozen=True, slots=True)
 class _Outside:
-    """Findings assess cannot see: the provider's and the deadline's."""
+    """Findings assess cannot see: the provider's, the deadline's, the cost cap's and the
+    instance's disk."""
 
     findings: tuple[Finding, ...]
     warned_for: datetime | None  # the deadline the hour-ahead warning has been sent for
     gone_checks: int  # checks in a row: SSH failed and the provider said gone or lost
     teardown: str | None
+    cost_warned_for: float | None = None  # the max_cost limit the warning has been sent for
+    due_at: datetime | None = None  # the deadline or the cost cap, whichever comes first
+    unjudged: frozenset[str] = frozenset()  # no reading: an open alert stays open
 
     @property
     def lasting(self) -> bool:
@@ -101,7 +110,7 @@ def decide(
     """Decide one check of a live run. `instance` is None when the provider was not asked
     (SSH answered, no provider, no instance)."""
     memory = memory_of(record)
-    outside = _outside(record, obs, instance, memory, policy, now)
+    outside = _outside(record, obs, instance, memory, policy, open_alerts, now)
     a = _merge(assess(memory, obs, policy.rules, now, alerting=outside.lasting), outside)
     line = _status_line(record, obs, a)
     terminal = a.health is Health.TERMINAL
@@ -115,7 +124,7 @@ def decide(
         observed=a.state is not None,
         unjudged=a.unjudged,
     )
-    interval = next_check_s(a, policy.rules, now, deadline_at=record.deadline_at)
+    interval = next_check_s(a, policy.rules, now, deadline_at=outside.due_at)
     updated = _updated_record(record, obs, a, line, interval)
     stop = any(f.key == Condition.HOST_KEY for f in a.findings)
     if stop:
@@ -156,6 +165,7 @@ def _outside(
     instance: ProviderAnswer | None,
     memory: Memory,
     policy: CheckPolicy,
+    open_alerts: Mapping[str, OpenAlert],
     now: datetime,
 ) -> _Outside:
     finding, gone_checks = None, 0  # a reachable instance starts the count again
@@ -177,24 +187,70 @@ def _outside(
         warned=record.deadline_at is not None and memory.deadline_warned_for == record.deadline_at,
         grace_s=policy.deadline_grace_s,
     )
+    limit = cost_limit(policy.max_cost, record.cost_extended_usd)
+    cost = (
+        CostVerdict()
+        if ended or limit is None
+        else judge_cost(
+            limit,
+            record.dph_total,
+            record.launched_at,
+            now,
+            warned=memory.cost_warned_for is not None and memory.cost_warned_for == limit,
+        )
+    )
+    disk = _disk(obs, policy, open_alerts) if not ended else DiskVerdict()
     lost = finding is not None and finding.key == Condition.INSTANCE_LOST
-    teardown = DEADLINE if deadline.teardown else LOST if lost and policy.destroy_on_fail else None
+    teardown = (
+        DEADLINE
+        if deadline.teardown
+        else COST
+        if cost.teardown
+        else LOST
+        if lost and policy.destroy_on_fail
+        else None
+    )
+    found = (
+        *((finding,) if finding else ()),
+        *deadline.findings,
+        *cost.findings,
+        *((disk.finding,) if disk.finding else ()),
+    )
+    due = [t for t in (record.deadline_at, cost.cap_at) if t is not None]
     return _Outside(
-        findings=(*((finding,) if finding else ()), *deadline.findings),
+        # an event among them is announced once per key (assess's own are already filtered)
+        findings=tuple(f for f in found if not (f.event and f.key in memory.announced)),
         warned_for=record.deadline_at if deadline.warned else None,
         gone_checks=gone_checks,
         teardown=teardown,
+        cost_warned_for=limit if cost.warned else None,
+        due_at=min(due) if due else None,
+        unjudged=frozenset({Condition.DISK_LOW}) if disk.unjudged else frozenset(),
     )
+
+
+def _disk(
+    obs: Observation, policy: CheckPolicy, open_alerts: Mapping[str, OpenAlert]
+) -> DiskVerdict:
+    free_mb = obs.probe.disk_free_mb if obs.probe is not None else None
+    alerting = Condition.DISK_LOW in open_alerts
+    return judge_disk(free_mb, policy.rules.thresholds.disk_low_mb, alerting=alerting)
 
 
 def _merge(a: Assessment, outside: _Outside) -> Assessment:
     """The outside findings join assess's (its cadence already counted them: `alerting`)."""
+    announced = (*a.memory.announced, *(f.key for f in outside.findings if f.event))
     memory = replace(
-        a.memory, deadline_warned_for=outside.warned_for, instance_gone_checks=outside.gone_checks
+        a.memory,
+        deadline_warned_for=outside.warned_for,
+        instance_gone_checks=outside.gone_checks,
+        cost_warned_for=outside.cost_warned_for,
+        announced=announced[-MAX_ANNOUNCED:],
     )
     health = Health.ALERT if outside.findings and a.health is Health.OK else a.health
     findings = (*a.findings, *outside.findings)
-    return replace(a, findings=findings, memory=memory, health=health)
+    unjudged = a.unjudged | outside.unjudged
+    return replace(a, findings=findings, memory=memory, health=health, unjudged=unjudged)
 
 
 def _status_line(record: RunRecord, obs: Observation, a: Assessment) -> str:

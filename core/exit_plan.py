@@ -11,11 +11,13 @@ from core.vocab import RunStatus, is_terminal
 DEADLINE = "deadline passed"
 LOST = "instance lost"
 REQUESTED = "teardown requested"
+COST = "max_cost reached"
 # How a run torn down before its supervisor ended is recorded (the run row's outcome).
 ENDING_OUTCOMES = {
     DEADLINE: "deadline_passed",
     LOST: "instance_lost",
     REQUESTED: "teardown_requested",
+    COST: "cost_capped",
 }
 RETRY_TEARDOWN_S = 600.0
 

@@ -35,6 +35,7 @@ class Thresholds:
     unreachable_after_s: float = 0.0
     resend_after_s: float = 4 * 3600.0
     max_stall_kills: int = 1
+    disk_low_mb: float = 10240.0  # free disk on the instance below this: an early alert
 
 
 @dataclass(frozen=True, slots=True)

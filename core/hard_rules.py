@@ -40,6 +40,7 @@ def sample_of(
         status=state.status.value,
         attempt=state.attempt,
         step=state.step,
+        total_steps=state.total_steps,
         last_output_at=state.last_output_at,
         gpu_util_pct=gpu_util,
         throughput=state.throughput,

@@ -25,6 +25,7 @@ class Sample:
     status: str | None = None
     attempt: int = 0
     step: int | None = None
+    total_steps: int | None = None  # for /runs' projected cost
     last_output_at: datetime | None = None
     gpu_util_pct: float | None = None
     throughput: float | None = None
@@ -48,6 +49,7 @@ class Memory:
     deadline_warned_for: datetime | None = None  # the deadline the hour-ahead warning was for
     announced: tuple[str, ...] = ()  # event keys already notified, newest last
     instance_gone_checks: int = 0  # checks in a row: SSH failed and the provider said gone/lost
+    cost_warned_for: float | None = None  # the max_cost limit the hour-ahead warning was for
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -87,6 +89,7 @@ class Memory:
             deadline_warned_for=_parse(doc.get("deadline_warned_for")),
             announced=tuple(str(k) for k in doc.get("announced", ())),
             instance_gone_checks=int(doc.get("instance_gone_checks", 0)),
+            cost_warned_for=_float_or_none(doc.get("cost_warned_for")),
         )
 
 
@@ -104,6 +107,7 @@ def _sample_from_json(doc: dict[str, Any]) -> Sample:
         status=doc.get("status"),
         attempt=int(doc.get("attempt", 0)),
         step=doc.get("step"),
+        total_steps=doc.get("total_steps"),
         last_output_at=_parse(doc.get("last_output_at")),
         gpu_util_pct=doc.get("gpu_util_pct"),
         throughput=doc.get("throughput"),
@@ -112,6 +116,10 @@ def _sample_from_json(doc: dict[str, Any]) -> Sample:
         tree_busy=doc.get("tree_busy"),
         explained_idle=bool(doc.get("explained_idle", False)),
     )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -150,6 +150,8 @@ class RunRecord:
     ended_at: datetime | None = None
     outcome: str | None = None  # how it ended: the supervisor's outcome or the watcher's ending
     settings: str | None = None  # the resolved settings it was launched with (JSON)
+    cost_extended_usd: float = 0.0  # what /extend added to the run's max_cost
+    kept_acked_at: datetime | None = None  # /keep: its kept instance is no longer reminded
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,15 @@ class CheckCommit:
 
 
 @dataclass(frozen=True, slots=True)
+class Extension:
+    """What /extend moved: the deadline, and the max_cost limit (raised by the same duration at
+    the run's hourly price). None: the run has no such limit."""
+
+    deadline_at: datetime | None = None
+    cost_limit_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunView:
     """A run as a human command (/runs, /status) shows it."""
 
@@ -197,3 +208,6 @@ class RunView:
     interval_s: float | None = None
     teardown: str | None = None
     tail: tuple[str, ...] = ()
+    kept: bool = False  # ended, its instance left billing and not acknowledged (/keep)
+    projected_usd: float | None = None  # at the current throughput to the last step
+    cost_limit_usd: float | None = None  # max_cost plus what /extend added

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from core.models import ExecResult, InstanceInfo, OutboundMessage, RunView
+from core.models import ExecResult, Extension, InstanceInfo, OutboundMessage, RunView
 
 Clock = Callable[[], datetime]
 """Returns tz-aware UTC now. Edge code reads it once per tick; pure code takes `now`."""
@@ -116,8 +116,14 @@ class Control(Protocol):
         """Destroy the run's instance now (verified), whatever the policy."""
         ...
 
-    async def extend(self, run: str, seconds: float, now: datetime) -> datetime:
-        """Push the deadline (and any pending deadline teardown); returns the new deadline."""
+    async def extend(self, run: str, seconds: float, now: datetime) -> Extension:
+        """Push the deadline (and any pending deadline teardown) by `seconds`, and raise the
+        max_cost limit by `seconds` at the run's hourly price. Raises NoDeadline when the run
+        has neither."""
+        ...
+
+    async def keep(self, run: str, now: datetime) -> str:
+        """Acknowledge an instance left billing after its run ended: no more reminders."""
         ...
 
     async def mute(self, run: str, seconds: float, now: datetime) -> datetime:

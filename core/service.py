@@ -17,10 +17,13 @@ from core.config import Config
 from core.control import WatcherControl
 from core.errors import ConfigError, SleepwatchError
 from core.health import Heartbeat, stderr_line
+from core.kept import DEFAULT_REMINDER_S, reminder_for
 from core.models import RunRecord
 from core.outbox import OutboxSender
+from core.ping import Pinger
 from core.ports import Clock, Notifier, Provider
 from core.scheduling import CheckScheduler
+from core.sdnotify import SdNotifier
 from core.settings import SettingsBook
 from core.store import Store
 from core.waiter import RunWaiter, Sleep, backoff_s
@@ -54,8 +57,12 @@ class Service:
         config_source: str = "the config file",
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        pinger: Pinger | None = None,
+        sd: SdNotifier | None = None,
     ) -> None:
         self.config = config
+        self.pinger = pinger
+        self.sd = sd or SdNotifier(None)
         self.reload_config = reload_config
         self.store = store
         self.clock = clock
@@ -304,7 +311,28 @@ class Service:
         problems = dict(self.problems)
         if self.sender.credentials_refused is not None:
             problems["telegram"] = f"{self.sender.credentials_refused}"
-        await self.heartbeat.beat(problems)
+        found = await self.heartbeat.beat(problems)
+        await self.remind_kept(now)
+        # the loop came round: systemd's watchdog is fed; the outside ping says how it is
+        self.sd.watchdog()
+        if self.pinger is not None:
+            await self.pinger.ping(not found, now)
+
+    async def remind_kept(self, now: datetime) -> None:
+        """Queue the reminders now due for instances left billing after their run ended."""
+        try:
+            records = await self.store.list_runs()
+            for record in records:
+                run = self.config.find_run(record.name)
+                every_s = run.kept_reminder if run is not None else DEFAULT_REMINDER_S
+                reminder = reminder_for(record, now, every_s)
+                if reminder is not None:
+                    await self.store.enqueue(
+                        reminder.message, dedupe_key=reminder.dedupe_key, at=now
+                    )
+                    self._outbox_wake.set()
+        except SleepwatchError as exc:  # a locked or full store: the next beat tries again
+            log.warning("kept-instance reminders: %s", exc)
 
     def halt(self, reason: str) -> None:
         """Ask `serve` to exit (non-zero) with `reason`: said at once, loudly."""

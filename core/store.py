@@ -61,17 +61,24 @@ class Store(OutboxTables):
         *,
         deadline_at: datetime | None | object = ...,
         muted_until: datetime | None | object = ...,
+        cost_extended_usd: float | object = ...,
+        kept_acked_at: datetime | None | object = ...,
     ) -> None:
-        """Change only /extend's and /mute's columns (`...` leaves one as it is)."""
-        changes = {
-            column: value
-            for column, value in (("deadline_at", deadline_at), ("muted_until", muted_until))
-            if value is not ...
-        }
+        """Change only /extend's, /mute's and /keep's columns (`...` leaves one as it is)."""
+        given = (
+            ("deadline_at", deadline_at),
+            ("muted_until", muted_until),
+            ("cost_extended_usd", cost_extended_usd),
+            ("kept_acked_at", kept_acked_at),
+        )
+        changes = {column: value for column, value in given if value is not ...}
         if not changes:
             return
         sets = ", ".join(f"{column} = ?" for column in changes)  # names from the tuple above
-        values = [_ts(v) if isinstance(v, datetime) else None for v in changes.values()]
+        values = [
+            _ts(v) if isinstance(v, datetime) else v if isinstance(v, float) else None
+            for v in changes.values()
+        ]
         async with self._using(f"updating run {name}") as conn:
             await conn.execute(f"UPDATE runs SET {sets} WHERE name = ?", (*values, name))  # noqa: S608
 

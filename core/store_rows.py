@@ -19,7 +19,7 @@ TEXT_MAX = 500  # audit text and delivery errors are cut to this many characters
 RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
 RUN_TIMES = frozenset(
     {"launched_at", "deadline_at", "muted_until", "last_check_at", "next_check_at"}
-    | {"torn_down_at", "ended_at"}
+    | {"torn_down_at", "ended_at", "kept_acked_at"}
 )
 # Only column names taken from RunRecord are formatted in; every value is a parameter.
 # ON CONFLICT ... DO UPDATE rather than INSERT OR REPLACE: a replace deletes the row first,
@@ -29,10 +29,10 @@ UPSERT_RUN = (
     f"VALUES ({', '.join('?' for _ in RUN_COLUMNS)}) ON CONFLICT (name) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "name")
 )
-# Columns a human changes (/extend, /mute) while checks run, and the settings only launch
-# writes: the watcher's own writes of a run row (save_run, commit_check) leave them as stored,
-# so a check that read the row before the command cannot undo it.
-HUMAN_COLUMNS = ("deadline_at", "muted_until", "settings")
+# Columns a human changes (/extend, /mute, /keep) while checks run, and the settings only
+# launch writes: the watcher's own writes of a run row (save_run, commit_check) leave them as
+# stored, so a check that read the row before the command cannot undo it.
+HUMAN_COLUMNS = ("deadline_at", "muted_until", "settings", "cost_extended_usd", "kept_acked_at")
 # A watcher's write made from a row it read before another process changed it is dropped when
 # it would undo that change: a run relaunched since (another launched_at), or a run that ended
 # (a `sleepwatch teardown` from another shell) written back as not ended.

@@ -144,6 +144,8 @@ class Condition(StrEnum):
     DEADLINE = "deadline"
     INSTANCE_LOST = "instance_lost"
     INSTANCE_STOPPED = "instance_stopped"
+    COST_CAP = "cost_cap"  # max_cost reached: the run is stopped and torn down
+    DISK_LOW = "disk_low"  # the instance's free disk under [thresholds] disk_low_mb
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,9 @@ CONDITION_TRAITS: dict[Condition, ConditionTraits] = {
     Condition.DEADLINE: ConditionTraits("deadline passed"),
     Condition.INSTANCE_LOST: ConditionTraits("instance lost"),
     Condition.INSTANCE_STOPPED: ConditionTraits("instance stopped"),
+    Condition.COST_CAP: ConditionTraits("max_cost reached"),
+    # early: the person has hours to act, and a full disk is its own (retried) failure
+    Condition.DISK_LOW: ConditionTraits("disk low", loud=False),
 }
 
 SOFT_CONDITIONS = frozenset(c for c, t in CONDITION_TRAITS.items() if t.soft)
@@ -192,6 +197,8 @@ class Event(StrEnum):
     TRACEBACK = "traceback"  # an error marker in the new log text
     STALL_KILL = "stall_kill"  # the watcher killed a stalled attempt (the supervisor retries)
     DEADLINE_WARNING = "deadline_warning"
+    COST_WARNING = "cost_warning"  # max_cost an hour of spend ahead
+    COST_UNKNOWN = "cost_unknown"  # max_cost set but the hourly price unknown: cannot keep it
     TERMINAL = "terminal"  # the supervisor's end (its own message says the rest)
 
     def key(self, detail: object) -> str:
@@ -209,6 +216,8 @@ EVENT_TRAITS: dict[Event, EventTraits] = {
     Event.TRACEBACK: EventTraits("error in the log", loud=False),
     Event.STALL_KILL: EventTraits("stalled: attempt killed", loud=False),  # recovered
     Event.DEADLINE_WARNING: EventTraits("deadline soon", loud=True),  # /extend is a human's
+    Event.COST_WARNING: EventTraits("max_cost soon", loud=True),  # /extend is a human's
+    Event.COST_UNKNOWN: EventTraits("max_cost cannot be kept", loud=False),
     Event.TERMINAL: EventTraits("ended", loud=False),  # the terminal message decides
 }
 

@@ -115,6 +115,7 @@ class Watcher:
             rules=self.config.policy_for(run),
             deadline_grace_s=run.deadline_grace,
             destroy_on_fail=run.destroy_on_fail,
+            max_cost=run.max_cost,
         )
 
     def client(self, record: RunRecord) -> SupervisorClient:

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from bot.confirm import Confirmations
 from bot.telegram import build_bot, build_dispatcher
 from core.errors import AmbiguousRun, UnknownRun
-from core.models import RunView
+from core.models import Extension, RunView
 from core.store import Store
 from tests.conftest import FakeClock
 from tests.fixtures.fake_telegram import FakeTelegram, fake_telegram  # noqa: F401
@@ -84,11 +84,16 @@ class FakeControl:
         self.views[run] = replace(self.views[run], teardown="destroyed", live=False)
         return f"{run}: instance {self.views[run].instance_id} destroyed (verified)."
 
-    async def extend(self, run: str, seconds: float, now: datetime) -> datetime:
+    async def extend(self, run: str, seconds: float, now: datetime) -> Extension:
         self.actions.append(("extend", run))
         deadline = (self.views[run].deadline_at or now) + timedelta(seconds=seconds)
         self.views[run] = replace(self.views[run], deadline_at=deadline)
-        return deadline
+        return Extension(deadline_at=deadline)
+
+    async def keep(self, run: str, now: datetime) -> str:
+        self.actions.append(("keep", run))
+        self.views[run] = replace(self.views[run], kept=False)
+        return f"{run}: instance {self.views[run].instance_id} is kept; no more reminders."
 
     async def mute(self, run: str, seconds: float, now: datetime) -> datetime:
         self.actions.append(("mute", run))

@@ -42,6 +42,7 @@ async def test_polling_retries_until_telegram_answers_then_serves_commands(dp, b
         "status",
         "kill",
         "teardown",
+        "keep",
         "mute",
         "extend",
         "help",

@@ -472,9 +472,9 @@ async def test_extend_moves_the_deadline_and_prevents_the_teardown(
     await passed_deadline(flow, tmp_path, ago_s=60)
     await flow.watcher.check(RUN)
 
-    deadline = await flow.control.extend(RUN, 2 * 3600, flow.clock())
+    moved = await flow.control.extend(RUN, 2 * 3600, flow.clock())
 
-    assert deadline == flow.clock() + timedelta(hours=2)
+    assert moved.deadline_at == flow.clock() + timedelta(hours=2)
     flow.clock.advance(3600)  # past the old grace by far
     assert await flow.watcher.check(RUN) is not None
     assert deletes(fake_vast) == 0 and (await flow.record()).live
