@@ -179,8 +179,8 @@ CONDITION_TRAITS: dict[Condition, ConditionTraits] = {
     Condition.INSTANCE_LOST: ConditionTraits("instance lost"),
     Condition.INSTANCE_STOPPED: ConditionTraits("instance stopped"),
     Condition.COST_CAP: ConditionTraits("max_cost reached"),
-    # early: the person has hours to act, and a full disk is its own (retried) failure
-    Condition.DISK_LOW: ConditionTraits("disk low", loud=False),
+    # a person must free space or move outputs off before a checkpoint write fails
+    Condition.DISK_LOW: ConditionTraits("disk low"),
 }
 
 SOFT_CONDITIONS = frozenset(c for c, t in CONDITION_TRAITS.items() if t.soft)

@@ -100,7 +100,7 @@ def test_the_estimate_without_throughput_or_total_is_the_spend_alone() -> None:
 def test_low_disk_alerts_below_the_threshold_and_clears_above_a_margin() -> None:
     low = judge_disk(3000.0, 10240.0, alerting=False)
     assert low.finding is not None and low.finding.key == Condition.DISK_LOW
-    assert not is_loud(low.finding.key)  # early: a silent message, no sound at 4 a.m.
+    assert is_loud(low.finding.key)  # a person must free space before a checkpoint fails
     assert "2.9 GB" in low.finding.reason and "10.0 GB" in low.finding.reason
     assert judge_disk(11000.0, 10240.0, alerting=False).finding is None
     # open: it stays open just above the line (no flapping at each checkpoint write)...
