@@ -98,7 +98,8 @@ def _utc_now() -> datetime:
 class SshConnections:
     """Lazily connected, shared SSH connections. A dropped connection is replaced on the next
     call; failed connects back off (doubling, capped) and calls inside the backoff are refused
-    at once. A changed host key blocks the host until `reset(target)`."""
+    at once. A changed host key blocks the host for the rest of the process (a human
+    re-pins the key, then restarts the watcher)."""
 
     def __init__(
         self,
@@ -118,11 +119,6 @@ class SshConnections:
         lanes = s.lanes
         live = len(lanes.live())
         return HostStats(s.connects, s.failed_connects, lanes.open, lanes.peak, live, lanes.limit)
-
-    def reset(self, target: SshTarget) -> None:
-        """Forget the host's failures and key block (after a human re-pinned its key)."""
-        slot = self._slot(target)
-        slot.blocked, slot.retry_at, slot.failures_in_row = None, None, 0
 
     async def close(self) -> None:
         conns = [lane.conn for s in self._slots.values() for lane in s.lanes.lanes]

@@ -28,10 +28,9 @@ class Database:
     """One connection per instance; an asyncio.Lock serialises its use, because a transaction
     spans several awaits and nothing else may run statements on the connection in between."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
         self._path = path
-        self._busy_timeout_ms = busy_timeout_ms
         self._lock = asyncio.Lock()
         self._closed = False
         self._identity = _file_identity(path)
@@ -73,7 +72,7 @@ class Database:
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, path, busy_timeout_ms)
+        return cls(conn, path)
 
     async def close(self) -> None:
         async with self._lock:

@@ -53,10 +53,6 @@ MAX_GPUS = 64
 SMI_TIMEOUT_S = 10
 
 
-def read_gpus() -> List[Reading]:
-    return read_gpu_report()["gpus"]
-
-
 def read_gpu_report() -> Report:
     nvml = _from_nvml()
     if nvml is not None and nvml["status"] == "ok":

@@ -14,10 +14,3 @@ def iso_z(when: Optional[dt.datetime]) -> Optional[str]:
     if when is None:
         return None
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso_z(text: str) -> Optional[dt.datetime]:
-    try:
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-    except (TypeError, ValueError):
-        return None

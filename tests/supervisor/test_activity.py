@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ from core.memory import Memory
 from core.protocol import parse_probe
 from core.rules import Observation, Policy, Thresholds, assess
 from supervisor.proctree import ActivityTracker, cpu_seconds, io_bytes, tree_pids
-from supervisor.timeutil import parse_iso_z
 from tests.supervisor.conftest import Run, cli, wait_until
 from tests.supervisor.test_gpu import env
 
@@ -55,7 +55,7 @@ POLICY = Policy(
 
 def _at(state: dict[str, Any], key: str):
     value = state.get(key)
-    return parse_iso_z(value) if value else None
+    return datetime.fromisoformat(value) if value else None
 
 
 def _silent_for(run: Run, seconds: float, *, idle_for: float | None = None) -> dict[str, Any]:
