@@ -1,6 +1,7 @@
 """The dependency direction is one-way (bot -> core -> supervisor's contract), checked by an
 `ast` walk over every module: supervisor/ imports only the standard library (pynvml optional),
-core/ never imports bot/ or aiogram, and nothing outside tests/ imports tests."""
+core/ never imports bot/ or aiogram, and nothing outside tests/ imports tests. Inside core/
+the modules stand in layers (docs/layers.md) that import only downwards, with no circle."""
 
 from __future__ import annotations
 
@@ -148,3 +149,131 @@ def test_the_layering_rule_sees_an_adapter_import() -> None:
     """The rule above can fail: the watcher (an applier) reaches the store and asyncio."""
     names = {name for _, name in reachable_from("core.watcher")}
     assert {"core.store", "asyncio"} <= names
+
+
+# core/'s modules in layers, lowest first (docs/layers.md says what each layer is). A module
+# imports only from its own layer or a lower one; a new module must be given a layer here.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "values": (
+        "errors", "vocab", "models", "durations", "text", "retry_after", "protocol", "ports",
+        "memory", "findings", "cadence",
+    ),
+    "rules": (
+        "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
+        "transitions", "exit_plan", "decide", "gate", "messages", "statusline",
+        "check_failures", "instance",
+    ),
+    "settings": ("config", "config_sections"),
+    "adapters": (
+        "store", "store_db", "store_rows", "store_outbox", "migrate", "ssh", "ssh_pool",
+        "ssh_channels", "hostkeys", "capped", "local", "providers", "scheduling", "console",
+        "ping", "sdnotify", "supervisor_client",
+    ),
+    "engine": (
+        "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
+        "health", "service",
+    ),
+    "root": ("runtime", "cli", "demo", "demo_assets"),
+}  # fmt: skip
+LAYER_ORDER = tuple(LAYERS)
+
+
+def dotted(path: Path) -> str:
+    name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    return name.removesuffix(".__init__")
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of core.X or of anything inside the package core.X (core.providers.vast)."""
+    parts = module.split(".")
+    if len(parts) < 2 or parts[0] != "core":
+        return None
+    return next((layer for layer, names in LAYERS.items() if parts[1] in names), None)
+
+
+def own_imports(path: Path) -> set[str]:
+    """The package's own modules `path` imports anywhere in it (a function-local or
+    TYPE_CHECKING import counts too), relative imports resolved, `from core import x` and
+    `from core.x import y` counted as the modules they name when those are modules."""
+    module, package = dotted(path), dotted(path).split(".")[0]
+    here = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == package)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = here.rsplit(".", node.level - 1)[0] if node.level > 1 else here
+                base = f"{anchor}.{base}" if base else anchor
+            if base.split(".")[0] != package:
+                continue
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names if is_module(f"{base}.{a.name}"))
+    return found - {module}
+
+
+def is_module(name: str) -> bool:
+    path = ROOT / name.replace(".", "/")
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("path", modules_of("core"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_core_module_has_a_layer(path: Path) -> None:
+    if dotted(path) != "core":
+        assert layer_of(dotted(path)) is not None, f"give {dotted(path)} a layer in LAYERS"
+
+
+def upward(module: str, imports: set[str]) -> list[str]:
+    """The imports of `module` that sit in a higher layer than its own."""
+    mine = layer_of(module)
+    if mine is None:
+        return []
+    return sorted(
+        f"{name} ({theirs})"
+        for name in imports
+        if (theirs := layer_of(name)) and LAYER_ORDER.index(theirs) > LAYER_ORDER.index(mine)
+    )
+
+
+@pytest.mark.parametrize("path", modules_of("core"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_imports_only_its_own_layer_or_lower(path: Path) -> None:
+    bad = upward(dotted(path), own_imports(path))
+    assert not bad, f"{dotted(path)} ({layer_of(dotted(path))}) imports a higher layer: {bad}"
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One circle in an import graph (module -> the modules it imports), or None."""
+    done: set[str] = set()
+
+    def visit(module: str, trail: list[str]) -> list[str] | None:
+        if module in trail:
+            return [*trail[trail.index(module) :], module]
+        if module in done or module not in graph:
+            return None
+        for name in sorted(graph[module]):
+            if name == module.rpartition(".")[0]:
+                continue  # a module importing its own package's __init__ is no circle
+            if (cycle := visit(name, [*trail, module])) is not None:
+                return cycle
+        done.add(module)
+        return None
+
+    return next((c for m in sorted(graph) if (c := visit(m, [])) is not None), None)
+
+
+@pytest.mark.parametrize("package", ["core", "bot", "supervisor"])
+def test_no_import_circle(package: str) -> None:
+    cycle = import_cycle({dotted(p): own_imports(p) for p in modules_of(package)})
+    assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+def test_the_layer_rules_see_an_upward_import_and_a_circle() -> None:
+    """The rules above can fail: a rule importing the watcher is upward, the watcher importing
+    the store is not; a two-module loop and a longer one are circles."""
+    assert upward("core.decide", {"core.watcher", "core.vocab"}) == ["core.watcher (engine)"]
+    assert upward("core.watcher", own_imports(ROOT / "core" / "watcher.py")) == []
+    assert "core.store" in own_imports(ROOT / "core" / "watcher.py")
+    assert import_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
