@@ -1,5 +1,9 @@
 """The allow-list: updates from chats not listed (or, when `[telegram] user_ids` is set, from
-senders not listed) get no answer at all and one audit row."""
+senders not listed) get no answer at all and one audit row.
+
+An outer aiogram middleware installed by bot/telegram.build_dispatcher, before any handler runs;
+every update it sees is audited in the store.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Chat commands as typed values: `parse_command` turns `/cmd@bot args` into one, or raises
-UsageError with the line to show. Pure; no aiogram. Run names are only ever looked up."""
+UsageError with the line to show. Pure; no aiogram. Run names are only ever looked up.
+
+Called by bot/handlers.py for every message; bot/telegram.py registers COMMANDS with Telegram;
+bot/render.py formats durations with it.
+"""
 
 from __future__ import annotations
 

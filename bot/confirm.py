@@ -1,4 +1,7 @@
-"""Two-step actions (/kill, /teardown): a nonce per question, valid once, for `ttl_s`."""
+"""Two-step actions (/kill, /teardown): a nonce per question, valid once, for `ttl_s`.
+
+Used by bot/handlers.py: the question asks with a nonce, the button's answer spends it.
+"""
 
 from __future__ import annotations
 

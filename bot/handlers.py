@@ -1,5 +1,9 @@
 """Chat commands and confirmation buttons. Every reply goes to the chat that asked; every
-command is audited with its verdict. Run names from chat text only go to `Control.resolve`."""
+command is audited with its verdict. Run names from chat text only go to `Control.resolve`.
+
+Registered by bot/telegram.build_dispatcher; they reach the watcher only through the Control
+port (core.control.WatcherControl).
+"""
 
 from __future__ import annotations
 

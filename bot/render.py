@@ -1,6 +1,10 @@
 """Telegram HTML for what the watcher says. Pure. Everything untrusted is cleaned (ANSI, NULs,
 invalid characters) and escaped, and no message exceeds Telegram's 4096 characters: the log
-is cut (keeping its relevant end), never the status line or the reasons."""
+is cut (keeping its relevant end), never the status line or the reasons.
+
+Called by bot/telegram.TelegramNotifier (every message the outbox sends), bot/handlers.py
+(replies) and bot/summary.py.
+"""
 
 from __future__ import annotations
 

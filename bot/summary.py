@@ -1,4 +1,8 @@
-"""The morning summary: the /runs text on its own, once per local day, skipped when idle."""
+"""The morning summary: the /runs text on its own, once per local day, skipped when idle.
+
+Queued by the cron job that bot/app.py adds to the scheduler; sent by the outbox like any
+message.
+"""
 
 from __future__ import annotations
 

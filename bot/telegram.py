@@ -1,6 +1,10 @@
 """aiogram at the seam: building the Bot and Dispatcher, the Telegram notifier (aiogram's
 errors turned into DeliveryError), command registration and polling that survives start-up
-without Telegram."""
+without Telegram.
+
+Built by bot/app.py (the chat front end plugged into the CLI); its notifier is drained by
+core.outbox.OutboxSender.
+"""
 
 from __future__ import annotations
 

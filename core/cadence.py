@@ -2,6 +2,9 @@
 
 early risk (after launch and after each new attempt): 1m, 2m, 4m, 8m, then cruise every 30m;
 alert mode every 3m until the run has been healthy for two checks in a row.
+
+Called by core.rules (assess advances the phase with each check's outcome; next_check_s asks for
+the interval); its policy is built from the config by core.config_sections.CadenceConfig.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Checks that keep failing (issue 11): a check that raises is retried by the scheduler, but a
 run whose every check raises is a blind watcher. After `alert_after` failures in a row one
 alert says so, with the reason; when a check works again, one recovery message. Pure: the
-caller passes `now` and stores the messages."""
+caller passes `now` and stores the messages.
+
+Used by core.service.Service.check, the scheduler's job, around each Watcher.check.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """The console notifier: plain-text messages on a stream. The default when no Telegram token is
 set, and what the demo prints. Rendering is pure; the text cleaning is core.text's (one rule
-for every place that shows untrusted text, bot/render included)."""
+for every place that shows untrusted text, bot/render included).
+
+Chosen by the CLI (core/cli.py) when no chat front end is configured, and by core/demo.py.
+"""
 
 from __future__ import annotations
 

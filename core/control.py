@@ -1,5 +1,10 @@
 """What a human can ask of the watcher (chat commands and the CLI): the Control port's one
-implementation. Run names typed by a human are only ever looked up, never used as paths."""
+implementation. Run names typed by a human are only ever looked up, never used as paths.
+
+Built by core.service.Service; reached through the Control port by the chat handlers
+(bot/handlers.py), the morning summary (bot/summary.py) and the one-shot CLI commands
+(core/cli.py: runs, kill, teardown, extend).
+"""
 
 from __future__ import annotations
 

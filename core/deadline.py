@@ -1,5 +1,8 @@
 """A run's deadline (`max_hours`), pure: one warning an hour before, an alert at the deadline,
-teardown once the grace after it has passed (unless /extend moved the deadline)."""
+teardown once the grace after it has passed (unless /extend moved the deadline).
+
+Called by core.decide once per check, beside the cost rule (core/cost.py).
+"""
 
 from __future__ import annotations
 

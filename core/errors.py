@@ -1,4 +1,9 @@
-"""The few exceptions sleepwatch raises; each builds its own message."""
+"""The few exceptions sleepwatch raises; each builds its own message.
+
+Raised by the adapters at their seams (store, SSH, provider, Telegram), by the config and by
+launch; the watcher turns a transport error into a finding (never a crash), the CLI prints one
+line and exits 2, the bot answers with the message.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """The values the rules produce and share: health, thresholds, findings, and how long a
-trainer has been silent. Pure."""
+trainer has been silent. Pure.
+
+Shared by the rules (core.rules, hard_rules, soft_rules, silence, disk, cost); Thresholds is
+built from the config by core.config_sections.ThresholdsConfig.
+"""
 
 from __future__ import annotations
 

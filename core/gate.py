@@ -3,6 +3,9 @@
 Units. Vast reports `gpu_ram` and `cpu_ram` in MB that are in fact MiB (an RTX 4090 shows
 24564), so memory is compared in GiB = MB / 1024. `disk_space` is in GB and so are the
 disk needs. Every row prints both the figure and the need with its unit.
+
+Called by core.launch.plan_launch with the provider's InstanceInfo before a launch; `sleepwatch
+gate` prints its report.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Pins live in a sleepwatch-managed file in OpenSSH known_hosts format (`[host]:port type key`,
 plain `host` for port 22), matched exactly per host:port: Vast.ai serves many instances on
 one proxy host under different ports, so a port-less fallback would confuse them.
+
+Used by core.ssh_pool for every connect (connect_verified).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""What the cloud provider says about an instance the watcher cannot reach over SSH."""
+"""What the cloud provider says about an instance the watcher cannot reach over SSH.
+
+Called by core.watcher (read_instance, when SSH failed) and core.decide (instance_finding, the
+finding it makes).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Launch: resolve the host (from the cloud instance when only its id is given), run the gate,
-upload the `supervisor/` package, write RUN.json, `supervisor start`, register the run."""
+upload the `supervisor/` package, write RUN.json, `supervisor start`, register the run.
+
+Called by the CLI (`sleepwatch launch`, `sleepwatch gate`: core/cli.py) and by core/demo.py; the
+run it registers in the store is then watched by core.service.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ It behaves like the SSH transport where callers can tell: argv is never given to
 missing program exits 127 (as a remote shell reports it), a timeout raises TransportError and
 kills the command's whole process group. Like a remote host, the command never sees the
 watcher's secrets: they are left out of its environment (a trainer may print or upload it).
+
+Chosen by the composition root (core.runtime.Engine.transport_for) for runs with `local = true`,
+and by the demo.
 """
 
 from __future__ import annotations

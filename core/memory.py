@@ -1,7 +1,11 @@
 """What the watcher remembers of a run between checks: the pure core's only state.
 
 Stored by the store as an opaque JSON document in the run row, so a restarted watcher picks up
-exactly where it stopped (streaks, baselines, which attempts it already killed)."""
+exactly where it stopped (streaks, baselines, which attempts it already killed).
+
+Advanced by core.rules.assess (through core.decide) at each check and committed with it; read by
+core.control for /status.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Pure builders of what a human reads: alerts, recoveries, terminal summaries, advice."""
+"""Pure builders of what a human reads: alerts, recoveries, terminal summaries, advice.
+
+Called by core.decide (alerts and recoveries of a check), core.exits (the terminal summary) and
+core.control (/status); rendered by the notifier (bot/render.py, core/console.py).
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 Migrations are `migrations/NNN_name.sql`, applied in version order at open. Each file runs in
 its own transaction together with `PRAGMA user_version = NNN`, so a file that fails leaves
 none of its statements behind and the version at the last good file.
+
+Called by core.store_db each time the store opens.
 """
 
 from __future__ import annotations

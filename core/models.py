@@ -1,4 +1,9 @@
-"""Domain values shared across core, bot and the adapters. Frozen, slotted, units in names."""
+"""Domain values shared across core, bot and the adapters. Frozen, slotted, units in names.
+
+Used by every layer above (docs/layers.md): the store's rows (RunRecord, OpenAlert,
+CheckCommit), the outbox (OutboundMessage, OutboxItem), the transports (ExecResult), the
+provider (InstanceInfo) and the chat's views (RunView, Extension).
+"""
 
 from __future__ import annotations
 

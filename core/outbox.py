@@ -7,6 +7,9 @@ the message is never sent again by this process meanwhile: the window then lasts
 goes through. Alerts due together that were created within `coalesce_s` of each other go out as
 one message. Terminal messages wait `hold_s` after this sender first saw them, so that runs
 ending together are told in the order they ended (each is queued when its teardown is done).
+
+Run by core.service as a background task, woken when a check or a command queues a message; the
+Notifier is chosen at the composition root (Telegram from bot/, else the console).
 """
 
 from __future__ import annotations

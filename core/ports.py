@@ -1,5 +1,9 @@
 """The interfaces core talks through. Implementations live in one adapter module each;
-fakes for tests need no inheritance (these are Protocols)."""
+fakes for tests need no inheritance (these are Protocols).
+
+Implemented by the adapters (core.ssh, core.local, core.providers, bot.telegram, core.console)
+and by core.control; wired together at the composition root (core.runtime).
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 The supervisor is standard-library only and cannot share these classes; a contract test feeds
 real supervisor output to `parse_probe` so the two sides cannot drift apart silently.
+
+Every answer of the supervisor is read into these models by core.supervisor_client; they are
+then the input of the pure rules (core.decide, core.rules) and of the status line.
 """
 
 from __future__ import annotations

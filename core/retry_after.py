@@ -1,7 +1,10 @@
 """The one place a wait asked for by a far end (an HTTP Retry-After header, Telegram's
 `retry_after`) becomes seconds to sleep: finite, never negative, never longer than a cap.
 `sleep(nan)`, `timedelta(seconds=1e20)` or an hour-long park of a teardown must not come from
-one odd answer."""
+one odd answer.
+
+Used by core.outbox (Telegram's retry_after) and core.providers.vast (an HTTP Retry-After).
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,11 @@
 
 One job per run with a stable id, re-armed after every check with the interval the check
 returned. The scheduler's in-memory job store is fine: the store of record is SQLite, and at
-start-up every live run is scheduled again from it."""
+start-up every live run is scheduled again from it.
+
+Built by core.service (one CheckScheduler whose job is Service.check); core.control wakes or
+drops a run's job; bot/app.py adds the morning summary's cron job.
+"""
 
 from __future__ import annotations
 

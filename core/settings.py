@@ -3,7 +3,11 @@
 A run's settings are stored with it at launch (runs.settings) and are what `serve` uses, even
 when `serve` was started with another config file or none. `serve` re-reads its config file on
 SIGHUP and at each rescan: an entry edited since it was last read is applied to the run (and
-stored with it, so a restart keeps it) and logged. A run known to neither is an alert."""
+stored with it, so a restart keeps it) and logged. A run known to neither is an alert.
+
+Held by core.service (SettingsBook): `learn` at start-up and at each rescan of the store,
+`reload` on SIGHUP.
+"""
 
 from __future__ import annotations
 

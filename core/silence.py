@@ -18,6 +18,9 @@ Silent for the window and ...
 
 A kill on a healthy run is the worst thing sleepwatch can do, so an unknown reading never
 shortens the way to a kill: without activity data the window is three times longer.
+
+Called by core.hard_rules (the silent-trainer verdict, and whether the tree is busy for the
+check's sample).
 """
 
 from __future__ import annotations

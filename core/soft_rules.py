@@ -1,5 +1,9 @@
 """The soft signals (stale output, an idle GPU, collapsed throughput): they alert only after
-holding for `soft_checks` checks and `soft_hold_s`, and a missing reading is no news. Pure."""
+holding for `soft_checks` checks and `soft_hold_s`, and a missing reading is no news. Pure.
+
+Called by core.rules.assess for a live run when no hard rule (stale supervisor, stall, hang)
+fired.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 `ts status attempt step gpu mem fix run`, e.g.
 `2026-11-28T03:12:09Z running 2/3 41200/90000 97% 71.3/80.0G oom llama-ft`
+
+Built by core.decide for every check (printed by the watcher and stored with the check row) and
+by core.exits and core.messages for terminal summaries and alerts.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 At most one open alert per (run, condition). A lasting condition is re-sent only after
 `resend_after_s`; it closes with one recovery message. Mute silences soft conditions (neither
 opened, re-sent nor closed while muted). A terminal state closes everything silently: its own
-message says what matters."""
+message says what matters.
+
+Called by core.decide (plan_alerts); the rows it plans go into the check's one commit.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,11 @@
 or silent trainer is heard in seconds instead of at the next (maybe 30 minute) tick. If the
 channel breaks (any error, an unreadable answer included), it backs off, bounded and jittered,
 and tries again; polling by cadence carries on regardless. Service restarts a waiter whose
-task dies anyway."""
+task dies anyway.
+
+One RunWaiter per live run, started (and restarted when its task dies) by core.service; it wakes
+the run's scheduled check (CheckScheduler.wake) so Watcher.check runs at once.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """CLI: run / start / probe / ctl / wait / ack. Each prints one JSON object on stdout (run:
 none). With `--framed` (the watcher always asks for it) the object comes on the line after
-ANSWER_MARK, so shell noise printed before it is never read as the answer."""
+ANSWER_MARK, so shell noise printed before it is never read as the answer.
+
+Run on the instance as `python3 -m supervisor ...` by the watcher: core/supervisor_client.py
+builds every command line.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 The kinds are an open vocabulary for readers (ARCHITECTURE.md); KINDS is every kind this
 supervisor can write, and a contract test holds core's FailureKind to the same list.
+
+Called by supervisor.verdict for each failed attempt; the kind it names picks the fix
+(supervisor.fixes).
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 ctl writes `control.json` atomically and sends SIGUSR1 to wake the supervisor; the supervisor
 answers in `control.reply.json` with the same id. SIGTERM to the supervisor means `stop` too.
+
+The owner's side is supervisor.runner (acquire_lock, take_command, route, reply); the asking
+side is supervisor.__main__ (`ctl`: send_command).
 """
 
 from __future__ import annotations

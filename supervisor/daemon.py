@@ -2,6 +2,8 @@
 
 The parent returns only once the daemon holds the run dir's lock and has written state.json
 (or has refused), so `{"ok": true, "pid": N}` is a fact, not a hope.
+
+Called by supervisor.__main__ for `start`.
 """
 
 from __future__ import annotations

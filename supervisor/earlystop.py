@@ -1,4 +1,8 @@
-"""Early stop: the trainer's own (a marker in its log) and the supervisor's policy (pure)."""
+"""Early stop: the trainer's own (a marker in its log) and the supervisor's policy (pure).
+
+Used by supervisor.attempt (the policy, fed metrics from the log as it grows) and
+supervisor.verdict (the trainer's own early-stop marker at exit 0).
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Read once per failed attempt, bounded, and never fatal: an unreadable source is a sentence in
 the excerpt, not an error.
+
+Called by supervisor.verdict when it reads a failed attempt.
 """
 
 from __future__ import annotations

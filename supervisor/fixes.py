@@ -2,6 +2,8 @@
 
 Each kind is applied at most once per run, except `oom`, which may keep halving its knobs
 down to their floors. Nothing here is ever a shell string, and a pip name is validated first.
+
+Planned and applied by supervisor.runner between a failed attempt and the next.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Atomic JSON files: a reader never sees a half-written file (temp file, fsync, rename)."""
+"""Atomic JSON files: a reader never sees a half-written file (temp file, fsync, rename).
+
+Used by every supervisor module that writes a run file (state, control, dead-man report, log,
+trainer log).
+"""
 
 from __future__ import annotations
 

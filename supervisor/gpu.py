@@ -8,6 +8,8 @@ fallback, and "no GPU" as a clear answer of its own.
 - status "unreadable": a GPU stack is there but did not answer (driver not talking, GPU lost,
   nvidia-smi failing or timing out) - not the same as idle, and worth telling a human.
 Every per-GPU field but `index` may be None: an old card or a vGPU answers N/A to some.
+
+Read by supervisor.runner at each heartbeat (into state.json) and by supervisor.probe (GPU now).
 """
 
 from __future__ import annotations

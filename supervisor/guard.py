@@ -5,6 +5,8 @@ trainer. The supervisor holds the write end of a pipe whose read end is READ_FD;
 supervisor dies for any reason, SIGKILL included, the pipe reads EOF and the guard terminates
 the whole group (TERM, then KILL after GRACE_S). Otherwise the guard exits the way the trainer
 did (same exit code, or the same signal), so the supervisor sees the trainer's own status.
+
+Spawned by supervisor.trainer for each attempt.
 """
 
 import os

@@ -1,6 +1,9 @@
 """Bounded reads of an attempt log: a chunk from an offset, and the last lines.
 
 Both cost the same whatever the log's size: they seek, and never read more than a fixed cap.
+
+Used by supervisor.attempt, supervisor.probe (the log since an offset), supervisor.runner (the
+tail a failure is read from) and supervisor.waiter.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Every pattern here was checked against logs recorded from the real tool
 (tests/supervisor/corpus/), except the CUDA ones, which need a GPU to record
 (tests/supervisor/corpus/record_gpu.py) and follow the messages torch and NCCL print.
+
+Used by supervisor.classify.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 A module is installable when its distribution is known: the built-in map below, the user's
 requirements/constraints files, or the RUN.json allow-list (`pip.allow`). Anything else (a
 typo such as `torchvison`, the user's own package, a name read from a dataset row) is not.
+
+Used by supervisor.classify and supervisor.verdict (can this missing module be trusted to pip?)
+and supervisor.fixes (what to install).
 """
 
 from __future__ import annotations

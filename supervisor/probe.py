@@ -1,4 +1,8 @@
-"""`supervisor probe`: one JSON snapshot for the watcher, at a cost independent of log size."""
+"""`supervisor probe`: one JSON snapshot for the watcher, at a cost independent of log size.
+
+Called by supervisor.__main__ (`probe`), which the watcher runs at every check
+(core/supervisor_client.py).
+"""
 
 from __future__ import annotations
 

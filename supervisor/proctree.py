@@ -7,6 +7,9 @@ The watcher kills a silent attempt only when this says the tree made no progress
 Cheap on purpose (read at each heartbeat): at most MAX_PIDS processes, children found through
 /proc/<pid>/task/<tid>/children (one small file per thread) and, where the kernel lacks those
 files, one scan of /proc/*/stat. A reading that cannot be taken is None ("unknown"), never 0.
+
+Read by supervisor.runner at each heartbeat (ActivityTracker.stamped) into state.json's
+`activity`, which the watcher's silence rule (core/silence.py) reads.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """Training progress from raw log bytes: step, total, throughput, and early-stop metrics.
 
 Parsers are pure; `ProgressTracker` keeps the little state they need between log chunks.
+
+Fed by supervisor.attempt with each new chunk of the attempt's log; the runner's heartbeat reads
+its throughput.
 """
 
 from __future__ import annotations

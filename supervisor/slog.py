@@ -1,4 +1,7 @@
-"""The supervisor's own log lines (RUN_DIR/supervisor.log): UTC time, then the message."""
+"""The supervisor's own log lines (RUN_DIR/supervisor.log): UTC time, then the message.
+
+Built by supervisor.__main__ and handed to the runner; every supervisor message goes through it.
+"""
 
 from __future__ import annotations
 

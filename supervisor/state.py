@@ -1,4 +1,8 @@
-"""state.json schema 1 (see ARCHITECTURE.md): the supervisor's whole contract with the watcher."""
+"""state.json schema 1 (see ARCHITECTURE.md): the supervisor's whole contract with the watcher.
+
+Written by supervisor.runner (StateFile) at every heartbeat and state change; the watcher reads
+it through `probe` and `wait`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Reading state.json without the writer's machinery (kept light for `probe` and `wait`)."""
+"""Reading state.json without the writer's machinery (kept light for `probe` and `wait`).
+
+Used by supervisor.probe, supervisor.waiter, supervisor.deadman and supervisor.state.
+"""
 
 from __future__ import annotations
 

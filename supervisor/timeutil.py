@@ -1,4 +1,7 @@
-"""UTC timestamps in the one format the watcher reads: ISO-8601, seconds, trailing `Z`."""
+"""UTC timestamps in the one format the watcher reads: ISO-8601, seconds, trailing `Z`.
+
+Used by every supervisor module that writes a time.
+"""
 
 from __future__ import annotations
 

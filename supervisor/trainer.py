@@ -1,4 +1,8 @@
-"""One attempt's trainer: spawned behind the guard in its own process group, output to a log."""
+"""One attempt's trainer: spawned behind the guard in its own process group, output to a log.
+
+Used by supervisor.attempt (one Trainer per attempt) and supervisor.runner (trainer_env, the
+environment a fix runs in).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """How an attempt ended, in the supervisor's words: an outcome for exit 0, else a Failure
 read from the log and from the machine at that moment (free disk, the kernel's OOM killer,
-whether a missing module can be trusted to pip)."""
+whether a missing module can be trusted to pip).
+
+Called by supervisor.runner after each attempt.
+"""
 
 from __future__ import annotations
 

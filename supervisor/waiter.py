@@ -1,4 +1,8 @@
-"""`supervisor wait`: block until status or attempt change, the trainer goes quiet, or timeout."""
+"""`supervisor wait`: block until status or attempt change, the trainer goes quiet, or timeout.
+
+Called by supervisor.__main__ (`wait`), which the watcher keeps open for each run
+(core/waiter.py).
+"""
 
 from __future__ import annotations
 
