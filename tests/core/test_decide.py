@@ -12,7 +12,7 @@ import pytest
 
 from core.cadence import Phase
 from core.decide import CheckDecision, CheckPolicy, ProviderAnswer, decide, memory_of
-from core.exit_plan import DEADLINE, LOST
+from core.exit_plan import COST, DEADLINE, LOST
 from core.models import InstanceInfo, InstanceState, OpenAlert, RunRecord
 from core.rules import Observation
 from tests.core.builders import (
@@ -34,6 +34,7 @@ STOPPED = ProviderAnswer(InstanceInfo(id="4242", state=InstanceState.STOPPED, st
 PROVIDER_DOWN = ProviderAnswer(None, "HTTP 502 from the provider")
 ANY = -1.0  # the interval is not what the case is about
 KEEP_ON_FAIL = CheckPolicy(destroy_on_fail=False)
+CAPPED = CheckPolicy(max_cost=1.0)  # at $0.50/h: the cap two hours after launch
 
 
 def checks(*observations: Observation) -> list[Step]:
@@ -49,6 +50,13 @@ def busy_gpu_hang(minute: float) -> Observation:
 
 def done(minute: float, status: str = "done", outcome: str = "completed") -> Observation:
     return with_state(at(minute), status=status, outcome=outcome, ended_at=at(minute))
+
+
+def disk(minute: float, free_mb: float | None) -> Observation:
+    """A healthy check whose probe read `free_mb` of disk free (None: no reading)."""
+    obs = running(at(minute))
+    assert obs.probe is not None
+    return replace(obs, probe=obs.probe.model_copy(update={"disk_free_mb": free_mb}))
 
 
 def unreadable(minute: float) -> Observation:
@@ -102,6 +110,47 @@ CASES = {
         open_after={"deadline"},
         teardown=DEADLINE,
         record={"deadline_at": at(5)},
+    ),
+    "max_cost an hour of spend ahead: warned once": Case(
+        checks(running(at(70)), running(at(80))),
+        [{"cost_warning:1.00"}, set()],
+        record={"dph_total": 0.5},
+        policy=CAPPED,
+    ),
+    "max_cost reached: teardown": Case(
+        checks(running(at(121))),
+        [{"cost_cap"}],
+        open_after={"cost_cap"},
+        teardown=COST,
+        record={"dph_total": 0.5},
+        policy=CAPPED,
+    ),
+    "max_cost extended by /extend: no teardown, warned for the new cap": Case(
+        checks(running(at(121))),
+        [{"cost_warning:1.50"}],
+        record={"dph_total": 0.5, "cost_extended_usd": 0.5},
+        policy=CAPPED,
+    ),
+    "max_cost with no price: said once, never a teardown": Case(
+        checks(running(at(1)), running(at(500))),
+        [{"cost_unknown:1.00"}, set()],
+        policy=CAPPED,
+    ),
+    "the next check is at the cost cap, not after it": Case(
+        checks(running(at(119.5))),
+        [{"cost_warning:1.00"}],
+        record={"dph_total": 0.5},
+        policy=CAPPED,
+        interval_s=30.0,  # the cap is 30 s away; the early cadence would say 60 s
+    ),
+    "disk low: one alert, held just above the line, and through a missing reading": Case(
+        checks(disk(1, 3000), disk(4, 3000), disk(7, 11000), disk(10, None)),
+        [{"disk_low"}, set(), set(), set()],
+        open_after={"disk_low"},
+    ),
+    "disk low: cleared once clearly back": Case(
+        checks(disk(1, 3000), disk(4, 20000)),
+        [{"disk_low"}, set()],
     ),
     "muted: a soft alert stays quiet": Case(
         checks(running(at(20), util_pct=3), running(at(30), util_pct=4)),
