@@ -13,12 +13,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from core.config import RunConfig
-from core.cost import cost_limit, estimate
+from core.cost import cost_limit, projected_usd
 from core.durations import MUTE
 from core.errors import AmbiguousRun, ProtocolError, SleepwatchError, TransportError, UnknownRun
 from core.exits import REQUESTED
 from core.kept import is_kept
-from core.memory import Memory
 from core.messages import cost_usd
 from core.models import Extension, RunRecord, RunView
 from core.ports import Clock
@@ -92,7 +91,7 @@ class WatcherControl:
             interval_s=record.interval_s,
             teardown=record.teardown,
             kept=is_kept(record),
-            projected_usd=_projected(record, now),
+            projected_usd=projected_usd(record, now),
             cost_limit_usd=cost_limit(
                 config.max_cost if config is not None else None, record.cost_extended_usd
             ),
@@ -185,24 +184,6 @@ class WatcherControl:
         until = now + timedelta(seconds=MUTE.clamp(seconds))
         await self.store.set_human_fields(run, muted_until=until)
         return until
-
-
-def _projected(record: RunRecord, now: datetime) -> float | None:
-    """The live estimate: spend so far plus the rest of the steps at the recent throughput."""
-    if not record.live or record.ended_at is not None or record.dph_total is None:
-        return None
-    samples = Memory.from_json(record.memory).samples if record.memory else ()
-    last = next((s for s in reversed(samples) if s.step is not None), None)
-    if last is None:
-        return None
-    return estimate(
-        record.dph_total,
-        record.launched_at,
-        now,
-        step=last.step,
-        total_steps=last.total_steps,
-        throughput=last.throughput,
-    ).projected_usd
 
 
 class NoDeadline(SleepwatchError):

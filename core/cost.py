@@ -6,7 +6,7 @@ known moment, `cap_at`; the rule warns an hour of spend ahead (once per limit), 
 watcher stops the run and tears it down (collect first, like any ending) the first check at or
 after it. `/extend RUN DURATION` raises the limit by DURATION at the hourly price, so the cap
 moves exactly as far as the deadline does. Called by core/watcher.py once per check, beside
-the deadline rule (core/deadline.py); `estimate` is called by core/control.py for /runs."""
+the deadline rule (core/deadline.py); `projected_usd` is called by core/control.py for /runs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from core.durations import format_duration
 from core.findings import Finding
+from core.memory import Memory
+from core.models import RunRecord
 from core.vocab import Condition, Event
 
 WARN_BEFORE_S = 3600.0
@@ -113,3 +115,22 @@ def estimate(
     left_s = max(0, total_steps - step) / throughput
     finish = now + timedelta(seconds=left_s)
     return Estimate(spent, spent + left_s / 3600 * dph_total, finish)
+
+
+def projected_usd(record: RunRecord, now: datetime) -> float | None:
+    """/runs' live estimate for a run row: its spend so far plus the rest of its steps at the
+    throughput of its newest check that read a step. None for an ended run or unknowns."""
+    if not record.live or record.ended_at is not None or record.dph_total is None:
+        return None
+    samples = Memory.from_json(record.memory).samples if record.memory else ()
+    last = next((s for s in reversed(samples) if s.step is not None), None)
+    if last is None:
+        return None
+    return estimate(
+        record.dph_total,
+        record.launched_at,
+        now,
+        step=last.step,
+        total_steps=last.total_steps,
+        throughput=last.throughput,
+    ).projected_usd

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 from bot.render import render_message, render_runs, render_status, tg_len
-from core.models import MessageKind, OutboundMessage
+from core.models import MessageKind, OutboundMessage, RunView
 from tests.bot.conftest import LLAMA_LINE, T0, FakeControl
 
 
@@ -105,3 +105,26 @@ async def test_status_of_an_ended_run_has_no_cadence():
     text = render_status(view, T0)
 
     assert "cadence" not in text and "instance: 8800001" in text
+
+
+def test_runs_lists_a_kept_instance_first_and_projects_a_live_run():
+    from dataclasses import replace
+
+    views = [
+        RunView(
+            name="live-run",
+            live=True,
+            status_line=LLAMA_LINE,
+            cost_usd=2.0,
+            dph_total=0.5,
+            projected_usd=3.5,
+            cost_limit_usd=10.0,
+        ),
+        RunView(name="old", live=False, status_line="x done old", cost_usd=1.0),
+    ]
+    kept = replace(views[1], name="kept-run", status_line="y done kept-run", kept=True)
+    text = render_runs([*views, kept], T0)
+    assert text.startswith("<b>Runs: 1 live, 2 ended, 1 kept instance billing</b>")
+    assert text.index("done kept-run") < text.index(LLAMA_LINE) < text.index("done old")
+    assert "KEPT: instance still billing (/teardown or /keep)" in text
+    assert "$2.00 so far at $0.50/h · ~$3.50 projected to the last step · max_cost $10.00" in text

@@ -113,3 +113,24 @@ def test_no_disk_reading_is_no_news_and_zero_turns_it_off() -> None:
     assert judge_disk(None, 10240.0, alerting=True).unjudged
     assert judge_disk(None, 10240.0, alerting=True).finding is None
     assert judge_disk(1.0, 0.0, alerting=False).finding is None
+
+
+def test_a_live_run_row_is_projected_from_its_newest_check() -> None:
+    from dataclasses import replace
+
+    from core.cost import projected_usd
+    from core.memory import Memory, Sample
+    from core.models import RunRecord
+
+    samples = (
+        Sample(at=T0, reachable=True, step=10, total_steps=10_000, throughput=9.0),
+        Sample(at=T0, reachable=True, step=1000, total_steps=10_000, throughput=0.5),
+        Sample(at=T0, reachable=False),  # unreachable since: the newest step still counts
+    )
+    memory = Memory(launched_at=T0, samples=samples).to_json()
+    record = RunRecord(name="r", run_dir="/r", launched_at=T0, dph_total=DPH, memory=memory)
+    now = T0 + timedelta(hours=2)
+    assert projected_usd(record, now) == 3.5  # $1 so far + 9000 steps at 0.5/s (5 h) at $0.50
+    assert projected_usd(replace(record, live=False), now) is None
+    assert projected_usd(replace(record, dph_total=None), now) is None
+    assert projected_usd(replace(record, memory={}), now) is None
