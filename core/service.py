@@ -19,6 +19,7 @@ from core.errors import ConfigError, SleepwatchError
 from core.health import Heartbeat, stderr_line
 from core.kept import DEFAULT_REMINDER_S, reminder_for
 from core.models import RunRecord
+from core.notices import hear_other_processes
 from core.outbox import OutboxSender
 from core.ping import Pinger
 from core.ports import Clock, Notifier, Provider
@@ -26,14 +27,13 @@ from core.scheduling import CheckScheduler
 from core.sdnotify import SdNotifier
 from core.settings import SettingsBook
 from core.store import Store
-from core.waiter import RunWaiter, Sleep, backoff_s
+from core.waiter import RunWaiter, Sleep, keep_waiting
 from core.watcher import TransportFor, Watcher
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30.0
 RESCAN_S = 30.0  # a full rescan at least this often, whatever the store says
-NOTICE_POLL_S = 0.5  # how often the store is asked whether another process wrote to it
 PRUNE_EVERY_S = 3600.0
 
 
@@ -148,7 +148,9 @@ class Service:
             baseline = await self.store.data_version()
         except SleepwatchError:  # unreadable now: the first version read will rescan
             baseline = -1
-        notices = asyncio.create_task(self._hear_other_processes(baseline))
+        notices = asyncio.create_task(
+            hear_other_processes(self.store, baseline, self._stop, self._rescan_now.set)
+        )
         self._tasks.append(log_if_failed(notices, "store notices"))
         now = self.clock()
         records = await self.store.list_runs()
@@ -205,29 +207,14 @@ class Service:
         )
 
     async def _keep_waiting(self, record: RunRecord) -> None:
-        """Run the run's wait channel until the run ends; a channel that dies (a bug, an
-        error nobody foresaw) is logged and started again after a bounded, jittered backoff,
-        from what the store holds now."""
-        failures = 0
-        while True:
-            try:
-                await self._waiter(record).run()
-                return
-            except Exception as exc:
-                failures += 1
-                delay_s = backoff_s(failures, self.jitter())
-                log.warning(
-                    "%s: wait channel died (%r); restarting it in %.0f s", record.name, exc, delay_s
-                )
-                self.channel_restarts[record.name] = self.channel_restarts.get(record.name, 0) + 1
-            await self.sleep(delay_s)
-            try:
-                record = await self.store.get_run(record.name) or record
-            except SleepwatchError as exc:  # a locked or full store: try again after a backoff
-                log.warning("%s: wait channel cannot re-read its run: %s", record.name, exc)
-                continue
-            if not record.live or record.ended_at is not None:
-                return
+        await keep_waiting(
+            record,
+            self._waiter,
+            self.store.get_run,
+            sleep=self.sleep,
+            jitter=self.jitter,
+            restarts=self.channel_restarts,
+        )
 
     async def drain_outbox(self, timeout_s: float = 30.0) -> bool:
         """Wait until every stored message is sent (the demo's last step), deferred ones too.
@@ -273,21 +260,6 @@ class Service:
                 if record.live and not known:
                     log.info("%s: launched from another process; watching it now", record.name)
                     self.watch(record)
-
-    async def _hear_other_processes(self, seen: int) -> None:
-        """The store notification `sleepwatch launch` gives a running serve: its commit changes
-        the file's data version, which this loop reads twice a second (a launched run that
-        fails fast is looked at within a second, not at the next 30 s rescan)."""
-        while not self._stop.is_set():
-            await asyncio.sleep(NOTICE_POLL_S)
-            try:
-                version = await self.store.data_version()
-            except Exception:  # locked or failing: the periodic rescan still runs
-                log.debug("reading the store's data version failed", exc_info=True)
-                continue
-            if version != seen:
-                self._rescan_now.set()
-            seen = version
 
     async def _beat(self) -> None:
         """While the loop is alive: see the store is still our file, prune it now and then,

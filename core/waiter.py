@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
-from core.errors import TransportError
+from core.errors import SleepwatchError, TransportError
 from core.models import RunRecord
 from core.ports import Transport
 from core.supervisor_client import SupervisorClient
@@ -98,3 +98,37 @@ class RunWaiter:
                 return
             if answer.reason == "missing":
                 await self.sleep(5.0)
+
+
+async def keep_waiting(
+    record: RunRecord,
+    make: Callable[[RunRecord], RunWaiter],
+    reread: Callable[[str], Awaitable[RunRecord | None]],
+    *,
+    sleep: Sleep,
+    jitter: Callable[[], float],
+    restarts: dict[str, int],
+) -> None:
+    """Run the run's wait channel (`make(record).run()`) until the run ends; a channel that
+    dies (a bug, an error nobody foresaw) is logged, counted in `restarts` and started again
+    after a bounded, jittered backoff, from what the store holds now (`reread`)."""
+    failures = 0
+    while True:
+        try:
+            await make(record).run()
+            return
+        except Exception as exc:
+            failures += 1
+            delay_s = backoff_s(failures, jitter())
+            log.warning(
+                "%s: wait channel died (%r); restarting it in %.0f s", record.name, exc, delay_s
+            )
+            restarts[record.name] = restarts.get(record.name, 0) + 1
+        await sleep(delay_s)
+        try:
+            record = await reread(record.name) or record
+        except SleepwatchError as exc:  # a locked or full store: try again after a backoff
+            log.warning("%s: wait channel cannot re-read its run: %s", record.name, exc)
+            continue
+        if not record.live or record.ended_at is not None:
+            return

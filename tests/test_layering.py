@@ -171,7 +171,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "engine": (
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
-        "health", "service",
+        "health", "notices", "service",
     ),
     "root": ("runtime", "cli", "demo", "demo_assets"),
 }  # fmt: skip
