@@ -43,6 +43,30 @@ from core.vocab import FixKind
 RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
+class CollectConfig(_Strict):
+    """What is copied off the instance before teardown (core/collect.py does it)."""
+
+    # shell globs on the instance, relative to run_dir or absolute; a folder takes its files
+    paths: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
+        default=[], max_length=64
+    )
+    to: Literal["local", "command"] = "local"
+    dest: Path | None = None  # local: default <state_dir>/outputs/<run>
+    command: list[str] = []  # command: the user's own upload, an argument list
+    max_mb_s: float | None = Field(None, gt=0)  # local: cap the pull's bandwidth
+
+    @model_validator(mode="after")
+    def _complete(self) -> CollectConfig:
+        if self.to == "local" and not self.paths:
+            raise ValueError('`to = "local"` needs `paths` (globs on the instance)')
+        if self.to == "command" and not (self.command and self.command[0]):
+            raise ValueError('`to = "command"` needs `command` (an argument list)')
+        for path in self.paths:
+            if ".." in path.split("/") or "\x00" in path:
+                raise ValueError(f"refusing the path {path!r}: no '..' components")
+        return self
+
+
 class RunConfig(_Strict):
     name: str = Field(pattern=RUN_NAME)
     run_dir: str
@@ -65,6 +89,9 @@ class RunConfig(_Strict):
     deadline_grace: Seconds = 900.0
     destroy_on_done: bool = True
     destroy_on_fail: bool = True
+    collect: CollectConfig | None = None
+    collect_timeout: Seconds = 7200.0  # collection not verified by then: alert, then policy
+    destroy_when_uncollected: bool = False  # destroy even when outputs were not all collected
     dph_total: float | None = Field(None, ge=0)  # $/h when no provider reports it
     # USD: warned an hour of spend ahead, then stopped and torn down (/extend raises it)
     max_cost: float | None = Field(None, gt=0)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from core.collect import Collector, uncollected_alert, uncollected_fate, with_outputs
 from core.config import Config
 from core.errors import ProtocolError, SleepwatchError, TransportError
 from core.exit_plan import (
@@ -28,6 +29,7 @@ from core.messages import (
     terminal_message,
 )
 from core.models import MessageKind, OutboundMessage, RunRecord
+from core.outputs import Collected, CollectResult
 from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.statusline import status_line
@@ -76,6 +78,7 @@ class ExitHandler:
         self.clock = clock
         self.wake_outbox = wake_outbox
         self.sleep = sleep
+        self.collector = Collector(store, config, transport_for, clock)
 
     async def ctl(self, record: RunRecord, command: str) -> tuple[bool, str]:
         client = client_for(self.config, record.name, self.transport_for(record))
@@ -124,7 +127,44 @@ class ExitHandler:
                 ended_at=state.ended_at or now,
             )
             await self.store.save_run(record)
+        if record.teardown is None:  # none started yet: the outputs come off first
+            collected = await self.collector.collect(record)
+            if not collected.settled:  # the run stays live: the next check goes on with it
+                retry_s = collected.retry_s or RETRY_TEARDOWN_S
+                await self.store.save_run(
+                    replace(record, next_check_at=now + timedelta(seconds=retry_s))
+                )
+                return retry_s
+            await self._note_outputs(record, collected.line)
+            if collected.state is Collected.FAILED:
+                return await self._conclude(await self._uncollected(record, collected), now)
         return await self._conclude(await self._teardown_by_policy(record), now)
+
+    async def _note_outputs(self, record: RunRecord, line: str) -> None:
+        stored = await self.store.get_meta(_pending_key(record))
+        if stored is not None:
+            message = with_outputs(OutboundMessage.from_json(json.loads(stored)), line)
+            await self.store.set_meta(_pending_key(record), json.dumps(message.to_json()))
+
+    async def _uncollected(self, record: RunRecord, collected: CollectResult) -> DestroyOutcome:
+        """One alert saying what was and was not collected, then keep the instance or destroy
+        it by `destroy_when_uncollected` (default: keep: nothing is lost that money can save)."""
+        run = self.config.find_run(record.name)
+        destroy, fate = uncollected_fate(
+            record.name,
+            record.instance_id,
+            destroy=run.destroy_when_uncollected if run else False,
+            dph_total=record.dph_total,
+        )
+        now = self.clock()
+        alert = uncollected_alert(record.name, collected, fate)
+        await self.store.enqueue(alert, dedupe_key=f"{record.name}:uncollected", at=now)
+        self.wake_outbox()
+        if destroy or record.instance_id is None:
+            return await self._teardown_by_policy(record)
+        why = "outputs not all collected (destroy_when_uncollected = false)"
+        line = f"{record.instance_id} KEPT: {why}: still billing"
+        return DestroyOutcome(line, False, record)
 
     async def teardown_live(self, record: RunRecord, reason: str) -> tuple[str, float | None]:
         """Tear down a run that is not terminal (deadline, lost instance, /teardown): the run

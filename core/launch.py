@@ -39,6 +39,7 @@ SUPERVISOR_MODULES = (
     "__main__.py",
     "attempt.py",
     "classify.py",
+    "collectcmd.py",
     "config.py",
     "configread.py",
     "control.py",
@@ -52,6 +53,7 @@ SUPERVISOR_MODULES = (
     "instanceapi.py",
     "guard.py",
     "logread.py",
+    "manifest.py",
     "patterns.py",
     "pipnames.py",
     "probe.py",
@@ -94,6 +96,8 @@ def run_json(run: RunConfig) -> dict[str, Any]:
     }
     if run.fixes is not None:
         doc["fixes"] = [fix.value for fix in run.fixes]
+    if run.collect is not None and run.collect.to == "command":
+        doc["collect"] = {"command": list(run.collect.command), "timeout_s": run.collect_timeout}
     doc.update(run.supervisor)
     return doc
 

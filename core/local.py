@@ -16,9 +16,10 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import BinaryIO
 
 from core.capped import STDERR_KEEP_BYTES, drain_tail, read_capped, retrieve_exception
 from core.config import Secrets
@@ -112,8 +113,34 @@ class LocalTransport:
         except OSError as exc:
             raise TransportError(self.label, f"write to {remote_path} failed: {exc}") from exc
 
+    @asynccontextmanager
+    async def open_read(self, remote_path: str, *, timeout_s: float) -> AsyncIterator[LocalFile]:
+        try:
+            handle = await asyncio.to_thread(Path(remote_path).open, "rb")
+        except OSError as exc:
+            raise TransportError(self.label, f"cannot open {remote_path}: {exc}") from exc
+        try:
+            async with asyncio.timeout(timeout_s):
+                yield LocalFile(handle, self.label)
+        except TimeoutError:
+            raise TransportError(self.label, f"timed out after {timeout_s:g}s") from None
+        finally:
+            handle.close()
+
     async def close(self) -> None:
         return None
+
+
+class LocalFile:
+    def __init__(self, handle: BinaryIO, label: str) -> None:
+        self._handle = handle
+        self._label = label
+
+    async def read(self, offset: int, size: int) -> bytes:
+        try:
+            return await asyncio.to_thread(os.pread, self._handle.fileno(), size, offset)
+        except OSError as exc:
+            raise TransportError(self._label, f"read failed: {exc}") from exc
 
 
 def _write_atomic(target: Path, data: bytes, mode: int) -> None:

@@ -8,6 +8,7 @@ and by core.control; wired together at the composition root (core.runtime).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +17,14 @@ from core.models import ExecResult, Extension, InstanceInfo, OutboundMessage, Ru
 
 Clock = Callable[[], datetime]
 """Returns tz-aware UTC now. Edge code reads it once per tick; pure code takes `now`."""
+
+
+class RemoteFile(Protocol):
+    """A file open for reading on the run's host (core/collect.py pulls outputs with it)."""
+
+    async def read(self, offset: int, size: int) -> bytes:
+        """Up to `size` bytes from `offset`; b"" at the end. Raises TransportError."""
+        ...
 
 
 class Transport(Protocol):
@@ -53,6 +62,13 @@ class Transport(Protocol):
         ...
 
     async def put_bytes(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None: ...
+
+    def open_read(
+        self, remote_path: str, *, timeout_s: float
+    ) -> AbstractAsyncContextManager[RemoteFile]:
+        """Open a remote file for reading over the run's own connection (SFTP for SSH).
+        `timeout_s` bounds the whole time it is open; errors become TransportError."""
+        ...
 
     async def close(self) -> None: ...
 

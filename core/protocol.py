@@ -150,6 +150,18 @@ class Failure(_Model):
         return f"error ({self.reported_kind})" if self.reported_kind else self.kind.value
 
 
+class CollectRun(_Model):
+    """The collect command's run (supervisor/collectcmd.py): pending, running, ok, failed (an
+    open vocabulary: anything else reads as not finished)."""
+
+    status: Annotated[str, Field(max_length=40)]
+    exit_code: int | None = Field(None, ge=-(2**31), le=2**31)
+    timed_out: bool = False
+    excerpt: ShortText = ""
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+
+
 class SupervisorState(_Model):
     """state.json, schema 1 (see ARCHITECTURE.md)."""
 
@@ -179,6 +191,7 @@ class SupervisorState(_Model):
     gpu_status: GpuReadStatus | None = None
     activity: Activity | None = None
     last_activity_at: AwareDatetime | None = None  # the tree's CPU time or I/O last moved
+    collect: CollectRun | None = None
 
 
 class LogChunk(_Model):

@@ -110,6 +110,13 @@ class SshTransport:
                     await sftp.remove(temp)
                 raise
 
+    @asynccontextmanager
+    async def open_read(self, remote_path: str, *, timeout_s: float) -> AsyncIterator[SftpReader]:
+        # lasting: a pull may hold its channel for an hour; the probes keep their reserve
+        async with self._pool.channel(self._target, timeout_s, lasting=True) as conn:
+            async with conn.start_sftp_client() as sftp, sftp.open(remote_path, "rb") as handle:
+                yield SftpReader(handle)
+
     async def close(self) -> None:
         return None
 
@@ -118,6 +125,17 @@ class SshTransport:
         async with self._pool.channel(self._target, self._transfer_timeout_s) as conn:
             async with conn.start_sftp_client() as sftp:
                 yield sftp
+
+
+class SftpReader:
+    """One remote file open over SFTP (asyncssh splits a large read into parallel requests)."""
+
+    def __init__(self, handle: asyncssh.SFTPClientFile) -> None:
+        self._handle = handle
+
+    async def read(self, offset: int, size: int) -> bytes:
+        data = await self._handle.read(size, offset)
+        return data if isinstance(data, bytes) else b""
 
 
 async def _exec(

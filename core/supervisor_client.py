@@ -27,12 +27,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.config import Config
 from core.errors import ProtocolError
 from core.models import ExecResult
+from core.outputs import MAX_FILES, ManifestAnswer
 from core.ports import Transport
 from core.protocol import (
     Count,
     Pid,
     ProbeSnapshot,
     ShortText,
+    SupervisorState,
     probe_from_doc,
 )
 from core.text import clean_line
@@ -166,6 +168,21 @@ class SupervisorClient:
         args = ["ack", "--run-dir", run_dir, "--watcher", watcher, "--status", status]
         args += ["--attempt", str(attempt), "--ended-at", ended]
         return _validated(AckAnswer, await self._call("ack", args, self.exec_timeout_s), "ack")
+
+    async def manifest(
+        self, run_dir: str, paths: Sequence[str], *, timeout_s: float
+    ) -> ManifestAnswer:
+        """Size and SHA-256 of each file `paths` name (hashing on the instance takes time)."""
+        args = ["manifest", "--run-dir", run_dir, "--max-files", str(MAX_FILES)]
+        for path in paths:
+            args += ["--path", path]
+        doc = await self._call("manifest", args, timeout_s, lasting=True)
+        return _validated(ManifestAnswer, doc, "manifest")
+
+    async def state(self, run_dir: str, *, timeout_s: float) -> SupervisorState | None:
+        """state.json alone (no log bytes, no tail); None when it cannot be read."""
+        args = ["probe", "--run-dir", run_dir, "--max-bytes", "0", "--tail-lines", "0"]
+        return probe_from_doc(await self._call("probe", args, timeout_s)).state
 
     async def _call(
         self, what: str, args: list[str], timeout_s: float, *, lasting: bool = False

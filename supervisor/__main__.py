@@ -1,6 +1,6 @@
-"""CLI: run / start / probe / ctl / wait / ack. Each prints one JSON object on stdout (run:
-none). With `--framed` (the watcher always asks for it) the object comes on the line after
-ANSWER_MARK, so shell noise printed before it is never read as the answer.
+"""CLI: run / start / probe / ctl / wait / ack / manifest. Each prints one JSON object on
+stdout (run: none). With `--framed` (the watcher always asks for it) the object comes on the
+line after ANSWER_MARK, so shell noise printed before it is never read as the answer.
 
 Run on the instance as `python3 -m supervisor ...` by the watcher: core/supervisor_client.py
 builds every command line.
@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     ack.add_argument("--attempt", type=int, required=True)
     ack.add_argument("--ended-at", required=True)
     ack.set_defaults(func=_cmd_ack)
+    manifest = sub.add_parser("manifest", help="sizes and SHA-256 of the run's outputs")
+    manifest.add_argument("--run-dir", required=True)
+    manifest.add_argument("--path", action="append", required=True, dest="paths")
+    manifest.add_argument("--max-files", type=int, default=2000)
+    manifest.set_defaults(func=_cmd_manifest)
     return parser
 
 
@@ -162,6 +167,14 @@ def _cmd_ack(args: argparse.Namespace) -> int:
     from .probe import write_stored_ack
 
     doc = write_stored_ack(args.run_dir, args.watcher, args.status, args.attempt, args.ended_at)
+    _print(doc, args)
+    return EXIT_OK if doc["ok"] else EXIT_FAILED
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from .manifest import build_manifest
+
+    doc = build_manifest(args.run_dir, args.paths, max(1, min(args.max_files, 2000)))
     _print(doc, args)
     return EXIT_OK if doc["ok"] else EXIT_FAILED
 

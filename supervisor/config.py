@@ -41,6 +41,7 @@ TOP_KEYS = (
     "progress_regex",
     "early_stop",
     "deadman",
+    "collect",
 )
 _KNOB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -89,6 +90,14 @@ class Deadman:
 
 
 @dataclass(frozen=True)
+class CollectCommand:
+    """The user's own upload command, run after the trainer ends (an argument list)."""
+
+    command: List[str]
+    timeout_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Config:
     run: str
     run_dir: str
@@ -107,6 +116,7 @@ class Config:
     progress_regex: Optional[str] = None
     early_stop: Optional[EarlyStop] = None
     deadman: Deadman = field(default_factory=Deadman)
+    collect: Optional[CollectCommand] = None
 
     @property
     def workdir(self) -> str:
@@ -155,6 +165,7 @@ def parse_config(doc: Any) -> Config:
         progress_regex=_regex(doc, "progress_regex", ""),
         early_stop=_early_stop(doc.get("early_stop")),
         deadman=_deadman(doc.get("deadman", {})),
+        collect=_collect(doc.get("collect")),
     )
 
 
@@ -278,3 +289,14 @@ def _deadman(raw: Any) -> Deadman:
         retries=int(_number(raw, "retries", 6, minimum=1, integer=True, where=where)),
         retry_backoff_s=_number(raw, "retry_backoff_s", 5.0, minimum=0, where=where),
     )
+
+
+def _collect(raw: Any) -> Optional[CollectCommand]:
+    if raw is None:
+        return None
+    raw = _section(raw, "collect", ("command", "timeout_s"))
+    command = _string_list(raw.get("command", []), "collect.command")
+    if not command or not command[0]:
+        raise ConfigError("collect.command", "must be a non-empty argument list")
+    timeout_s = _number(raw, "timeout_s", 3600.0, minimum=1, where="collect.")
+    return CollectCommand(command, timeout_s)

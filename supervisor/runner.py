@@ -1,4 +1,5 @@
-"""The attempt loop: run, classify, fix, back off, retry; then the dead-man switch if armed.
+"""The attempt loop: run, classify, fix, back off, retry; then the collect command if any
+(supervisor.collectcmd), then the dead-man switch if armed.
 
 Built by supervisor.__main__ (`run` in the foreground, `start` in the daemon) as the one
 Supervisor of a run folder. Each attempt is watched by supervisor.attempt (through its
@@ -15,7 +16,7 @@ import time
 import traceback
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
-from . import control, deadman, fsutil, verdict
+from . import collectcmd, control, deadman, fsutil, verdict
 from .attempt import AttemptEnd, run_attempt
 from .config import Config
 from .fixes import apply_fix, plan_fix
@@ -89,7 +90,14 @@ class Supervisor:
         except Exception:
             self.log("supervisor error:\n" + traceback.format_exc())
             status, outcome = "failed", "unfixable"
+        if cfg.collect is not None:  # written with the end: the watcher must wait for it
+            self.state.collect = collectcmd.pending()
         self._finish(status, outcome)
+        if cfg.collect is not None:  # failed and stopped runs collect too
+            if self._stop_signal:
+                collectcmd.not_run(self, "the supervisor was stopped by a signal")
+            else:
+                collectcmd.run_collect_command(self)
         if self._stop_signal:
             self.log("stopped by a signal: not waiting for a watcher's acknowledgement")
         else:

@@ -42,6 +42,8 @@ class RunState:
     # the trainer's process tree (proctree.py): None when it cannot be read
     activity: Optional[Dict[str, Any]] = None
     last_activity_at: Optional[dt.datetime] = None
+    # the collect command's run (collectcmd.py): None when the run has none
+    collect: Optional[Dict[str, Any]] = None
 
     @property
     def terminal(self) -> bool:
@@ -72,6 +74,7 @@ class RunState:
             "trainer_pid": self.trainer_pid,
             "activity": self.activity,
             "last_activity_at": iso_z(self.last_activity_at),
+            "collect": self.collect,
         }
 
 

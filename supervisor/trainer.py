@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Union
 
 from .fsutil import open_private
 
@@ -55,11 +55,18 @@ def trainer_env(
 
 
 class Trainer:
-    """The guard leads the process group, so `pgid == pid` of the guard."""
+    """The guard leads the process group, so `pgid == pid` of the guard. `command` is a shell
+    line (the trainer's) or an argument list run as it is (the collect command)."""
 
     def __init__(
-        self, command: str, env: Dict[str, str], cwd: str, log_path: str, grace_s: float
+        self,
+        command: Union[str, List[str]],
+        env: Dict[str, str],
+        cwd: str,
+        log_path: str,
+        grace_s: float,
     ) -> None:
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         self.grace_s = grace_s
         read_fd, self._lifeline = os.pipe()
         with os.fdopen(open_private(log_path, os.O_WRONLY | os.O_APPEND), "ab") as log:
@@ -73,9 +80,7 @@ class Trainer:
                         str(read_fd),
                         str(grace_s),
                         "--",
-                        "/bin/sh",
-                        "-c",
-                        command,
+                        *argv,
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=log,

@@ -156,7 +156,7 @@ def test_the_layering_rule_sees_an_adapter_import() -> None:
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "errors", "vocab", "models", "durations", "text", "retry_after", "protocol", "ports",
-        "memory", "findings", "cadence",
+        "memory", "findings", "cadence", "outputs",
     ),
     "rules": (
         "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
@@ -171,7 +171,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "engine": (
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
-        "health", "notices", "service",
+        "health", "notices", "service", "collect",
     ),
     "root": ("runtime", "cli", "demo", "demo_assets"),
 }  # fmt: skip

@@ -1,0 +1,401 @@
+"""Collect a run's outputs before its instance may go (issue 13). Called by the exit path
+(core/exits.py, after the terminal message is written and before any teardown) and by
+`sleepwatch collect RUN` (core/cli.py).
+
+`local`: the supervisor lists the files with their SHA-256 (`supervisor manifest`, read and
+checked by core/outputs.py), then each is pulled over the run's own connection (SFTP) into
+`<state_dir>/outputs/<run>/` (or `collect.dest`) as `NAME.sleepwatch-part`, continued from its
+size after a dropped connection or a restart, hashed here and renamed into place only when size
+and SHA-256 match. `command`: the supervisor ran the user's upload command after the trainer
+ended (supervisor/collectcmd.py); this reads how it went from state.json.
+
+A collection that cannot finish now is PENDING (teardown waits; the caller checks again); one
+that failed or ran past `collect_timeout` is FAILED with what was and was not collected. The
+result and the progress are kept in the store's meta (`collect:RUN`), so a restarted watcher
+neither pulls a verified file again nor repeats the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.config import CollectConfig, Config, RunConfig
+from core.errors import ProtocolError, SleepwatchError, TransportError
+from core.models import MessageKind, OutboundMessage, RunRecord
+from core.outputs import (
+    PART_SUFFIX,
+    Collected,
+    CollectResult,
+    ManifestFile,
+    checked_files,
+    files_phrase,
+    human_bytes,
+    local_path,
+    short_dest,
+)
+from core.ports import Clock, Transport
+from core.store import Store
+from core.supervisor_client import client_for
+from core.text import clean_line
+
+log = logging.getLogger(__name__)
+CHUNK = 4 << 20
+PROGRESS_EVERY = 64 << 20  # bytes between progress rows in the store
+READ_TIMEOUT_S = 120.0
+RETRY_S = 15.0
+MAX_MISMATCHES = 3  # a file that changed while pulled is pulled again, this many times
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    run: str
+    files_done: int
+    files: int
+    bytes_done: int
+    bytes_total: int
+    current: str = ""
+    resumed_from: int = 0  # bytes of `current` already here from an earlier pull
+
+    def line(self) -> str:
+        pct = 100.0 * self.bytes_done / self.bytes_total if self.bytes_total else 100.0
+        done, total = human_bytes(self.bytes_done), human_bytes(self.bytes_total)
+        return f"collecting {self.files_done}/{self.files} files, {done}/{total} ({pct:.0f}%)"
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def meta_key(run: str) -> str:
+    return f"collect:{run}"
+
+
+class Collector:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        transport_for: Callable[[RunRecord], Transport],
+        clock: Clock,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.transport_for = transport_for
+        self.clock = clock
+        self.on_progress = on_progress
+        self.live: dict[str, Progress] = {}  # pulls in progress in this process (/status)
+
+    def dest(self, run: RunConfig) -> Path:
+        spec = run.collect
+        if spec is not None and spec.dest is not None:
+            return spec.dest.expanduser()
+        return self.config.watcher.resolved_state_dir() / "outputs" / run.name
+
+    async def memo(self, run: str) -> dict[str, Any]:
+        text = await self.store.get_meta(meta_key(run))
+        try:
+            doc = json.loads(text) if text else {}
+        except ValueError:
+            doc = {}
+        return doc if isinstance(doc, dict) else {}
+
+    async def _save(self, run: str, memo: dict[str, Any]) -> None:
+        try:
+            await self.store.set_meta(meta_key(run), json.dumps(memo))
+        except SleepwatchError as exc:  # only costs a re-pull after a restart
+            log.warning("%s: could not save the collection's progress: %s", run, exc)
+
+    async def collect(self, record: RunRecord, *, again: bool = False) -> CollectResult:
+        """Collect now, or return the settled result of an earlier collection (`again`: try
+        again even so: `sleepwatch collect`)."""
+        run = self.config.find_run(record.name)
+        spec = run.collect if run is not None else None
+        if run is None or spec is None:
+            return CollectResult(Collected.NONE, "not collected (no [runs.collect] configured)")
+        memo = await self.memo(record.name)
+        settled = memo.get("result")
+        if isinstance(settled, dict) and not again:
+            return _result_from(settled)
+        now = self.clock()
+        started = _when(memo.get("started_at")) or now
+        if again or "started_at" not in memo:
+            memo["started_at"] = now.isoformat()
+            started = now
+            await self._save(record.name, memo)
+        left_s = run.collect_timeout - (now - started).total_seconds()
+        if spec.to == "command":
+            result = await self._by_command(record, spec, left_s)
+        else:
+            result = await self._pull(record, run, spec, memo, max(left_s, 1.0))
+        if result.state is Collected.PENDING and left_s <= 0:
+            why = f"not verified within collect_timeout ({run.collect_timeout:g}s)"
+            result = CollectResult(Collected.FAILED, f"NOT collected: {why}", None, (why,))
+        if result.settled:
+            memo["result"] = _result_doc(result)
+            await self._save(record.name, memo)
+        return result
+
+    # -- command ------------------------------------------------------------------------------
+
+    async def _by_command(
+        self, record: RunRecord, spec: CollectConfig, left_s: float
+    ) -> CollectResult:
+        name = clean_line(spec.command[0])[:60]
+        client = client_for(self.config, record.name, self.transport_for(record))
+        try:
+            state = await client.state(record.run_dir, timeout_s=self.config.ssh.exec_timeout)
+        except (TransportError, ProtocolError) as exc:
+            return _pending(f"upload by `{name}`: state unreadable ({exc})", left_s)
+        run = state.collect if state is not None else None
+        if run is None:
+            why = "the supervisor ran no collect command (launched before `collect` was set?)"
+            return CollectResult(Collected.FAILED, f"NOT uploaded: {why}", None, (why,))
+        if run.status == "ok":
+            return CollectResult(Collected.VERIFIED, f"uploaded by `{name}` (exit 0)")
+        if run.status != "failed":
+            return _pending(f"upload by `{name}` {clean_line(run.status)[:40]}", left_s)
+        how = "timed out" if run.timed_out else f"exit {run.exit_code}"
+        lines = tuple(clean_line(x)[:300] for x in run.excerpt.splitlines()[-10:])
+        why = f"the upload command `{name}` failed ({how})"
+        return CollectResult(
+            Collected.FAILED, f"NOT uploaded: `{name}` failed ({how})", None, (why, *lines)
+        )
+
+    # -- local --------------------------------------------------------------------------------
+
+    async def _pull(
+        self,
+        record: RunRecord,
+        run: RunConfig,
+        spec: CollectConfig,
+        memo: dict[str, Any],
+        left_s: float,
+    ) -> CollectResult:
+        dest = self.dest(run)
+        transport = self.transport_for(record)
+        client = client_for(self.config, record.name, transport)
+        try:
+            answer = await client.manifest(record.run_dir, spec.paths, timeout_s=left_s)
+        except TransportError as exc:
+            return _pending(f"listing the outputs failed ({exc})", left_s)
+        except ProtocolError as exc:
+            why = f"the instance's list of outputs cannot be used ({exc})"
+            return CollectResult(Collected.FAILED, "NOT collected: bad manifest", None, (why,))
+        if not answer.ok:
+            why = f"the supervisor refused to list the outputs: {clean_line(answer.message)[:300]}"
+            return CollectResult(Collected.FAILED, "NOT collected", None, (why,))
+        files, problems = checked_files(answer, spec.paths)
+        if answer.truncated:
+            problems.append(f"more than {len(files)} files: the rest were not listed")
+        problems += [
+            f"{clean_line(s.path)[:200]}: skipped ({clean_line(s.why)})" for s in answer.skipped
+        ]
+        total = sum(f.size for f in files)
+        verified: dict[str, str] = memo.setdefault("verified", {})
+        mismatches: dict[str, int] = memo.setdefault("mismatches", {})
+        progress = Progress(record.name, 0, len(files), 0, total)
+        for entry in files:
+            target = local_path(dest, entry.path)
+            try:
+                progress = await self._pull_one(
+                    transport, record, spec, entry, target, verified, progress
+                )
+            except TransportError as exc:
+                await self._save(record.name, memo)
+                self.live.pop(record.name, None)
+                return _pending(f"{progress.line()}; interrupted ({exc})", left_s)
+            except _Mismatch as exc:
+                mismatches[entry.path] = mismatches.get(entry.path, 0) + 1
+                await self._save(record.name, memo)
+                if mismatches[entry.path] < MAX_MISMATCHES:
+                    self.live.pop(record.name, None)
+                    return _pending(
+                        f"{clean_line(entry.path)[:200]} {exc}; pulling it again", left_s
+                    )
+                problems.append(f"{clean_line(entry.path)[:200]}: {exc}")
+            except OSError as exc:
+                problems.append(
+                    f"{clean_line(entry.path)[:200]}: cannot write here ({exc.strerror})"
+                )
+            progress = replace(progress, files_done=progress.files_done + 1)
+        await self._save(record.name, memo)
+        self.live.pop(record.name, None)
+        return _pull_result(files, verified, problems, list(answer.missing), dest)
+
+    async def _pull_one(
+        self,
+        transport: Transport,
+        record: RunRecord,
+        spec: CollectConfig,
+        entry: ManifestFile,
+        target: Path,
+        verified: dict[str, str],
+        progress: Progress,
+    ) -> Progress:
+        if verified.get(entry.path) == entry.sha256 and _size(target) == entry.size:
+            return self._report(replace(progress, bytes_done=progress.bytes_done + entry.size))
+        verified.pop(entry.path, None)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(target.name + PART_SUFFIX)
+        offset = _size(part) or 0
+        if offset > entry.size:
+            part.unlink()
+            offset = 0
+        digest = await asyncio.to_thread(_sha256_of, part) if offset else hashlib.sha256()
+        progress = replace(progress, current=entry.path, resumed_from=offset)
+        progress = self._report(replace(progress, bytes_done=progress.bytes_done + offset))
+        remote = (
+            entry.path if entry.path.startswith("/") else posixpath.join(record.run_dir, entry.path)
+        )
+        loop = asyncio.get_running_loop()
+        began, pulled, reported = loop.time(), 0, 0
+        async with transport.open_read(
+            remote, timeout_s=self.config.run(record.name).collect_timeout
+        ) as source:
+            with part.open("ab") as out:
+                while offset < entry.size:
+                    async with asyncio.timeout(READ_TIMEOUT_S):
+                        chunk = await source.read(offset, min(CHUNK, entry.size - offset))
+                    if not chunk:
+                        break
+                    await asyncio.to_thread(out.write, chunk)
+                    digest.update(chunk)
+                    offset += len(chunk)
+                    pulled += len(chunk)
+                    progress = replace(progress, bytes_done=progress.bytes_done + len(chunk))
+                    if pulled - reported >= PROGRESS_EVERY:
+                        reported = pulled
+                        await self._save_progress(progress)
+                    self._report(progress)
+                    if spec.max_mb_s:  # hold the pull to the bandwidth the user allows
+                        ahead_s = pulled / (spec.max_mb_s * 1e6) - (loop.time() - began)
+                        if ahead_s > 0:
+                            await asyncio.sleep(ahead_s)
+        if offset != entry.size or digest.hexdigest() != entry.sha256:
+            part.unlink()
+            raise _Mismatch("changed or differs from its manifest (size or SHA-256)")
+        os.replace(part, target)
+        verified[entry.path] = entry.sha256
+        return progress
+
+    def _report(self, progress: Progress) -> Progress:
+        self.live[progress.run] = progress
+        if self.on_progress is not None:
+            self.on_progress(progress)
+        return progress
+
+    async def _save_progress(self, progress: Progress) -> None:
+        memo = await self.memo(progress.run)
+        memo["progress"] = progress.line()
+        await self._save(progress.run, memo)
+
+
+def _pull_result(
+    files: list[ManifestFile],
+    verified: dict[str, str],
+    problems: list[str],
+    missing: list[str],
+    dest: Path,
+) -> CollectResult:
+    got = [f for f in files if verified.get(f.path) == f.sha256]
+    size = sum(f.size for f in got)
+    where = short_dest(dest)
+    nothing = (
+        f"; nothing matched {', '.join(clean_line(m)[:80] for m in missing[:5])}" if missing else ""
+    )
+    if not problems:
+        line = f"{files_phrase(len(got), size)} in {where}, verified{nothing}"
+        return CollectResult(Collected.VERIFIED, line)
+    phrase = files_phrase(len(got), size)
+    line = f"NOT all collected: {phrase} verified in {where}, {len(problems)} not{nothing}"
+    reasons = (f"collected and verified: {files_phrase(len(got), size)} in {dest}", *problems[:20])
+    return CollectResult(Collected.FAILED, line, None, reasons)
+
+
+def _pending(line: str, left_s: float) -> CollectResult:
+    return CollectResult(Collected.PENDING, line, max(1.0, min(RETRY_S, left_s)))
+
+
+def _result_doc(result: CollectResult) -> dict[str, Any]:
+    return {"state": result.state.value, "line": result.line, "reasons": list(result.reasons)}
+
+
+def _result_from(doc: dict[str, Any]) -> CollectResult:
+    try:
+        state = Collected(str(doc.get("state")))
+    except ValueError:
+        state = Collected.FAILED
+    reasons = tuple(str(r) for r in doc.get("reasons", []) if isinstance(r, str))
+    return CollectResult(state, str(doc.get("line", "")), None, reasons)
+
+
+def _when(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _sha256_of(path: Path) -> Any:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest
+
+
+def with_outputs(message: OutboundMessage, line: str) -> OutboundMessage:
+    """The terminal message with its "outputs" line, just before the "instance" line."""
+    pairs = [p for p in message.summary if p[0] != "outputs"]
+    at = next((i for i, (k, _) in enumerate(pairs) if k == "instance"), len(pairs))
+    pairs.insert(at, ("outputs", line))
+    return replace(message, summary=tuple(pairs))
+
+
+def uncollected_alert(run: str, result: CollectResult, fate: str) -> OutboundMessage:
+    """The one alert of a collection that failed or timed out: what was and was not collected,
+    then what happens to the instance."""
+    reasons = list(result.reasons)[:12]
+    return OutboundMessage(
+        kind=MessageKind.ALERT,
+        title=f"⚠ {run}: outputs NOT all collected",
+        run=run,
+        reasons=(result.line, *reasons, fate),
+    )
+
+
+def uncollected_fate(
+    run: str, instance_id: str | None, *, destroy: bool, dph_total: float | None
+) -> tuple[bool, str]:
+    """(destroy it?, the sentence that says so) for a run whose outputs were not collected."""
+    if instance_id is None:
+        return False, "no cloud instance (local run): nothing to keep or destroy"
+    if destroy:
+        return True, (
+            f"instance {instance_id} is destroyed anyway (destroy_when_uncollected = true): "
+            "what was not collected is lost"
+        )
+    rate = f" at ${dph_total:.2f}/h" if dph_total is not None else ""
+    return False, (
+        f"instance {instance_id} is KEPT so nothing is lost (destroy_when_uncollected = false): "
+        f"still billing{rate}; copy what you need, then /teardown {run}"
+    )

@@ -1,0 +1,251 @@
+"""Issue 13 acceptance, collect-verify-then-destroy, end to end: a real supervisor started over
+the real sshd fixture, the real VastProvider against the fake Vast API, outputs pulled over
+SFTP. The fake API hashes the local outputs the moment its DELETE arrives, so "verified before
+destroyed" is read at the DELETE itself, not after."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from core.collect import Progress
+from core.config import CollectConfig, Config
+from core.launch import launch, plan_launch
+from core.models import MessageKind, OutboundMessage, RunRecord
+from core.providers import VastProvider
+from core.runtime import utc_now
+from core.store import Store
+from core.watcher import Watcher
+from tests.conftest import FakeClock
+from tests.e2e.vast_helpers import (
+    INSTANCE,
+    RUN,
+    Transports,
+    add_instance,
+    make_config,
+    run_dir,
+    stop_supervisor,
+    vast_provider,
+    wait_for_status,
+)
+from tests.fixtures.fake_vast import RecordingSleep
+
+if TYPE_CHECKING:
+    from tests.fixtures.fake_vast import FakeVast
+    from tests.fixtures.sshd import SshdServer
+
+CHECKPOINT_MB = 50
+# 1 MiB of random bytes written 50 times: one fast write, a hash that means something
+OUTPUT_TRAINER = f"""
+import json, os
+print("step 1/1 loss=0.25", flush=True)
+os.makedirs("ckpt/final", exist_ok=True)
+block = os.urandom(1 << 20)
+with open("ckpt/final/model.bin", "wb") as fh:
+    fh.write(block * {CHECKPOINT_MB})
+with open("metrics.json", "w") as fh:
+    json.dump({{"loss": 0.25, "step": 1}}, fh)
+"""
+PATHS = ["ckpt/final", "*.json"]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def outputs_at(dest: Path) -> dict[str, str]:
+    """Every finished file under dest, by relative path, with its SHA-256."""
+    return {
+        p.relative_to(dest).as_posix(): sha256(p)
+        for p in sorted(dest.rglob("*"))
+        if p.is_file() and not p.name.endswith(".sleepwatch-part")
+    }
+
+
+@dataclass
+class Flow:
+    config: Config
+    store: Store
+    provider: VastProvider
+    transports: Transports
+    clock: FakeClock
+    tmp_path: Path
+    lines: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.watcher = Watcher(
+            self.store,
+            self.config,
+            self.transports,
+            self.provider,
+            self.clock,
+            emit=self.lines.append,
+        )
+        self.watcher.exits.sleep = RecordingSleep()
+
+    @property
+    def dest(self) -> Path:
+        return self.tmp_path / "state" / "outputs" / RUN
+
+    async def launch(self) -> RunRecord:
+        run = self.config.run(RUN)
+        plan = await plan_launch(
+            run, self.config, self.provider, self.clock, sleep=RecordingSleep()
+        )
+        return await launch(
+            plan, run, self.config, self.store, self.transports(plan.record), self.provider
+        )
+
+    async def record(self) -> RunRecord:
+        record = await self.store.get_run(RUN)
+        assert record is not None
+        return record
+
+    async def messages(self, kind: MessageKind) -> list[OutboundMessage]:
+        items = await self.store.pending(self.clock())
+        return [item.message for item in items if item.message.kind is kind]
+
+
+@pytest.fixture
+async def open_flow(
+    tmp_path: Path, sshd: SshdServer, fake_vast: FakeVast
+) -> AsyncIterator[Callable[..., Any]]:
+    async with AsyncExitStack() as stack:
+        configs: list[Config] = []
+
+        async def opener(trainer: str = OUTPUT_TRAINER, **run_fields: Any) -> Flow:
+            add_instance(fake_vast, sshd)
+            config = make_config(tmp_path, sshd, fake_vast, long=False, **run_fields)
+            (tmp_path / "train.py").write_text(trainer)
+            configs.append(config)
+            store = await Store.open(tmp_path / "state" / "db.sqlite3")
+            stack.push_async_callback(store.close)
+            transports = Transports(config, tmp_path / "state")
+            stack.push_async_callback(transports.pool.close)
+            provider = vast_provider(fake_vast, RecordingSleep())
+            stack.push_async_callback(provider.close)
+            return Flow(config, store, provider, transports, FakeClock(utc_now()), tmp_path)
+
+        try:
+            yield opener
+        finally:
+            for config in configs:
+                await asyncio.to_thread(stop_supervisor, config, tmp_path)
+
+
+def hash_outputs_on_delete(fake_vast: FakeVast, dest: Path) -> list[dict[str, str]]:
+    seen: list[dict[str, str]] = []
+    fake_vast.on_delete = lambda _instance: seen.append(outputs_at(dest))
+    return seen
+
+
+def expected_outputs(tmp_path: Path) -> dict[str, str]:
+    remote = run_dir(tmp_path)
+    return {
+        "ckpt/final/model.bin": sha256(remote / "ckpt/final/model.bin"),
+        "metrics.json": sha256(remote / "metrics.json"),
+    }
+
+
+async def test_outputs_arrive_verified_before_the_delete_and_the_end_says_so(
+    open_flow: Callable[..., Any], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    flow: Flow = await open_flow(collect=CollectConfig(paths=PATHS))
+    at_delete = hash_outputs_on_delete(fake_vast, flow.dest)
+    await flow.launch()
+    await wait_for_status(tmp_path, "done")
+
+    assert await flow.watcher.check(RUN) is None
+
+    assert at_delete == [expected_outputs(tmp_path)]  # all there, hashes equal, at the DELETE
+    assert INSTANCE not in fake_vast.instances
+    [terminal] = await flow.messages(MessageKind.TERMINAL)
+    summary = dict(terminal.summary)
+    assert summary["outputs"] == "2 files, 52.4 MB in …/outputs/llama-ft, verified"
+    assert summary["instance"] == f"{INSTANCE} destroyed (run done)"
+    assert await flow.messages(MessageKind.ALERT) == []
+
+
+async def test_a_connection_dropped_mid_pull_resumes_where_it_stopped(
+    open_flow: Callable[..., Any], fake_vast: FakeVast, sshd: SshdServer, tmp_path: Path
+) -> None:
+    flow: Flow = await open_flow(collect=CollectConfig(paths=PATHS))
+    at_delete = hash_outputs_on_delete(fake_vast, flow.dest)
+    seen: list[Progress] = []
+    dropped: list[int] = []
+
+    def drop_at_20_mb(progress: Progress) -> None:
+        seen.append(progress)
+        if progress.bytes_done > 20 << 20 and not dropped:
+            dropped.append(progress.bytes_done)
+            sshd.stop()  # kills the session: the SFTP channel goes mid-read
+
+    flow.watcher.exits.collector.on_progress = drop_at_20_mb
+    await flow.launch()
+    await wait_for_status(tmp_path, "done")
+
+    retry_s = await flow.watcher.check(RUN)
+
+    assert retry_s is not None  # teardown waits for the outputs
+    assert fake_vast.calls("DELETE") == [] and (await flow.record()).live
+    part = flow.dest / "ckpt/final/model.bin.sleepwatch-part"
+    pulled_before = part.stat().st_size
+    assert 0 < pulled_before < CHECKPOINT_MB << 20
+    sshd.start()
+    seen.clear()
+    flow.clock.advance(retry_s)
+
+    assert await flow.watcher.check(RUN) is None
+
+    resumed = [p.resumed_from for p in seen if p.current == "ckpt/final/model.bin"]
+    assert resumed and resumed[0] == pulled_before  # continued from its size, not from 0
+    assert at_delete == [expected_outputs(tmp_path)]
+    assert not part.exists()
+    [terminal] = await flow.messages(MessageKind.TERMINAL)
+    assert dict(terminal.summary)["outputs"].endswith("verified")
+
+
+FAILING_UPLOAD = "import sys; print('upload refused: 403 Forbidden'); sys.exit(3)"
+
+
+@pytest.mark.parametrize("destroy", [False, True], ids=["kept", "destroyed"])
+async def test_a_failing_collect_command_alerts_once_and_keeps_or_destroys_by_policy(
+    open_flow: Callable[..., Any], fake_vast: FakeVast, tmp_path: Path, destroy: bool
+) -> None:
+    collect = CollectConfig(to="command", command=[sys.executable, "-c", FAILING_UPLOAD])
+    flow: Flow = await open_flow(collect=collect, destroy_when_uncollected=destroy)
+    await flow.launch()
+    state = await wait_for_status(tmp_path, "done")
+    for _ in range(300):  # the supervisor runs the command after writing the end
+        if (state.get("collect") or {}).get("status") == "failed":
+            break
+        await asyncio.sleep(0.1)
+        state = await wait_for_status(tmp_path, "done")
+
+    assert await flow.watcher.check(RUN) is None
+    assert await flow.watcher.check(RUN) is None  # an ended run: nothing more, no second alert
+
+    [alert] = await flow.messages(MessageKind.ALERT)
+    text = " ".join(alert.reasons)
+    assert "outputs NOT all collected" in alert.title
+    assert "failed (exit 3)" in text and "upload refused: 403 Forbidden" in text
+    [terminal] = await flow.messages(MessageKind.TERMINAL)
+    summary = dict(terminal.summary)
+    assert summary["outputs"].startswith("NOT uploaded")
+    if destroy:
+        assert "destroyed anyway (destroy_when_uncollected = true)" in text
+        assert len(fake_vast.calls("DELETE")) == 1 and INSTANCE not in fake_vast.instances
+        assert summary["instance"].endswith("destroyed (run done)")
+    else:
+        assert "KEPT so nothing is lost (destroy_when_uncollected = false)" in text
+        assert fake_vast.calls("DELETE") == [] and INSTANCE in fake_vast.instances
+        assert "KEPT" in summary["instance"] and "still billing" in summary["instance"]
+    assert not (await flow.record()).live
