@@ -281,5 +281,35 @@ def test_no_secrets_set_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     assert secrets.telegram_token is None and secrets.vast_api_key is None
 
 
+def test_secrets_come_from_systemd_credentials_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("SLEEPWATCH_TELEGRAM_TOKEN", "VAST_API_KEY", "SLEEPWATCH_PING_URL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "SLEEPWATCH_TELEGRAM_TOKEN").write_text("123456:SECRET-file\n")
+    (tmp_path / "SLEEPWATCH_PING_URL").write_text("https://hc-ping.com/SECRET-uuid")
+    secrets = Secrets.load({"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert secrets.telegram_token is not None and secrets.ping_url is not None
+    assert secrets.telegram_token.get_secret_value() == "123456:SECRET-file"
+    assert secrets.ping_url.get_secret_value() == "https://hc-ping.com/SECRET-uuid"
+    assert secrets.vast_api_key is None
+    assert "SECRET" not in repr(secrets)
+    monkeypatch.setenv("SLEEPWATCH_TELEGRAM_TOKEN", "123456:SECRET-env")
+    secrets = Secrets.load({"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert secrets.telegram_token is not None
+    assert secrets.telegram_token.get_secret_value() == "123456:SECRET-env"
+    # no such folder (not under systemd): the environment alone, no warning
+    assert Secrets.load({"CREDENTIALS_DIRECTORY": str(tmp_path / "none")}).ping_url is None
+
+
+def test_a_ping_url_that_is_not_http_is_refused_by_name_without_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLEEPWATCH_PING_URL", "ftp://SECRET-uuid")
+    with pytest.raises(ConfigError, match="SLEEPWATCH_PING_URL must be an http") as caught:
+        Secrets.load({})
+    assert "SECRET" not in str(caught.value)
+
+
 def test_the_config_model_has_no_secret_fields() -> None:
     assert "token" not in str(Config.model_json_schema()).lower()
