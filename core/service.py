@@ -15,11 +15,11 @@ from pathlib import Path
 from core.check_failures import FailingChecks, Queued
 from core.config import Config
 from core.control import WatcherControl
-from core.errors import ConfigError, SleepwatchError
+from core.errors import SleepwatchError
 from core.health import Heartbeat, stderr_line
 from core.kept import DEFAULT_REMINDER_S, reminder_for
 from core.models import RunRecord
-from core.notices import hear_other_processes
+from core.notices import Rescan, hear_other_processes
 from core.outbox import OutboxSender
 from core.ping import Pinger
 from core.ports import Clock, Notifier, Provider
@@ -81,11 +81,9 @@ class Service:
         self.failing = FailingChecks(config.watcher.failing_checks_alert)
         self._stop = asyncio.Event()
         self._outbox_wake = asyncio.Event()
-        self._rescan_now = asyncio.Event()
         self.settings = SettingsBook(
             config, store, clock, self._outbox_wake.set, source=config_source
         )
-        self._reload_error: str | None = None
         self.watcher = Watcher(
             store,
             config,
@@ -99,6 +97,7 @@ class Service:
         self.control = WatcherControl(
             store, self.watcher, clock, self.scheduler, on_ended=self._finished
         )
+        self.rescan = Rescan(self.store, self.settings, self.scheduler, self.watch, reload_config)
         self.sender = OutboxSender(
             store, notifier, clock, min_gap_s=min_gap_s, coalesce_s=3.0, hold_s=hold_s
         )
@@ -141,7 +140,8 @@ class Service:
         sender = asyncio.create_task(self.sender.run(self._stop, self._outbox_wake))
         self._tasks.append(log_if_failed(sender, "outbox sender"))
         self._tasks.append(log_if_failed(asyncio.create_task(self._beat()), "heartbeat"))
-        self._tasks.append(log_if_failed(asyncio.create_task(self._rescan()), "store rescan"))
+        rescan = asyncio.create_task(self.rescan.run(self._stop, RESCAN_S))
+        self._tasks.append(log_if_failed(rescan, "store rescan"))
         # The baseline is read before the runs are listed: a launch that commits in between is
         # in the list or changes the version, never neither.
         try:
@@ -149,7 +149,7 @@ class Service:
         except SleepwatchError:  # unreadable now: the first version read will rescan
             baseline = -1
         notices = asyncio.create_task(
-            hear_other_processes(self.store, baseline, self._stop, self._rescan_now.set)
+            hear_other_processes(self.store, baseline, self._stop, self.rescan.request)
         )
         self._tasks.append(log_if_failed(notices, "store notices"))
         now = self.clock()
@@ -167,20 +167,7 @@ class Service:
 
     def request_reload(self) -> None:
         """SIGHUP: re-read the config file now (a rescan does it too)."""
-        self._rescan_now.set()
-
-    async def _reload(self) -> None:
-        if self.reload_config is None:
-            return
-        try:
-            fresh = await asyncio.to_thread(self.reload_config)
-        except ConfigError as exc:  # keep the settings in use; say so once per error
-            if str(exc) != self._reload_error:
-                log.error("config file not applied: %s", exc)
-            self._reload_error = str(exc)
-            return
-        self._reload_error = None
-        await self.settings.reload(fresh)
+        self.rescan.request()
 
     def watch(self, record: RunRecord, *, delay_s: float = 0.0) -> None:
         self.finished.setdefault(record.name, asyncio.Event())
@@ -239,27 +226,6 @@ class Service:
                 await task
         self._tasks.clear()
         self._waiters.clear()
-
-    async def _rescan(self) -> None:
-        """Pick up runs launched from another process (`sleepwatch launch` while serving): at
-        once when the store says another process wrote to it, else every RESCAN_S."""
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(RESCAN_S):
-                    await self._rescan_now.wait()
-            self._rescan_now.clear()
-            try:
-                await self._reload()
-                records = await self.store.list_runs()
-                await self.settings.learn(records)
-            except Exception:  # the store may be briefly locked; the next round retries
-                log.exception("rescan of the store failed")
-                continue
-            for record in records:
-                known = self.scheduler.next_run_at(record.name) or self.scheduler.busy(record.name)
-                if record.live and not known:
-                    log.info("%s: launched from another process; watching it now", record.name)
-                    self.watch(record)
 
     async def _beat(self) -> None:
         """While the loop is alive: see the store is still our file, prune it now and then,
