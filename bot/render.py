@@ -138,6 +138,8 @@ def run_lines(view: RunView, now: datetime) -> list[str]:
         facts.append(f"deadline {fmt_at(view.deadline_at, now)}")
     if view.teardown:
         facts.append(f"instance {view.teardown}")
+    if view.outputs:
+        facts.append(f"outputs: {view.outputs}")
     return [view.status_line, "  " + " · ".join(facts)]
 
 

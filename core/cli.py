@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("keep", "keep an instance left after its run ended: no more reminders"),
     ):
         sub.add_parser(name, help=text).add_argument("run")
+    collect = sub.add_parser("collect", help="pull the run's outputs now (resumable), verified")
+    collect.add_argument("run")
     launch_cmd = sub.add_parser("launch", help="gate, upload and start the supervisor")
     launch_cmd.add_argument("run")
     launch_cmd.add_argument("--force", action="store_true", help="launch even if the gate fails")
@@ -166,6 +168,10 @@ async def dispatch(
                 print(f"{view.status_line}{cost}{projected}{kept}")
             return 0
         name = await control.resolve(args.run)
+        if args.command == "collect":
+            from core.collect_cli import collect_now
+
+            return await collect_now(service.watcher.exits.collector, service.store, name)
         if args.command == "check":
             interval = await service.watcher.check(name)
             await service.sender.drain_once()

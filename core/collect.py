@@ -80,6 +80,21 @@ def meta_key(run: str) -> str:
     return f"collect:{run}"
 
 
+def outputs_line(stored: str | None) -> str | None:
+    """What /runs and /status say of a collection, from its stored memo."""
+    try:
+        memo = json.loads(stored) if stored else None
+    except ValueError:
+        return None
+    if not isinstance(memo, dict):
+        return None
+    result = memo.get("result")
+    if isinstance(result, dict):
+        return str(result.get("line", ""))[:300] or None
+    progress = memo.get("progress")
+    return str(progress)[:300] if isinstance(progress, str) else None
+
+
 class Collector:
     def __init__(
         self,
@@ -142,7 +157,7 @@ class Collector:
         if result.state is Collected.PENDING and left_s <= 0:
             why = f"not verified within collect_timeout ({run.collect_timeout:g}s)"
             result = CollectResult(Collected.FAILED, f"NOT collected: {why}", None, (why,))
-        if result.settled:
+        if result.settled and record.ended_at is not None:  # on demand mid-run: not the end
             memo["result"] = _result_doc(result)
             await self._save(record.name, memo)
         return result
@@ -254,6 +269,8 @@ class Collector:
             part.unlink()
             offset = 0
         digest = await asyncio.to_thread(_sha256_of, part) if offset else hashlib.sha256()
+        if offset:
+            log.info("%s: resuming %s at %d bytes", record.name, entry.path, offset)
         progress = replace(progress, current=entry.path, resumed_from=offset)
         progress = self._report(replace(progress, bytes_done=progress.bytes_done + offset))
         remote = (

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from core.collect import meta_key, outputs_line
 from core.config import RunConfig
 from core.cost import cost_limit, projected_usd
 from core.durations import MUTE
@@ -63,12 +64,16 @@ class WatcherControl:
 
     async def list_runs(self, now: datetime) -> list[RunView]:
         """Kept instances (still billing after their run ended) first, then live runs."""
-        views = [self._view(r, now) for r in await self.store.list_runs()]
+        views = [
+            replace(self._view(r, now), outputs=await self._outputs(r.name))
+            for r in await self.store.list_runs()
+        ]
         return sorted(views, key=lambda v: (not v.kept, not v.live))  # stable: newest first
 
     async def view(self, run: str, now: datetime) -> RunView:
         record = await self._record(run)
-        return replace(self._view(record, now), tail=await self._tail(record))
+        view = self._view(record, now)
+        return replace(view, tail=await self._tail(record), outputs=await self._outputs(run))
 
     def _view(self, record: RunRecord, now: datetime) -> RunView:
         billing = record.instance_id is not None and record.teardown != "destroyed"
@@ -96,6 +101,13 @@ class WatcherControl:
                 config.max_cost if config is not None else None, record.cost_extended_usd
             ),
         )
+
+    async def _outputs(self, run: str) -> str | None:
+        """A pull in progress in this process, else the stored result or progress."""
+        collector = self.watcher.exits.collector if self.watcher is not None else None
+        if collector is not None and run in collector.live:
+            return collector.live[run].line()
+        return outputs_line(await self.store.get_meta(meta_key(run)))
 
     def _run_config(self, name: str) -> RunConfig | None:
         # a Control built without a watcher (a store-only tool) knows no settings

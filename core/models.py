@@ -212,6 +212,7 @@ class RunView:
     next_check_at: datetime | None = None
     interval_s: float | None = None
     teardown: str | None = None
+    outputs: str | None = None  # the collection: its result, or its progress while it runs
     tail: tuple[str, ...] = ()
     kept: bool = False  # ended, its instance left billing and not acknowledged (/keep)
     projected_usd: float | None = None  # at the current throughput to the last step

@@ -173,7 +173,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
         "health", "notices", "service", "collect",
     ),
-    "root": ("runtime", "cli", "demo", "demo_assets"),
+    "root": ("runtime", "cli", "demo", "demo_assets", "collect_cli"),
 }  # fmt: skip
 LAYER_ORDER = tuple(LAYERS)
 

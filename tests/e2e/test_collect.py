@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
 import sys
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -18,10 +21,11 @@ import pytest
 
 from core.collect import Progress
 from core.config import CollectConfig, Config
+from core.control import WatcherControl
 from core.launch import launch, plan_launch
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.providers import VastProvider
-from core.runtime import utc_now
+from core.runtime import DB_NAME, utc_now
 from core.store import Store
 from core.watcher import Watcher
 from tests.conftest import FakeClock
@@ -90,6 +94,7 @@ class Flow:
             emit=self.lines.append,
         )
         self.watcher.exits.sleep = RecordingSleep()
+        self.control = WatcherControl(self.store, self.watcher, self.clock)
 
     @property
     def dest(self) -> Path:
@@ -126,7 +131,7 @@ async def open_flow(
             config = make_config(tmp_path, sshd, fake_vast, long=False, **run_fields)
             (tmp_path / "train.py").write_text(trainer)
             configs.append(config)
-            store = await Store.open(tmp_path / "state" / "db.sqlite3")
+            store = await Store.open(tmp_path / "state" / DB_NAME)  # a watcher process's too
             stack.push_async_callback(store.close)
             transports = Transports(config, tmp_path / "state")
             stack.push_async_callback(transports.pool.close)
@@ -172,6 +177,8 @@ async def test_outputs_arrive_verified_before_the_delete_and_the_end_says_so(
     assert summary["outputs"] == "2 files, 52.4 MB in …/outputs/llama-ft, verified"
     assert summary["instance"] == f"{INSTANCE} destroyed (run done)"
     assert await flow.messages(MessageKind.ALERT) == []
+    [view] = await flow.control.list_runs(flow.clock())  # /runs shows it
+    assert view.outputs == summary["outputs"]
 
 
 async def test_a_connection_dropped_mid_pull_resumes_where_it_stopped(
@@ -249,3 +256,61 @@ async def test_a_failing_collect_command_alerts_once_and_keeps_or_destroys_by_po
         assert fake_vast.calls("DELETE") == [] and INSTANCE in fake_vast.instances
         assert "KEPT" in summary["instance"] and "still billing" in summary["instance"]
     assert not (await flow.record()).live
+
+
+def cli_config(tmp_path: Path, fake_vast: FakeVast) -> Path:
+    """For a watcher process: the run itself is learned from the store (launched above)."""
+    path = tmp_path / "sleepwatch.toml"
+    path.write_text(
+        f"""
+[watcher]
+state_dir = {str(tmp_path / "state")!r}
+python = {sys.executable!r}
+remote_root = {str(tmp_path / "remote")!r}
+
+[vast]
+api_base = {fake_vast.base_url!r}
+"""
+    )
+    return path
+
+
+async def watcher_process(config: Path, fake_vast: FakeVast, *args: str) -> Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLEEPWATCH_", "VAST_"))}
+    env["VAST_API_KEY"] = fake_vast.api_key
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.app", "--config", str(config), *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def test_a_watcher_sigkilled_mid_pull_resumes_after_restart(
+    open_flow: Callable[..., Any], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    # held to 25 MB/s, the 50 MB pull lasts long enough to be killed in the middle
+    flow: Flow = await open_flow(collect=CollectConfig(paths=PATHS, max_mb_s=25.0))
+    at_delete = hash_outputs_on_delete(fake_vast, flow.dest)
+    await flow.launch()
+    await wait_for_status(tmp_path, "done")
+    config = cli_config(tmp_path, fake_vast)
+    part = flow.dest / "ckpt/final/model.bin.sleepwatch-part"
+
+    first = await watcher_process(config, fake_vast, "check", RUN)
+    for _ in range(600):
+        if part.exists() and part.stat().st_size > 5 << 20:
+            break
+        assert first.returncode is None, await first.communicate()
+        await asyncio.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    await first.wait()
+
+    pulled_before = part.stat().st_size
+    assert 0 < pulled_before < CHECKPOINT_MB << 20
+    assert fake_vast.calls("DELETE") == []
+    second = await watcher_process(config, fake_vast, "--verbose", "check", RUN)
+    out, err = await asyncio.wait_for(second.communicate(), 90)
+
+    assert second.returncode == 0, err.decode()[-2000:]
+    assert f"resuming ckpt/final/model.bin at {pulled_before} bytes" in err.decode()
+    assert at_delete == [expected_outputs(tmp_path)]
+    assert INSTANCE not in fake_vast.instances
