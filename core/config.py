@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BeforeValidator,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -132,6 +133,9 @@ class Config(_Strict):
     telegram: TelegramConfig = TelegramConfig()
     vast: VastConfig = VastConfig()
     runs: list[RunConfig] = []
+    # find_run's index; rebuilt by set_runs (the one way runs change) or on a changed count
+    _index: dict[str, RunConfig] | None = PrivateAttr(default=None)
+    _indexed_count: int = PrivateAttr(default=0)
 
     @field_validator("runs")
     @classmethod
@@ -143,19 +147,26 @@ class Config(_Strict):
         return runs
 
     def run(self, name: str) -> RunConfig:
-        for run in self.runs:
-            if run.name == name:
-                return run
-        raise ConfigError(f"no [[runs]] entry named {name!r}")
+        run = self.find_run(name)
+        if run is None:
+            raise ConfigError(f"no [[runs]] entry named {name!r}")
+        return run
 
     def find_run(self, name: str) -> RunConfig | None:
-        return next((r for r in self.runs if r.name == name), None)
+        """The run named `name`, looked up in an index (every check asks, several times:
+        a scan of 5,000 runs each time made a check's cost grow with the fleet)."""
+        index = self._index
+        if index is None or self._indexed_count != len(self.runs):
+            index = self._index = {r.name: r for r in self.runs}
+            self._indexed_count = len(self.runs)
+        return index.get(name)
 
     def set_runs(self, runs: Sequence[RunConfig]) -> None:
         """Replace the runs this Config knows, in place: the one Config object is shared by
         every part of a running serve, which learns runs from the store (the settings they
         were launched with) and from a re-read config file."""
         self.runs[:] = list(runs)
+        self._index = None
 
     def resolved_run(self, run: RunConfig) -> RunConfig:
         """The run with every setting the watcher uses filled in from this file's defaults, as

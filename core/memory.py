@@ -9,7 +9,7 @@ core.control for /status.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -59,7 +59,7 @@ class Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
+        doc = _shallow(self, _MEMORY_FIELDS)  # not asdict: its deep copies cost every check
         doc["launched_at"] = self.launched_at.isoformat()
         doc["attempt_seen_at"] = _iso(self.attempt_seen_at)
         doc["samples"] = [_sample_to_json(s) for s in self.samples]
@@ -97,8 +97,16 @@ class Memory:
         )
 
 
+_MEMORY_FIELDS = tuple(f.name for f in fields(Memory))
+_SAMPLE_FIELDS = tuple(f.name for f in fields(Sample))
+
+
+def _shallow(value: object, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in names}
+
+
 def _sample_to_json(sample: Sample) -> dict[str, Any]:
-    doc = asdict(sample)
+    doc = _shallow(sample, _SAMPLE_FIELDS)
     doc["at"] = sample.at.isoformat()
     doc["last_output_at"] = _iso(sample.last_output_at)
     return doc

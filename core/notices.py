@@ -77,7 +77,7 @@ class Rescan:
             self._now.clear()
             try:
                 await self._reload()
-                records = await self.store.list_runs()
+                records = await self.store.live_runs()  # never every run ever stored
                 await self.settings.learn(records)
             except Exception:  # the store may be briefly locked; the next round retries
                 log.exception("rescan of the store failed")

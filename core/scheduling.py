@@ -11,6 +11,7 @@ drops a run's job; bot/app.py adds the morning summary's cron job.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -28,6 +29,9 @@ MIN_GRACE_S = 60.0
 WAKE_DEBOUNCE_S = 0.3  # several wakes in a burst (status, then attempt) make one check
 SKIPPED_RETRY_S = 1.0
 MIN_DELAY_S = 0.1
+# Each interval a check returns is stretched or shrunk by up to half this fraction at random:
+# runs launched (or resumed) together drift apart instead of probing in lock-step forever.
+JITTER_FRACTION = 0.1
 
 
 def job_id(run: str) -> str:
@@ -35,9 +39,12 @@ def job_id(run: str) -> str:
 
 
 class CheckScheduler:
-    def __init__(self, check: Check, clock: Clock) -> None:
+    def __init__(
+        self, check: Check, clock: Clock, *, jitter: Callable[[], float] = random.random
+    ) -> None:
         self._check = check
         self._clock = clock
+        self._jitter = jitter
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._running: set[str] = set()
         self._again: set[str] = set()
@@ -116,9 +123,19 @@ class CheckScheduler:
             interval = MIN_GRACE_S
         finally:
             self._running.discard(run)
+        if interval is not None:
+            interval = jittered(interval, self._jitter())
         if run in self._again:
             self._again.discard(run)
             if interval is not None:
                 interval = WAKE_DEBOUNCE_S
         if interval is not None:
             self.schedule(run, interval)
+
+
+def jittered(interval_s: float, jitter: float) -> float:
+    """`interval_s` moved by up to ±JITTER_FRACTION/2 (jitter in [0, 1)); intervals under a
+    second (a retry of a skipped firing, a wake) are kept as they are."""
+    if interval_s < 1.0:
+        return interval_s
+    return interval_s * (1.0 + JITTER_FRACTION * (min(max(jitter, 0.0), 1.0) - 0.5))

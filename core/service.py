@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 30.0
 RESCAN_S = 30.0  # a full rescan at least this often, whatever the store says
 PRUNE_EVERY_S = 3600.0
+# A restart resumes every live run: their first checks and wait channels (and so their
+# connects) start at most this many runs a second, oldest due first (a restart with thousands
+# of runs would otherwise connect to all at once, and half the first checks time out).
+START_CHECKS_PER_S = 50.0
 
 
 class Service:
@@ -57,6 +61,7 @@ class Service:
         config_source: str = "the config file",
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        start_checks_per_s: float = START_CHECKS_PER_S,
         pinger: Pinger | None = None,
         sd: SdNotifier | None = None,
     ) -> None:
@@ -77,6 +82,7 @@ class Service:
         self._pruned_at: datetime | None = None
         self.sleep = sleep
         self.jitter = jitter
+        self.start_checks_per_s = start_checks_per_s
         self.channel_restarts: dict[str, int] = {}
         self.failing = FailingChecks(config.watcher.failing_checks_alert)
         self._stop = asyncio.Event()
@@ -93,7 +99,7 @@ class Service:
             emit=emit,
             wake_outbox=self._outbox_wake.set,
         )
-        self.scheduler = CheckScheduler(self.check, clock)
+        self.scheduler = CheckScheduler(self.check, clock, jitter=jitter)
         self.control = WatcherControl(
             store, self.watcher, clock, self.scheduler, on_ended=self._finished
         )
@@ -155,10 +161,9 @@ class Service:
         now = self.clock()
         records = await self.store.list_runs()
         await self.settings.learn(records)
-        for record in records:
-            if record.live:
-                due = record.next_check_at
-                self.watch(record, delay_s=max(0.0, (due - now).total_seconds()) if due else 0.0)
+        live = [r for r in records if r.live]
+        for record, delay_s in resume_delays(live, now, self.start_checks_per_s):
+            self.watch(record, delay_s=delay_s, wait_after_s=delay_s)
         self._outbox_wake.set()
 
     async def learn_runs(self) -> None:
@@ -169,14 +174,15 @@ class Service:
         """SIGHUP: re-read the config file now (a rescan does it too)."""
         self.rescan.request()
 
-    def watch(self, record: RunRecord, *, delay_s: float = 0.0) -> None:
+    def watch(self, record: RunRecord, *, delay_s: float = 0.0, wait_after_s: float = 0.0) -> None:
+        """Check the run in `delay_s` and keep its wait channel open from `wait_after_s` on."""
         self.finished.setdefault(record.name, asyncio.Event())
         self.scheduler.schedule(record.name, delay_s)
         running = self._waiters.get(record.name)
         if (running is not None and not running.done()) or record.ended_at is not None:
             return
         self._waiters[record.name] = log_if_failed(
-            asyncio.create_task(self._keep_waiting(record)), "wait channel"
+            asyncio.create_task(self._keep_waiting(record, wait_after_s)), "wait channel"
         )
 
     def _waiter(self, record: RunRecord) -> RunWaiter:
@@ -193,7 +199,9 @@ class Service:
             jitter=self.jitter,
         )
 
-    async def _keep_waiting(self, record: RunRecord) -> None:
+    async def _keep_waiting(self, record: RunRecord, start_after_s: float = 0.0) -> None:
+        if start_after_s > 0:  # a restart spreads its runs' channels like their first checks
+            await asyncio.sleep(start_after_s)
         await keep_waiting(
             record,
             self._waiter,
@@ -279,6 +287,20 @@ class Service:
             log.critical("%s", reason)
             self._alarm(f"sleepwatch: STOPPING: {reason}")
             self.halted.set()
+
+
+def resume_delays(
+    live: list[RunRecord], now: datetime, per_s: float
+) -> list[tuple[RunRecord, float]]:
+    """When each live run is first checked after a start: when it was due, but never more than
+    `per_s` first checks a second (oldest due first: a run overdue the longest goes first)."""
+
+    def due_s(record: RunRecord) -> float:
+        due = record.next_check_at
+        return 0.0 if due is None else (due - now).total_seconds()
+
+    ordered = sorted(live, key=due_s)
+    return [(record, max(0.0, due_s(record), i / per_s)) for i, record in enumerate(ordered)]
 
 
 def log_if_failed(task: asyncio.Task[None], what: str) -> asyncio.Task[None]:

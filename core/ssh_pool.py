@@ -51,6 +51,9 @@ class SshOptions:
     max_sessions: int = DEFAULT_MAX_SESSIONS
     # connections per (host, port, user) at most: a second one opens when the first is full
     max_connections: int = MAX_CONNECTIONS
+    # connects in progress at once, all hosts together (a restart resuming thousands of runs
+    # must not start thousands of key exchanges at once: most would time out)
+    max_connecting: int = 32
     transfer_timeout_s: float = 300.0
     # sshd ignores signal requests on root logins (the usual case on rented GPU hosts), so a
     # timed-out command would outlive its closed channel: coreutils `timeout` on the remote
@@ -113,6 +116,7 @@ class SshConnections:
         self._options = options or SshOptions()
         self._clock = clock
         self._slots: dict[_ConnKey, _Slot] = {}
+        self._connecting = asyncio.Semaphore(self._options.max_connecting)
 
     def stats(self, target: SshTarget) -> HostStats:
         s = self._slot(target)
@@ -170,7 +174,8 @@ class SshConnections:
         """A new connection to the endpoint (Lanes serialises these per endpoint)."""
         self._refuse_if_backing_off(target, slot)
         try:
-            conn = await self._connect(target)
+            async with self._connecting:
+                conn = await self._connect(target)
         except TransportError as exc:
             self._record_failure(slot, exc)
             raise

@@ -36,6 +36,10 @@ AUDIT_KEEP_S = 90 * 86400.0
 AUDIT_MAX_ROWS = 10_000
 AUDIT_REFUSED_MAX_ROWS = 1_000
 OUTBOX_SENT_KEEP_S = 30 * 86400.0
+# Status lines (the checks table) are kept this long: at a 1-minute cadence 5,000 runs write
+# 7 million a day. The run row keeps each run's last line; an ending reads the newest ones.
+CHECKS_KEEP_S = 3 * 86400.0
+CHECKS_PRUNE_CHUNK = 20_000  # rows per transaction: a prune never holds the writer for long
 
 
 class Store(OutboxTables):
@@ -111,6 +115,11 @@ class Store(OutboxTables):
     async def list_runs(self) -> list[RunRecord]:
         sql = "SELECT * FROM runs ORDER BY live DESC, launched_at DESC, name"
         return [_run_from_row(row) for row in await self._fetch("listing runs", sql, ())]
+
+    async def live_runs(self) -> list[RunRecord]:
+        """The runs being watched (the rescan's read: never every run ever stored)."""
+        sql = "SELECT * FROM runs WHERE live = 1 ORDER BY launched_at DESC, name"
+        return [_run_from_row(row) for row in await self._fetch("listing live runs", sql, ())]
 
     async def run_names(self) -> list[str]:
         rows = await self._fetch("listing runs", "SELECT name FROM runs ORDER BY name", ())
@@ -216,7 +225,30 @@ class Store(OutboxTables):
         async with self._transaction("pruning old audit and outbox rows") as conn:
             for sql, params in statements:
                 deleted += (await conn.execute(sql, params)).rowcount
-        return deleted
+        return deleted + await self.prune_checks(now)
+
+    async def prune_checks(self, now: datetime) -> int:
+        """Drop status lines older than CHECKS_KEEP_S, oldest first, in chunks. Ids follow
+        insertion, so the cut is the first id of a kept line (found without a full scan)."""
+        before = _ts(now - timedelta(seconds=CHECKS_KEEP_S))
+        first_kept = await self._fetch(
+            "finding old status lines",
+            "SELECT COALESCE((SELECT id FROM checks WHERE at >= ? ORDER BY id LIMIT 1), "
+            "(SELECT IFNULL(MAX(id), 0) + 1 FROM checks))",
+            (before,),
+        )
+        cut = int(first_kept[0][0])
+        deleted = 0
+        while True:
+            gone = await self._write(
+                "pruning old status lines",
+                "DELETE FROM checks WHERE id IN "
+                "(SELECT id FROM checks WHERE id < ? ORDER BY id LIMIT ?)",
+                (cut, CHECKS_PRUNE_CHUNK),
+            )
+            deleted += gone
+            if gone < CHECKS_PRUNE_CHUNK:
+                return deleted
 
     async def get_meta(self, key: str) -> str | None:
         rows = await self._fetch("reading meta", "SELECT value FROM meta WHERE key = ?", (key,))

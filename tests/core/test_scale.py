@@ -1,0 +1,75 @@
+"""Issue 16, "5,000 runs through serve": a restart spreads its first checks, checks drift out
+of lock-step, the status lines have a retention, the rescan reads live runs only, and a run's
+settings are found without scanning the fleet. Pure where it can be; a real store else."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from core.config import Config, RunConfig
+from core.models import CheckCommit, RunRecord
+from core.scheduling import jittered
+from core.service import resume_delays
+from core.store import CHECKS_KEEP_S, Store
+
+NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+
+
+def record(i: int, due: datetime | None) -> RunRecord:
+    return RunRecord(name=f"r{i:04d}", run_dir="/w", launched_at=NOW, next_check_at=due)
+
+
+def test_a_restart_starts_at_most_its_rate_of_first_checks_a_second_oldest_due_first() -> None:
+    overdue = [record(i, NOW - timedelta(minutes=i % 90)) for i in range(5000)]
+    later = record(9999, NOW + timedelta(hours=2))
+
+    delays = resume_delays([later, *overdue], NOW, per_s=50.0)
+
+    seconds = [int(d) for _, d in delays if d < 3600]
+    assert max(seconds.count(s) for s in set(seconds)) <= 50
+    assert len(seconds) == 5000 and max(seconds) == 99  # 5,000 at 50/s: 100 s
+    firsts = [r for r, d in delays if d < 1]
+    assert all(r.next_check_at == NOW - timedelta(minutes=89) for r in firsts[:50])
+    assert dict((r.name, d) for r, d in delays)["r9999"] == 7200.0  # not due: kept
+
+
+def test_intervals_are_jittered_within_five_percent_and_wakes_are_not() -> None:
+    spread = {round(jittered(60.0, j / 10), 3) for j in range(10)}
+    assert len(spread) == 10 and min(spread) >= 57.0 and max(spread) < 63.0
+    assert jittered(0.3, 0.9) == 0.3
+
+
+async def test_old_status_lines_are_pruned_and_recent_ones_kept(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    run = record(1, None)
+    await store.upsert_run(run)
+    old = NOW - timedelta(seconds=CHECKS_KEEP_S + 60)
+    for at in (old, old + timedelta(seconds=30), NOW - timedelta(hours=1)):
+        line = f"{at:%Y-%m-%dT%H:%M:%SZ} running 1/3 - - - - r0001"
+        await store.commit_check(CheckCommit(run=run, at=at, status_line=line, health="ok"))
+
+    assert await store.prune_checks(NOW) == 2
+    kept = await store.recent_checks("r0001")
+    assert [at for at, _, _ in kept] == [NOW - timedelta(hours=1)]
+    await store.close()
+
+
+async def test_the_rescan_reads_live_runs_only(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    for i in range(5):
+        await store.upsert_run(replace(record(i, None), live=i % 2 == 0))
+
+    assert sorted(r.name for r in await store.live_runs()) == ["r0000", "r0002", "r0004"]
+    await store.close()
+
+
+def test_a_run_is_found_by_name_and_a_replaced_list_is_seen() -> None:
+    runs = [RunConfig(name=f"r{i}", run_dir="/w", command="x", local=True) for i in range(3)]
+    config = Config(runs=runs)
+    assert config.find_run("r2") is runs[2]
+    config.set_runs([RunConfig(name="r2", run_dir="/other", command="x", local=True)])
+    found = config.find_run("r2")
+    assert found is not None and found.run_dir == "/other"
+    assert config.find_run("r0") is None
