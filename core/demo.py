@@ -18,6 +18,7 @@ from typing import TextIO
 
 from core.config import (
     CadenceConfig,
+    CollectConfig,
     Config,
     KnobConfig,
     RunConfig,
@@ -70,6 +71,8 @@ def demo_config(scenario: str, workdir: Path) -> Config:
         knobs={"eval_batch_size": KnobConfig(value=64, min=8)},
         supervisor=supervisor,
         dph_total=2.10,
+        # failed runs collect too: the logs and the last checkpoint are what one debugs with
+        collect=CollectConfig(paths=["checkpoint-*", "metrics.json", "attempts"]),
     )
     return Config(
         watcher=WatcherConfig(

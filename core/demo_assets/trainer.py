@@ -37,6 +37,15 @@ def evaluate(eval_batch_size: int, scenario: str) -> None:
     print("{'eval_loss': 0.912, 'eval_accuracy': 0.71}", flush=True)
 
 
+def save_checkpoint(name: str, step: int, loss: float) -> None:
+    """What a trainer leaves behind: a weights file and its metrics (the demo collects them)."""
+    os.makedirs(name, exist_ok=True)
+    with open(os.path.join(name, "model.bin"), "wb") as fh:
+        fh.write(os.urandom(64 * 1024) * 4)  # 256 KB of "weights"
+    with open("metrics.json", "w") as fh:
+        fh.write(f'{{"step": {step}, "loss": {loss:.4f}}}\n')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenario", default="healthy")
@@ -60,6 +69,8 @@ def main() -> None:
                 f"'epoch': {step / args.steps:.2f}}}",
                 flush=True,
             )
+        if step == 10:
+            save_checkpoint("checkpoint-10", step, loss)
         if step == args.steps // 2:
             evaluate(args.eval_batch_size, args.scenario)
         if args.scenario == "crash" and step == 8:
@@ -67,6 +78,7 @@ def main() -> None:
         if args.scenario == "stall" and step == 10 and not os.path.exists(stall_marker):
             open(stall_marker, "w").close()
             time.sleep(3600)  # a hung NCCL collective, say: no output, GPU idle
+    save_checkpoint("checkpoint-final", args.steps, loss)
     print("\nTraining completed. {'train_runtime': 3.1, 'train_loss': 0.61}", flush=True)
 
 

@@ -42,6 +42,11 @@ async def test_default_scenario_shows_oom_fix_retry_and_done(tmp_path: Path) -> 
     assert "fixes: oom (ok)" in text
     assert "the policy would destroy it" in text
     assert any(" oom demo-oom" in line for line in lines)  # the fix column
+    # its outputs come home, verified, before the end is told (the demo collects them)
+    assert re.search(r"outputs: \d+ files, [\d.]+ [KM]B in …/outputs/demo-oom, verified", text)
+    outputs = tmp_path / "state" / "outputs" / "demo-oom"
+    assert (outputs / "checkpoint-final" / "model.bin").stat().st_size == 256 * 1024
+    assert (outputs / "attempts" / "1.log").exists()  # the failed attempt's log too
 
 
 async def test_crash_scenario_fails_and_names_the_root_cause(tmp_path: Path) -> None:
