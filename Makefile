@@ -3,6 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_WORKERS ?= 4
 
 .PHONY: demo test test-fast lint bench venv clean
 
@@ -17,11 +18,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sleepwatch demo $(if $(SCENARIO),--scenario $(SCENARIO),)
 
+# Four workers on two cores: most tests wait on real subprocesses, sshd and sockets, not the CPU.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

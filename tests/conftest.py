@@ -31,3 +31,19 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests first: spread over the xdist workers (`make test`), a minute-long test that
+    starts last leaves one worker running alone at the end. Marked fault loops lead, then the
+    suites that drive real processes (serve, sshd, trainers), then the rest in file order."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow") is not None:
+            return 0
+        return 1 if item.nodeid.startswith(_REAL_PROCESS_SUITES) else 2
+
+    items.sort(key=rank)
+
+
+_REAL_PROCESS_SUITES = ("tests/reliability/", "tests/e2e/", "tests/supervisor/test_corpus.py")

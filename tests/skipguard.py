@@ -50,11 +50,15 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
     # where no test report is made: count it, and under the strict flag fail it.
     outcome = yield
     report: pytest.CollectReport = outcome.get_result()
+    if report.skipped and _strict():
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and {FAIL_ON_SKIP} is set: {_reason(report)}"  # type: ignore[arg-type]
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # Called where the summary is written: in this process, or in the xdist controller.
     if report.skipped:
         _SKIPS.append((report.nodeid, _reason(report)))  # type: ignore[arg-type]
-        if _strict():
-            report.outcome = "failed"
-            report.longrepr = f"skipped, and {FAIL_ON_SKIP} is set: {_reason(report)}"  # type: ignore[arg-type]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SKIPPING = """
@@ -32,7 +34,9 @@ def test_expected_failure():
 """
 
 
-def inner_pytest(tmp_path: Path, *, strict: bool) -> subprocess.CompletedProcess[str]:
+def inner_pytest(
+    tmp_path: Path, *, strict: bool, workers: int = 0
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_inner.py").write_text(SKIPPING)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     env = {k: v for k, v in os.environ.items() if k != "SLEEPWATCH_FAIL_ON_SKIP"}
@@ -41,6 +45,7 @@ def inner_pytest(tmp_path: Path, *, strict: bool) -> subprocess.CompletedProcess
         env["SLEEPWATCH_FAIL_ON_SKIP"] = "1"
     return subprocess.run(  # noqa: S603
         [sys.executable, "-m", "pytest", "-p", "tests.skipguard", "-p", "no:cacheprovider"]
+        + (["-n", str(workers)] if workers else [])
         + ["-q", str(tmp_path)],
         cwd=tmp_path,
         env=env,
@@ -84,14 +89,16 @@ def test_never_collected():
 """
 
 
+@pytest.mark.parametrize("workers", [0, 2], ids=["one-process", "xdist"])
 def test_a_module_that_skips_itself_at_import_is_counted_and_fails_strict_runs(
-    tmp_path: Path,
+    tmp_path: Path, workers: int
 ) -> None:
+    # `make test` runs under xdist, where collection happens in the workers.
     (tmp_path / "test_module_skip.py").write_text(MODULE_SKIP)
-    plain = inner_pytest(tmp_path, strict=False)
+    plain = inner_pytest(tmp_path, strict=False, workers=workers)
     assert plain.returncode == 0, plain.stdout
     assert "3 TESTS WERE SKIPPED: NOT A FULL PASS" in plain.stdout
     assert "1 skipped because: asyncssh missing" in plain.stdout
-    strict = inner_pytest(tmp_path, strict=True)
+    strict = inner_pytest(tmp_path, strict=True, workers=workers)
     assert strict.returncode != 0, strict.stdout
     assert "skipped, and SLEEPWATCH_FAIL_ON_SKIP is set: asyncssh missing" in strict.stdout
