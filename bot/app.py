@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from zoneinfo import ZoneInfo
 
 from core.cli import main as core_main
 from core.config import Config, Secrets
@@ -49,11 +48,11 @@ class TelegramFrontend:
         hour, minute = (int(part) for part in config.telegram.summary_time.split(":"))
 
         async def morning() -> None:
-            zone = ZoneInfo(config.telegram.timezone)
+            zone = config.telegram.zone
             await enqueue_morning_summary(service.control, service.store, utc_now(), tz=zone)
             service.watcher.wake_outbox()
 
-        service.scheduler.add_cron(morning, hour, minute, config.telegram.timezone)
+        service.scheduler.add_cron(morning, hour, minute, config.telegram.zone_name)
         dispatcher = build_dispatcher(
             service.control,
             service.store,

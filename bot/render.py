@@ -87,8 +87,9 @@ def _summary_line(key: str, value: str) -> str:
 def _fixed_parts(message: OutboundMessage, budget: int) -> tuple[list[str], list[str]]:
     """Head (status lines, title, reasons) and summary lines within `budget`. Status lines and
     the title always stay; reasons, then summary pairs, give way from the end if need be."""
-    head = [f"<code>{esc(s)}</code>" for s in (message.status_line or "").split("\n") if s]
-    head.append(f"<b>{esc(message.title)}</b>")
+    # what happened, in words, first: a lock screen shows only the first line
+    head = [f"<b>{esc(message.title)}</b>"]
+    head += [f"<code>{esc(s)}</code>" for s in (message.status_line or "").split("\n") if s]
     reasons = [f"• {esc(r)}" for r in message.reasons]
     summary = [_summary_line(k, v) for k, v in message.summary]
     dropped = 0
@@ -109,7 +110,8 @@ def _fixed_parts(message: OutboundMessage, budget: int) -> tuple[list[str], list
 
 
 def render_message(message: OutboundMessage, limit: int = TELEGRAM_LIMIT) -> str:
-    """Status line(s) in <code>, the title in bold, the reasons, the log in <pre>, the summary."""
+    """The title in bold, the status line(s) in <code>, the reasons, then the log in <pre> and
+    the summary; a terminal message's summary (its verdict) comes before the log."""
     head_lines, summary_lines = _fixed_parts(message, limit - 400)
     head, tail = "\n".join(head_lines), "\n".join(summary_lines)
     fixed = tg_len(head) + (tg_len(tail) + 1 if tail else 0)
@@ -117,7 +119,8 @@ def render_message(message: OutboundMessage, limit: int = TELEGRAM_LIMIT) -> str
     if message.log_lines:
         keep_tail = message.kind not in _HEAD_FIRST
         log = pre_block(message.log_lines, limit - fixed - 1, keep_tail=keep_tail)
-    return "\n".join(part for part in (head, log, tail) if part)
+    parts = (head, tail, log) if message.kind is MessageKind.TERMINAL else (head, log, tail)
+    return "\n".join(part for part in parts if part)
 
 
 def run_lines(view: RunView, now: datetime) -> list[str]:

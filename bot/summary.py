@@ -14,6 +14,7 @@ from bot.render import runs_text_lines, runs_title
 from core.kept import is_kept
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.ports import Control
+from core.topics import Topic
 
 QUIET_AFTER = timedelta(hours=24)
 
@@ -49,6 +50,7 @@ async def enqueue_morning_summary(
     message = OutboundMessage(
         kind=MessageKind.SUMMARY,
         title=f"Morning summary. {runs_title(views)}",
+        topic=Topic.MORNING_SUMMARY,
         log_lines=tuple(runs_text_lines(views, now)),
     )
     return await store.enqueue(message, dedupe_key=summary_key(now, tz), at=now)

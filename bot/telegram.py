@@ -166,7 +166,13 @@ class TelegramNotifier:
             if chat_id in done:
                 continue
             try:
-                await self._bot.send_message(chat_id, text, parse_mode="HTML")
+                await self._bot.send_message(
+                    chat_id,
+                    text,
+                    parse_mode="HTML",
+                    # silent unless a human is needed (core.topics)
+                    disable_notification=not message.loud,
+                )
             except (TelegramAPIError, ClientDecodeError) as exc:
                 # the cause's text may hold the URL with the token: logged tracebacks pass
                 # through RedactToken

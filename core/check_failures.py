@@ -13,6 +13,7 @@ from datetime import datetime
 
 from core.models import MessageKind, OutboundMessage
 from core.text import clean_line
+from core.topics import Action, Topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,9 @@ class FailingChecks:
             kind=MessageKind.ALERT,
             title=f"⚠ {run}: the watcher cannot check this run",
             run=run,
+            topic=Topic.WATCHER_BLIND,
+            loud=True,
+            actions=(Action.STATUS,),
             reasons=(
                 f"{count} checks in a row failed since {since:%Y-%m-%d %H:%M:%SZ}; "
                 f"last: {describe(exc)}",
@@ -64,6 +68,7 @@ class FailingChecks:
             kind=MessageKind.RECOVERY,
             title=f"✓ {run}: checks work again",
             run=run,
+            topic=Topic.CHECKS_WORK,
             reasons=(f"checks failed from {since:%Y-%m-%d %H:%M:%SZ} to {now:%H:%M:%SZ}",),
         )
         return Queued(message, f"{run}:check-recovered:{since.isoformat()}")

@@ -47,6 +47,7 @@ from core.ports import Clock, Transport
 from core.store import Store
 from core.supervisor_client import client_for
 from core.text import clean_line
+from core.topics import Action, Topic
 
 log = logging.getLogger(__name__)
 CHUNK = 4 << 20
@@ -396,6 +397,9 @@ def uncollected_alert(run: str, result: CollectResult, fate: str) -> OutboundMes
         kind=MessageKind.ALERT,
         title=f"⚠ {run}: outputs NOT all collected",
         run=run,
+        topic=Topic.NEEDS_HUMAN,
+        loud=True,
+        actions=(Action.TEARDOWN, Action.STATUS),
         reasons=(result.line, *reasons, fate),
     )
 

@@ -123,16 +123,40 @@ class TelegramConfig(Strict):
     user_ids: list[int] = []  # set: only these people, even inside an allowed group
     api_base: str | None = None
     summary_time: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    timezone: str = "UTC"
+    # IANA name for the times a person reads (muted until, deadline); None: this machine's.
+    # Status lines stay UTC.
+    timezone: str | None = None
+    # A healthy run's one terminal message: "silent" (default) or "loud" (it wakes you).
+    notify_done: Literal["loud", "silent"] = "silent"
 
     @field_validator("timezone")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use e.g. Europe/Berlin)") from None
         return value
+
+    @property
+    def zone_name(self) -> str:
+        """The configured zone, else this machine's (as tzlocal reads it), else UTC."""
+        if self.timezone is not None:
+            return self.timezone
+        try:
+            import tzlocal
+
+            name = str(tzlocal.get_localzone_name() or "UTC")
+            ZoneInfo(name)
+        except Exception:  # no readable local zone (a bare container): UTC
+            return "UTC"
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.zone_name)
 
 
 class VastConfig(Strict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from core.models import OutboundMessage
+from core.models import MessageKind, OutboundMessage
 from core.text import clean_line, clean_lines
 
 LOG_INDENT = "    "
@@ -24,8 +24,11 @@ def render_plain(message: OutboundMessage, *, status_line: bool = True) -> str:
         parts.append(clean_line(message.status_line))
     parts.append(f"[{message.kind.value}] {clean_line(message.title)}")
     parts.extend(f"- {clean_line(reason)}" for reason in message.reasons)
-    parts.extend(f"{LOG_INDENT}{line}" for line in clean_lines(message.log_lines))
-    parts.extend(f"{clean_line(key)}: {clean_line(value)}" for key, value in message.summary)
+    log = [f"{LOG_INDENT}{line}" for line in clean_lines(message.log_lines)]
+    summary = [f"{clean_line(key)}: {clean_line(value)}" for key, value in message.summary]
+    # a terminal message's verdict (its summary) before its excerpt, as in Telegram
+    terminal = message.kind is MessageKind.TERMINAL
+    parts.extend([*summary, *log] if terminal else [*log, *summary])
     return "\n".join(parts) + "\n"
 
 

@@ -7,7 +7,7 @@ Called by core.decide once per check, beside the cost rule (core/cost.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from core.durations import format_duration
 from core.rules import Finding
@@ -23,13 +23,27 @@ class DeadlineVerdict:
     teardown: bool = False
 
 
+def local_time(at: datetime, now: datetime, tz: tzinfo) -> str:
+    """A moment as a person reads it, in their zone: `05:12 CET`, with the date unless today."""
+    local = at.astimezone(tz)
+    shape = "%H:%M %Z" if local.date() == now.astimezone(tz).date() else "%Y-%m-%d %H:%M %Z"
+    return local.strftime(shape)
+
+
 def judge_deadline(
-    deadline_at: datetime | None, now: datetime, *, warned: bool, grace_s: float
+    deadline_at: datetime | None,
+    now: datetime,
+    *,
+    warned: bool,
+    grace_s: float,
+    tz: tzinfo = UTC,
 ) -> DeadlineVerdict:
+    """`tz`: the zone the person reads times in (`[telegram] timezone`)."""
     if deadline_at is None:
         return DeadlineVerdict(warned=warned)
     left_s = (deadline_at - now).total_seconds()
-    stamp = deadline_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+    key_stamp = deadline_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+    stamp = local_time(deadline_at, now, tz)
     if left_s > WARN_BEFORE_S:
         return DeadlineVerdict(warned=False)
     if left_s > 0:
@@ -39,9 +53,8 @@ def judge_deadline(
             f"deadline {stamp} in {format_duration(left_s)}: the instance will be torn down "
             f"{format_duration(grace_s)} after it unless you /extend"
         )
-        return DeadlineVerdict(
-            (Finding(Event.DEADLINE_WARNING.key(stamp), reason, event=True),), True
-        )
+        finding = Finding(Event.DEADLINE_WARNING.key(key_stamp), reason, event=True)
+        return DeadlineVerdict((finding,), True)
     overdue_s = -left_s
     if overdue_s < grace_s:
         reason = (

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from core.cost import CostVerdict, cost_limit, judge_cost
 from core.deadline import judge_deadline
@@ -23,11 +23,12 @@ from core.disk import DiskVerdict, judge_disk
 from core.exit_plan import COST, DEADLINE, LOST
 from core.instance import instance_finding
 from core.memory import MAX_ANNOUNCED, Memory
-from core.messages import alert_message, log_context, recovery_message
+from core.messages import alert_message, episode_findings, log_context, recovery_message
 from core.models import CheckCommit, InstanceInfo, OpenAlert, OutboundMessage, RunRecord
 from core.protocol import SupervisorState
 from core.rules import Assessment, Finding, Health, Observation, Policy, assess, next_check_s
 from core.statusline import status_line
+from core.topics import RunFacts
 from core.transitions import AlertPlan, plan_alerts
 from core.vocab import Condition, Event, WatchStatus, event_of
 
@@ -44,6 +45,7 @@ class CheckPolicy:
     deadline_grace_s: float = DEFAULT_GRACE_S
     destroy_on_fail: bool = True
     max_cost: float | None = None
+    tz: tzinfo = UTC  # the zone the person reads times in (`[telegram] timezone`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,7 @@ def decide(
         alerts_opened=tuple(_open(record.name, f, now) for f in plan.opened),
         alerts_resent=tuple(f.key for f in plan.resent),
         alerts_resolved=plan.resolved,
-        messages=_messages(record.name, line, obs, a, plan, now),
+        messages=_messages(record, line, obs, a, plan, now),
     )
     return CheckDecision(
         commit=commit,
@@ -186,6 +188,7 @@ def _outside(
         now,
         warned=record.deadline_at is not None and memory.deadline_warned_for == record.deadline_at,
         grace_s=policy.deadline_grace_s,
+        tz=policy.tz,
     )
     limit = cost_limit(policy.max_cost, record.cost_extended_usd)
     cost = (
@@ -262,14 +265,23 @@ def _status_line(record: RunRecord, obs: Observation, a: Assessment) -> str:
 
 
 def _messages(
-    name: str, line: str, obs: Observation, a: Assessment, plan: AlertPlan, now: datetime
+    record: RunRecord, line: str, obs: Observation, a: Assessment, plan: AlertPlan, now: datetime
 ) -> tuple[tuple[str, OutboundMessage], ...]:
     """The alert (one message for everything to notify) and the recovery, with their dedupe
-    keys. A terminal state closes alerts silently: its own message says what matters."""
+    keys. A terminal state closes alerts silently: its own message says what matters. One
+    message per episode: the retry a stall kill caused was told by the kill's message."""
+    name = record.name
     messages: list[tuple[str, OutboundMessage]] = []
-    if plan.to_notify:
+    stall_kills = Memory.from_json(record.memory).stall_kills if record.memory else ()
+    told = episode_findings(plan.to_notify, a.state, stall_kills)
+    if told:
         context = log_context(obs.probe, a.state, retry=a.new_attempt)
-        alert = alert_message(name, line, plan.to_notify, context)
+        facts = RunFacts(
+            live=a.health is not Health.TERMINAL,
+            has_instance=record.instance_id is not None,
+            has_deadline=record.deadline_at is not None,
+        )
+        alert = alert_message(name, line, told, context, state=a.state, facts=facts)
         messages.append((f"{name}:alert:{now.isoformat()}", alert))
     if plan.recovered and a.health is not Health.TERMINAL:
         recovery = recovery_message(name, line, plan.recovered)

@@ -28,6 +28,7 @@ from core.config import (
 from core.console import ConsoleNotifier
 from core.launch import launch, plan_launch
 from core.local import LocalTransport
+from core.ports import Notifier
 from core.providers import NoneProvider
 from core.runtime import utc_now
 from core.service import Service
@@ -111,8 +112,15 @@ def build_demo_wheel(folder: Path) -> Path:
     return path
 
 
-async def run_demo(scenario: str, *, out: TextIO | None = None, workdir: Path | None = None) -> int:
-    """Run one scenario to its end. Exit code 0 when the run is done, 1 otherwise."""
+async def run_demo(
+    scenario: str,
+    *,
+    out: TextIO | None = None,
+    workdir: Path | None = None,
+    notifier: Notifier | None = None,
+) -> int:
+    """Run one scenario to its end. Exit code 0 when the run is done, 1 otherwise. The messages
+    go to `out` unless another `notifier` is given (tests send them to the fake Bot API)."""
     stream = out or sys.stdout
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sleepwatch-demo-"))
     config = demo_config(scenario, workdir)
@@ -131,7 +139,8 @@ async def run_demo(scenario: str, *, out: TextIO | None = None, workdir: Path | 
         service = Service(
             config,
             store,
-            ConsoleNotifier(stream, status_lines=False),  # emit() already printed them
+            # emit() already printed the status lines
+            notifier or ConsoleNotifier(stream, status_lines=False),
             NoneProvider(),
             lambda record: local,
             utc_now,

@@ -21,12 +21,14 @@ from core.exit_plan import (
     RETRY_TEARDOWN_S,
     should_destroy,
 )
+from core.memory import Memory
 from core.messages import (
     ending_message,
     ending_status_line,
     log_context,
     summary_pairs,
     terminal_message,
+    with_instance_line,
 )
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.outputs import Collected, CollectResult
@@ -36,6 +38,7 @@ from core.statusline import status_line
 from core.store import Store
 from core.supervisor_client import client_for
 from core.teardown import destroy_verified, stop_best_effort, teardown_message
+from core.topics import Topic
 from core.vocab import RunStatus, WatchStatus, pending_terminal_key
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class DestroyOutcome:
     line: str  # the summary's "instance" line
     retry: bool  # the destroy failed: the instance is still billing, try again later
     record: RunRecord  # the run as stored after it
+    billing: bool = False  # kept by policy: it bills on and nobody else will say so
 
 
 class ExitHandler:
@@ -115,9 +119,17 @@ class ExitHandler:
                 launched_at=record.launched_at,
                 now=now,
                 instance="(pending)",
+                stall_kills=Memory.from_json(record.memory).stall_kills if record.memory else (),
             )
             line = record.last_status_line or status_line(now=now, run=record.name, state=state)
-            message = terminal_message(record.name, line, state, summary, log_context(probe, state))
+            message = terminal_message(
+                record.name,
+                line,
+                state,
+                summary,
+                log_context(probe, state),
+                notify_done=self.config.telegram.notify_done,
+            )
             await self.store.set_meta(_pending_key(record), json.dumps(message.to_json()))
             outcome = state.outcome.value if state.outcome else state.status.value
             record = replace(
@@ -198,7 +210,14 @@ class ExitHandler:
         from here): its row says `stopped` with the reason, and its terminal message waits."""
         last_seen = await self._last_seen_line(record)
         line = ending_status_line(last_seen, record, now)
-        message = ending_message(record, line, reason, launched_at=record.launched_at, now=now)
+        message = ending_message(
+            record,
+            line,
+            reason,
+            launched_at=record.launched_at,
+            now=now,
+            requested=reason == REQUESTED,
+        )
         await self.store.set_meta(_pending_key(record), json.dumps(message.to_json()))
         record = replace(
             record,
@@ -223,7 +242,7 @@ class ExitHandler:
         watching, or keep the run live to retry a destroy that failed."""
         record = outcome.record
         stored = await self.store.get_meta(_pending_key(record))
-        final = _with_instance_line(stored, record, outcome.line)
+        final = _with_instance_line(stored, record, outcome.line, billing=outcome.billing)
         # stamped when the run ended (never later than now): runs ending together are told in
         # the order they ended, not in the order their teardowns finished
         ended_at = min(record.ended_at or now, now)
@@ -251,9 +270,8 @@ class ExitHandler:
         wanted = should_destroy(record.status, destroy_on_done=on_done, destroy_on_fail=on_fail)
         policy = f"destroy_on_done={str(on_done).lower()}, destroy_on_fail={str(on_fail).lower()}"
         if not wanted:
-            return DestroyOutcome(
-                f"kept running by policy ({policy}): still billing", False, record
-            )
+            line = f"kept running by policy ({policy}): still billing"
+            return DestroyOutcome(line, False, record, billing=record.instance_id is not None)
         if record.instance_id is None:
             line = f"no cloud instance (local run); the policy would destroy it ({policy})"
             return DestroyOutcome(line, False, record)
@@ -315,16 +333,18 @@ def _pending_key(record: RunRecord) -> str:
 
 
 def _with_instance_line(
-    stored: str | None, record: RunRecord, instance_line: str
+    stored: str | None, record: RunRecord, instance_line: str, *, billing: bool
 ) -> OutboundMessage:
     if stored is None:
-        return OutboundMessage(
+        message = OutboundMessage(
             kind=MessageKind.TERMINAL,
             title=f"{record.name}: {record.status}",
             run=record.name,
             status_line=record.last_status_line,
             summary=(("instance", instance_line),),
+            topic=Topic.STOPPED,
+            loud=True,  # how it ended was lost: a human should look
         )
-    message = OutboundMessage.from_json(json.loads(stored))
-    summary = tuple((k, instance_line if k == "instance" else v) for k, v in message.summary)
-    return replace(message, summary=summary)
+    else:
+        message = OutboundMessage.from_json(json.loads(stored))
+    return with_instance_line(message, instance_line, billing=billing)

@@ -159,6 +159,12 @@ def traceback_event(probe: ProbeSnapshot, state: SupervisorState) -> Finding | N
     match = ERROR_MARKERS.search(probe.log.text)
     if match is None:
         return None
-    line = probe.log.text[match.start() :].splitlines()[0][:200]
+    # the marker and the lines after it (the traceback), bounded: if the error is told after
+    # its hold (core.rules), the log around it has long been read
+    lines = probe.log.text[match.start() :].splitlines()[:HELD_ERROR_LINES]
+    quote = "\n".join(line[:200] for line in lines)
     reason = "error marker in the log (quoted below)"
-    return Finding(Event.TRACEBACK.key(state.attempt), reason, event=True, quote=line)
+    return Finding(Event.TRACEBACK.key(state.attempt), reason, event=True, quote=quote)
+
+
+HELD_ERROR_LINES = 15

@@ -23,6 +23,7 @@ from core.errors import SleepwatchError, StoreFull
 from core.models import MessageKind, OutboundMessage
 from core.ports import Clock, Notifier
 from core.store import Store
+from core.topics import Topic
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,9 @@ class Heartbeat:
             return
         message = OutboundMessage(
             MessageKind.ALERT,
-            "disk full under the store",
+            "⛔ sleepwatch: disk full under its store",
+            topic=Topic.STORE_BROKEN,
+            loud=True,
             reasons=(
                 str(error),
                 "sleepwatch cannot record checks or messages until space is freed; "

@@ -17,6 +17,7 @@ from datetime import datetime
 from core.cost import spent_usd
 from core.durations import format_duration
 from core.models import MessageKind, OutboundMessage, RunRecord
+from core.topics import Action, Topic
 
 DEFAULT_REMINDER_S = 4 * 3600.0
 
@@ -65,6 +66,9 @@ def reminder_for(record: RunRecord, now: datetime, every_s: float) -> Reminder |
         kind=MessageKind.ALERT,
         title=f"{record.name}: instance {record.instance_id} still billing",
         run=record.name,
+        topic=Topic.STILL_BILLING,
+        loud=True,
+        actions=(Action.TEARDOWN, Action.STATUS),
         reasons=(
             f"the run ended {format_duration(since_s)} ago ({record.status}); {why}",
             money,

@@ -54,6 +54,11 @@ class Memory:
     announced: tuple[str, ...] = ()  # event keys already notified, newest last
     instance_gone_checks: int = 0  # checks in a row: SSH failed and the provider said gone/lost
     cost_warned_for: float | None = None  # the max_cost limit the hour-ahead warning was for
+    # An error marker in a live attempt, not told yet: if the attempt dies of it, the retry or
+    # the end tells it (one message per episode); if the trainer runs on, it is told later.
+    held_error_key: str | None = None  # e.g. `traceback:2`
+    held_error_quote: str | None = None  # the marker's line
+    held_error_at: datetime | None = None  # the watcher's `now` at the check that saw it
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -71,6 +76,7 @@ class Memory:
         doc["stall_kills"] = list(self.stall_kills)
         doc["announced"] = list(self.announced)
         doc["deadline_warned_for"] = _iso(self.deadline_warned_for)
+        doc["held_error_at"] = _iso(self.held_error_at)
         return doc
 
     @classmethod
@@ -94,6 +100,9 @@ class Memory:
             announced=tuple(str(k) for k in doc.get("announced", ())),
             instance_gone_checks=int(doc.get("instance_gone_checks", 0)),
             cost_warned_for=_float_or_none(doc.get("cost_warned_for")),
+            held_error_key=_text(doc.get("held_error_key")),
+            held_error_quote=_text(doc.get("held_error_quote")),
+            held_error_at=_parse(doc.get("held_error_at")),
         )
 
 
@@ -103,6 +112,10 @@ _SAMPLE_FIELDS = tuple(f.name for f in fields(Sample))
 
 def _shallow(value: object, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(value, name) for name in names}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _sample_to_json(sample: Sample) -> dict[str, Any]:

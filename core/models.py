@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from core.topics import Action, Topic
+
 
 class InstanceState(StrEnum):
     """A cloud instance's state in provider-neutral terms; each provider adapter maps its own
@@ -47,6 +49,8 @@ class OutboundMessage:
     `status_line` comes first, then `title`, then `reasons`, then `log_lines` (expanded log
     context, raw text: each renderer escapes and cuts it), then `summary` (ordered key/value
     pairs of a terminal message). `chat_id` is set for replies; None means every allowed chat.
+    `topic` files it in core.topics' table; `loud` is whether it may wake someone (Telegram's
+    `disable_notification` is its negation); `actions` are the buttons a loud one offers.
     """
 
     kind: MessageKind
@@ -57,6 +61,9 @@ class OutboundMessage:
     log_lines: tuple[str, ...] = ()
     summary: tuple[tuple[str, str], ...] = ()
     chat_id: int | None = None
+    topic: Topic | None = None
+    loud: bool = False
+    actions: tuple[Action, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,12 +75,17 @@ class OutboundMessage:
             "log_lines": list(self.log_lines),
             "summary": [list(p) for p in self.summary],
             "chat_id": self.chat_id,
+            "topic": self.topic.value if self.topic else None,
+            "loud": self.loud,
+            "actions": [a.value for a in self.actions],
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> OutboundMessage:
+        kind = MessageKind(doc["kind"])
+        topic = doc.get("topic")
         return cls(
-            kind=MessageKind(doc["kind"]),
+            kind=kind,
             title=doc["title"],
             run=doc.get("run"),
             status_line=doc.get("status_line"),
@@ -81,7 +93,15 @@ class OutboundMessage:
             log_lines=tuple(doc.get("log_lines") or ()),
             summary=tuple((str(k), str(v)) for k, v in doc.get("summary") or ()),
             chat_id=doc.get("chat_id"),
+            topic=Topic(topic) if topic in _TOPICS else None,
+            # a row queued by a version without the flag: its alerts and ends were all loud
+            loud=bool(doc.get("loud", kind in (MessageKind.ALERT, MessageKind.TERMINAL))),
+            actions=tuple(Action(a) for a in doc.get("actions") or () if a in _ACTIONS),
         )
+
+
+_ACTIONS = frozenset(a.value for a in Action)
+_TOPICS = frozenset(t.value for t in Topic)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from core.errors import DeliveryError, StoreError
 from core.models import MessageKind, OutboundMessage, OutboxItem
 from core.ports import Clock, Notifier
 from core.retry_after import retry_after_s
+from core.topics import Action, lead_topic
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +112,25 @@ def combine_alerts(messages: Sequence[OutboundMessage]) -> OutboundMessage:
         if m.log_lines:
             logs.append(f"--- {m.title} ---")
             logs.extend(m.log_lines)
+    topics = [m.topic for m in messages if m.topic is not None]
     return OutboundMessage(
         kind=MessageKind.ALERT,
         title=f"{len(messages)} alerts: " + "; ".join(_unique([m.title for m in messages])),
+        topic=lead_topic(topics) if topics else None,
+        loud=any(m.loud for m in messages),  # any of them needs a human: all are shown
+        actions=_merged_actions(messages) if not several_runs else (),
         run=None if several_runs else messages[0].run,
         status_line="\n".join(line for line in latest_line.values() if line) or None,
         reasons=_unique(reasons),
         log_lines=tuple(logs),
         chat_id=messages[0].chat_id,
     )
+
+
+def _merged_actions(messages: Sequence[OutboundMessage]) -> tuple[Action, ...]:
+    """Every button one of them offers (all for the same run), in the buttons' own order."""
+    offered = {a for m in messages for a in m.actions}
+    return tuple(a for a in Action if a in offered)
 
 
 class OutboxSender:

@@ -91,6 +91,8 @@ class Assessment:
         return tuple(f for f in self.findings if f.event)
 
 
+ERROR_HOLD_S = 60.0
+ERROR_REASON = "error marker in the log (quoted below)"
 UNREACHABLE_RECHECK_S = 150.0
 
 
@@ -119,7 +121,7 @@ def assess(
             Event.TERMINAL.key(state.status.value), f"run {state.status.value}", event=True
         )
         return _finish(memory, (event,), policy, state, terminal=True, alerting=alerting)
-    return _assess_live(memory, previous, sample, probe, state, policy, alerting)
+    return _assess_live(memory, previous, sample, probe, state, policy, alerting, now)
 
 
 def _assess_live(
@@ -130,6 +132,7 @@ def _assess_live(
     state: SupervisorState,
     policy: Policy,
     alerting: bool,
+    now: datetime,
 ) -> Assessment:
     """The rules of a live run (not terminal), its sample already in `memory`."""
     t = policy.thresholds
@@ -146,10 +149,13 @@ def _assess_live(
     silent = silent_trainer(memory, previous, probe, state, t)
     memory = silent.memory
     findings.extend(silent.findings)
-    traceback = traceback_event(probe, state)
-    if traceback and not new_attempt and state.status is not RunStatus.RETRYING:
-        # a failed attempt the supervisor is retrying is reported once, as the retry
-        findings.append(traceback)
+    # a failed attempt the supervisor is retrying is reported once, as the retry
+    dying = new_attempt or state.status is RunStatus.RETRYING
+    memory, told, error_recheck_s = _error_episode(
+        memory, traceback_event(probe, state), now, dying, t
+    )
+    if told:
+        findings.append(told)
     if not silent.stall and not stale and not silent.hang:
         for rule in SOFT_RULES:
             soft = rule(state, probe, previous, sample, memory, t)
@@ -163,9 +169,39 @@ def _assess_live(
     assessment = _finish(
         memory, found, policy, state, kill=kill, new_attempt=new_attempt, alerting=alerting
     )
-    return replace(
-        assessment, unjudged=unjudged, suspect=suspect, recheck_s=silent.silence.recheck_s
-    )
+    rechecks = [r for r in (silent.silence.recheck_s, error_recheck_s) if r is not None]
+    recheck_s = min(rechecks) if rechecks else None
+    return replace(assessment, unjudged=unjudged, suspect=suspect, recheck_s=recheck_s)
+
+
+def error_hold_s(t: Thresholds) -> float:
+    """How long an error marker in a live attempt waits to see whether the attempt dies of it
+    (a dying trainer's supervisor says `retrying` within seconds)."""
+    return min(ERROR_HOLD_S, t.heartbeat_stale_s)
+
+
+def _error_episode(
+    memory: Memory, fresh: Finding | None, at: datetime, dying: bool, t: Thresholds
+) -> tuple[Memory, Finding | None, float | None]:
+    """One message per episode: an error marker seen while the attempt still runs is held.
+    If the attempt dies of it, the retry's message (or the end's) tells it, with the excerpt;
+    if the trainer is still running `error_hold_s` later, it is told as an error in the log.
+    Returns the memory, the event to tell now, and when to look again."""
+    cleared = replace(memory, held_error_key=None, held_error_quote=None, held_error_at=None)
+    if dying:
+        return cleared, None, None
+    if memory.held_error_key is None or memory.held_error_at is None:
+        if fresh is None or fresh.key in memory.announced:
+            return memory, None, None
+        held = replace(
+            memory, held_error_key=fresh.key, held_error_quote=fresh.quote, held_error_at=at
+        )
+        return held, None, error_hold_s(t)
+    waited_s = (at - memory.held_error_at).total_seconds()
+    if waited_s < error_hold_s(t):
+        return memory, None, error_hold_s(t) - waited_s
+    told = Finding(memory.held_error_key, ERROR_REASON, event=True, quote=memory.held_error_quote)
+    return cleared, told, None
 
 
 def _finish(

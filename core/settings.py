@@ -19,6 +19,7 @@ from core.errors import ConfigError
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.ports import Clock
 from core.store import Store
+from core.topics import Action, Topic
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ class SettingsBook:
             kind=MessageKind.ALERT,
             title=f"⚠ {name}: settings unknown",
             run=name,
+            topic=Topic.SETTINGS_UNKNOWN,
+            loud=True,
+            actions=(Action.STATUS,),
             reasons=(
                 f"{problem}, and {self.source} has no [[runs]] entry named {name}",
                 "it is watched with the defaults: default SSH key and remote root, default "

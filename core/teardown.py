@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from core.errors import ProviderError
 from core.models import InstanceInfo, InstanceState, MessageKind, OutboundMessage, instance_state
 from core.ports import Provider
+from core.topics import Action, Topic
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,9 @@ def still_billing_message(
         kind=MessageKind.ALERT,
         title=f"instance {instance_id} is STILL BILLING at {_price(dph_total)}",
         run=run,
+        topic=Topic.STILL_BILLING,
+        loud=True,
+        actions=(Action.TEARDOWN, Action.STATUS) if run else (),
         reasons=(
             f"destroy failed{times}{cause}",
             f"Destroy it by hand {where} — sleepwatch keeps retrying",
@@ -217,6 +221,8 @@ def destroyed_message(run: str | None, instance_id: str, result: TeardownResult)
         kind=MessageKind.INFO,
         title=f"instance {instance_id} destroyed",
         run=run,
+        topic=Topic.DESTROYED,
+        loud=False,
         reasons=tuple(reasons),
     )
 

@@ -110,12 +110,13 @@ class Watcher:
     def check_policy(self, name: str) -> CheckPolicy:
         run = self.run_config(name)
         if run is None:
-            return CheckPolicy()
+            return CheckPolicy(tz=self.config.telegram.zone)
         return CheckPolicy(
             rules=self.config.policy_for(run),
             deadline_grace_s=run.deadline_grace,
             destroy_on_fail=run.destroy_on_fail,
             max_cost=run.max_cost,
+            tz=self.config.telegram.zone,
         )
 
     def client(self, record: RunRecord) -> SupervisorClient:

@@ -71,6 +71,7 @@ PURE_MODULES = (
     "core.messages",
     "core.text",
     "core.vocab",
+    "core.topics",
 )
 ADAPTERS = (
     "core.ssh",
@@ -156,7 +157,7 @@ def test_the_layering_rule_sees_an_adapter_import() -> None:
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "errors", "vocab", "models", "durations", "text", "retry_after", "protocol", "ports",
-        "memory", "findings", "cadence", "outputs",
+        "memory", "findings", "cadence", "outputs", "topics",
     ),
     "rules": (
         "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",

@@ -48,7 +48,7 @@ async def test_an_alert_arrives_with_its_status_line_and_escaped_log(
     assert await sender.drain_once() == 1
     (sent,) = fake_telegram.sent
     assert sent["chat_id"] == ALLOWED_CHAT and sent["parse_mode"] == "HTML"
-    assert sent["text"].split("\n")[0] == f"<code>{LLAMA_LINE}</code>"
+    assert sent["text"].split("\n")[1] == f"<code>{LLAMA_LINE}</code>"
     assert "<pre>x = &lt;1&gt; &amp; 2</pre>" in sent["text"]
 
 
@@ -61,7 +61,7 @@ async def test_a_10000_line_traceback_goes_out_as_one_message_under_the_limit(
     assert await sender.drain_once() == 1
     (sent,) = fake_telegram.sent
     assert len(sent["text"]) < 4096
-    assert sent["text"].startswith(f"<code>{LLAMA_LINE}</code>")
+    assert sent["text"].startswith(f"<b>boom</b>\n<code>{LLAMA_LINE}</code>")
 
 
 async def test_429_retry_after_is_honoured_and_the_order_kept(store, sender, clock, fake_telegram):
@@ -75,7 +75,7 @@ async def test_429_retry_after_is_honoured_and_the_order_kept(store, sender, clo
     assert fake_telegram.sent == []
     clock.advance(1)
     assert await sender.drain_once() == 3
-    titles = [m["text"].split("\n")[1] for m in fake_telegram.sent]
+    titles = [m["text"].split("\n")[0] for m in fake_telegram.sent]
     assert titles == ["<b>first</b>", "<b>second</b>", "<b>third</b>"]
     assert await store.outbox_counts() == (3, 0)
 
@@ -162,3 +162,14 @@ async def test_a_broadcast_retried_after_a_failure_skips_chats_that_have_it(bot,
 
     chats = [m["chat_id"] for m in fake_telegram.sent]
     assert chats == [ALLOWED_CHAT, OTHER_ALLOWED_CHAT, OTHER_ALLOWED_CHAT]
+
+
+async def test_only_a_loud_message_makes_a_sound(store, sender, clock, fake_telegram):
+    quiet = OutboundMessage(kind=MessageKind.RECOVERY, title="recovered", loud=False)
+    loud = OutboundMessage(kind=MessageKind.ALERT, title="needs you", loud=True)
+    await store.enqueue(quiet, dedupe_key="q", at=clock())
+    await store.enqueue(loud, dedupe_key="l", at=clock())
+
+    assert await sender.drain_once() == 2
+    flags = [(m["text"].split("\n")[0], m["disable_notification"]) for m in fake_telegram.sent]
+    assert flags == [("<b>recovered</b>", True), ("<b>needs you</b>", False)]

@@ -35,7 +35,10 @@ def test_a_10000_line_traceback_fits_in_one_message_with_the_status_line_intact(
     text = render_message(alert(log_lines=traceback_lines(10_000)))
 
     assert len(text) < 4096 and tg_len(text) <= 4096
-    assert text.split("\n")[0] == f"<code>{LLAMA_LINE}</code>"
+    assert text.split("\n")[:2] == [
+        "<b>llama-ft: traceback in the log</b>",
+        f"<code>{LLAMA_LINE}</code>",
+    ]
     assert "• traceback in new log text\n• step stale for 2 checks" in text
     assert "RuntimeError: CUDA error: &lt;oom&gt; &amp; more</pre>" in text
     assert re.search(r"<pre>… \d+ lines cut\n", text)
@@ -76,7 +79,7 @@ def test_hundreds_of_huge_reasons_still_fit_and_keep_the_status_line():
     text = render_message(alert(reasons=tuple("&" * 5000 for _ in range(300)), log_lines=()))
 
     assert tg_len(text) <= 4096
-    assert text.startswith(f"<code>{LLAMA_LINE}</code>")
+    assert text.startswith(f"<b>llama-ft: traceback in the log</b>\n<code>{LLAMA_LINE}</code>")
     assert "more reasons" in text
 
 

@@ -23,10 +23,10 @@ def test_a_message_renders_as_plain_lines():
         "2026-11-28T09:00:00Z done 2/3 90000/90000 - - oom llama-ft\n"
         "[terminal] llama-ft done\n"
         "- completed\n"
+        "duration: 6h\n"  # a terminal message's verdict before its excerpt
+        "instance: destroyed\n"
         "    step 90000 loss 1.2\n"
         "    saved checkpoint\n"
-        "duration: 6h\n"
-        "instance: destroyed\n"
     )
 
 

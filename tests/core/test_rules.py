@@ -109,8 +109,11 @@ def test_the_same_attempt_is_announced_once() -> None:
 # -- log markers ----------------------------------------------------------------------------
 
 
-def test_a_traceback_in_new_log_text_is_an_event() -> None:
-    (result,) = run_checks([running(at(1), log_text="step 10 loss 2.1\n" + TRACEBACK)])
+def test_a_traceback_in_new_log_text_is_an_event_once_the_trainer_runs_on() -> None:
+    held, result = run_checks(
+        [running(at(1), log_text="step 10 loss 2.1\n" + TRACEBACK), running(at(3))]
+    )
+    assert held.events == () and held.recheck_s == 60.0  # is the attempt dying of it?
     (event,) = result.events
     assert event.key == "traceback:1"
     assert event.quote is not None
@@ -132,7 +135,7 @@ def test_a_traceback_in_new_log_text_is_an_event() -> None:
     ],
 )
 def test_error_markers_are_found_in_real_shaped_logs(text: str) -> None:
-    (result,) = run_checks([running(at(1), log_text=text)])
+    _, result = run_checks([running(at(1), log_text=text), running(at(3))])
     assert "traceback:1" in keys(result)
 
 
@@ -145,6 +148,19 @@ def test_ordinary_log_lines_are_not_errors() -> None:
 def test_the_traceback_that_ended_the_previous_attempt_rides_on_the_retry_event() -> None:
     *_, result = run_checks([running(at(1)), running(at(3), attempt=2, log_text=TRACEBACK)])
     assert [f.key for f in result.findings] == ["attempt:2"]
+
+
+def test_an_error_seen_while_its_attempt_dies_is_told_once_by_the_retry() -> None:
+    # the check saw the traceback before the supervisor said `retrying`: one episode, one event
+    results = run_checks(
+        [
+            running(at(1)),
+            running(at(2), log_text=TRACEBACK),
+            running(at(3), attempt=2),
+            running(at(6), attempt=2),
+        ]
+    )
+    assert [sorted(keys(r)) for r in results] == [[], [], ["attempt:2"], []]
 
 
 # -- soft signals: two checks AND ten minutes -------------------------------------------------

@@ -62,17 +62,29 @@ def test_a_traceback_logged_again_at_every_check_is_announced_once() -> None:
             running(at(0), log_text=text),
             running(at(1), log_text=text),
             running(at(3), log_text=text),
+            running(at(5), log_text=text),
         ]
     )
-    assert [("traceback:1" in keys(r)) for r in results] == [True, False, False]
+    # held at first (the attempt may be dying of it), told once when the trainer ran on
+    assert [("traceback:1" in keys(r)) for r in results] == [False, True, False, False]
 
 
 def test_announced_events_survive_a_restart() -> None:
     text = "Traceback (most recent call last):\nValueError: bad batch\n"
-    (first,) = run_checks([running(at(0), log_text=text)])
+    _, first = run_checks([running(at(0), log_text=text), running(at(1), log_text=text)])
+    assert "traceback:1" in keys(first)
     memory = Memory.from_json(first.memory.to_json())
-    (again,) = run_checks([running(at(1), log_text=text)], memory=memory)
+    (again,) = run_checks([running(at(3), log_text=text)], memory=memory)
     assert "traceback:1" not in keys(again)
+
+
+def test_a_held_error_survives_a_restart() -> None:
+    text = "Traceback (most recent call last):\nValueError: bad batch\n"
+    (first,) = run_checks([running(at(0), log_text=text)])
+    assert first.events == ()
+    memory = Memory.from_json(first.memory.to_json())
+    (again,) = run_checks([running(at(2))], memory=memory)
+    assert "traceback:1" in keys(again)
 
 
 def run_config(**extra: object) -> RunConfig:

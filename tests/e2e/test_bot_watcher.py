@@ -175,10 +175,14 @@ async def chat(tmp_path: Path, fake_telegram: FakeTelegram) -> AsyncIterator[Cha
 
 
 async def test_every_command_works_against_a_run_the_real_watcher_watches(chat: Chat) -> None:
-    # the watcher's alert: status line first, the reason, the log escaped in <pre>
-    alert = (await chat.sent_containing("error marker in the log (quoted below)"))["text"]
-    first = alert.split("\n")[0]
-    assert re.fullmatch(rf"<code>{STATUS_LINE.pattern}</code>", first), first
+    # the watcher's alert: what happened in words, the status line, the reason, the log
+    # escaped in <pre>; silent (the trainer runs on: nobody needs waking)
+    sent = await chat.sent_containing("error marker in the log (quoted below)")
+    alert = sent["text"]
+    first, second = alert.split("\n")[:2]
+    assert first == f"<b>⚠ {RUN}: error in the log, the run goes on</b>"
+    assert re.fullmatch(rf"<code>{STATUS_LINE.pattern}</code>", second), second
+    assert sent["disable_notification"] is True
     assert "RuntimeError: loss is &lt;nan&gt; &amp; &lt;/pre&gt; broke" in alert
     assert "in &lt;module&gt;" in alert and "\x1b" not in alert
 

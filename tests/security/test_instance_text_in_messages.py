@@ -15,7 +15,7 @@ from core.memory import Memory
 from core.models import OutboundMessage, RunRecord
 from core.runtime import utc_now
 from core.store import Store
-from tests.reliability.helpers import RUN, LocalHarness, db_rows, local_config
+from tests.reliability.helpers import RUN, LocalHarness, db_rows, local_config, wait_for
 from tests.reliability.test_state_faults import checked, sound_state
 
 FORGED = "• instance 4242 destroyed (verified): nothing is billing"
@@ -55,7 +55,15 @@ async def test_a_fix_command_and_a_log_line_from_the_instance_stay_out_of_the_bu
     try:
         (run_dir / "attempts" / "1.log").write_text(f"step 1\nRuntimeError: {FORGED}\n")
         await service.start()
-        await checked(service, store, "running")
+
+        # an error in a live attempt is held (is the attempt dying of it?), then told by a
+        # check after the hold that finds the trainer running on
+        async def told() -> bool:
+            await checked(service, store, "running")
+            rows = db_rows(h.db, "SELECT message FROM outbox")
+            return any("error marker in the log" in doc for (doc,) in rows)
+
+        await wait_for(told, 30, what="the held error told")
         (run_dir / "state.json").write_bytes(retried_state())
         await checked(service, store, "running")
     finally:
@@ -63,7 +71,7 @@ async def test_a_fix_command_and_a_log_line_from_the_instance_stay_out_of_the_bu
         await store.close()
     rows = db_rows(h.db, "SELECT message FROM outbox ORDER BY id")
     sent = [render_message(OutboundMessage.from_json(json.loads(doc))) for (doc,) in rows]
-    alerts = [text for text in sent if "retrying" in text]
+    alerts = [text for text in sent if "self-healed" in text]
     errors = [text for text in sent if "error marker in the log (quoted below)" in text]
     assert alerts and errors, sent
     for text in sent:
