@@ -161,7 +161,7 @@ def traceback_event(probe: ProbeSnapshot, state: SupervisorState) -> Finding | N
         return None
     # the marker and the lines after it (the traceback), bounded: if the error is told after
     # its hold (core.rules), the log around it has long been read
-    lines = probe.log.text[match.start() :].splitlines()[:HELD_ERROR_LINES]
+    lines = probe.log.text[match.start() :].split("\n")[:HELD_ERROR_LINES]  # not at `\r`
     quote = "\n".join(line[:200] for line in lines)
     reason = "error marker in the log (quoted below)"
     return Finding(Event.TRACEBACK.key(state.attempt), reason, event=True, quote=quote)
