@@ -14,6 +14,7 @@ from core.collect import Collector, uncollected_alert, uncollected_fate, with_ou
 from core.config import Config
 from core.errors import ProtocolError, SleepwatchError, TransportError
 from core.exit_plan import (
+    COST,
     DEADLINE,
     ENDING_OUTCOMES,
     LOST,
@@ -53,6 +54,10 @@ __all__ = [
 ]
 
 Sleep = Callable[[float], Awaitable[None]]
+# Endings that stop a live run and then destroy its instance whatever destroy_on_* say; the
+# outputs come off first (a lost instance has none to give, a human's /teardown was asked for).
+COLLECT_FIRST = (DEADLINE, COST)
+FORCED_BY_OUTCOME = {ENDING_OUTCOMES[reason]: reason for reason in COLLECT_FIRST}
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +207,10 @@ class ExitHandler:
                 log.warning("%s: %s before the destroy: %s", record.name, reason, said[:200])
         if not ended:
             record = await self._begin_ending(record, reason, now)
+        if reason in COLLECT_FIRST:  # the run is stopped: its outputs come off, then the destroy
+            return f"{reason}: outputs first, then the destroy", await self.finish(
+                record, None, None
+            )
         outcome = await self._destroy(record, reason, announce=ended and reason != REQUESTED)
         return outcome.line, await self._conclude(outcome, now)
 
@@ -264,6 +273,9 @@ class ExitHandler:
             failed_before = record.teardown == "failed"
             why = "retrying the teardown" if failed_before else "verified after a restart"
             return await self._destroy(record, why, announce=failed_before)
+        forced = FORCED_BY_OUTCOME.get(record.outcome or "")
+        if forced is not None and record.instance_id is not None:  # whatever destroy_on_* say
+            return await self._destroy(record, forced, announce=False)
         run = self.config.find_run(record.name)
         on_done = run.destroy_on_done if run else True
         on_fail = run.destroy_on_fail if run else True

@@ -13,7 +13,8 @@ import sys
 from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -314,3 +315,35 @@ async def test_a_watcher_sigkilled_mid_pull_resumes_after_restart(
     assert f"resuming ckpt/final/model.bin at {pulled_before} bytes" in err.decode()
     assert at_delete == [expected_outputs(tmp_path)]
     assert INSTANCE not in fake_vast.instances
+
+
+SLOW_TRAINER = """
+import json, time
+with open("metrics.json", "w") as fh:
+    json.dump({"loss": 0.5, "step": 1}, fh)
+for step in range(1, 3001):
+    print(f"step {step}/3000 loss=0.5", flush=True)
+    time.sleep(0.2)
+"""
+
+
+async def test_a_passed_deadline_stops_the_run_collects_then_destroys(
+    open_flow: Callable[..., Any], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    flow: Flow = await open_flow(
+        trainer=SLOW_TRAINER, collect=CollectConfig(paths=["*.json"]), deadline_grace=0
+    )
+    at_delete = hash_outputs_on_delete(fake_vast, flow.dest)
+    await flow.launch()
+    await wait_for_status(tmp_path, "running")
+    assert await flow.watcher.check(RUN) is not None
+    record = await flow.record()
+    await flow.store.upsert_run(replace(record, deadline_at=flow.clock() - timedelta(minutes=1)))
+
+    assert await flow.watcher.check(RUN) is None
+
+    metrics = sha256(run_dir(tmp_path) / "metrics.json")
+    assert at_delete == [{"metrics.json": metrics}]  # stopped, collected, then destroyed
+    [terminal] = await flow.messages(MessageKind.TERMINAL)
+    assert dict(terminal.summary)["outputs"] == "1 file, 24 B in …/outputs/llama-ft, verified"
+    assert (await flow.record()).outcome == "deadline_passed"
