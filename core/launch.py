@@ -54,6 +54,7 @@ SUPERVISOR_MODULES = (
     "guard.py",
     "logread.py",
     "manifest.py",
+    "metrics.py",
     "patterns.py",
     "pipnames.py",
     "probe.py",

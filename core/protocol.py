@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from core.errors import ProtocolError
+from core.metric_history import MetricHistory, history_from_doc
 
 # The vocabularies live in core.vocab; they are read here, with the model that parses them.
 from core.vocab import FailureKind as FailureKind
@@ -218,6 +219,7 @@ class ProbeSnapshot(_Model):
     gpus: tuple[GpuReading, ...] = Field(default=(), max_length=64)
     gpu_status: GpuReadStatus | None = None
     disk_free_mb: Reading = None
+    metrics: MetricHistory | None = None  # only when asked (`probe --metrics`), for a chart
 
 
 def parse_state(raw: Any) -> SupervisorState:
@@ -262,6 +264,7 @@ def probe_from_doc(doc: Any) -> ProbeSnapshot:
             f"(expected {PROBE_VERSION})"
         )
     doc = dict(doc)
+    metrics = _metrics(doc.pop("metrics", None))
     state_raw = doc.pop("state", None)
     state: SupervisorState | None = None
     state_error = doc.get("state_error")
@@ -272,11 +275,20 @@ def probe_from_doc(doc: Any) -> ProbeSnapshot:
             state_error = str(exc)
     doc["state_error"] = state_error if isinstance(state_error, str) else None
     try:
-        return ProbeSnapshot.model_validate(doc).model_copy(update={"state": state})
+        snapshot = ProbeSnapshot.model_validate(doc)
+        return snapshot.model_copy(update={"state": state, "metrics": metrics})
     except ValidationError as exc:
         raise ProtocolError(f"probe answer is invalid: {_first_error(exc)}") from None
     except Exception as exc:  # anything pydantic or a number's conversion may raise
         raise ProtocolError(f"probe answer unreadable ({type(exc).__name__})") from None
+
+
+def _metrics(raw: Any) -> MetricHistory | None:
+    """A broken metric history costs the chart, never the probe."""
+    try:
+        return history_from_doc(raw)
+    except Exception:  # noqa: BLE001 - pydantic or a conversion; the chart is optional
+        return None
 
 
 def _short_repr(value: Any) -> str:

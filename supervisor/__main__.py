@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--max-bytes", type=int, default=65536)
     probe.add_argument("--tail-lines", type=int, default=40)
     probe.add_argument("--ack", metavar="WATCHER_ID")
+    probe.add_argument("--metrics", action="store_true", help="add the metric history (charts)")
     probe.set_defaults(func=_cmd_probe)
     ctl = sub.add_parser("ctl")
     ctl.add_argument("--run-dir", required=True)
@@ -138,7 +139,13 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from .probe import snapshot
 
     doc = snapshot(
-        args.run_dir, args.attempt, args.offset, args.max_bytes, args.tail_lines, args.ack
+        args.run_dir,
+        args.attempt,
+        args.offset,
+        args.max_bytes,
+        args.tail_lines,
+        args.ack,
+        metrics=args.metrics,
     )
     _print(doc, args)
     return EXIT_OK

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional, Protocol
 from .config import Config
 from .earlystop import EarlyStopPolicy
 from .logread import attempt_log
+from .metrics import MetricHistory
 from .progress import ProgressTracker, metrics_in
 from .state import RunState
 from .trainer import Trainer, render_command, trainer_env
@@ -60,6 +61,7 @@ def run_attempt(sup: AttemptHost, attempt: int, progress: ProgressTracker) -> At
     state.status, state.attempt, state.trainer_pid = "running", attempt, trainer.pid
     sup.write_state()
     watch = _AttemptWatch(sup, log_path, progress)
+    watch.history.attempt_started(attempt, state.step)
     try:
         return _watch(sup, trainer, watch, attempt)
     finally:
@@ -99,6 +101,7 @@ class _AttemptWatch:
         self.fd = os.open(log_path, os.O_RDONLY)
         self.offset = 0
         self.progress = progress
+        self.history = MetricHistory.load(sup.config.run_dir)
         spec = sup.config.early_stop
         self.policy = EarlyStopPolicy(spec) if spec else None
 
@@ -122,11 +125,15 @@ class _AttemptWatch:
     def _take(self, chunk: bytes, now: float) -> None:
         state = self.sup.state
         state.last_output_at = self.sup.clock()
+        step_before = self.progress.step
         if self.progress.feed(chunk, now):
             state.step, state.total_steps = self.progress.step, self.progress.total
             state.last_step_at = state.last_output_at
             state.throughput = self.progress.throughput(now)
+            self.history.throughput(state.step, state.throughput)
             self.sup.mark_dirty()
+        self.history.feed(chunk, step_before, self.progress.user)
+        self.history.save_if_due(now)
         if self.policy is not None:
             for value in metrics_in(chunk, self.policy.pattern):
                 self.policy.observe(value)
@@ -136,3 +143,4 @@ class _AttemptWatch:
 
     def close(self) -> None:
         os.close(self.fd)
+        self.history.save(time.monotonic())

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 from .fsutil import disk_free_mb, write_json_atomic
 from .gpu import as_report, read_gpu_report
 from .logread import attempt_log, read_chunk, tail_lines
+from .metrics import read_metrics
 from .statefile import ACK_FILE, STORED_ACK_FILE, read_state, stored_ack_matches
 from .timeutil import iso_z, utcnow
 
@@ -28,6 +29,7 @@ def snapshot(
     tail_count: int = 40,
     ack: Optional[str] = None,
     gpu_reader: Callable[[], Any] = read_gpu_report,
+    metrics: bool = False,
 ) -> Dict[str, Any]:
     state, state_error = read_state(run_dir)
     current = _current_attempt(run_dir, state)
@@ -41,6 +43,7 @@ def snapshot(
     if ack:
         _write_ack(run_dir, ack, state)
     gpu = as_report(gpu_reader())
+    extra = {"metrics": read_metrics(run_dir)} if metrics else {}
     return {
         "probe": PROBE_VERSION,
         "at": iso_z(utcnow()),
@@ -51,6 +54,7 @@ def snapshot(
         "gpus": gpu["gpus"],
         "gpu_status": {k: gpu.get(k) for k in ("status", "source", "error")},
         "disk_free_mb": _rounded(disk_free_mb(run_dir)),
+        **extra,
     }
 
 

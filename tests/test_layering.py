@@ -84,6 +84,7 @@ ADAPTERS = (
     "core.console",
     "core.outbox",
     "core.supervisor_client",
+    "core.chart",
     "core.waiter",
     "core.teardown",
     "core.watcher",
@@ -157,7 +158,7 @@ def test_the_layering_rule_sees_an_adapter_import() -> None:
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "errors", "vocab", "models", "durations", "text", "retry_after", "protocol", "ports",
-        "memory", "findings", "cadence", "outputs", "topics",
+        "memory", "findings", "cadence", "outputs", "topics", "metric_history",
     ),
     "rules": (
         "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
@@ -168,7 +169,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "adapters": (
         "store", "store_db", "store_rows", "store_outbox", "migrate", "ssh", "ssh_pool",
         "ssh_channels", "hostkeys", "capped", "local", "providers", "scheduling", "console",
-        "ping", "sdnotify", "supervisor_client",
+        "ping", "sdnotify", "supervisor_client", "chart",
     ),
     "engine": (
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",

@@ -1,0 +1,68 @@
+"""A picture of the run: the metric history drawn as a PNG (loss and the eval metric against
+the step above, throughput below, each attempt's start marked), with matplotlib's Agg canvas.
+
+Called by the notifiers that attach a chart (bot/telegram.py sends it as a photo, the console
+notifier writes it beside the run's outputs) through `render_png_async`, which draws in a worker
+thread so a slow draw never stalls the watcher's loop. Input is core/metric_history.py's model,
+already bounded and finite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from core.metric_history import MetricHistory, Point
+
+WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100
+
+
+def render_png(history: MetricHistory, title: str) -> bytes | None:
+    """The chart as PNG bytes, or None when there is nothing to draw."""
+    if not history.has_points():
+        return None
+    figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    _draw_metrics(top, history)
+    _draw(bottom, history.throughput, "throughput (steps/s)", "tab:green")
+    for ax in (top, bottom):
+        for attempt, step in history.attempts:
+            if attempt > 1:
+                ax.axvline(step, color="tab:red", linestyle="--", linewidth=1)
+    if any(attempt > 1 for attempt, _ in history.attempts):
+        top.plot([], [], color="tab:red", linestyle="--", label="retry (attempt starts)")
+    top.set_title(title[:80])
+    if top.get_legend_handles_labels()[0]:
+        top.legend(loc="best", fontsize="small")
+    bottom.set_xlabel("step")
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
+
+
+async def render_png_async(history: MetricHistory, title: str) -> bytes | None:
+    return await asyncio.to_thread(render_png, history, title)
+
+
+def _draw_metrics(ax: Axes, history: MetricHistory) -> None:
+    _draw(ax, history.loss, "training loss", "tab:blue")
+    _draw(ax, history.eval, history.eval_key or "eval", "tab:orange", marker="o")
+    ax.set_ylabel("loss / metric")
+    ax.grid(alpha=0.3)
+
+
+def _draw(
+    ax: Axes, points: tuple[Point, ...], label: str, color: str, marker: str | None = None
+) -> None:
+    if not points:
+        return
+    xs, ys = zip(*points, strict=True)
+    ax.plot(xs, ys, label=label, color=color, marker=marker, markersize=3)
+    if ax.get_ylabel() == "":
+        ax.set_ylabel(label)
