@@ -1,8 +1,10 @@
 """The outermost composition root: `sleepwatch` with the Telegram front end plugged in.
 
-core never imports bot; this module hands core's CLI a ChatFrontend that, when
+core never imports bot; this module hands core's CLI a ChatFrontend (core/root.py) that, when
 SLEEPWATCH_TELEGRAM_TOKEN is set, builds the aiogram Bot and Dispatcher and runs long polling in
-the same event loop as the scheduler."""
+the same event loop as the scheduler. It gets what it needs from the root's App (control, store,
+scheduler, the outbox's wake), never through the engine. Called by bot/start.py (the script).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from contextlib import AsyncExitStack
 from core.cli import main as core_main
 from core.config import Config, Secrets
 from core.ports import Notifier
+from core.root import App
 from core.runtime import utc_now
-from core.service import Service
 
 
 class TelegramFrontend:
@@ -36,7 +38,7 @@ class TelegramFrontend:
         self._chat_ids = list(config.telegram.chat_ids)
         return TelegramNotifier(bot, self._chat_ids)
 
-    async def run(self, service: Service) -> None:
+    async def run(self, app: App) -> None:
         from aiogram import Bot
 
         from bot.summary import enqueue_morning_summary
@@ -44,18 +46,18 @@ class TelegramFrontend:
 
         bot = self._bot
         assert isinstance(bot, Bot)
-        config = service.config
+        config = app.config
         hour, minute = (int(part) for part in config.telegram.summary_time.split(":"))
 
         async def morning() -> None:
             zone = config.telegram.zone
-            await enqueue_morning_summary(service.control, service.store, utc_now(), tz=zone)
-            service.watcher.wake_outbox()
+            await enqueue_morning_summary(app.control, app.store, utc_now(), tz=zone)
+            app.wake_outbox()
 
-        service.scheduler.add_cron(morning, hour, minute, config.telegram.zone_name)
+        app.scheduler.add_cron(morning, hour, minute, config.telegram.zone_name)
         dispatcher = build_dispatcher(
-            service.control,
-            service.store,
+            app.control,
+            app.store,
             self._chat_ids,
             utc_now,
             user_ids=config.telegram.user_ids,
@@ -63,9 +65,9 @@ class TelegramFrontend:
 
         def on_token(problem: str | None) -> None:
             if problem is None:
-                service.problems.pop("telegram", None)
+                app.problems.pop("telegram", None)
             else:
-                service.problems["telegram"] = problem
+                app.problems["telegram"] = problem
 
         # registers the commands itself, retrying while Telegram is unreachable
         await start_polling_resilient(bot, dispatcher, on_token=on_token)

@@ -5,6 +5,7 @@ alert mode every 3m until the run has been healthy for two checks in a row.
 
 Called by core.rules (assess advances the phase with each check's outcome; next_check_s asks for
 the interval); its policy is built from the config by core.config_sections.CadenceConfig.
+`resume_delays` spreads the first checks after a start (core/service.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+
+from core.models import RunRecord
 
 
 class Phase(StrEnum):
@@ -95,3 +98,17 @@ def next_interval(
             # Past it, the teardown grace runs: a 30 min cruise tick would overrun it.
             interval = min(interval, policy.scaled(policy.alert_s))
     return interval
+
+
+def resume_delays(
+    live: list[RunRecord], now: datetime, per_s: float
+) -> list[tuple[RunRecord, float]]:
+    """When each live run is first checked after a start: when it was due, but never more than
+    `per_s` first checks a second (oldest due first: a run overdue the longest goes first)."""
+
+    def due_s(record: RunRecord) -> float:
+        due = record.next_check_at
+        return 0.0 if due is None else (due - now).total_seconds()
+
+    ordered = sorted(live, key=due_s)
+    return [(record, max(0.0, due_s(record), i / per_s)) for i, record in enumerate(ordered)]

@@ -1,5 +1,9 @@
-"""`sleepwatch` command line. The outer composition root (bot/app.py) passes the chat front
-end in; without one (or without a token) the console notifier is used."""
+"""`sleepwatch` command line: parses the command, gets the engine's parts from the
+composition root (core/root.py: open_app) and runs one command, or `serve` until a signal.
+
+Called by bot/app.py (the outer root, which passes the chat front end in; without one, or
+without a token, the console notifier is used) and by `python -m core.cli`.
+"""
 
 from __future__ import annotations
 
@@ -16,23 +20,15 @@ from datetime import datetime
 from pathlib import Path
 
 from core.config import Config, Secrets, load_config
-from core.console import ConsoleNotifier
+from core.demo import SCENARIOS
 from core.durations import EXTEND
 from core.errors import SleepwatchError
 from core.health import read_heartbeat
 from core.launch import launch, plan_launch
-from core.ping import Pinger
-from core.ports import Notifier
-from core.runtime import (
-    ChatFrontend,
-    configure_logging,
-    heartbeat_path,
-    open_engine,
-    serve_lock,
-    utc_now,
-)
+from core.root import App, ChatFrontend, open_app
+from core.runtime import configure_logging, heartbeat_path, utc_now
 from core.sdnotify import SdNotifier
-from core.service import Service, log_if_failed
+from core.tasks import log_if_failed
 
 DEFAULT_CONFIG = "sleepwatch.toml"
 
@@ -71,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--scenario",
         default="oom",
-        choices=["oom", "crash", "stall", "missing-module", "healthy"],
+        choices=SCENARIOS,
     )
     return parser
 
@@ -99,12 +95,6 @@ def main(argv: Sequence[str] | None = None, *, frontend: ChatFrontend | None = N
         return 130
 
 
-def emit_line(line: str) -> None:
-    """One status line to stdout; a closed stdout (a pipe gone) must not stop the watching."""
-    with contextlib.suppress(BrokenPipeError, ValueError):
-        print(line, flush=True)
-
-
 def health(config: Config, now: datetime) -> int:
     """0 while a `serve` loop is alive and has no problem (store writable, token accepted)."""
     path = heartbeat_path(config)
@@ -125,87 +115,64 @@ async def dispatch(
     # the same bounds as /extend in chat, checked before anything is opened
     extend_s = EXTEND.parse(args.duration) if args.command == "extend" else 0
     async with AsyncExitStack() as stack:
-        if args.command == "serve":
-            stack.enter_context(serve_lock(config.watcher.resolved_state_dir()))
-        engine = await open_engine(config, secrets, stack)
-        notifier: Notifier | None = (
-            await frontend.open(config, secrets, stack) if frontend else None
+        serving = args.command == "serve"
+        app = await open_app(
+            config, secrets, stack, frontend=frontend, serving=serving, config_path=args.config
         )
-        if args.command == "serve" and notifier is None:
-            print("sleepwatch: no SLEEPWATCH_TELEGRAM_TOKEN: alerts go to this console", flush=True)
-        service = Service(
-            config,
-            engine.store,
-            notifier or ConsoleNotifier(status_lines=args.command != "serve"),
-            engine.provider,
-            engine.transport_for,
-            utc_now,
-            emit=emit_line,
-            hold_s=3.0 if args.command == "serve" else 0.0,  # a one-shot command prints at once
-            heartbeat_file=heartbeat_path(config),
-            heartbeat_s=config.watcher.heartbeat,
-            reload_config=lambda: load_config(args.config),
-            config_source=str(args.config),
-            pinger=_pinger(secrets, stack) if args.command == "serve" else None,
-            sd=SdNotifier.from_environ(os.environ) if args.command == "serve" else None,
-        )
-        if args.command == "serve":
-            return await serve(service, frontend if notifier else None)
+        if serving:
+            return await serve(app)
         if args.command in ("launch", "gate"):  # with this file's settings, never stored ones
-            return await launch_or_gate(args, config, service, engine.provider)
-        await service.learn_runs()  # a run launched with another config file is still known
-        control = service.control
-        now = utc_now()
-        if args.command == "runs":
-            for view in await control.list_runs(now):
-                cost = f" ${view.cost_usd:.2f}" if view.cost_usd is not None else ""
-                projected = (
-                    f" (~${view.projected_usd:.2f} projected)"
-                    if view.projected_usd is not None
-                    else ""
-                )
-                kept = " KEPT: still billing" if view.kept else ""
-                print(f"{view.status_line}{cost}{projected}{kept}")
-            return 0
-        name = await control.resolve(args.run)
-        if args.command == "collect":
-            from core.collect_cli import collect_now
+            return await launch_or_gate(args, app)
+        await app.service.learn_runs()  # a run launched with another config file is still known
+        return await one_shot(args, app, extend_s)
 
-            return await collect_now(service.watcher.exits.collector, service.store, name)
-        if args.command == "check":
-            interval = await service.watcher.check(name)
-            await service.sender.drain_once()
-            print(f"next check in {interval:.0f}s" if interval else "no further checks")
-            return 0
-        if args.command == "kill":
-            print(await control.kill(name))
-        elif args.command == "teardown":
-            print(await control.teardown(name))
-            await service.sender.drain_once()
-        elif args.command == "extend":
-            moved = await control.extend(name, extend_s, now)
-            if moved.deadline_at is not None:
-                print(f"{name}: deadline now {moved.deadline_at:%Y-%m-%d %H:%M} UTC")
-            if moved.cost_limit_usd is not None:
-                print(f"{name}: max_cost now ${moved.cost_limit_usd:.2f}")
-        elif args.command == "keep":
-            print(await control.keep(name, now))
+
+async def one_shot(args: argparse.Namespace, app: App, extend_s: float) -> int:
+    """runs, collect, check, kill, teardown, extend, keep: one command, then exit."""
+    control = app.control
+    now = utc_now()
+    if args.command == "runs":
+        await print_runs(app, now)
         return 0
+    name = await control.resolve(args.run)
+    if args.command == "collect":
+        from core.collect_cli import collect_now
+
+        return await collect_now(app.collector, app.store, name)
+    if args.command == "check":
+        interval = await app.check(name)
+        await app.sender.drain_once()
+        print(f"next check in {interval:.0f}s" if interval else "no further checks")
+        return 0
+    if args.command == "kill":
+        print(await control.kill(name))
+    elif args.command == "teardown":
+        print(await control.teardown(name))
+        await app.sender.drain_once()
+    elif args.command == "extend":
+        moved = await control.extend(name, extend_s, now)
+        if moved.deadline_at is not None:
+            print(f"{name}: deadline now {moved.deadline_at:%Y-%m-%d %H:%M} UTC")
+        if moved.cost_limit_usd is not None:
+            print(f"{name}: max_cost now ${moved.cost_limit_usd:.2f}")
+    elif args.command == "keep":
+        print(await control.keep(name, now))
+    return 0
 
 
-def _pinger(secrets: Secrets, stack: AsyncExitStack) -> Pinger | None:
-    if secrets.ping_url is None:
-        return None
-    pinger = Pinger(secrets.ping_url.get_secret_value())
-    stack.push_async_callback(pinger.close)
-    return pinger
+async def print_runs(app: App, now: datetime) -> None:
+    for view in await app.control.list_runs(now):
+        cost = f" ${view.cost_usd:.2f}" if view.cost_usd is not None else ""
+        projected = (
+            f" (~${view.projected_usd:.2f} projected)" if view.projected_usd is not None else ""
+        )
+        kept = " KEPT: still billing" if view.kept else ""
+        print(f"{view.status_line}{cost}{projected}{kept}")
 
 
-async def launch_or_gate(
-    args: argparse.Namespace, config: Config, service: Service, provider: object
-) -> int:
-    run = config.run(args.run)
-    plan = await plan_launch(run, config, service.watcher.provider, utc_now)
+async def launch_or_gate(args: argparse.Namespace, app: App) -> int:
+    run = app.config.run(args.run)
+    plan = await plan_launch(run, app.config, app.provider, utc_now)
     if plan.gate is not None:
         print(plan.gate.render())
     elif args.command == "gate":
@@ -215,10 +182,10 @@ async def launch_or_gate(
     record = await launch(
         plan,
         run,
-        config,
-        service.store,
-        service.watcher.transport_for(plan.record),
-        service.watcher.provider,
+        app.config,
+        app.store,
+        app.transport_for(plan.record),
+        app.provider,
         force=args.force,
         replace_live=args.replace,
     )
@@ -226,7 +193,8 @@ async def launch_or_gate(
     return 0
 
 
-async def serve(service: Service, frontend: ChatFrontend | None) -> int:
+async def serve(app: App) -> int:
+    service, frontend = app.service, app.chat
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -244,7 +212,7 @@ async def serve(service: Service, frontend: ChatFrontend | None) -> int:
             service.heartbeat_s,
         )
     service.sd.ready()
-    chat = log_if_failed(asyncio.create_task(frontend.run(service)), "chat") if frontend else None
+    chat = log_if_failed(asyncio.create_task(frontend.run(app)), "chat") if frontend else None
     waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(service.halted.wait())]
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

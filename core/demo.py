@@ -1,6 +1,10 @@
 """`sleepwatch demo`: the product's whole promise on this machine in under a minute, with no
 accounts: a real supervisor supervising a bundled trainer, the watcher on the local transport
-with a fast cadence, SQLite in a temporary folder, the console notifier."""
+with a fast cadence, SQLite in a temporary folder, the console notifier.
+
+Called by the CLI (`sleepwatch demo`, core/cli.py); the engine is built by the composition
+root (core/root.py: build_app) from the demo's own local parts.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +34,8 @@ from core.launch import launch, plan_launch
 from core.local import LocalTransport
 from core.ports import Notifier
 from core.providers import NoneProvider
+from core.root import build_app
 from core.runtime import utc_now
-from core.service import Service
 from core.store import Store
 from core.vocab import RunStatus
 
@@ -136,7 +140,7 @@ async def run_demo(
     async with AsyncExitStack() as stack:
         store = await Store.open(config.watcher.resolved_state_dir() / "sleepwatch.sqlite3")
         stack.push_async_callback(store.close)
-        service = Service(
+        app = build_app(
             config,
             store,
             # emit() already printed the status lines
@@ -148,6 +152,7 @@ async def run_demo(
             min_gap_s=0.0,
             hold_s=0.0,
         )
+        service = app.service
         stack.push_async_callback(service.stop)
         plan = await plan_launch(run, config, None, utc_now)
         record = await launch(plan, run, config, store, local, None)
@@ -157,7 +162,7 @@ async def run_demo(
         except TimeoutError:
             emit(f"demo: {run.name} did not finish within {DEMO_TIMEOUT_S:.0f}s; stopping it")
             with contextlib.suppress(Exception):
-                await service.watcher.exits.ctl(record, "stop")
+                await app.ctl(record, "stop")
             return 1
         await service.drain_outbox()
         final = await store.get_run(run.name)

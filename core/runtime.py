@@ -1,5 +1,9 @@
 """The composition root's building blocks: store, SSH pool, provider and the transport choice,
-all opened once and closed by one AsyncExitStack."""
+all opened once and closed by one AsyncExitStack; the serve lock and logging set-up.
+
+Called by the root (core/root.py: open_app) and nowhere else, except `utc_now` (every edge's
+clock) and `heartbeat_path` (`sleepwatch health`, core/cli.py).
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,13 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from core.config import Config, Secrets
 from core.errors import SleepwatchError
 from core.local import LocalTransport
 from core.models import RunRecord
-from core.ports import Notifier, Provider, Transport
+from core.ports import Provider, Transport
 from core.providers import VastProvider
-from core.service import Service
 from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
 from core.store import Store
 
@@ -31,20 +33,6 @@ LOCK_NAME = "serve.lock"
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class ChatFrontend(Protocol):
-    """A chat front end (Telegram) plugged in by the outer composition root (bot/app.py)."""
-
-    async def open(
-        self, config: Config, secrets: Secrets, stack: AsyncExitStack
-    ) -> Notifier | None:
-        """The notifier to use, or None when this front end is not configured."""
-        ...
-
-    async def run(self, service: Service) -> None:
-        """Serve the chat (commands through service.control) until cancelled."""
-        ...
 
 
 @dataclass

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from core.cadence import resume_delays as resume_delays
 from core.check_failures import FailingChecks, Queued
 from core.config import Config
 from core.control import WatcherControl
 from core.errors import SleepwatchError
 from core.health import Heartbeat, stderr_line
-from core.kept import DEFAULT_REMINDER_S, reminder_for
 from core.models import RunRecord
 from core.notices import Rescan, hear_other_processes
 from core.outbox import OutboxSender
@@ -27,6 +27,8 @@ from core.scheduling import CheckScheduler
 from core.sdnotify import SdNotifier
 from core.settings import SettingsBook
 from core.store import Store
+from core.tasks import log_if_failed
+from core.upkeep import prune_if_due, queue_kept_reminders
 from core.waiter import RunWaiter, Sleep, keep_waiting
 from core.watcher import TransportFor, Watcher
 
@@ -87,6 +89,23 @@ class Service:
         self.failing = FailingChecks(config.watcher.failing_checks_alert)
         self._stop = asyncio.Event()
         self._outbox_wake = asyncio.Event()
+        self._build(notifier, provider, transport_for, emit, min_gap_s, hold_s, config_source)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._waiters: dict[str, asyncio.Task[None]] = {}
+        self.finished: dict[str, asyncio.Event] = {}
+
+    def _build(
+        self,
+        notifier: Notifier,
+        provider: Provider | None,
+        transport_for: TransportFor,
+        emit: Callable[[str], None],
+        min_gap_s: float,
+        hold_s: float,
+        config_source: str,
+    ) -> None:
+        """The engine's parts, wired to this service (its outbox wake, check and ends)."""
+        config, store, clock = self.config, self.store, self.clock
         self.settings = SettingsBook(
             config, store, clock, self._outbox_wake.set, source=config_source
         )
@@ -99,17 +118,14 @@ class Service:
             emit=emit,
             wake_outbox=self._outbox_wake.set,
         )
-        self.scheduler = CheckScheduler(self.check, clock, jitter=jitter)
+        self.scheduler = CheckScheduler(self.check, clock, jitter=self.jitter)
         self.control = WatcherControl(
             store, self.watcher, clock, self.scheduler, on_ended=self._finished
         )
-        self.rescan = Rescan(self.store, self.settings, self.scheduler, self.watch, reload_config)
+        self.rescan = Rescan(store, self.settings, self.scheduler, self.watch, self.reload_config)
         self.sender = OutboxSender(
             store, notifier, clock, min_gap_s=min_gap_s, coalesce_s=3.0, hold_s=hold_s
         )
-        self._tasks: list[asyncio.Task[None]] = []
-        self._waiters: dict[str, asyncio.Task[None]] = {}
-        self.finished: dict[str, asyncio.Event] = {}
 
     async def check(self, run: str) -> float | None:
         """The scheduler's job. A check that raises is retried by the scheduler; one that keeps
@@ -248,37 +264,17 @@ class Service:
             self.halt(f"{problem}; stopping rather than writing to a file nobody will read")
             return
         now = self.clock()
-        if self._pruned_at is None or (now - self._pruned_at).total_seconds() >= PRUNE_EVERY_S:
-            try:
-                await self.store.prune(now)
-                self._pruned_at = now
-            except SleepwatchError as exc:  # a full or locked store: the next beat retries
-                log.warning("pruning the store failed: %s", exc)
+        self._pruned_at = await prune_if_due(self.store, now, self._pruned_at, PRUNE_EVERY_S)
         problems = dict(self.problems)
         if self.sender.credentials_refused is not None:
             problems["telegram"] = f"{self.sender.credentials_refused}"
         found = await self.heartbeat.beat(problems)
-        await self.remind_kept(now)
+        if await queue_kept_reminders(self.store, self.config, now):
+            self._outbox_wake.set()
         # the loop came round: systemd's watchdog is fed; the outside ping says how it is
         self.sd.watchdog()
         if self.pinger is not None:
             await self.pinger.ping(not found, now)
-
-    async def remind_kept(self, now: datetime) -> None:
-        """Queue the reminders now due for instances left billing after their run ended."""
-        try:
-            records = await self.store.list_runs()
-            for record in records:
-                run = self.config.find_run(record.name)
-                every_s = run.kept_reminder if run is not None else DEFAULT_REMINDER_S
-                reminder = reminder_for(record, now, every_s)
-                if reminder is not None:
-                    await self.store.enqueue(
-                        reminder.message, dedupe_key=reminder.dedupe_key, at=now
-                    )
-                    self._outbox_wake.set()
-        except SleepwatchError as exc:  # a locked or full store: the next beat tries again
-            log.warning("kept-instance reminders: %s", exc)
 
     def halt(self, reason: str) -> None:
         """Ask `serve` to exit (non-zero) with `reason`: said at once, loudly."""
@@ -287,28 +283,3 @@ class Service:
             log.critical("%s", reason)
             self._alarm(f"sleepwatch: STOPPING: {reason}")
             self.halted.set()
-
-
-def resume_delays(
-    live: list[RunRecord], now: datetime, per_s: float
-) -> list[tuple[RunRecord, float]]:
-    """When each live run is first checked after a start: when it was due, but never more than
-    `per_s` first checks a second (oldest due first: a run overdue the longest goes first)."""
-
-    def due_s(record: RunRecord) -> float:
-        due = record.next_check_at
-        return 0.0 if due is None else (due - now).total_seconds()
-
-    ordered = sorted(live, key=due_s)
-    return [(record, max(0.0, due_s(record), i / per_s)) for i, record in enumerate(ordered)]
-
-
-def log_if_failed(task: asyncio.Task[None], what: str) -> asyncio.Task[None]:
-    """A background task that dies must say so: otherwise it is gone without a trace."""
-
-    def report(done: asyncio.Task[None]) -> None:
-        if not done.cancelled() and done.exception() is not None:
-            log.error("%s stopped: %r", what, done.exception())
-
-    task.add_done_callback(report)
-    return task

@@ -173,9 +173,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "engine": (
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
-        "health", "notices", "service", "collect",
+        "health", "notices", "tasks", "upkeep", "service", "collect",
     ),
-    "root": ("runtime", "cli", "demo", "demo_assets", "collect_cli"),
+    "root": ("runtime", "root", "cli", "demo", "demo_assets", "collect_cli"),
 }  # fmt: skip
 LAYER_ORDER = tuple(LAYERS)
 
