@@ -24,76 +24,44 @@ import logging
 import os
 import posixpath
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.collect_report import (
+    Progress,
+    meta_key,
+    pending,
+    pull_result,
+    result_doc,
+    result_from,
+)
 from core.config import CollectConfig, Config, RunConfig
 from core.errors import ProtocolError, SleepwatchError, TransportError
-from core.models import MessageKind, OutboundMessage, RunRecord
+from core.models import RunRecord
 from core.outputs import (
     PART_SUFFIX,
     Collected,
     CollectResult,
     ManifestFile,
     checked_files,
-    files_phrase,
-    human_bytes,
     local_path,
-    short_dest,
 )
 from core.ports import Clock, Transport
 from core.store import Store
 from core.supervisor_client import client_for
 from core.text import clean_line
-from core.topics import Action, Topic
 
 log = logging.getLogger(__name__)
 CHUNK = 4 << 20
 PROGRESS_EVERY = 64 << 20  # bytes between progress rows in the store
 READ_TIMEOUT_S = 120.0
-RETRY_S = 15.0
 MAX_MISMATCHES = 3  # a file that changed while pulled is pulled again, this many times
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    run: str
-    files_done: int
-    files: int
-    bytes_done: int
-    bytes_total: int
-    current: str = ""
-    resumed_from: int = 0  # bytes of `current` already here from an earlier pull
-
-    def line(self) -> str:
-        pct = 100.0 * self.bytes_done / self.bytes_total if self.bytes_total else 100.0
-        done, total = human_bytes(self.bytes_done), human_bytes(self.bytes_total)
-        return f"collecting {self.files_done}/{self.files} files, {done}/{total} ({pct:.0f}%)"
 
 
 class _Mismatch(Exception):
     pass
-
-
-def meta_key(run: str) -> str:
-    return f"collect:{run}"
-
-
-def outputs_line(stored: str | None) -> str | None:
-    """What /runs and /status say of a collection, from its stored memo."""
-    try:
-        memo = json.loads(stored) if stored else None
-    except ValueError:
-        return None
-    if not isinstance(memo, dict):
-        return None
-    result = memo.get("result")
-    if isinstance(result, dict):
-        return str(result.get("line", ""))[:300] or None
-    progress = memo.get("progress")
-    return str(progress)[:300] if isinstance(progress, str) else None
 
 
 class Collector:
@@ -143,7 +111,7 @@ class Collector:
         memo = await self.memo(record.name)
         settled = memo.get("result")
         if isinstance(settled, dict) and not again:
-            return _result_from(settled)
+            return result_from(settled)
         now = self.clock()
         started = _when(memo.get("started_at")) or now
         if again or "started_at" not in memo:
@@ -159,7 +127,7 @@ class Collector:
             why = f"not verified within collect_timeout ({run.collect_timeout:g}s)"
             result = CollectResult(Collected.FAILED, f"NOT collected: {why}", None, (why,))
         if result.settled and record.ended_at is not None:  # on demand mid-run: not the end
-            memo["result"] = _result_doc(result)
+            memo["result"] = result_doc(result)
             await self._save(record.name, memo)
         return result
 
@@ -173,7 +141,7 @@ class Collector:
         try:
             state = await client.state(record.run_dir, timeout_s=self.config.ssh.exec_timeout)
         except (TransportError, ProtocolError) as exc:
-            return _pending(f"upload by `{name}`: state unreadable ({exc})", left_s)
+            return pending(f"upload by `{name}`: state unreadable ({exc})", left_s)
         run = state.collect if state is not None else None
         if run is None:
             why = "the supervisor ran no collect command (launched before `collect` was set?)"
@@ -181,7 +149,7 @@ class Collector:
         if run.status == "ok":
             return CollectResult(Collected.VERIFIED, f"uploaded by `{name}` (exit 0)")
         if run.status != "failed":
-            return _pending(f"upload by `{name}` {clean_line(run.status)[:40]}", left_s)
+            return pending(f"upload by `{name}` {clean_line(run.status)[:40]}", left_s)
         how = "timed out" if run.timed_out else f"exit {run.exit_code}"
         lines = tuple(clean_line(x)[:300] for x in run.excerpt.splitlines()[-10:])
         why = f"the upload command `{name}` failed ({how})"
@@ -205,7 +173,7 @@ class Collector:
         try:
             answer = await client.manifest(record.run_dir, spec.paths, timeout_s=left_s)
         except TransportError as exc:
-            return _pending(f"listing the outputs failed ({exc})", left_s)
+            return pending(f"listing the outputs failed ({exc})", left_s)
         except ProtocolError as exc:
             why = f"the instance's list of outputs cannot be used ({exc})"
             return CollectResult(Collected.FAILED, "NOT collected: bad manifest", None, (why,))
@@ -231,13 +199,13 @@ class Collector:
             except TransportError as exc:
                 await self._save(record.name, memo)
                 self.live.pop(record.name, None)
-                return _pending(f"{progress.line()}; interrupted ({exc})", left_s)
+                return pending(f"{progress.line()}; interrupted ({exc})", left_s)
             except _Mismatch as exc:
                 mismatches[entry.path] = mismatches.get(entry.path, 0) + 1
                 await self._save(record.name, memo)
                 if mismatches[entry.path] < MAX_MISMATCHES:
                     self.live.pop(record.name, None)
-                    return _pending(
+                    return pending(
                         f"{clean_line(entry.path)[:200]} {exc}; pulling it again", left_s
                     )
                 problems.append(f"{clean_line(entry.path)[:200]}: {exc}")
@@ -248,7 +216,7 @@ class Collector:
             progress = replace(progress, files_done=progress.files_done + 1)
         await self._save(record.name, memo)
         self.live.pop(record.name, None)
-        return _pull_result(files, verified, problems, list(answer.missing), dest)
+        return pull_result(files, verified, problems, list(answer.missing), dest)
 
     async def _pull_one(
         self,
@@ -320,45 +288,6 @@ class Collector:
         await self._save(progress.run, memo)
 
 
-def _pull_result(
-    files: list[ManifestFile],
-    verified: dict[str, str],
-    problems: list[str],
-    missing: list[str],
-    dest: Path,
-) -> CollectResult:
-    got = [f for f in files if verified.get(f.path) == f.sha256]
-    size = sum(f.size for f in got)
-    where = short_dest(dest)
-    nothing = (
-        f"; nothing matched {', '.join(clean_line(m)[:80] for m in missing[:5])}" if missing else ""
-    )
-    if not problems:
-        line = f"{files_phrase(len(got), size)} in {where}, verified{nothing}"
-        return CollectResult(Collected.VERIFIED, line)
-    phrase = files_phrase(len(got), size)
-    line = f"NOT all collected: {phrase} verified in {where}, {len(problems)} not{nothing}"
-    reasons = (f"collected and verified: {files_phrase(len(got), size)} in {dest}", *problems[:20])
-    return CollectResult(Collected.FAILED, line, None, reasons)
-
-
-def _pending(line: str, left_s: float) -> CollectResult:
-    return CollectResult(Collected.PENDING, line, max(1.0, min(RETRY_S, left_s)))
-
-
-def _result_doc(result: CollectResult) -> dict[str, Any]:
-    return {"state": result.state.value, "line": result.line, "reasons": list(result.reasons)}
-
-
-def _result_from(doc: dict[str, Any]) -> CollectResult:
-    try:
-        state = Collected(str(doc.get("state")))
-    except ValueError:
-        state = Collected.FAILED
-    reasons = tuple(str(r) for r in doc.get("reasons", []) if isinstance(r, str))
-    return CollectResult(state, str(doc.get("line", "")), None, reasons)
-
-
 def _when(text: object) -> datetime | None:
     try:
         return datetime.fromisoformat(text) if isinstance(text, str) else None
@@ -379,44 +308,3 @@ def _sha256_of(path: Path) -> Any:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest
-
-
-def with_outputs(message: OutboundMessage, line: str) -> OutboundMessage:
-    """The terminal message with its "outputs" line, just before the "instance" line."""
-    pairs = [p for p in message.summary if p[0] != "outputs"]
-    at = next((i for i, (k, _) in enumerate(pairs) if k == "instance"), len(pairs))
-    pairs.insert(at, ("outputs", line))
-    return replace(message, summary=tuple(pairs))
-
-
-def uncollected_alert(run: str, result: CollectResult, fate: str) -> OutboundMessage:
-    """The one alert of a collection that failed or timed out: what was and was not collected,
-    then what happens to the instance."""
-    reasons = list(result.reasons)[:12]
-    return OutboundMessage(
-        kind=MessageKind.ALERT,
-        title=f"⚠ {run}: outputs NOT all collected",
-        run=run,
-        topic=Topic.NEEDS_HUMAN,
-        loud=True,
-        actions=(Action.TEARDOWN, Action.STATUS),
-        reasons=(result.line, *reasons, fate),
-    )
-
-
-def uncollected_fate(
-    run: str, instance_id: str | None, *, destroy: bool, dph_total: float | None
-) -> tuple[bool, str]:
-    """(destroy it?, the sentence that says so) for a run whose outputs were not collected."""
-    if instance_id is None:
-        return False, "no cloud instance (local run): nothing to keep or destroy"
-    if destroy:
-        return True, (
-            f"instance {instance_id} is destroyed anyway (destroy_when_uncollected = true): "
-            "what was not collected is lost"
-        )
-    rate = f" at ${dph_total:.2f}/h" if dph_total is not None else ""
-    return False, (
-        f"instance {instance_id} is KEPT so nothing is lost (destroy_when_uncollected = false): "
-        f"still billing{rate}; copy what you need, then /teardown {run}"
-    )

@@ -7,7 +7,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from core.collect import Collector, Progress
+from core.collect import Collector
+from core.collect_report import Progress
 from core.outputs import Collected
 from core.store import Store
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from core.collect import meta_key, outputs_line
+from core.collect_report import meta_key, outputs_line
 from core.config import RunConfig
 from core.cost import cost_limit, projected_usd
 from core.durations import MUTE

@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from core.collect import Collector, uncollected_alert, uncollected_fate, with_outputs
+from core.collect import Collector
+from core.collect_report import uncollected_alert, uncollected_fate, with_outputs
 from core.config import Config
 from core.errors import ProtocolError, SleepwatchError, TransportError
 from core.exit_plan import (

@@ -72,6 +72,8 @@ PURE_MODULES = (
     "core.text",
     "core.vocab",
     "core.topics",
+    "core.outputs",
+    "core.collect_report",
 )
 ADAPTERS = (
     "core.ssh",
@@ -97,6 +99,8 @@ ADAPTERS = (
     "core.settings",
     "core.cli",
     "core.demo",
+    "core.collect",
+    "core.collect_cli",
 )
 IO_LIBRARIES = frozenset(
     {"asyncio", "aiosqlite", "sqlite3", "asyncssh", "aiohttp", "apscheduler", "aiogram"}
@@ -163,7 +167,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "rules": (
         "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
         "transitions", "exit_plan", "decide", "gate", "messages", "statusline",
-        "check_failures", "instance",
+        "check_failures", "instance", "collect_report",
     ),
     "settings": ("config", "config_sections"),
     "adapters": (

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 
-from core.collect import Progress
 from core.collect_cli import BarPrinter, progress_bar
+from core.collect_report import Progress
 
 MB = 1_000_000
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from core.collect import Progress
+from core.collect_report import Progress
 from core.config import CollectConfig, Config
 from core.control import WatcherControl
 from core.launch import launch, plan_launch
@@ -347,3 +347,31 @@ async def test_a_passed_deadline_stops_the_run_collects_then_destroys(
     [terminal] = await flow.messages(MessageKind.TERMINAL)
     assert dict(terminal.summary)["outputs"] == "1 file, 24 B in …/outputs/llama-ft, verified"
     assert (await flow.record()).outcome == "deadline_passed"
+
+
+async def test_a_pull_that_cannot_finish_within_collect_timeout_is_one_alert_and_keeps(
+    open_flow: Callable[..., Any], fake_vast: FakeVast, sshd: SshdServer, tmp_path: Path
+) -> None:
+    flow: Flow = await open_flow(collect=CollectConfig(paths=PATHS), collect_timeout="10m")
+
+    def drop_at_20_mb(progress: Progress) -> None:
+        if progress.bytes_done > 20 << 20 and sshd.running:
+            sshd.stop()  # and it stays down
+
+    flow.watcher.exits.collector.on_progress = drop_at_20_mb
+    await flow.launch()
+    await wait_for_status(tmp_path, "done")
+    retry_s = await flow.watcher.check(RUN)
+    assert retry_s is not None
+    flow.clock.advance(601)
+
+    assert await flow.watcher.check(RUN) is None
+
+    [alert] = await flow.messages(MessageKind.ALERT)
+    text = " ".join(alert.reasons)
+    assert "not verified within collect_timeout (600s)" in text
+    assert "KEPT so nothing is lost" in text
+    assert fake_vast.calls("DELETE") == [] and INSTANCE in fake_vast.instances
+    [terminal] = await flow.messages(MessageKind.TERMINAL)
+    assert dict(terminal.summary)["outputs"].startswith("NOT collected")
+    assert not (await flow.record()).live

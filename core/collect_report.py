@@ -1,0 +1,141 @@
+"""The words and records of a collection, pure: its progress line, the outputs line of the
+terminal message, the one alert of a collection that failed, and the memo a collection keeps in
+the store's meta (`collect:RUN`). core/collect.py (the I/O) and core/exits.py (the end) use them;
+core/control.py reads the memo for /runs and /status. No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from core.models import MessageKind, OutboundMessage
+from core.outputs import (
+    Collected,
+    CollectResult,
+    ManifestFile,
+    files_phrase,
+    human_bytes,
+    short_dest,
+)
+from core.text import clean_line
+from core.topics import Action, Topic
+
+RETRY_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    run: str
+    files_done: int
+    files: int
+    bytes_done: int
+    bytes_total: int
+    current: str = ""
+    resumed_from: int = 0  # bytes of `current` already here from an earlier pull
+
+    def line(self) -> str:
+        pct = 100.0 * self.bytes_done / self.bytes_total if self.bytes_total else 100.0
+        done, total = human_bytes(self.bytes_done), human_bytes(self.bytes_total)
+        return f"collecting {self.files_done}/{self.files} files, {done}/{total} ({pct:.0f}%)"
+
+
+def meta_key(run: str) -> str:
+    return f"collect:{run}"
+
+
+def outputs_line(stored: str | None) -> str | None:
+    """What /runs and /status say of a collection, from its stored memo."""
+    try:
+        memo = json.loads(stored) if stored else None
+    except ValueError:
+        return None
+    if not isinstance(memo, dict):
+        return None
+    result = memo.get("result")
+    if isinstance(result, dict):
+        return str(result.get("line", ""))[:300] or None
+    progress = memo.get("progress")
+    return str(progress)[:300] if isinstance(progress, str) else None
+
+
+def pull_result(
+    files: list[ManifestFile],
+    verified: dict[str, str],
+    problems: list[str],
+    missing: list[str],
+    dest: Path,
+) -> CollectResult:
+    got = [f for f in files if verified.get(f.path) == f.sha256]
+    size = sum(f.size for f in got)
+    where = short_dest(dest)
+    nothing = (
+        f"; nothing matched {', '.join(clean_line(m)[:80] for m in missing[:5])}" if missing else ""
+    )
+    if not problems:
+        line = f"{files_phrase(len(got), size)} in {where}, verified{nothing}"
+        return CollectResult(Collected.VERIFIED, line)
+    phrase = files_phrase(len(got), size)
+    line = f"NOT all collected: {phrase} verified in {where}, {len(problems)} not{nothing}"
+    reasons = (f"collected and verified: {files_phrase(len(got), size)} in {dest}", *problems[:20])
+    return CollectResult(Collected.FAILED, line, None, reasons)
+
+
+def pending(line: str, left_s: float) -> CollectResult:
+    return CollectResult(Collected.PENDING, line, max(1.0, min(RETRY_S, left_s)))
+
+
+def result_doc(result: CollectResult) -> dict[str, Any]:
+    return {"state": result.state.value, "line": result.line, "reasons": list(result.reasons)}
+
+
+def result_from(doc: dict[str, Any]) -> CollectResult:
+    try:
+        state = Collected(str(doc.get("state")))
+    except ValueError:
+        state = Collected.FAILED
+    reasons = tuple(str(r) for r in doc.get("reasons", []) if isinstance(r, str))
+    return CollectResult(state, str(doc.get("line", "")), None, reasons)
+
+
+def with_outputs(message: OutboundMessage, line: str) -> OutboundMessage:
+    """The terminal message with its "outputs" line, just before the "instance" line."""
+    pairs = [p for p in message.summary if p[0] != "outputs"]
+    at = next((i for i, (k, _) in enumerate(pairs) if k == "instance"), len(pairs))
+    pairs.insert(at, ("outputs", line))
+    return replace(message, summary=tuple(pairs))
+
+
+def uncollected_alert(run: str, result: CollectResult, fate: str) -> OutboundMessage:
+    """The one alert of a collection that failed or timed out: what was and was not collected,
+    then what happens to the instance."""
+    reasons = list(result.reasons)[:12]
+    return OutboundMessage(
+        kind=MessageKind.ALERT,
+        title=f"⚠ {run}: outputs NOT all collected",
+        run=run,
+        topic=Topic.NEEDS_HUMAN,
+        loud=True,
+        actions=(Action.TEARDOWN, Action.STATUS),
+        reasons=(result.line, *reasons, fate),
+    )
+
+
+def uncollected_fate(
+    run: str, instance_id: str | None, *, destroy: bool, dph_total: float | None
+) -> tuple[bool, str]:
+    """(destroy it?, the sentence that says so) for a run whose outputs were not collected."""
+    if instance_id is None:
+        return False, "no cloud instance (local run): nothing to keep or destroy"
+    if destroy:
+        return True, (
+            f"instance {instance_id} is destroyed anyway (destroy_when_uncollected = true): "
+            "what was not collected is lost"
+        )
+    rate = f" at ${dph_total:.2f}/h" if dph_total is not None else ""
+    return False, (
+        f"instance {instance_id} is KEPT so nothing is lost (destroy_when_uncollected = false): "
+        f"still billing{rate}; copy what you need, then /teardown {run}"
+    )
