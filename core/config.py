@@ -2,7 +2,8 @@
 key, and secrets come only from the environment (never from the file).
 
 Loaded by the composition root (core.runtime, from core.cli and bot.app) and read by launch,
-the watcher's policy (Config.policy_for) and the store's run settings (RunSettings). The
+core.run_settings (each run's effective settings, resolved in one place) and the store's run
+settings (StoredSettings). The
 plain sections (cadence, thresholds, ssh, telegram, vast, knobs, gate) are
 core.config_sections, re-exported here.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,7 +38,6 @@ from core.config_sections import ThresholdsConfig as ThresholdsConfig
 from core.config_sections import VastConfig as VastConfig
 from core.config_sections import to_seconds as _to_seconds
 from core.errors import ConfigError
-from core.rules import Policy
 from core.vocab import FixKind
 
 RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -153,8 +152,9 @@ class Config(_Strict):
         return run
 
     def find_run(self, name: str) -> RunConfig | None:
-        """The run named `name`, looked up in an index (every check asks, several times:
-        a scan of 5,000 runs each time made a check's cost grow with the fleet)."""
+        """The run's entry as it is watched, looked up in an index (every check asks, several
+        times: a scan of 5,000 runs each time made a check's cost grow with the fleet).
+        core.run_settings.settings_for fills in the defaults: use that for any setting."""
         index = self._index
         if index is None or self._indexed_count != len(self.runs):
             index = self._index = {r.name: r for r in self.runs}
@@ -168,57 +168,16 @@ class Config(_Strict):
         self.runs[:] = list(runs)
         self._index = None
 
-    def resolved_run(self, run: RunConfig) -> RunConfig:
-        """The run with every setting the watcher uses filled in from this file's defaults, as
-        stored with the run at launch (a serve started with another file still knows them)."""
-        key = run.key.expanduser().resolve() if run.key is not None else None
-        return run.model_copy(
-            update={
-                "cadence": run.cadence or self.cadence,
-                "thresholds": run.thresholds or self.thresholds,
-                "python": run.python or self.watcher.python,
-                "remote_root": self._default_root(run),
-                "key": key,
-            }
-        )
 
-    def _default_root(self, run: RunConfig) -> str:
-        if run.remote_root is not None:
-            return run.remote_root
-        if run.local:
-            return str(self.watcher.resolved_state_dir() / "supervisor-code")
-        return self.watcher.remote_root
-
-    def remote_root(self, run_name: str) -> str:
-        """Where the run's supervisor package lives: a local folder for local runs."""
-        run = self.find_run(run_name)
-        if run is None:
-            return self.watcher.remote_root
-        return self._default_root(run)
-
-    def python(self, run_name: str) -> str:
-        run = self.find_run(run_name)
-        return (run.python if run else None) or self.watcher.python
-
-    def policy_for(self, run: RunConfig) -> Policy:
-        cadence = run.cadence or self.cadence
-        thresholds = (run.thresholds or self.thresholds).thresholds(cadence.scale)
-        # a supervisor that beats rarely is not dead after one missed beat
-        stale_s = max(thresholds.heartbeat_stale_s, 4 * run.heartbeat_s)
-        return Policy(
-            thresholds=replace(thresholds, heartbeat_stale_s=stale_s), cadence=cadence.policy()
-        )
-
-
-class RunSettings(_Strict):
+class StoredSettings(_Strict):
     """What the store keeps of a run's settings (runs.settings): the resolved RunConfig it
-    was launched with, validated again when read."""
+    was launched with (core.run_settings.resolve_run), validated again when read."""
 
     schema_: Literal[1] = Field(1, alias="schema")
     run: RunConfig
 
     @classmethod
-    def of(cls, run: RunConfig) -> RunSettings:
+    def of(cls, run: RunConfig) -> StoredSettings:
         return cls(schema=1, run=run)
 
     def to_text(self) -> str:

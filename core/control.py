@@ -13,7 +13,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from core.collect_report import meta_key, outputs_line
-from core.config import RunConfig
 from core.cost import cost_limit, projected_usd
 from core.durations import MUTE
 from core.errors import AmbiguousRun, ProtocolError, SleepwatchError, TransportError, UnknownRun
@@ -80,7 +79,7 @@ class WatcherControl:
         end = record.torn_down_at or (now if record.live or billing else record.ended_at or now)
         hours = max(0.0, (end - record.launched_at).total_seconds() / 3600)
         next_at = self.scheduler.next_run_at(record.name) if self.scheduler else None
-        config = self._run_config(record.name)
+        max_cost = self._max_cost(record.name)
         return RunView(
             name=record.name,
             live=record.live,
@@ -97,9 +96,7 @@ class WatcherControl:
             teardown=record.teardown,
             kept=is_kept(record),
             projected_usd=projected_usd(record, now),
-            cost_limit_usd=cost_limit(
-                config.max_cost if config is not None else None, record.cost_extended_usd
-            ),
+            cost_limit_usd=cost_limit(max_cost, record.cost_extended_usd),
         )
 
     async def _outputs(self, run: str) -> str | None:
@@ -109,9 +106,9 @@ class WatcherControl:
             return collector.live[run].line()
         return outputs_line(await self.store.get_meta(meta_key(run)))
 
-    def _run_config(self, name: str) -> RunConfig | None:
+    def _max_cost(self, name: str) -> float | None:
         # a Control built without a watcher (a store-only tool) knows no settings
-        return self.watcher.run_config(name) if self.watcher is not None else None
+        return self.watcher.settings(name).max_cost if self.watcher is not None else None
 
     async def _tail(self, record: RunRecord) -> tuple[str, ...]:
         try:
@@ -156,8 +153,7 @@ class WatcherControl:
 
     async def extend(self, run: str, seconds: float, now: datetime) -> Extension:
         record = await self._record(run)
-        config = self._run_config(run)
-        max_cost = config.max_cost if config is not None else None
+        max_cost = self._max_cost(run)
         if record.deadline_at is None and max_cost is None:
             raise NoDeadline(run)
         deadline = (

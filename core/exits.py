@@ -36,6 +36,7 @@ from core.models import MessageKind, OutboundMessage, RunRecord
 from core.outputs import Collected, CollectResult
 from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
+from core.run_settings import settings_for
 from core.statusline import status_line
 from core.store import Store
 from core.supervisor_client import client_for
@@ -167,11 +168,10 @@ class ExitHandler:
     async def _uncollected(self, record: RunRecord, collected: CollectResult) -> DestroyOutcome:
         """One alert saying what was and was not collected, then keep the instance or destroy
         it by `destroy_when_uncollected` (default: keep: nothing is lost that money can save)."""
-        run = self.config.find_run(record.name)
         destroy, fate = uncollected_fate(
             record.name,
             record.instance_id,
-            destroy=run.destroy_when_uncollected if run else False,
+            destroy=settings_for(self.config, record.name).destroy_when_uncollected,
             dph_total=record.dph_total,
         )
         now = self.clock()
@@ -277,9 +277,8 @@ class ExitHandler:
         forced = FORCED_BY_OUTCOME.get(record.outcome or "")
         if forced is not None and record.instance_id is not None:  # whatever destroy_on_* say
             return await self._destroy(record, forced, announce=False)
-        run = self.config.find_run(record.name)
-        on_done = run.destroy_on_done if run else True
-        on_fail = run.destroy_on_fail if run else True
+        settings = settings_for(self.config, record.name)
+        on_done, on_fail = settings.destroy_on_done, settings.destroy_on_fail
         wanted = should_destroy(record.status, destroy_on_done=on_done, destroy_on_fail=on_fail)
         policy = f"destroy_on_done={str(on_done).lower()}, destroy_on_fail={str(on_fail).lower()}"
         if not wanted:

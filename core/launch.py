@@ -17,12 +17,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from core.config import Config, RunConfig, RunSettings
+from core.config import Config, RunConfig, StoredSettings
 from core.errors import ProtocolError, ProviderError, SleepwatchError
 from core.gate import GateReport, GateSpec, run_gate
 from core.memory import Memory
 from core.models import InstanceInfo, RunRecord
 from core.ports import Clock, Provider, Transport
+from core.run_settings import resolve_run
 from core.store import Store
 from core.supervisor_client import client_for
 from core.teardown import wait_until_ready
@@ -144,7 +145,7 @@ async def plan_launch(
         dph_total=(instance.dph_total if instance else None) or run.dph_total,
         max_attempts=run.max_attempts,
         memory=Memory(launched_at=now).to_json(),
-        settings=RunSettings.of(config.resolved_run(run)).to_text(),
+        settings=StoredSettings.of(resolve_run(config, run)).to_text(),
     )
     return LaunchPlan(record, report, instance)
 

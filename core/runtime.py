@@ -24,6 +24,7 @@ from core.local import LocalTransport
 from core.models import RunRecord
 from core.ports import Provider, Transport
 from core.providers import VastProvider
+from core.run_settings import settings_for
 from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
 from core.store import Store
 
@@ -46,15 +47,15 @@ class Engine:
     ssh_options: SshOptions
 
     def transport_for(self, record: RunRecord) -> Transport:
-        run = self.config.find_run(record.name)
-        if (run is not None and run.local) or record.ssh_host is None:
+        settings = settings_for(self.config, record.name)
+        if settings.local or record.ssh_host is None:
             return self.local
         target = SshTarget(
             host=record.ssh_host,
             port=record.ssh_port or 22,
             user=record.ssh_user or "root",
-            key_path=run.key.expanduser() if run is not None and run.key else None,
-            max_sessions=run.max_sessions if run is not None else None,
+            key_path=settings.key,
+            max_sessions=settings.max_sessions,
         )
         return SshTransport(self.pool, target, self.ssh_options)
 

@@ -202,13 +202,13 @@ class Service:
         )
 
     def _waiter(self, record: RunRecord) -> RunWaiter:
-        policy = self.watcher.policy(record.name)
+        settings = self.watcher.settings(record.name)
         return RunWaiter(
             record,
             self.watcher.transport_for(record),
-            python=self.config.python(record.name),
-            remote_root=self.config.remote_root(record.name),
-            quiet_s=policy.thresholds.stall_after_s,
+            python=settings.python,
+            remote_root=settings.remote_root,
+            quiet_s=settings.policy.thresholds.stall_after_s,
             timeout_s=self.config.watcher.wait_timeout,
             wake=self.scheduler.wake,
             sleep=self.sleep,

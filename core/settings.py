@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from core.config import Config, RunConfig, RunSettings, changed_keys
+from core.config import Config, RunConfig, StoredSettings, changed_keys
 from core.errors import ConfigError
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.ports import Clock
+from core.run_settings import RunSettings, resolve_run, settings_for
 from core.store import Store
 from core.topics import Action, Topic
 
@@ -39,7 +40,7 @@ class SettingsBook:
         self.clock = clock
         self.wake_outbox = wake_outbox
         self.source = source
-        self._file = {r.name: config.resolved_run(r) for r in config.runs}
+        self._file = {r.name: resolve_run(config, r) for r in config.runs}
         self._effective: dict[str, RunConfig] = dict(self._file)
         self._learned: set[tuple[str, str]] = set()  # (run, launched_at) already looked at
         self._apply()
@@ -62,7 +63,7 @@ class SettingsBook:
         problem = "no settings were stored with it at launch"
         if record.settings is not None:
             try:
-                stored = RunSettings.from_text(record.settings)
+                stored = StoredSettings.from_text(record.settings)
             except ConfigError as exc:
                 problem = str(exc)
             else:
@@ -95,8 +96,7 @@ class SettingsBook:
             actions=(Action.STATUS,),
             reasons=(
                 f"{problem}, and {self.source} has no [[runs]] entry named {name}",
-                "it is watched with the defaults: default SSH key and remote root, default "
-                "cadence and thresholds, destroy_on_done=true, destroy_on_fail=true",
+                f"it is watched with the defaults: {_defaults(settings_for(self.config, name))}",
                 f"add its [[runs]] entry to {self.source} and send serve SIGHUP to apply it",
             ),
         )
@@ -106,7 +106,7 @@ class SettingsBook:
 
     async def reload(self, fresh: Config) -> None:
         """Apply the entries of a re-read config file that changed since it was last read."""
-        new_file = {r.name: fresh.resolved_run(r) for r in fresh.runs}
+        new_file = {r.name: resolve_run(fresh, r) for r in fresh.runs}
         for name, run in new_file.items():
             before = self._file.get(name)
             if before is not None and not changed_keys(before, run):
@@ -123,6 +123,14 @@ class SettingsBook:
             )
             record = await self.store.get_run(name)
             if record is not None and record.live:
-                await self.store.set_run_settings(name, RunSettings.of(run).to_text())
+                await self.store.set_run_settings(name, StoredSettings.of(run).to_text())
         self._file = new_file
         self._apply()
+
+
+def _defaults(settings: RunSettings) -> str:
+    return (
+        "default SSH key and remote root, the file's [cadence] and [thresholds], "
+        f"destroy_on_done={str(settings.destroy_on_done).lower()}, "
+        f"destroy_on_fail={str(settings.destroy_on_fail).lower()}"
+    )

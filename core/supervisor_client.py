@@ -37,6 +37,7 @@ from core.protocol import (
     SupervisorState,
     probe_from_doc,
 )
+from core.run_settings import settings_for
 from core.text import clean_line
 
 # The same text as supervisor.ANSWER_MARK (a contract test keeps them equal).
@@ -207,8 +208,9 @@ class SupervisorClient:
 
 def client_for(config: Config, run: str, transport: Transport) -> SupervisorClient:
     """The client of `run`'s supervisor, where its package was uploaded."""
+    settings = settings_for(config, run)
     return SupervisorClient(
-        transport, config.python(run), config.remote_root(run), config.ssh.exec_timeout
+        transport, settings.python, settings.remote_root, config.ssh.exec_timeout
     )
 
 

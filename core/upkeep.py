@@ -11,7 +11,8 @@ from datetime import datetime
 
 from core.config import Config
 from core.errors import SleepwatchError
-from core.kept import DEFAULT_REMINDER_S, reminder_for
+from core.kept import reminder_for
+from core.run_settings import settings_for
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,7 @@ async def queue_kept_reminders(store: Store, config: Config, now: datetime) -> i
     queued = 0
     try:
         for record in await store.list_runs():
-            run = config.find_run(record.name)
-            every_s = run.kept_reminder if run is not None else DEFAULT_REMINDER_S
+            every_s = settings_for(config, record.name).kept_reminder_s
             reminder = reminder_for(record, now, every_s)
             if reminder is not None:
                 await store.enqueue(reminder.message, dedupe_key=reminder.dedupe_key, at=now)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from core.config import Config, RunConfig
+from core.config import Config
 from core.decide import CheckDecision, CheckPolicy, ProviderAnswer, decide
 from core.errors import HostKeyMismatch, ProtocolError, SleepwatchError, StaleRun, TransportError
 from core.exits import ExitHandler
@@ -19,7 +19,8 @@ from core.instance import read_instance
 from core.models import RunRecord
 from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.rules import Observation, Policy
+from core.rules import Observation
+from core.run_settings import RunSettings, settings_for
 from core.store import Store
 from core.supervisor_client import SupervisorClient, SupervisorExited, client_for
 
@@ -52,12 +53,8 @@ class Watcher:
         self.exits = ExitHandler(store, config, transport_for, provider, clock, wake_outbox)
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def run_config(self, name: str) -> RunConfig | None:
-        return self.config.find_run(name)
-
-    def policy(self, name: str) -> Policy:
-        run = self.run_config(name)
-        return self.config.policy_for(run) if run else Policy()
+    def settings(self, name: str) -> RunSettings:
+        return settings_for(self.config, name)
 
     def lock(self, name: str) -> asyncio.Lock:
         """One lock per run: a check, an exit and a human's /teardown never interleave their
@@ -108,14 +105,12 @@ class Watcher:
         return decision.interval_s
 
     def check_policy(self, name: str) -> CheckPolicy:
-        run = self.run_config(name)
-        if run is None:
-            return CheckPolicy(tz=self.config.telegram.zone)
+        settings = self.settings(name)
         return CheckPolicy(
-            rules=self.config.policy_for(run),
-            deadline_grace_s=run.deadline_grace,
-            destroy_on_fail=run.destroy_on_fail,
-            max_cost=run.max_cost,
+            rules=settings.policy,
+            deadline_grace_s=settings.deadline_grace_s,
+            destroy_on_fail=settings.destroy_on_fail,
+            max_cost=settings.max_cost,
             tz=self.config.telegram.zone,
         )
 

@@ -10,6 +10,7 @@ import pytest
 
 from core.config import Config, Secrets, load_config, parse_config
 from core.errors import ConfigError
+from core.run_settings import policy_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,10 +88,10 @@ def test_a_good_config_parses_with_durations_in_words() -> None:
     run = config.run("llama-ft")
     assert run.port == 41022 and run.max_hours == 12
     assert run.knobs["eval_batch_size"].min == 4
-    policy = config.policy_for(run)
+    policy = policy_for(config, run)
     assert policy.thresholds.stall_after_s == 1800  # the run's own thresholds win
-    assert config.policy_for(config.run("demo")).thresholds.stall_after_s == 600
-    assert config.policy_for(config.run("demo")).thresholds.unreachable_checks == 3
+    assert policy_for(config, config.run("demo")).thresholds.stall_after_s == 600
+    assert policy_for(config, config.run("demo")).thresholds.unreachable_checks == 3
     assert policy.cadence.cruise_s == 1800
 
 

@@ -12,6 +12,7 @@ from core.errors import ConfigError
 from core.memory import Memory
 from core.models import OpenAlert
 from core.rules import Policy, Thresholds
+from core.run_settings import policy_for
 from core.transitions import plan_alerts
 from tests.core.builders import at, keys, run_checks, running
 
@@ -94,10 +95,10 @@ def run_config(**extra: object) -> RunConfig:
 
 def test_a_supervisor_that_beats_rarely_gets_a_longer_staleness_threshold() -> None:
     config = Config(runs=[run_config(heartbeat_s=300)])
-    assert config.policy_for(config.runs[0]).thresholds.heartbeat_stale_s == 1200
+    assert policy_for(config, config.runs[0]).thresholds.heartbeat_stale_s == 1200
     quick = Config(runs=[run_config(heartbeat_s=5)])
     assert (
-        quick.policy_for(quick.runs[0]).thresholds.heartbeat_stale_s
+        policy_for(quick, quick.runs[0]).thresholds.heartbeat_stale_s
         == Thresholds().heartbeat_stale_s
     )
 

@@ -19,6 +19,7 @@ from core.console import ConsoleNotifier
 from core.launch import launch, plan_launch, pynvml_source
 from core.models import InstanceInfo, InstanceState, RunRecord
 from core.providers import RecordingProvider
+from core.run_settings import settings_for
 from core.runtime import utc_now
 from core.service import Service
 from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
@@ -148,7 +149,7 @@ async def test_a_run_crashes_retries_and_finishes_with_one_alert_and_one_termina
         assert (record.ssh_host, record.ssh_port) == (sshd.host, sshd.port)  # from the instance
         nvml = pynvml_source()  # NVML's one-file binding travels beside the supervisor
         assert nvml is not None
-        uploaded = Path(h.config.remote_root("llama-ft"), "pynvml.py")
+        uploaded = Path(settings_for(h.config, "llama-ft").remote_root, "pynvml.py")
         assert uploaded.read_bytes() == nvml.read_bytes()
         service = h.service(store)
         stack.push_async_callback(service.stop)

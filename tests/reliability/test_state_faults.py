@@ -12,6 +12,7 @@ from pathlib import Path
 from core.launch import SUPERVISOR_PACKAGE
 from core.memory import Memory
 from core.models import RunRecord
+from core.run_settings import settings_for
 from core.runtime import utc_now
 from core.service import Service
 from core.store import Store
@@ -79,7 +80,8 @@ async def test_each_broken_state_file_gets_one_clear_alert_and_watching_goes_on(
     run_dir.mkdir(parents=True)
     state = run_dir / "state.json"
     state.write_bytes(sound_state())
-    await h.transport.put_tree(SUPERVISOR_PACKAGE, f"{config.remote_root(RUN)}/supervisor")
+    root = settings_for(config, RUN).remote_root
+    await h.transport.put_tree(SUPERVISOR_PACKAGE, f"{root}/supervisor")
     store = await Store.open(h.db)
     now = utc_now()
     launched_at = now - timedelta(minutes=5)

@@ -13,6 +13,7 @@ from bot.render import render_message
 from core.launch import SUPERVISOR_PACKAGE
 from core.memory import Memory
 from core.models import OutboundMessage, RunRecord
+from core.run_settings import settings_for
 from core.runtime import utc_now
 from core.store import Store
 from tests.reliability.helpers import RUN, LocalHarness, db_rows, local_config, wait_for
@@ -46,7 +47,8 @@ async def test_a_fix_command_and_a_log_line_from_the_instance_stay_out_of_the_bu
     run_dir = tmp_path / "runs" / RUN
     (run_dir / "attempts").mkdir(parents=True)
     (run_dir / "state.json").write_bytes(sound_state())
-    await h.transport.put_tree(SUPERVISOR_PACKAGE, f"{config.remote_root(RUN)}/supervisor")
+    root = settings_for(config, RUN).remote_root
+    await h.transport.put_tree(SUPERVISOR_PACKAGE, f"{root}/supervisor")
     store = await Store.open(h.db)
     launched_at = utc_now() - timedelta(minutes=5)
     memory = Memory(launched_at=launched_at).to_json()

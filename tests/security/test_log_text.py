@@ -22,6 +22,7 @@ from core.console import render_plain
 from core.control import WatcherControl
 from core.local import LocalTransport
 from core.models import MessageKind, OutboundMessage
+from core.run_settings import settings_for
 from core.runtime import utc_now
 from core.store import Store
 from core.supervisor_client import supervisor_argv
@@ -161,7 +162,7 @@ async def test_a_100_mb_line_keeps_the_probe_bounded_and_the_alert_short(huge: S
     await wait_for_file_containing(huge.log, b"encountered")
     assert huge.log.stat().st_size > 100 * (1 << 20)
     run_dir = huge.config.runs[0].run_dir
-    root = huge.config.remote_root("hostile")
+    root = settings_for(huge.config, "hostile").remote_root
     python = huge.config.watcher.python
 
     for extra in (["--max-bytes", "65536"], ["--max-bytes", "0", "--tail-lines", "15"]):

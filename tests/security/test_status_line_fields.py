@@ -11,6 +11,7 @@ from pathlib import Path
 from core.launch import SUPERVISOR_PACKAGE
 from core.memory import Memory
 from core.models import RunRecord
+from core.run_settings import settings_for
 from core.runtime import utc_now
 from core.store import Store
 from tests.reliability.helpers import RUN, LocalHarness, local_config
@@ -41,7 +42,8 @@ async def test_a_crafted_fix_kind_cannot_add_a_line_an_escape_or_a_field(tmp_pat
     run_dir = tmp_path / "runs" / RUN
     run_dir.mkdir(parents=True)
     (run_dir / "state.json").write_bytes(crafted_state())
-    await h.transport.put_tree(SUPERVISOR_PACKAGE, f"{config.remote_root(RUN)}/supervisor")
+    root = settings_for(config, RUN).remote_root
+    await h.transport.put_tree(SUPERVISOR_PACKAGE, f"{root}/supervisor")
     store = await Store.open(h.db)
     launched_at = utc_now() - timedelta(minutes=5)
     memory = Memory(launched_at=launched_at).to_json()
