@@ -16,6 +16,7 @@ import shlex
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TextIO
@@ -32,9 +33,10 @@ from core.config import (
 from core.console import ConsoleNotifier
 from core.launch import launch, plan_launch
 from core.local import LocalTransport
+from core.models import RunRecord
 from core.ports import Notifier
 from core.providers import NoneProvider
-from core.root import build_app
+from core.root import App, build_app
 from core.runtime import utc_now
 from core.store import Store
 from core.vocab import RunStatus
@@ -152,18 +154,24 @@ async def run_demo(
             min_gap_s=0.0,
             hold_s=0.0,
         )
-        service = app.service
-        stack.push_async_callback(service.stop)
+        stack.push_async_callback(app.service.stop)
         plan = await plan_launch(run, config, None, utc_now)
         record = await launch(plan, run, config, store, local, None)
-        await service.start()
-        try:
-            await asyncio.wait_for(service.finished[run.name].wait(), DEMO_TIMEOUT_S)
-        except TimeoutError:
-            emit(f"demo: {run.name} did not finish within {DEMO_TIMEOUT_S:.0f}s; stopping it")
-            with contextlib.suppress(Exception):
-                await app.ctl(record, "stop")
-            return 1
-        await service.drain_outbox()
-        final = await store.get_run(run.name)
+        return await _to_the_end(app, record, emit)
+
+
+async def _to_the_end(app: App, record: RunRecord, emit: Callable[[str], None]) -> int:
+    """Watch the launched run until it ends (at most DEMO_TIMEOUT_S), then send what is queued.
+    0 when the run is done, 1 otherwise."""
+    service, name = app.service, record.name
+    await service.start()
+    try:
+        await asyncio.wait_for(service.finished[name].wait(), DEMO_TIMEOUT_S)
+    except TimeoutError:
+        emit(f"demo: {name} did not finish within {DEMO_TIMEOUT_S:.0f}s; stopping it")
+        with contextlib.suppress(Exception):
+            await app.ctl(record, "stop")
+        return 1
+    await service.drain_outbox()
+    final = await app.store.get_run(name)
     return 0 if final is not None and final.status == RunStatus.DONE else 1
