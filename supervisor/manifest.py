@@ -19,7 +19,12 @@ import os
 import stat
 from typing import Any, Dict, List, Optional, Tuple
 
+from .collectcmd import LOG_NAME
+from .control import CONTROL_FILE, LOCK_FILE, REPLY_FILE
+from .deadman import REPORT_FILE
 from .fsutil import read_json, write_json_atomic
+from .metrics import METRICS_FILE
+from .statefile import ACK_FILE, STATE_FILE, STORED_ACK_FILE
 
 CACHE_FILE = ".collect-hashes.json"
 # The supervisor's own files in the run dir: they change while it lives (a pull would never
@@ -28,15 +33,16 @@ OWN_FILES = frozenset(
     {
         CACHE_FILE,
         "RUN.json",
-        "state.json",
         "supervisor.log",
-        "supervisor.lock",
-        "control.json",
-        "control.reply.json",
-        "watcher_ack.json",
-        "watcher_stored.json",
-        "deadman.json",
-        "collect.log",
+        LOG_NAME,
+        STATE_FILE,
+        ACK_FILE,
+        STORED_ACK_FILE,
+        LOCK_FILE,
+        CONTROL_FILE,
+        REPLY_FILE,
+        REPORT_FILE,
+        METRICS_FILE,
     }
 )
 MAX_PATH = 512

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from core.collect_cli import collect_now
 from core.collect_report import Progress
 from core.config import CollectConfig, Config
 from core.control import WatcherControl
@@ -375,3 +376,26 @@ async def test_a_pull_that_cannot_finish_within_collect_timeout_is_one_alert_and
     [terminal] = await flow.messages(MessageKind.TERMINAL)
     assert dict(terminal.summary)["outputs"].startswith("NOT collected")
     assert not (await flow.record()).live
+
+
+async def test_sleepwatch_collect_pulls_on_demand_with_a_progress_bar(
+    open_flow: Callable[..., Any],
+    fake_vast: FakeVast,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    flow: Flow = await open_flow(collect=CollectConfig(paths=PATHS))
+    await flow.launch()
+    await wait_for_status(tmp_path, "done")
+
+    code = await collect_now(flow.watcher.exits.collector, flow.store, RUN)
+
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert (
+        out.splitlines()[0] == f"{RUN}: outputs: 2 files, 52.4 MB in …/outputs/llama-ft, verified"
+    )
+    bars = [line for line in err.splitlines() if line.startswith("[")]
+    assert bars[0].startswith("[....") and "(100%)" in bars[-1]
+    assert outputs_at(flow.dest) == expected_outputs(tmp_path)
+    assert fake_vast.calls("DELETE") == []  # collecting on demand tears nothing down
