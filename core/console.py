@@ -26,6 +26,8 @@ def render_plain(message: OutboundMessage, *, status_line: bool = True) -> str:
     parts.extend(f"- {clean_line(reason)}" for reason in message.reasons)
     log = [f"{LOG_INDENT}{line}" for line in clean_lines(message.log_lines)]
     summary = [f"{clean_line(key)}: {clean_line(value)}" for key, value in message.summary]
+    if message.chart:
+        summary.append(f"chart: {clean_line(message.chart)}")
     # a terminal message's verdict (its summary) before its excerpt, as in Telegram
     terminal = message.kind is MessageKind.TERMINAL
     parts.extend([*summary, *log] if terminal else [*log, *summary])

@@ -36,6 +36,7 @@ from core.models import MessageKind, OutboundMessage, RunRecord
 from core.outputs import Collected, CollectResult
 from core.ports import Clock, Provider, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
+from core.run_chart import with_chart
 from core.run_settings import settings_for
 from core.statusline import status_line
 from core.store import Store
@@ -137,6 +138,7 @@ class ExitHandler:
                 log_context(probe, state),
                 notify_done=self.config.telegram.notify_done,
             )
+            message = await with_chart(message, self.config, record, self.transport_for(record))
             await self.store.set_meta(_pending_key(record), json.dumps(message.to_json()))
             outcome = state.outcome.value if state.outcome else state.status.value
             record = replace(

@@ -64,6 +64,7 @@ class OutboundMessage:
     topic: Topic | None = None
     loud: bool = False
     actions: tuple[Action, ...] = ()
+    chart: str | None = None  # a PNG of the run's metrics (core/run_chart.py), sent as a photo
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class OutboundMessage:
             "topic": self.topic.value if self.topic else None,
             "loud": self.loud,
             "actions": [a.value for a in self.actions],
+            "chart": self.chart,
         }
 
     @classmethod
@@ -97,6 +99,7 @@ class OutboundMessage:
             # a row queued by a version without the flag: its alerts and ends were all loud
             loud=bool(doc.get("loud", kind in (MessageKind.ALERT, MessageKind.TERMINAL))),
             actions=tuple(Action(a) for a in doc.get("actions") or () if a in _ACTIONS),
+            chart=doc["chart"] if isinstance(doc.get("chart"), str) else None,
         )
 
 

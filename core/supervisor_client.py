@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.config import Config
 from core.errors import ProtocolError
+from core.metric_history import MetricHistory
 from core.models import ExecResult
 from core.outputs import MAX_FILES, ManifestAnswer
 from core.ports import Transport
@@ -135,6 +136,12 @@ class SupervisorClient:
         if ack:
             args += ["--ack", ack]
         return probe_from_doc(await self._call("probe", args, self.exec_timeout_s))
+
+    async def metrics(self, run_dir: str, *, timeout_s: float) -> MetricHistory | None:
+        """The run's metric history (for its chart); None when it has none."""
+        args = ["probe", "--run-dir", run_dir, "--max-bytes", "0", "--tail-lines", "0"]
+        doc = await self._call("probe", [*args, "--metrics"], timeout_s)
+        return probe_from_doc(doc).metrics
 
     async def tail(self, run_dir: str, lines: int, *, timeout_s: float) -> tuple[str, ...]:
         args = ["probe", "--run-dir", run_dir, "--max-bytes", "0", "--tail-lines", str(lines)]

@@ -47,6 +47,12 @@ async def test_default_scenario_shows_oom_fix_retry_and_done(tmp_path: Path) -> 
     outputs = tmp_path / "state" / "outputs" / "demo-oom"
     assert (outputs / "checkpoint-final" / "model.bin").stat().st_size == 256 * 1024
     assert (outputs / "attempts" / "1.log").exists()  # the failed attempt's log too
+    # a picture of the run: the loss as a sparkline, the chart as a PNG beside the store
+    loss = re.search(r"^loss: [▁▂▃▄▅▆▇█]+ ([\d.]+) → ([\d.]+)$", text, re.MULTILINE)
+    assert loss is not None and float(loss[1]) > float(loss[2]), text  # the demo's loss falls
+    chart = tmp_path / "state" / "charts" / "demo-oom.png"
+    assert f"chart: {chart}" in text
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 async def test_crash_scenario_fails_and_names_the_root_cause(tmp_path: Path) -> None:

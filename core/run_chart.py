@@ -1,0 +1,75 @@
+"""The terminal message's picture: read the run's metric history from its supervisor once, draw
+it (core/chart.py), keep the PNG in `<state_dir>/charts/<run>.png` and add a sparkline of the
+training loss to the message's summary.
+
+Called by core/exits.py when it builds a run's terminal message (the instance is still there:
+outputs and teardown come after). Best effort by design: no history, an old supervisor, a
+dropped connection or a failed draw leave the message as it was, within `CHART_TIMEOUT_S`; the
+ending never waits on a picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from core.chart import render_png_async
+from core.config import Config
+from core.errors import SleepwatchError
+from core.metric_history import MetricHistory, sparkline
+from core.models import OutboundMessage, RunRecord
+from core.ports import Transport
+from core.supervisor_client import client_for
+
+log = logging.getLogger(__name__)
+CHART_TIMEOUT_S = 30.0
+
+
+def chart_path(config: Config, run: str) -> Path:
+    return config.watcher.resolved_state_dir() / "charts" / f"{run}.png"
+
+
+async def with_chart(
+    message: OutboundMessage, config: Config, record: RunRecord, transport: Transport
+) -> OutboundMessage:
+    try:
+        async with asyncio.timeout(CHART_TIMEOUT_S):
+            client = client_for(config, record.name, transport)
+            history = await client.metrics(record.run_dir, timeout_s=CHART_TIMEOUT_S)
+            if history is None or not history.has_points():
+                return message
+            png = await render_png_async(history, record.name)
+    except (SleepwatchError, TimeoutError, OSError, ValueError) as exc:
+        log.info("%s: no chart (%s)", record.name, exc)
+        return message
+    summary = message.summary + loss_line(history)
+    if png is None:
+        return replace(message, summary=summary)
+    path = chart_path(config, record.name)
+    try:
+        await asyncio.to_thread(_write_private, path, png)
+    except OSError as exc:
+        log.warning("%s: chart not written to %s: %s", record.name, path, exc)
+        return replace(message, summary=summary)
+    return replace(message, summary=summary, chart=str(path))
+
+
+def loss_line(history: MetricHistory) -> tuple[tuple[str, str], ...]:
+    """("loss", "▇▅▃▂▁ 2.31 → 0.42") from the training loss (else the eval metric)."""
+    name, points = ("loss", history.loss) if history.loss else ("eval", history.eval)
+    if not points:
+        return ()
+    values = [y for _, y in points]
+    label = history.eval_key or name if name == "eval" else name
+    return ((label, f"{sparkline(values)} {values[0]:.4g} → {values[-1]:.4g}"),)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
