@@ -24,7 +24,7 @@ from core.demo import SCENARIOS
 from core.durations import EXTEND
 from core.errors import SleepwatchError
 from core.health import read_heartbeat
-from core.launch import launch, plan_launch
+from core.launch import LaunchRefused, launch, plan_launch
 from core.root import App, ChatFrontend, open_app
 from core.runtime import configure_logging, heartbeat_path, utc_now
 from core.sdnotify import SdNotifier
@@ -172,7 +172,11 @@ async def print_runs(app: App, now: datetime) -> None:
 
 async def launch_or_gate(args: argparse.Namespace, app: App) -> int:
     run = app.config.run(args.run)
-    plan = await plan_launch(run, app.config, app.provider, utc_now)
+    provider = app.providers.named(run.provider)
+    if run.instance_id is not None and provider is None:
+        why = app.providers.why_not(run.provider)
+        raise LaunchRefused(f"{run.name}: instance {run.instance_id}: {why}")
+    plan = await plan_launch(run, app.config, provider, utc_now)
     if plan.gate is not None:
         print(plan.gate.render())
     elif args.command == "gate":
@@ -185,7 +189,7 @@ async def launch_or_gate(args: argparse.Namespace, app: App) -> int:
         app.config,
         app.store,
         app.transport_for(plan.record),
-        app.provider,
+        provider,
         force=args.force,
         replace_live=args.replace,
     )

@@ -41,6 +41,8 @@ from core.errors import ConfigError
 from core.vocab import FixKind
 
 RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+INSTANCE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+PROVIDER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
 class CollectConfig(_Strict):
@@ -71,7 +73,10 @@ class RunConfig(_Strict):
     name: str = Field(pattern=RUN_NAME)
     run_dir: str
     command: str = Field(min_length=1)
-    instance_id: str | None = Field(None, pattern=r"^\d{1,12}$")
+    # The provider's own id check runs at start-up (core/providers/registry.py, check_runs);
+    # here only a bound every provider's ids keep to.
+    instance_id: str | None = Field(None, pattern=INSTANCE_ID)
+    provider: str = Field("vast", pattern=PROVIDER_NAME)  # whose instance: core/providers
     local: bool = False  # supervise on this machine (demo, tests): no SSH, no cloud
     host: str | None = None
     port: int = Field(22, ge=1, le=65535)
@@ -106,7 +111,7 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _has_a_place_to_run(self) -> RunConfig:
         if not (self.local or self.host or self.instance_id):
-            raise ValueError("set `host` (SSH), `instance_id` (Vast.ai) or `local = true`")
+            raise ValueError("set `host` (SSH), `instance_id` (a cloud instance) or `local = true`")
         return self
 
 

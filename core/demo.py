@@ -35,7 +35,7 @@ from core.launch import launch, plan_launch
 from core.local import LocalTransport
 from core.models import RunRecord
 from core.ports import Notifier
-from core.providers import NoneProvider
+from core.providers.registry import Providers
 from core.root import App, build_app
 from core.runtime import utc_now
 from core.store import Store
@@ -147,7 +147,7 @@ async def run_demo(
             store,
             # emit() already printed the status lines
             notifier or ConsoleNotifier(stream, status_lines=False),
-            NoneProvider(),
+            Providers({}),  # a local run: no cloud instance, no provider
             lambda record: local,
             utc_now,
             emit=emit,

@@ -34,7 +34,7 @@ from core.messages import (
 )
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.outputs import Collected, CollectResult
-from core.ports import Clock, Provider, Transport
+from core.ports import Clock, ProviderFor, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.run_chart import with_chart
 from core.run_settings import settings_for
@@ -77,7 +77,7 @@ class ExitHandler:
         store: Store,
         config: Config,
         transport_for: Callable[[RunRecord], Transport],
-        provider: Provider | None,
+        provider_for: ProviderFor,
         clock: Clock,
         wake_outbox: Callable[[], None],
         *,
@@ -86,7 +86,7 @@ class ExitHandler:
         self.store = store
         self.config = config
         self.transport_for = transport_for
-        self.provider = provider
+        self.provider_for = provider_for
         self.clock = clock
         self.wake_outbox = wake_outbox
         self.sleep = sleep
@@ -303,8 +303,12 @@ class ExitHandler:
         await self.store.claim_action(record.name, "teardown", self.clock())
         record = replace(record, teardown="pending")
         await self.store.save_run(record)
-        if self.provider is None:
-            line = f"{instance_id}: no provider configured (VAST_API_KEY), NOT destroyed"
+        provider = self.provider_for(record)
+        if provider is None:
+            line = (
+                f"{instance_id}: provider {record.provider!r} is not configured (no API key?), "
+                "NOT destroyed"
+            )
             return DestroyOutcome(line, False, replace(record, teardown="failed"))
         accepted_key = "teardown:delete"
         accepted = await self.store.action_result(record.name, accepted_key) == "accepted"
@@ -316,7 +320,7 @@ class ExitHandler:
                 log.warning("%s: could not remember the accepted DELETE: %s", record.name, exc)
 
         result = await destroy_verified(
-            self.provider,
+            provider,
             instance_id,
             sleep=self.sleep,
             delete_accepted=accepted,
@@ -327,7 +331,7 @@ class ExitHandler:
         await self.store.finish_action(record.name, "teardown", state, now)
         record = replace(record, teardown=state, torn_down_at=now if result.destroyed else None)
         await self.store.save_run(record)
-        console_url = self.provider.console_url(instance_id)
+        console_url = provider.console_url(instance_id)
         message = teardown_message(record.name, instance_id, result, console_url=console_url)
         if not result.destroyed:
             hour = now.strftime("%Y%m%d%H")

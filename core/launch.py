@@ -125,7 +125,8 @@ async def plan_launch(
     host, port = run.host, run.port
     if run.instance_id is not None:
         if provider is None:
-            raise LaunchRefused(f"{run.name}: instance_id set but no VAST_API_KEY to read it")
+            why = f"no {run.provider} provider to read it"
+            raise LaunchRefused(f"{run.name}: instance_id set but {why}")
         instance = await wait_until_ready(provider, run.instance_id, sleep=sleep)
         if host is None:
             host, port = instance.ssh_host, instance.ssh_port or port
@@ -138,6 +139,7 @@ async def plan_launch(
         run_dir=run.run_dir,
         launched_at=now,
         instance_id=run.instance_id,
+        provider=run.provider,
         ssh_host=host,
         ssh_port=port,
         ssh_user=run.user,

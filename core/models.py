@@ -180,6 +180,7 @@ class RunRecord:
     settings: str | None = None  # the resolved settings it was launched with (JSON)
     cost_extended_usd: float = 0.0  # what /extend added to the run's max_cost
     kept_acked_at: datetime | None = None  # /keep: its kept instance is no longer reminded
+    provider: str = "vast"  # whose instance (core/providers' registry); unused without one
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from core.models import ExecResult, Extension, InstanceInfo, OutboundMessage, RunView
+from core.models import ExecResult, Extension, InstanceInfo, OutboundMessage, RunRecord, RunView
 
 Clock = Callable[[], datetime]
 """Returns tz-aware UTC now. Edge code reads it once per tick; pure code takes `now`."""
@@ -83,12 +83,13 @@ class Notifier(Protocol):
 
 class Provider(Protocol):
     """One cloud provider's instance API, for the runs whose `provider` is its `name` (the
-    engine resolves it per run, as it resolves the transport). Raises ProviderError on API
-    failure: `permanent` when retrying cannot help (bad key, refused, not an id of ours).
+    engine resolves it per run with `ProviderFor`, as it resolves the transport). Raises
+    ProviderError on API failure: `permanent` when retrying cannot help (bad key, refused,
+    not an id of this provider's).
 
-    The adapter owns everything provider-specific: it maps its statuses to InstanceState,
-    validates its own instance ids and knows its console. Adding a provider is one adapter
-    module plus one entry in core/providers' registry."""
+    The adapter owns everything provider-specific: it maps its statuses to InstanceState and
+    knows its console; its entry in core/providers/registry.py checks its instance ids and
+    opens it."""
 
     name: str
 
@@ -110,9 +111,10 @@ class Provider(Protocol):
         """Where a human can see and destroy the instance by hand."""
         ...
 
-    def id_problem(self, instance_id: str) -> str | None:
-        """Why `instance_id` cannot be one of this provider's instances, or None. Pure."""
-        ...
+
+ProviderFor = Callable[[RunRecord], "Provider | None"]
+"""The provider of a run's instance (by `RunRecord.provider`), or None: a run without an
+instance, or a provider this engine could not open."""
 
 
 class Control(Protocol):

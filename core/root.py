@@ -2,7 +2,7 @@
 
 `sleepwatch serve` and the one-shot commands (core/cli.py, with the chat front end bot/app.py
 plugs in) call `open_app`; `sleepwatch demo` (core/demo.py) calls `build_app` with its own
-local parts. `open_app` opens what the engine runs on (store, SSH pool, provider, transports:
+local parts. `open_app` opens what the engine runs on (store, SSH pool, providers, transports:
 core.runtime.open_engine), picks the notifier (the chat front end's, else the console), and
 `build_app` builds the Service around them. Both hand back an App: the parts a caller uses,
 each by name, so no caller reaches through one part to another (`service.watcher.*`).
@@ -26,7 +26,8 @@ from core.control import WatcherControl
 from core.models import RunRecord
 from core.outbox import OutboxSender
 from core.ping import Pinger
-from core.ports import Clock, Notifier, Provider
+from core.ports import Clock, Notifier
+from core.providers.registry import Providers
 from core.runtime import heartbeat_path, open_engine, serve_lock, utc_now
 from core.scheduling import CheckScheduler
 from core.sdnotify import SdNotifier
@@ -64,7 +65,7 @@ class App:
     ctl: Callable[[RunRecord, str], Awaitable[tuple[bool, str]]]  # a supervisor ctl command
     collector: Collector  # `sleepwatch collect`: pull a run's outputs now
     transport_for: TransportFor
-    provider: Provider | None
+    providers: Providers  # by name (launch); a run's own is providers.for_run(record)
     wake_outbox: Callable[[], None]
     problems: dict[str, str]  # what makes `sleepwatch health` fail, by source (the front end's)
     chat: ChatFrontend | None = None  # the configured chat front end, if any
@@ -91,7 +92,7 @@ def build_app(
     config: Config,
     store: Store,
     notifier: Notifier,
-    provider: Provider | None,
+    providers: Providers,
     transport_for: TransportFor,
     clock: Clock,
     *,
@@ -100,7 +101,7 @@ def build_app(
 ) -> App:
     """The engine (core.service.Service and what it builds: watcher, scheduler, control,
     outbox sender) around the given parts; `options` are Service's keyword options."""
-    service = Service(config, store, notifier, provider, transport_for, clock, **options)
+    service = Service(config, store, notifier, providers.for_run, transport_for, clock, **options)
     watcher = service.watcher
     return App(
         config=config,
@@ -113,7 +114,7 @@ def build_app(
         ctl=watcher.exits.ctl,
         collector=watcher.exits.collector,
         transport_for=transport_for,
-        provider=provider,
+        providers=providers,
         wake_outbox=watcher.wake_outbox,
         problems=service.problems,
         chat=chat,
@@ -140,7 +141,7 @@ async def open_app(
         config,
         engine.store,
         notifier or ConsoleNotifier(status_lines=not serving),
-        engine.provider,
+        engine.providers,
         engine.transport_for,
         utc_now,
         chat=frontend if notifier else None,

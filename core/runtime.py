@@ -1,5 +1,6 @@
-"""The composition root's building blocks: store, SSH pool, provider and the transport choice,
-all opened once and closed by one AsyncExitStack; the serve lock and logging set-up.
+"""The composition root's building blocks: store, SSH pool, the providers and, per run, the
+transport and the provider, all opened once and closed by one AsyncExitStack; the serve lock
+and logging set-up.
 
 Called by the root (core/root.py: open_app) and nowhere else, except `utc_now` (every edge's
 clock) and `heartbeat_path` (`sleepwatch health`, core/cli.py).
@@ -12,7 +13,7 @@ import fcntl
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,13 @@ from core.errors import SleepwatchError
 from core.local import LocalTransport
 from core.models import RunRecord
 from core.ports import Provider, Transport
-from core.providers import VastProvider
+from core.providers.registry import (
+    REGISTRY,
+    ProviderEntry,
+    Providers,
+    check_runs,
+    open_providers,
+)
 from core.run_settings import settings_for
 from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
 from core.store import Store
@@ -42,7 +49,7 @@ class Engine:
     secrets: Secrets
     store: Store
     pool: SshPool
-    provider: Provider | None
+    providers: Providers
     local: LocalTransport
     ssh_options: SshOptions
 
@@ -59,8 +66,19 @@ class Engine:
         )
         return SshTransport(self.pool, target, self.ssh_options)
 
+    def provider_for(self, record: RunRecord) -> Provider | None:
+        """The run's provider, by the name it was launched with (RunRecord.provider)."""
+        return self.providers.for_run(record)
 
-async def open_engine(config: Config, secrets: Secrets, stack: AsyncExitStack) -> Engine:
+
+async def open_engine(
+    config: Config,
+    secrets: Secrets,
+    stack: AsyncExitStack,
+    registry: Sequence[ProviderEntry] = REGISTRY,
+) -> Engine:
+    """`registry`: the providers a run may name (tests register their own beside Vast)."""
+    check_runs(config.runs, registry)  # a wrong provider or id fails before anything opens
     state_dir = config.watcher.resolved_state_dir()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = await Store.open(state_dir / DB_NAME)
@@ -76,12 +94,8 @@ async def open_engine(config: Config, secrets: Secrets, stack: AsyncExitStack) -
         options=options,
     )
     stack.push_async_callback(pool.close)
-    provider: Provider | None = None
-    if secrets.vast_api_key is not None:
-        vast = VastProvider(config.vast.api_base, secrets.vast_api_key)
-        stack.push_async_callback(vast.close)
-        provider = vast
-    return Engine(config, secrets, store, pool, provider, LocalTransport(), options)
+    providers = open_providers(config, secrets, stack, registry)
+    return Engine(config, secrets, store, pool, providers, LocalTransport(), options)
 
 
 def configure_logging(verbose: bool) -> None:

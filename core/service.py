@@ -22,7 +22,7 @@ from core.models import RunRecord
 from core.notices import Rescan, hear_other_processes
 from core.outbox import OutboxSender
 from core.ping import Pinger
-from core.ports import Clock, Notifier, Provider
+from core.ports import Clock, Notifier, ProviderFor
 from core.scheduling import CheckScheduler
 from core.sdnotify import SdNotifier
 from core.settings import SettingsBook
@@ -49,7 +49,7 @@ class Service:
         config: Config,
         store: Store,
         notifier: Notifier,
-        provider: Provider | None,
+        provider_for: ProviderFor | None,
         transport_for: TransportFor,
         clock: Clock,
         *,
@@ -89,7 +89,7 @@ class Service:
         self.failing = FailingChecks(config.watcher.failing_checks_alert)
         self._stop = asyncio.Event()
         self._outbox_wake = asyncio.Event()
-        self._build(notifier, provider, transport_for, emit, min_gap_s, hold_s, config_source)
+        self._build(notifier, provider_for, transport_for, emit, min_gap_s, hold_s, config_source)
         self._tasks: list[asyncio.Task[None]] = []
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self.finished: dict[str, asyncio.Event] = {}
@@ -97,7 +97,7 @@ class Service:
     def _build(
         self,
         notifier: Notifier,
-        provider: Provider | None,
+        provider_for: ProviderFor | None,
         transport_for: TransportFor,
         emit: Callable[[str], None],
         min_gap_s: float,
@@ -113,7 +113,7 @@ class Service:
             store,
             config,
             transport_for,
-            provider,
+            provider_for,
             clock,
             emit=emit,
             wake_outbox=self._outbox_wake.set,

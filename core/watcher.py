@@ -17,7 +17,7 @@ from core.errors import HostKeyMismatch, ProtocolError, SleepwatchError, StaleRu
 from core.exits import ExitHandler
 from core.instance import read_instance
 from core.models import RunRecord
-from core.ports import Clock, Provider, Transport
+from core.ports import Clock, ProviderFor, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.rules import Observation
 from core.run_settings import RunSettings, settings_for
@@ -37,7 +37,7 @@ class Watcher:
         store: Store,
         config: Config,
         transport_for: TransportFor,
-        provider: Provider | None,
+        provider_for: ProviderFor | None,
         clock: Clock,
         *,
         emit: Callable[[str], None] = print,
@@ -46,11 +46,14 @@ class Watcher:
         self.store = store
         self.config = config
         self.transport_for = transport_for
-        self.provider = provider
+        # None: no run has a provider (local runs, tests without a cloud)
+        self.provider_for: ProviderFor = provider_for or _no_provider
         self.clock = clock
         self.emit = emit
         self.wake_outbox = wake_outbox
-        self.exits = ExitHandler(store, config, transport_for, provider, clock, wake_outbox)
+        self.exits = ExitHandler(
+            store, config, transport_for, self.provider_for, clock, wake_outbox
+        )
         self._locks: dict[str, asyncio.Lock] = {}
 
     def settings(self, name: str) -> RunSettings:
@@ -165,7 +168,12 @@ class Watcher:
 
     async def _ask_provider(self, record: RunRecord, obs: Observation) -> ProviderAnswer | None:
         """The provider's word on an instance SSH cannot reach (None: not asked)."""
-        if obs.probe is not None or self.provider is None or record.instance_id is None:
+        provider = self.provider_for(record)
+        if obs.probe is not None or provider is None or record.instance_id is None:
             return None
-        info, error = await read_instance(self.provider, record.instance_id)
+        info, error = await read_instance(provider, record.instance_id)
         return ProviderAnswer(info, error)
+
+
+def _no_provider(record: RunRecord) -> None:
+    return None

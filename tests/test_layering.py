@@ -283,3 +283,31 @@ def test_the_layer_rules_see_an_upward_import_and_a_circle() -> None:
     assert import_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
     assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert import_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+# -- providers --------------------------------------------------------------------------------
+# Generic code reaches a cloud only through core.ports.Provider, resolved per run
+# (`provider_for`); the adapters and their registry are known to the composition roots alone,
+# so a provider is added by writing its module and registering it, nothing else.
+PROVIDER_ROOTS = frozenset({"core.root", "core.runtime", "core.cli", "core.demo"})
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for package in ("core", "bot") for p in modules_of(package)],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_only_the_composition_roots_know_the_provider_adapters(path: Path) -> None:
+    module = module_name(path)
+    if module.startswith("core.providers") or module in PROVIDER_ROOTS:
+        return
+    known = sorted(n for n in full_imports(module) if n.split(".")[:2] == ["core", "providers"])
+    assert not known, f"{module} imports {known}: ask the run's provider (provider_for) instead"
+
+
+def test_the_provider_rule_sees_an_adapter_import() -> None:
+    assert "core.providers.registry" in full_imports("core.runtime")

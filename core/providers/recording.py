@@ -49,9 +49,6 @@ class RecordingProvider:
     def console_url(self, instance_id: str) -> str:
         return f"(the {self.name} provider's console)"
 
-    def id_problem(self, instance_id: str) -> str | None:
-        return None if instance_id.strip() and len(instance_id) <= 64 else "not an instance id"
-
     def _record(self, verb: str, instance_id: str, arg: str | None) -> None:
         self.requests.append((verb, instance_id, arg))
         queued = self._failures.get(verb)

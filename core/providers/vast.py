@@ -16,8 +16,9 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
@@ -25,6 +26,9 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from core.errors import ProviderError
 from core.models import InstanceInfo, InstanceState
 from core.retry_after import retry_after_s
+
+if TYPE_CHECKING:
+    from core.config import Config, Secrets
 
 log = logging.getLogger(__name__)
 
@@ -219,9 +223,6 @@ class VastProvider:
     def console_url(self, instance_id: str) -> str:
         return CONSOLE_URL  # Vast's console lists every instance on one page
 
-    def id_problem(self, instance_id: str) -> str | None:
-        return id_problem(instance_id)
-
     def _raise_if_refused(self, status: int, doc: Any, verb: str, instance_id: str) -> None:
         if status >= 300:
             reason = f"HTTP {status} on {verb} instance {instance_id}: {self._excerpt(doc)}"
@@ -297,3 +298,12 @@ def _json_or_text(text: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):  # a 100,000-deep nesting is not an answer either
         return text
+
+
+def open_vast(config: Config, secrets: Secrets, stack: AsyncExitStack) -> VastProvider | str:
+    """The Vast adapter from `[vast] api_base` and VAST_API_KEY, closed with the stack."""
+    if secrets.vast_api_key is None:
+        return "VAST_API_KEY is not set"
+    vast = VastProvider(config.vast.api_base, secrets.vast_api_key)
+    stack.push_async_callback(vast.close)
+    return vast

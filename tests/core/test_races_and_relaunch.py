@@ -52,7 +52,13 @@ async def test_a_relaunched_run_destroys_its_new_instance_and_says_so(
         return None
 
     exits = ExitHandler(
-        store, config(tmp_path), lambda r: None, provider, clock, lambda: None, sleep=no_sleep
+        store,
+        config(tmp_path),
+        lambda r: None,
+        lambda r: provider,
+        clock,
+        lambda: None,
+        sleep=no_sleep,
     )  # type: ignore[arg-type]
     # the first run under this name was destroyed and its terminal message sent
     await store.upsert_run(record("ft", clock, instance_id="111", live=False, teardown="destroyed"))

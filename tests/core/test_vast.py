@@ -5,17 +5,20 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from core.config import Config, Secrets
 from core.errors import ProviderError
 from core.models import InstanceState
 from core.ports import Provider
 from core.providers import VastProvider
-from core.providers.vast import vast_state
+from core.providers.registry import VAST
+from core.providers.vast import id_problem, vast_state
 
 if TYPE_CHECKING:
     from tests.fixtures.fake_vast import FakeVast, RecordingSleep
@@ -125,9 +128,10 @@ def test_vast_statuses_map_to_one_provider_neutral_state(
 
 
 @pytest.mark.parametrize("instance_id", ["", "12a", "-1", "1234567890123", "12\n", "١٢٣", "../1"])
-def test_only_vast_instance_ids_pass_its_check(vast: VastProvider, instance_id: str) -> None:
-    assert vast.id_problem(instance_id) is not None
-    assert vast.id_problem("4242") is None and vast.id_problem("123456789012") is None
+def test_only_vast_instance_ids_pass_its_check(instance_id: str) -> None:
+    assert id_problem(instance_id) is not None
+    assert id_problem("4242") is None and id_problem("123456789012") is None
+    assert VAST.id_problem is id_problem and VAST.name == "vast"
 
 
 async def test_a_non_vast_id_is_refused_before_any_request(
@@ -136,6 +140,18 @@ async def test_a_non_vast_id_is_refused_before_any_request(
     with pytest.raises(ProviderError, match="not a Vast instance id") as caught:
         await vast.show("12\n")
     assert caught.value.permanent and fake_vast.requests == []
+
+
+async def test_it_opens_only_with_an_api_key(fake_vast: FakeVast) -> None:
+    config = Config.model_validate({"vast": {"api_base": fake_vast.base_url}})
+    async with AsyncExitStack() as stack:
+        without = Secrets.model_validate({"VAST_API_KEY": None})
+        assert VAST.open(config, without, stack) == "VAST_API_KEY is not set"
+        keyed = Secrets.model_validate({"VAST_API_KEY": fake_vast.api_key})
+        opened = VAST.open(config, keyed, stack)
+        assert isinstance(opened, VastProvider)
+        assert await opened.show("4242") is None  # it talks to [vast] api_base, with the key
+        assert fake_vast.requests[0].authorized
 
 
 def test_the_console_is_vasts(vast: VastProvider) -> None:

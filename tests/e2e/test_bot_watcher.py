@@ -145,7 +145,7 @@ async def chat(tmp_path: Path, fake_telegram: FakeTelegram) -> AsyncIterator[Cha
         config,
         store,
         TelegramNotifier(bot, [CHAT]),
-        NoneProvider(),
+        lambda record: NoneProvider(),
         lambda record: local,
         utc_now,
         emit=lambda line: None,

@@ -104,7 +104,7 @@ async def test_max_cost_and_kept_instances_through_serve(
         config,
         store,
         TelegramNotifier(bot, [CHAT]),
-        provider,
+        lambda record: provider,
         lambda record: local,
         clock,
         emit=lambda line: None,

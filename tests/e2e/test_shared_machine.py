@@ -118,7 +118,14 @@ async def test_eight_runs_on_one_endpoint_are_each_torn_down_within_seconds_of_t
 
         await asyncio.gather(*(launched(run) for run in config.runs))
         service = Service(
-            config, store, inbox, provider, transport_for, utc_now, emit=lines.append, min_gap_s=0
+            config,
+            store,
+            inbox,
+            lambda r: provider,
+            transport_for,
+            utc_now,
+            emit=lines.append,
+            min_gap_s=0,
         )
         stack.push_async_callback(service.stop)
         await service.start()

@@ -67,7 +67,7 @@ class Flow:
             self.store,
             self.config,
             self.transports,
-            self.provider,
+            lambda record: self.provider,
             self.clock,
             emit=self.lines.append,
         )

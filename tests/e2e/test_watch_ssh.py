@@ -104,6 +104,9 @@ class Harness:
         self.out = io.StringIO()
         self.lines: list[str] = []
 
+    def provider_for(self, record: RunRecord) -> RecordingProvider:
+        return self.provider
+
     def transport_for(self, record: RunRecord) -> SshTransport:
         assert record.ssh_host is not None and record.ssh_port is not None
         run = self.config.runs[0]
@@ -115,7 +118,7 @@ class Harness:
             self.config,
             store,
             ConsoleNotifier(self.out),
-            self.provider,
+            self.provider_for,
             self.transport_for,
             utc_now,
             emit=self.lines.append,
@@ -211,7 +214,7 @@ async def test_sshd_going_away_is_recorded_alerted_after_n_checks_and_watching_r
     h = Harness(config, provider_for(sshd), tmp_path)
     store = await Store.open(tmp_path / "state" / "db.sqlite3")
     await launched(h, store)
-    watcher = Watcher(store, config, h.transport_for, h.provider, utc_now, emit=h.lines.append)
+    watcher = Watcher(store, config, h.transport_for, h.provider_for, utc_now, emit=h.lines.append)
     await asyncio.sleep(1.0)
     assert await watcher.check("llama-ft") is not None
     sshd.stop()
@@ -266,7 +269,7 @@ async def test_a_garbage_state_file_gets_a_clear_alert_not_a_traceback(
     h = Harness(config, provider_for(sshd), tmp_path)
     store = await Store.open(tmp_path / "state" / "db.sqlite3")
     record = await launched(h, store)
-    watcher = Watcher(store, config, h.transport_for, h.provider, utc_now, emit=h.lines.append)
+    watcher = Watcher(store, config, h.transport_for, h.provider_for, utc_now, emit=h.lines.append)
     await watcher.exits.ctl(record, "stop")
     await asyncio.sleep(1.5)  # the supervisor has ended and no longer rewrites state.json
     (Path(record.run_dir) / "state.json").write_bytes(content)

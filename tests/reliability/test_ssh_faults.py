@@ -49,7 +49,7 @@ async def watcher_over_wrapper(
     h = Harness(config, provider_for(sshd), tmp_path)
     store = await Store.open(tmp_path / "state" / "db.sqlite3")
     await launched(h, store)
-    watcher = Watcher(store, config, h.transport_for, h.provider, utc_now, emit=h.lines.append)
+    watcher = Watcher(store, config, h.transport_for, h.provider_for, utc_now, emit=h.lines.append)
     await asyncio.sleep(1.0)
     assert await watcher.check(RUN) is not None
     assert h.lines[-1].split()[1] == "running"

@@ -56,7 +56,7 @@ async def teardown(
         store,
         config,
         lambda r: LocalTransport(),
-        provider,
+        lambda r: provider,
         clock,
         lambda: None,
         sleep=recording_sleep,

@@ -86,7 +86,7 @@ async def bench(
         config,
         store,
         ConsoleNotifier(io.StringIO()),
-        NoneProvider(),
+        lambda record: NoneProvider(),
         lambda record: local,
         clock,
         emit=lambda line: None,

@@ -30,7 +30,7 @@ async def test_a_changed_host_key_stops_the_checks_of_that_run_and_alerts(
     h = Harness(config, provider_for(sshd), tmp_path)
     store = await Store.open(tmp_path / "state" / "db.sqlite3")
     record = await launched(h, store)
-    watcher = Watcher(store, config, h.transport_for, h.provider, utc_now, emit=h.lines.append)
+    watcher = Watcher(store, config, h.transport_for, h.provider_for, utc_now, emit=h.lines.append)
     try:
         assert await watcher.check(RUN) is not None
         pins = tmp_path / "state" / "known_hosts"

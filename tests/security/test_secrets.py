@@ -102,7 +102,14 @@ async def test_no_output_of_a_full_flow_holds_the_token_or_the_api_key(
     notifier = TelegramNotifier(bot, config.telegram.chat_ids)
     local = LocalTransport()
     service = Service(
-        config, store, notifier, provider, lambda r: local, utc_now, min_gap_s=0, hold_s=0
+        config,
+        store,
+        notifier,
+        lambda r: provider,
+        lambda r: local,
+        utc_now,
+        min_gap_s=0,
+        hold_s=0,
     )
     fake_vast.script(Answer(503, {"error": f"overloaded; your key {fake_vast.api_key}"}))
     try:
