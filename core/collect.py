@@ -128,7 +128,9 @@ class Collector:
             result = CollectResult(Collected.FAILED, f"NOT collected: {why}", None, (why,))
         if result.settled and record.ended_at is not None:  # on demand mid-run: not the end
             memo["result"] = result_doc(result)
-            await self._save(record.name, memo)
+        elif result.settled:
+            memo["progress"] = result.line
+        await self._save(record.name, memo)
         return result
 
     # -- command ------------------------------------------------------------------------------
@@ -194,12 +196,13 @@ class Collector:
             target = local_path(dest, entry.path)
             try:
                 progress = await self._pull_one(
-                    transport, record, spec, entry, target, verified, progress
+                    transport, record, spec, entry, target, verified, progress, left_s
                 )
             except TransportError as exc:
+                latest = self.live.pop(record.name, progress)
+                memo["progress"] = f"{latest.line()}; interrupted, resuming"
                 await self._save(record.name, memo)
-                self.live.pop(record.name, None)
-                return pending(f"{progress.line()}; interrupted ({exc})", left_s)
+                return pending(f"{latest.line()}; interrupted ({exc})", left_s)
             except _Mismatch as exc:
                 mismatches[entry.path] = mismatches.get(entry.path, 0) + 1
                 await self._save(record.name, memo)
@@ -227,6 +230,7 @@ class Collector:
         target: Path,
         verified: dict[str, str],
         progress: Progress,
+        left_s: float,
     ) -> Progress:
         if verified.get(entry.path) == entry.sha256 and _size(target) == entry.size:
             return self._report(replace(progress, bytes_done=progress.bytes_done + entry.size))
@@ -247,9 +251,7 @@ class Collector:
         )
         loop = asyncio.get_running_loop()
         began, pulled, reported = loop.time(), 0, 0
-        async with transport.open_read(
-            remote, timeout_s=self.config.run(record.name).collect_timeout
-        ) as source:
+        async with transport.open_read(remote, timeout_s=left_s) as source:
             with part.open("ab") as out:
                 while offset < entry.size:
                     async with asyncio.timeout(READ_TIMEOUT_S):

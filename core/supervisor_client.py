@@ -182,8 +182,7 @@ class SupervisorClient:
     ) -> ManifestAnswer:
         """Size and SHA-256 of each file `paths` name (hashing on the instance takes time)."""
         args = ["manifest", "--run-dir", run_dir, "--max-files", str(MAX_FILES)]
-        for path in paths:
-            args += ["--path", path]
+        args += [f"--path={path}" for path in paths]  # `=`: a path may start with "-"
         doc = await self._call("manifest", args, timeout_s, lasting=True)
         return _validated(ManifestAnswer, doc, "manifest")
 

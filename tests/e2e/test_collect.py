@@ -208,6 +208,9 @@ async def test_a_connection_dropped_mid_pull_resumes_where_it_stopped(
     part = flow.dest / "ckpt/final/model.bin.sleepwatch-part"
     pulled_before = part.stat().st_size
     assert 0 < pulled_before < CHECKPOINT_MB << 20
+    [view] = await flow.control.list_runs(flow.clock())  # /runs and /status show how far
+    assert view.outputs is not None and view.outputs.startswith("collecting 0/2 files, 2")
+    assert view.outputs.endswith("; interrupted, resuming")
     sshd.start()
     seen.clear()
     flow.clock.advance(retry_s)
