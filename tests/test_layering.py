@@ -169,7 +169,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "transitions", "exit_plan", "decide", "gate", "messages", "statusline",
         "check_failures", "instance", "collect_report",
     ),
-    "settings": ("config", "config_sections"),
+    "settings": ("config", "config_sections", "run_settings"),
     "adapters": (
         "store", "store_db", "store_rows", "store_outbox", "migrate", "ssh", "ssh_pool",
         "ssh_channels", "hostkeys", "capped", "local", "providers", "scheduling", "console",
