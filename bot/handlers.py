@@ -34,6 +34,7 @@ from bot.render import esc, fmt_at, fmt_usd, render_runs, render_status
 from core.errors import AmbiguousRun, SleepwatchError, UnknownRun
 from core.models import Extension, RunView
 from core.ports import Clock, Control
+from core.vocab import TeardownState
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class ChatCommands:
     def _pointless(action: str, view: RunView) -> str | None:
         if action == "kill" and not view.live:
             return f"Run {esc(view.name)} has already ended; there is nothing to stop."
-        if action == "teardown" and view.teardown == "destroyed":
+        if action == "teardown" and view.teardown == TeardownState.DESTROYED:
             return f"The instance of {esc(view.name)} is already destroyed."
         if action == "teardown" and view.instance_id is None:
             hint = f" /kill {esc(view.name)} stops the run." if view.live else ""

@@ -24,6 +24,7 @@ from core.ports import Clock
 from core.scheduling import CheckScheduler
 from core.store import Store
 from core.text import capped_line
+from core.vocab import TeardownState
 from core.watcher import Watcher
 
 STATUS_TAIL_LINES = 15
@@ -75,7 +76,7 @@ class WatcherControl:
         return replace(view, tail=await self._tail(record), outputs=await self._outputs(run))
 
     def _view(self, record: RunRecord, now: datetime) -> RunView:
-        billing = record.instance_id is not None and record.teardown != "destroyed"
+        billing = record.instance_id is not None and record.teardown != TeardownState.DESTROYED
         end = record.torn_down_at or (now if record.live or billing else record.ended_at or now)
         hours = max(0.0, (end - record.launched_at).total_seconds() / 3600)
         next_at = self.scheduler.next_run_at(record.name) if self.scheduler else None
@@ -139,7 +140,7 @@ class WatcherControl:
 
     async def _teardown(self, run: str) -> str:
         record = await self._record(run)
-        if record.teardown == "destroyed":
+        if record.teardown == TeardownState.DESTROYED:
             return f"{run}: instance {record.instance_id} was already destroyed"
         if record.instance_id is None and not record.live:
             return f"{run}: no cloud instance, and the run has ended: nothing to tear down"
@@ -175,7 +176,7 @@ class WatcherControl:
         record = await self._record(run)
         if record.instance_id is None:
             return f"{run} has no cloud instance: nothing is billing"
-        if record.teardown == "destroyed":
+        if record.teardown == TeardownState.DESTROYED:
             return f"{run}: instance {record.instance_id} is already destroyed"
         if record.ended_at is None:
             return f"{run} is still running: /keep is for an instance left after its run ended"

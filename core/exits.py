@@ -43,7 +43,7 @@ from core.store import Store
 from core.supervisor_client import client_for
 from core.teardown import destroy_verified, stop_best_effort, teardown_message
 from core.topics import Topic
-from core.vocab import RunStatus, WatchStatus, pending_terminal_key
+from core.vocab import RunStatus, TeardownState, WatchStatus, pending_terminal_key
 
 log = logging.getLogger(__name__)
 __all__ = [
@@ -269,11 +269,14 @@ class ExitHandler:
         return None
 
     async def _teardown_by_policy(self, record: RunRecord) -> DestroyOutcome:
-        if record.instance_id is not None and record.teardown in ("pending", "failed"):
+        if record.instance_id is not None and record.teardown in (
+            TeardownState.PENDING,
+            TeardownState.FAILED,
+        ):
             # A teardown already started (policy, deadline, lost instance): finish it. Only a
             # destroy that FAILED before was announced as still billing and is a retry; a
             # pending one was cut short by a restart (its DELETE may well have worked).
-            failed_before = record.teardown == "failed"
+            failed_before = record.teardown == TeardownState.FAILED
             why = "retrying the teardown" if failed_before else "verified after a restart"
             return await self._destroy(record, why, announce=failed_before)
         forced = FORCED_BY_OUTCOME.get(record.outcome or "")
@@ -296,12 +299,12 @@ class ExitHandler:
         gone (the terminal message says it otherwise)."""
         instance_id = record.instance_id
         assert instance_id is not None
-        done = await self.store.action_result(record.name, "teardown") == "destroyed"
-        if done or record.teardown == "destroyed":
+        done = await self.store.action_result(record.name, "teardown") == TeardownState.DESTROYED
+        if done or record.teardown == TeardownState.DESTROYED:
             return DestroyOutcome(f"{instance_id} destroyed", False, record)
-        retried = record.teardown == "failed"
+        retried = record.teardown == TeardownState.FAILED
         await self.store.claim_action(record.name, "teardown", self.clock())
-        record = replace(record, teardown="pending")
+        record = replace(record, teardown=TeardownState.PENDING.value)
         await self.store.save_run(record)
         provider = self.provider_for(record)
         if provider is None:
@@ -309,7 +312,7 @@ class ExitHandler:
                 f"{instance_id}: provider {record.provider!r} is not configured (no API key?), "
                 "NOT destroyed"
             )
-            return DestroyOutcome(line, False, replace(record, teardown="failed"))
+            return DestroyOutcome(line, False, replace(record, teardown=TeardownState.FAILED.value))
         accepted_key = "teardown:delete"
         accepted = await self.store.action_result(record.name, accepted_key) == "accepted"
 
@@ -327,7 +330,7 @@ class ExitHandler:
             on_delete_accepted=remember_accepted,
         )
         now = self.clock()
-        state = "destroyed" if result.destroyed else "failed"
+        state = (TeardownState.DESTROYED if result.destroyed else TeardownState.FAILED).value
         await self.store.finish_action(record.name, "teardown", state, now)
         record = replace(record, teardown=state, torn_down_at=now if result.destroyed else None)
         await self.store.save_run(record)

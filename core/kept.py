@@ -18,6 +18,7 @@ from core.cost import spent_usd
 from core.durations import format_duration
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.topics import Action, Topic
+from core.vocab import TeardownState
 
 DEFAULT_REMINDER_S = 4 * 3600.0
 
@@ -27,7 +28,7 @@ def is_kept(record: RunRecord) -> bool:
     return (
         record.ended_at is not None
         and record.instance_id is not None
-        and record.teardown != "destroyed"
+        and record.teardown != TeardownState.DESTROYED
         and record.kept_acked_at is None
     )
 
@@ -54,7 +55,7 @@ def reminder_for(record: RunRecord, now: datetime, every_s: float) -> Reminder |
     since_s = (now - record.ended_at).total_seconds()
     why = (
         "its destroy failed (sleepwatch keeps retrying it)"
-        if record.teardown == "failed"
+        if record.teardown == TeardownState.FAILED
         else "it was kept by policy (destroy_on_done / destroy_on_fail = false)"
     )
     if record.dph_total is None:

@@ -345,7 +345,7 @@ def summary_pairs(
     fixes.extend(f"stall (attempt {a} killed, retried)" for a in stall_kills)
     step = format_step(state.step, state.total_steps)
     pairs = [("outcome", f"{state.status.value} ({state.outcome.value if state.outcome else '-'})")]
-    if state.status.value == "failed":
+    if state.status is RunStatus.FAILED:
         failure = state.last_failure
         pairs.append(("root cause", root_cause(failure) if failure else "unknown"))
         pairs.append(("next change", advice(failure, state.knobs, attempts=state.attempt)))
@@ -366,9 +366,9 @@ def summary_pairs(
 def terminal_topic(state: SupervisorState) -> Topic:
     if state.outcome is Outcome.ENDED_SHORT:
         return Topic.ENDED_SHORT
-    if state.status.value == "done":
+    if state.status is RunStatus.DONE:
         return Topic.DONE
-    if state.status.value == "stopped":  # only a `ctl stop` stops a run: /kill or /teardown
+    if state.status is RunStatus.STOPPED:  # only a `ctl stop` stops a run: /kill or /teardown
         return Topic.STOPPED_BY_YOU
     return Topic.FAILED
 

@@ -173,7 +173,7 @@ class RunRecord:
     next_check_at: datetime | None = None
     interval_s: float | None = None
     dph_total: float | None = None
-    teardown: str | None = None  # None, "pending", "destroyed", "failed", "skipped"
+    teardown: str | None = None  # None or a core.vocab.TeardownState
     torn_down_at: datetime | None = None
     ended_at: datetime | None = None
     outcome: str | None = None  # how it ended: the supervisor's outcome or the watcher's ending

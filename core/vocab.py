@@ -78,6 +78,14 @@ def is_terminal(status: str | None) -> bool:
     return status in TERMINAL_STATUSES
 
 
+class TeardownState(StrEnum):
+    """A run row's `teardown`: where the destroy of its instance stands (None: not begun)."""
+
+    PENDING = "pending"  # claimed and under way (a restart finds it and verifies it)
+    DESTROYED = "destroyed"  # verified gone
+    FAILED = "failed"  # not verified gone: still billing, retried
+
+
 class FailureKind(StrEnum):
     """state.json `last_failure.kind`: the kinds this watcher knows. The supervisor's list
     (supervisor.classify.KINDS) is the same, in the same order, held so by a contract test; a

@@ -21,6 +21,7 @@ from core.vocab import (
     FailureKind,
     FixKind,
     RunStatus,
+    TeardownState,
     WatchStatus,
     condition_of,
     event_of,
@@ -114,3 +115,8 @@ def test_the_vocabulary_module_imports_nothing_of_the_project() -> None:
         for alias in node.names
     }
     assert imported <= {"__future__", "dataclasses", "enum"}
+
+
+def test_a_teardown_state_is_stored_as_its_plain_word() -> None:
+    assert {s.value for s in TeardownState} == {"pending", "destroyed", "failed"}
+    assert TeardownState.DESTROYED == "destroyed"  # a row read back compares to the member
