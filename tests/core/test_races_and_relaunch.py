@@ -226,3 +226,39 @@ async def test_relaunching_a_live_run_needs_replace(tmp_path: Path, clock: FakeC
     with pytest.raises(LaunchRefused, match="--replace"):
         await launch(plan, cfg.runs[0], cfg, store, ScriptedTransport([]), None, force=True)
     await store.close()
+
+
+async def test_a_restart_between_a_cost_cap_ending_and_its_delete_still_destroys(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The watcher began the max_cost ending (row `stopped`, outcome cost_capped) and died
+    before its DELETE: the restart finishes it, even under a policy that keeps instances."""
+    store = await Store.open(tmp_path / "db.sqlite3")
+    provider = RecordingProvider([InstanceInfo(id="333", state=InstanceState.RUNNING)])
+    run = RunConfig(
+        name="ft",
+        run_dir="/w/ft",
+        command="python t.py",
+        host="127.0.0.1",
+        destroy_on_done=False,
+        destroy_on_fail=False,
+    )
+    keeping = Config(watcher=WatcherConfig(state_dir=tmp_path / "state"), runs=[run])
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    exits = ExitHandler(
+        store, keeping, lambda r: None, lambda r: provider, clock, lambda: None, sleep=no_sleep
+    )  # type: ignore[arg-type]
+    ended = record(
+        "ft", clock, instance_id="333", status="stopped", outcome="cost_capped", ended_at=clock.now
+    )
+    try:
+        await store.upsert_run(ended)
+        assert await exits.finish(ended, None, None) is None
+        assert provider.calls("destroy") == [("destroy", "333", None)]
+        final = await store.get_run("ft")
+        assert final is not None and (final.teardown, final.live) == ("destroyed", False)
+    finally:
+        await store.close()  # an open store's thread would keep a failed run from exiting
