@@ -65,6 +65,7 @@ SUPERVISOR_MODULES = (
     "slog.py",
     "state.py",
     "statefile.py",
+    "tick.py",
     "timeutil.py",
     "trainer.py",
     "verdict.py",

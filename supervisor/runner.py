@@ -4,7 +4,8 @@
 Built by supervisor.__main__ (`run` in the foreground, `start` in the daemon) as the one
 Supervisor of a run folder. Each attempt is watched by supervisor.attempt (through its
 AttemptHost interface); failures are read by supervisor.verdict and fixed by supervisor.fixes;
-the tick here reads ctl requests, beats the heartbeat and writes state.json.
+its tick (supervisor.tick, the base class) reads ctl requests, beats the heartbeat and writes
+state.json.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from . import collectcmd, control, deadman, fsutil, verdict
 from .attempt import AttemptEnd, run_attempt
 from .config import Config
 from .fixes import apply_fix, plan_fix
-from .gpu import read_gpu_report, read_report_safely
+from .gpu import read_gpu_report
 from .logread import attempt_log, tail_lines
 from .proctree import ActivityTracker
 from .progress import ProgressTracker
 from .slog import Logger
 from .state import RunState, StateFile
+from .tick import Ticker
 from .timeutil import iso_z, utcnow
 from .trainer import trainer_env
 
@@ -35,7 +37,7 @@ NO_FIX_NO_RETRY = ("missing_module", "missing_build_tool")
 NOT_REPEATS = ("killed", "transient")
 
 
-class Supervisor:
+class Supervisor(Ticker):
     def __init__(
         self,
         config: Config,
@@ -229,77 +231,3 @@ class Supervisor:
             control.reply(self.config.run_dir, self._stop_request, True, stopped)
             self._stop_request = None
         self._answer_kill(False, "the run has ended (%s)" % status)
-
-    # -- called by the attempt watcher and by waits ----------------------------------------
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop_signal or self._stop_request is not None
-
-    def take_stop_request(self) -> bool:
-        return self.stopping
-
-    def take_kill_request(self) -> bool:
-        return self._kill_request is not None
-
-    def _answer_kill(self, ok: bool, message: str) -> None:
-        if self._kill_request is not None:
-            control.reply(self.config.run_dir, self._kill_request, ok, message)
-            self._kill_request = None
-
-    def mark_dirty(self) -> None:
-        self._dirty = True
-
-    def write_state(self) -> None:
-        self.state_file.write(self.state)
-        self._dirty, self._last_write = False, time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self.stopping:
-            self.tick()
-
-    def tick(self) -> None:
-        """One beat of the loop: ctl requests, the dead-man switch, state writes, then sleep."""
-        self._read_control()
-        now = time.monotonic()
-        if self.phase != "terminal" and self.dead_man.fired_while_live(now):
-            self._stop_signal = True  # the instance is going away: end the run cleanly first
-        if now >= self._next_beat:
-            self._heartbeat(now)
-        elif self._dirty and now - self._last_write >= min(1.0, self.config.heartbeat_s):
-            self.write_state()
-        time.sleep(self.tick_s)
-
-    def _heartbeat(self, now: float) -> None:
-        state = self.state
-        self._read_gpus()
-        state.heartbeat_at = self.clock()
-        if self.progress is not None and self.phase == "attempt":
-            state.throughput = self.progress.throughput(now)
-        self._read_activity(now)
-        self.write_state()
-        self._next_beat = now + self.config.heartbeat_s
-
-    def _read_gpus(self) -> None:
-        report = read_report_safely(self.gpu_reader)
-        self.state.gpus = report["gpus"]
-        self.state.gpu_status = {k: report.get(k) for k in ("status", "source", "error")}
-
-    def _read_activity(self, now: float) -> None:
-        state = self.state
-        pid = state.trainer_pid if self.phase == "attempt" else None
-        state.activity = self.activity.stamped(pid, state.heartbeat_at, now)
-        known = state.activity is not None
-        state.last_activity_at = self.activity.last_active_at if known else None
-
-    def _read_control(self) -> None:
-        request = control.take_command(self.config.run_dir)
-        if request is None:
-            return
-        self.log("ctl %s received" % request["command"])
-        where = control.route(self.config.run_dir, request, self.phase, self.state.status)
-        if where == "stop":
-            self._stop_request = request
-        elif where == "kill":
-            self._kill_request = request
