@@ -20,8 +20,6 @@ from core.models import MessageKind, OutboundMessage, RunRecord
 from core.topics import Action, Topic
 from core.vocab import TeardownState
 
-DEFAULT_REMINDER_S = 4 * 3600.0
-
 
 def is_kept(record: RunRecord) -> bool:
     """Ended, with a cloud instance that was not destroyed, and not acknowledged."""

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.topics import Action, Topic
+from core.vocab import WatchStatus
 
 
 class InstanceState(StrEnum):
@@ -160,7 +161,7 @@ class RunRecord:
     ssh_port: int | None = None
     ssh_user: str | None = None
     live: bool = True
-    status: str = "launching"
+    status: str = WatchStatus.LAUNCHING.value  # a RunStatus or a WatchStatus (core.vocab)
     attempt: int = 0
     max_attempts: int = 0
     deadline_at: datetime | None = None
