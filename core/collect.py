@@ -64,6 +64,10 @@ class _Mismatch(Exception):
     pass
 
 
+class _LocalWriteFailed(Exception):
+    """Not an OSError: the SSH channel would read one as the connection failing."""
+
+
 class Collector:
     def __init__(
         self,
@@ -80,6 +84,7 @@ class Collector:
         self.clock = clock
         self.on_progress = on_progress
         self.live: dict[str, Progress] = {}  # pulls in progress in this process (/status)
+        self._memos: dict[str, dict[str, Any]] = {}  # the memo of each pull in progress
 
     def dest(self, run: RunConfig) -> Path:
         spec = run.collect
@@ -189,6 +194,7 @@ class Collector:
             f"{clean_line(s.path)[:200]}: skipped ({clean_line(s.why)})" for s in answer.skipped
         ]
         total = sum(f.size for f in files)
+        self._memos[record.name] = memo
         verified: dict[str, str] = memo.setdefault("verified", {})
         mismatches: dict[str, int] = memo.setdefault("mismatches", {})
         progress = Progress(record.name, 0, len(files), 0, total)
@@ -212,10 +218,11 @@ class Collector:
                         f"{clean_line(entry.path)[:200]} {exc}; pulling it again", left_s
                     )
                 problems.append(f"{clean_line(entry.path)[:200]}: {exc}")
-            except OSError as exc:
-                problems.append(
-                    f"{clean_line(entry.path)[:200]}: cannot write here ({exc.strerror})"
-                )
+            except (OSError, _LocalWriteFailed) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else str(exc)
+                problems.append(f"{clean_line(entry.path)[:200]}: cannot write here ({why})")
+            else:
+                await self._save(record.name, memo)  # verified: never pulled again
             progress = replace(progress, files_done=progress.files_done + 1)
         await self._save(record.name, memo)
         self.live.pop(record.name, None)
@@ -251,14 +258,17 @@ class Collector:
         )
         loop = asyncio.get_running_loop()
         began, pulled, reported = loop.time(), 0, 0
-        async with transport.open_read(remote, timeout_s=left_s) as source:
-            with part.open("ab") as out:
+        with part.open("ab") as out:
+            async with transport.open_read(remote, timeout_s=left_s) as source:
                 while offset < entry.size:
                     async with asyncio.timeout(READ_TIMEOUT_S):
                         chunk = await source.read(offset, min(CHUNK, entry.size - offset))
                     if not chunk:
                         break
-                    await asyncio.to_thread(out.write, chunk)
+                    try:
+                        await asyncio.to_thread(out.write, chunk)
+                    except OSError as exc:
+                        raise _LocalWriteFailed(exc.strerror or str(exc)) from None
                     digest.update(chunk)
                     offset += len(chunk)
                     pulled += len(chunk)
@@ -285,9 +295,10 @@ class Collector:
         return progress
 
     async def _save_progress(self, progress: Progress) -> None:
-        memo = await self.memo(progress.run)
-        memo["progress"] = progress.line()
-        await self._save(progress.run, memo)
+        memo = self._memos.get(progress.run)
+        if memo is not None:  # the pull's own memo: what it verified so far is kept with it
+            memo["progress"] = progress.line()
+            await self._save(progress.run, memo)
 
 
 def _when(text: object) -> datetime | None:

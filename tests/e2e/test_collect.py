@@ -402,3 +402,22 @@ async def test_sleepwatch_collect_pulls_on_demand_with_a_progress_bar(
     assert bars[0].startswith("[....") and "(100%)" in bars[-1]
     assert outputs_at(flow.dest) == expected_outputs(tmp_path)
     assert fake_vast.calls("DELETE") == []  # collecting on demand tears nothing down
+
+
+async def test_a_full_local_disk_is_said_as_such_not_read_as_a_dropped_connection(
+    open_flow: Callable[..., Any], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    flow: Flow = await open_flow(collect=CollectConfig(paths=PATHS))
+    part = flow.dest / "ckpt/final/model.bin.sleepwatch-part"
+    part.parent.mkdir(parents=True)
+    part.symlink_to("/dev/full")  # every write: ENOSPC, in the middle of the SFTP read loop
+    await flow.launch()
+    await wait_for_status(tmp_path, "done")
+
+    assert await flow.watcher.check(RUN) is None  # settled at once, not retried as pending
+
+    [alert] = await flow.messages(MessageKind.ALERT)
+    text = " ".join(alert.reasons)
+    assert "ckpt/final/model.bin: cannot write here (No space left on device)" in text
+    assert "collected and verified: 1 file, 25 B" in text  # metrics.json came home
+    assert fake_vast.calls("DELETE") == []  # kept: destroy_when_uncollected = false
