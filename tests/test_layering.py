@@ -166,7 +166,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "rules": (
         "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
-        "transitions", "exit_plan", "decide", "gate", "messages", "statusline",
+        "transitions", "exit_plan", "decide", "gate", "messages", "endings", "statusline",
         "check_failures", "instance", "collect_report",
     ),
     "settings": ("config", "config_sections", "run_settings"),
