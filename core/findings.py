@@ -44,7 +44,7 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    key: str  # condition name, or event key such as "attempt:3"
+    key: str  # a core.vocab.Condition, or an Event key such as Event.ATTEMPT.key(3)
     reason: str
     soft: bool = False
     event: bool = False
