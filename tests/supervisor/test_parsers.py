@@ -182,6 +182,7 @@ def test_a_step_printed_just_before_a_flood_counts_even_when_the_flood_is_skippe
     from types import SimpleNamespace
 
     from supervisor.attempt import READ_CAP, _AttemptWatch
+    from supervisor.progress import ProgressTracker
 
     log = tmp_path / "1.log"
     log.write_bytes(b"step 7/9\n" + b"x" * (READ_CAP + 1024))
@@ -189,13 +190,12 @@ def test_a_step_printed_just_before_a_flood_counts_even_when_the_flood_is_skippe
         step=None, total_steps=None, last_step_at=None, throughput=None, last_output_at=None
     )
     sup = SimpleNamespace(
-        config=SimpleNamespace(progress_regex=None, early_stop=None),
+        config=SimpleNamespace(progress_regex=None, early_stop=None, run_dir=str(tmp_path)),
         state=state,
         clock=lambda: "now",
         mark_dirty=lambda: None,
-        progress=None,
     )
-    watch = _AttemptWatch(sup, str(log))  # type: ignore[arg-type]
+    watch = _AttemptWatch(sup, str(log), ProgressTracker(None))  # type: ignore[arg-type]
     try:
         watch.read_new()
     finally:
