@@ -42,6 +42,7 @@ SUPERVISOR_MODULES = (
     "classify.py",
     "collectcmd.py",
     "config.py",
+    "configend.py",
     "configread.py",
     "control.py",
     "daemon.py",

@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from .configend import CollectCommand as CollectCommand
+from .configend import Deadman as Deadman
+from .configend import parse_collect, parse_deadman
 from .configread import ConfigError as ConfigError
 from .configread import number as _number
 from .configread import refuse_unknown as _refuse_unknown
@@ -77,24 +80,6 @@ class EarlyStop:
     min_delta: float = 0.0
     patience: int = 3
     auto_stop_min_steps: int = 0
-
-
-@dataclass(frozen=True)
-class Deadman:
-    enabled: bool = False
-    ack_timeout_s: float = 900.0
-    watcher_silence_s: float = 21600.0
-    api_base: str = "https://console.vast.ai"
-    retries: int = 6
-    retry_backoff_s: float = 5.0
-
-
-@dataclass(frozen=True)
-class CollectCommand:
-    """The user's own upload command, run after the trainer ends (an argument list)."""
-
-    command: List[str]
-    timeout_s: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -164,8 +149,8 @@ def parse_config(doc: Any) -> Config:
         min_free_disk_mb=_number(doc, "min_free_disk_mb", 0.0, minimum=0),
         progress_regex=_regex(doc, "progress_regex", ""),
         early_stop=_early_stop(doc.get("early_stop")),
-        deadman=_deadman(doc.get("deadman", {})),
-        collect=_collect(doc.get("collect")),
+        deadman=parse_deadman(doc.get("deadman", {})),
+        collect=parse_collect(doc.get("collect")),
     )
 
 
@@ -262,41 +247,3 @@ def _early_stop(raw: Any) -> Optional[EarlyStop]:
             _number(raw, "auto_stop_min_steps", 0, minimum=0, integer=True, where=where)
         ),
     )
-
-
-def _deadman(raw: Any) -> Deadman:
-    known = (
-        "enabled",
-        "ack_timeout_s",
-        "watcher_silence_s",
-        "api_base",
-        "retries",
-        "retry_backoff_s",
-    )
-    raw = _section(raw, "deadman", known)
-    enabled = raw.get("enabled", False)
-    if not isinstance(enabled, bool):
-        raise ConfigError("deadman.enabled", "must be true or false")
-    api_base = _string(raw, "api_base", where="deadman.") or Deadman.api_base
-    if not api_base.startswith(("https://", "http://")):
-        raise ConfigError("deadman.api_base", "must be an http(s) URL")
-    where = "deadman."
-    return Deadman(
-        enabled=enabled,
-        ack_timeout_s=_number(raw, "ack_timeout_s", 900.0, minimum=0, where=where),
-        watcher_silence_s=_number(raw, "watcher_silence_s", 21600.0, minimum=0, where=where),
-        api_base=api_base.rstrip("/"),
-        retries=int(_number(raw, "retries", 6, minimum=1, integer=True, where=where)),
-        retry_backoff_s=_number(raw, "retry_backoff_s", 5.0, minimum=0, where=where),
-    )
-
-
-def _collect(raw: Any) -> Optional[CollectCommand]:
-    if raw is None:
-        return None
-    raw = _section(raw, "collect", ("command", "timeout_s"))
-    command = _string_list(raw.get("command", []), "collect.command")
-    if not command or not command[0]:
-        raise ConfigError("collect.command", "must be a non-empty argument list")
-    timeout_s = _number(raw, "timeout_s", 3600.0, minimum=1, where="collect.")
-    return CollectCommand(command, timeout_s)
