@@ -9,38 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from core.topics import Action, Topic
+
+# InstanceState and MessageKind live with the other vocabularies in core.vocab; read here too.
+from core.vocab import InstanceState as InstanceState
+from core.vocab import MessageKind as MessageKind
 from core.vocab import WatchStatus
-
-
-class InstanceState(StrEnum):
-    """A cloud instance's state in provider-neutral terms; each provider adapter maps its own
-    statuses to it. `gone` only on the provider's clear word (a 404 or an explicit empty
-    answer); an unreadable answer is an error, never a state."""
-
-    LOADING = "loading"  # created, image loading: not up yet
-    RUNNING = "running"
-    STOPPED = "stopped"  # stopped (outbid, or by hand): storage still bills, may come back
-    LOST = "lost"  # the provider says it will not come back (exited/offline), may still bill
-    GONE = "gone"  # no longer exists
-    UNKNOWN = "unknown"  # a status this version does not know: shown, never acted on
 
 
 def instance_state(info: InstanceInfo | None) -> InstanceState:
     """None (the provider said the instance does not exist) is GONE."""
     return InstanceState.GONE if info is None else info.state
-
-
-class MessageKind(StrEnum):
-    ALERT = "alert"
-    RECOVERY = "recovery"
-    TERMINAL = "terminal"
-    INFO = "info"
-    SUMMARY = "summary"
-    REPLY = "reply"
 
 
 @dataclass(frozen=True, slots=True)

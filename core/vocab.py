@@ -5,7 +5,14 @@ name their findings with `Condition` and `Event`; the alert diff (core/transitio
 condition's traits (soft, needs state, blind); the message builders (core/messages.py) ask its
 label and whether it is loud; the protocol model (core/protocol.py) reads the supervisor's
 `status` and `last_failure.kind` into `RunStatus` and `FailureKind`; the config
-(core/config.py) accepts `FixKind`s. Code compares to members, never to bare strings.
+(core/config.py) accepts `FixKind`s; a run row's `status` and `teardown` are `RunStatus` /
+`WatchStatus` and `TeardownState`; each provider adapter maps its statuses to `InstanceState`;
+an outbound message has a `MessageKind`. Code compares to members, never to bare strings.
+
+The words of one module stay in it: a cadence's Phase (core/cadence.py), a check's Health
+(core/findings.py), the gate's Verdict (core/gate.py), a collection's Collected
+(core/outputs.py), and the message topics with their own trait table (core/topics.py: loud or
+silent, buttons; docs/messages.md is generated from it).
 
 Each vocabulary is a StrEnum (a member is its own string, so a stored row or a JSON document
 holds the plain word), and each one that has traits keeps them in ONE table next to it; a test
@@ -84,6 +91,31 @@ class TeardownState(StrEnum):
     PENDING = "pending"  # claimed and under way (a restart finds it and verifies it)
     DESTROYED = "destroyed"  # verified gone
     FAILED = "failed"  # not verified gone: still billing, retried
+
+
+class InstanceState(StrEnum):
+    """A cloud instance's state in provider-neutral terms; each provider adapter maps its own
+    statuses to it. `gone` only on the provider's clear word (a 404 or an explicit empty
+    answer); an unreadable answer is an error, never a state."""
+
+    LOADING = "loading"  # created, image loading: not up yet
+    RUNNING = "running"
+    STOPPED = "stopped"  # stopped (outbid, or by hand): storage still bills, may come back
+    LOST = "lost"  # the provider says it will not come back (exited/offline), may still bill
+    GONE = "gone"  # no longer exists
+    UNKNOWN = "unknown"  # a status this version does not know: shown, never acted on
+
+
+class MessageKind(StrEnum):
+    """What an outbound message is (core.models.OutboundMessage); its finer topic, with the
+    loud/silent trait, is core.topics.Topic."""
+
+    ALERT = "alert"
+    RECOVERY = "recovery"
+    TERMINAL = "terminal"
+    INFO = "info"
+    SUMMARY = "summary"
+    REPLY = "reply"
 
 
 class FailureKind(StrEnum):

@@ -106,6 +106,13 @@ def test_the_pending_terminal_message_key_is_one_word_for_its_writer_and_its_res
     assert pending_terminal_key("llama-ft") == "terminal:llama-ft"
 
 
+def test_the_models_read_the_vocabularies_from_their_one_home() -> None:
+    from core import models
+
+    assert models.InstanceState is vocab.InstanceState
+    assert models.MessageKind is vocab.MessageKind
+
+
 def test_the_vocabulary_module_imports_nothing_of_the_project() -> None:
     tree = ast.parse(Path(vocab.__file__).read_text())
     imported = {
