@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import posixpath
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -47,6 +48,7 @@ from core.outputs import (
     ManifestFile,
     checked_files,
     local_path,
+    short_of_space,
 )
 from core.ports import Clock, Transport
 from core.store import Store
@@ -196,6 +198,9 @@ class Collector:
         total = sum(f.size for f in files)
         self._memos[record.name] = memo
         verified: dict[str, str] = memo.setdefault("verified", {})
+        short = await asyncio.to_thread(_short_of_space, dest, files, verified)
+        if short is not None:
+            return CollectResult(Collected.FAILED, "NOT collected: no room here", None, (short,))
         mismatches: dict[str, int] = memo.setdefault("mismatches", {})
         progress = Progress(record.name, 0, len(files), 0, total)
         for entry in files:
@@ -219,8 +224,8 @@ class Collector:
                     )
                 problems.append(f"{clean_line(entry.path)[:200]}: {exc}")
             except (OSError, _LocalWriteFailed) as exc:
-                why = exc.strerror if isinstance(exc, OSError) else str(exc)
-                problems.append(f"{clean_line(entry.path)[:200]}: cannot write here ({why})")
+                said = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+                problems.append(f"{clean_line(entry.path)[:200]}: cannot write here ({said})")
             else:
                 await self._save(record.name, memo)  # verified: never pulled again
             progress = replace(progress, files_done=progress.files_done + 1)
@@ -299,6 +304,22 @@ class Collector:
         if memo is not None:  # the pull's own memo: what it verified so far is kept with it
             memo["progress"] = progress.line()
             await self._save(progress.run, memo)
+
+
+def _short_of_space(dest: Path, files: list[ManifestFile], verified: dict[str, str]) -> str | None:
+    needed = 0
+    for entry in files:
+        target = local_path(dest, entry.path)
+        if verified.get(entry.path) == entry.sha256 and _size(target) == entry.size:
+            continue
+        part = target.with_name(target.name + PART_SUFFIX)
+        needed += max(0, entry.size - (_size(part) or 0))
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(dest).free
+    except OSError as exc:
+        return f"cannot use {dest}: {exc.strerror or exc}"
+    return short_of_space(needed, free, dest)
 
 
 def _when(text: object) -> datetime | None:

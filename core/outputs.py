@@ -138,3 +138,15 @@ def short_dest(dest: Path) -> str:
     """The last two parts of the folder, after an ellipsis: the full path is in the log."""
     parts = dest.parts
     return str(dest) if len(parts) <= 3 else "…/" + "/".join(parts[-2:])
+
+
+def short_of_space(needed: int, free: int, dest: Path) -> str | None:
+    """Why a pull cannot fit where it goes (said before a byte is pulled), or None. A margin
+    of 1% or 100 MB is kept free: a full disk breaks more than this pull."""
+    margin = max(100_000_000, needed // 100)
+    if needed + margin <= free:
+        return None
+    return (
+        f"{human_bytes(needed)} still to pull but {human_bytes(free)} free at {dest}: "
+        "free some space (or set collect.dest), then `sleepwatch collect`"
+    )

@@ -14,6 +14,7 @@ from core.outputs import (
     local_path,
     refused_path,
     short_dest,
+    short_of_space,
 )
 
 PATTERNS = ["ckpt/final", "*.json", "/workspace/out/*.pt"]
@@ -68,3 +69,12 @@ def test_the_outputs_line_reads_like_a_person_wrote_it() -> None:
     assert short_dest(Path("/home/me/.local/share/sleepwatch/outputs/llama-ft")) == (
         "…/outputs/llama-ft"
     )
+
+
+def test_a_pull_that_cannot_fit_is_refused_before_a_byte_with_what_to_do() -> None:
+    dest = Path("/data/outputs/llama-ft")
+    assert short_of_space(14_200_000_000, 20_000_000_000, dest) is None
+    said = short_of_space(14_200_000_000, 3_100_000_000, dest)
+    assert said is not None
+    assert said.startswith("14.2 GB still to pull but 3.1 GB free at /data/outputs/llama-ft")
+    assert short_of_space(50_000_000, 120_000_000, dest) is not None  # the margin: 100 MB kept
