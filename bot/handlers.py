@@ -81,6 +81,7 @@ def confirm_prompt(action: str, view: RunView) -> str:
         what = (
             f"Destroy instance {instance} of run <b>{esc(view.name)}</b> now? "
             f"Whatever is on it and not copied off is lost.\nIt costs {price_text(view)}."
+            f"\nOutputs: {esc(view.outputs or 'none collected (`sleepwatch collect RUN` first)')}"
         )
     return f"<code>{esc(view.status_line)}</code>\n{what}\nConfirm within 60 s."
 
