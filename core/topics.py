@@ -17,34 +17,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
-
-class Action(StrEnum):
-    """A button under a loud message. Kill and Teardown ask to confirm first."""
-
-    KILL = "kill"
-    TEARDOWN = "teardown"
-    EXTEND = "extend"
-    MUTE = "mute"
-    STATUS = "status"
-
-    @property
-    def label(self) -> str:
-        return ACTION_LABELS[self]
-
-    @property
-    def destructive(self) -> bool:
-        return self in (Action.KILL, Action.TEARDOWN)
-
-
-ACTION_LABELS = {
-    Action.KILL: "Kill",
-    Action.TEARDOWN: "Teardown",
-    Action.EXTEND: "Extend 2h",
-    Action.MUTE: "Mute 1h",
-    Action.STATUS: "Status",
-}
-EXTEND_BUTTON_S = 2 * 3600
-MUTE_BUTTON_S = 3600
+from core.actions import ACTION_LABELS as ACTION_LABELS
+from core.actions import EXTEND_BUTTON_S as EXTEND_BUTTON_S
+from core.actions import MUTE_BUTTON_S as MUTE_BUTTON_S
+from core.actions import Action as Action
 
 
 class Topic(StrEnum):

@@ -162,7 +162,7 @@ def test_the_layering_rule_sees_an_adapter_import() -> None:
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "errors", "vocab", "models", "durations", "text", "retry_after", "protocol", "ports",
-        "memory", "findings", "cadence", "outputs", "topics", "metric_history",
+        "memory", "findings", "cadence", "outputs", "topics", "actions", "metric_history",
     ),
     "rules": (
         "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
