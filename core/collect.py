@@ -60,9 +60,17 @@ CHUNK = 4 << 20
 PROGRESS_EVERY = 64 << 20  # bytes between progress rows in the store
 READ_TIMEOUT_S = 120.0
 MAX_MISMATCHES = 3  # a file that changed while pulled is pulled again, this many times
+# The exit path pulls in slices of this long and is called again at once: between slices the
+# run's lock is free, so a /teardown or /kill never waits behind an hour-long pull.
+SLICE_S = 30.0
+NEXT_SLICE_S = 1.0
 
 
 class _Mismatch(Exception):
+    pass
+
+
+class _SliceOver(Exception):
     pass
 
 
@@ -79,7 +87,9 @@ class Collector:
         clock: Clock,
         *,
         on_progress: Callable[[Progress], None] | None = None,
+        slice_s: float | None = SLICE_S,
     ) -> None:
+        self.slice_s = slice_s  # None: pull to the end in one call (`sleepwatch collect`)
         self.store = store
         self.config = config
         self.transport_for = transport_for
@@ -87,6 +97,9 @@ class Collector:
         self.on_progress = on_progress
         self.live: dict[str, Progress] = {}  # pulls in progress in this process (/status)
         self._memos: dict[str, dict[str, Any]] = {}  # the memo of each pull in progress
+        # (run, path) -> (bytes in the part file, their SHA-256 so far): a next slice goes on
+        # hashing where the last one stopped instead of reading the part file again
+        self._partial: dict[tuple[str, str], tuple[int, Any]] = {}
 
     def dest(self, run: RunConfig) -> Path:
         spec = run.collect
@@ -203,12 +216,19 @@ class Collector:
             return CollectResult(Collected.FAILED, "NOT collected: no room here", None, (short,))
         mismatches: dict[str, int] = memo.setdefault("mismatches", {})
         progress = Progress(record.name, 0, len(files), 0, total)
+        loop = asyncio.get_running_loop()
+        slice_end = None if self.slice_s is None else loop.time() + self.slice_s
         for entry in files:
             target = local_path(dest, entry.path)
             try:
                 progress = await self._pull_one(
-                    transport, record, spec, entry, target, verified, progress, left_s
+                    transport, record, spec, entry, target, verified, progress, left_s, slice_end
                 )
+            except _SliceOver:
+                latest = self.live.get(record.name, progress)
+                memo["progress"] = latest.line()
+                await self._save(record.name, memo)
+                return CollectResult(Collected.PENDING, latest.line(), NEXT_SLICE_S)
             except TransportError as exc:
                 latest = self.live.pop(record.name, progress)
                 memo["progress"] = f"{latest.line()}; interrupted, resuming"
@@ -243,6 +263,7 @@ class Collector:
         verified: dict[str, str],
         progress: Progress,
         left_s: float,
+        slice_end: float | None = None,
     ) -> Progress:
         if verified.get(entry.path) == entry.sha256 and _size(target) == entry.size:
             return self._report(replace(progress, bytes_done=progress.bytes_done + entry.size))
@@ -253,9 +274,15 @@ class Collector:
         if offset > entry.size:
             part.unlink()
             offset = 0
-        digest = await asyncio.to_thread(_sha256_of, part) if offset else hashlib.sha256()
-        if offset:
+        key = (record.name, entry.path)
+        known = self._partial.pop(key, None)
+        if known is not None and offset and known[0] == offset:
+            digest = known[1]  # the next slice of the same pull
+        elif offset:
+            digest = await asyncio.to_thread(_sha256_of, part)
             log.info("%s: resuming %s at %d bytes", record.name, entry.path, offset)
+        else:
+            digest = hashlib.sha256()
         progress = replace(progress, current=entry.path, resumed_from=offset)
         progress = self._report(replace(progress, bytes_done=progress.bytes_done + offset))
         remote = (
@@ -286,6 +313,9 @@ class Collector:
                         ahead_s = pulled / (spec.max_mb_s * 1e6) - (loop.time() - began)
                         if ahead_s > 0:
                             await asyncio.sleep(ahead_s)
+                    if slice_end is not None and loop.time() >= slice_end and offset < entry.size:
+                        self._partial[key] = (offset, digest)
+                        raise _SliceOver
         if offset != entry.size or digest.hexdigest() != entry.sha256:
             part.unlink()
             raise _Mismatch("changed or differs from its manifest (size or SHA-256)")

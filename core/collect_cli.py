@@ -53,11 +53,12 @@ async def collect_now(collector: Collector, store: Store, run: str) -> int:
         print(f"sleepwatch: no run named {run!r}", file=sys.stderr)
         return EXIT_FAILED
     printer = BarPrinter(sys.stderr)
-    collector.on_progress = printer
+    collector.on_progress, slice_s = printer, collector.slice_s
+    collector.slice_s = None  # its own process: no lock to give back between slices
     try:
         result = await collector.collect(record, again=True)
     finally:
-        collector.on_progress = None
+        collector.on_progress, collector.slice_s = None, slice_s
     if printer.tty:
         sys.stderr.write("\n")
     print(f"{run}: outputs: {result.line}")

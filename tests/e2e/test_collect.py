@@ -421,3 +421,23 @@ async def test_a_full_local_disk_is_said_as_such_not_read_as_a_dropped_connectio
     assert "ckpt/final/model.bin: cannot write here (No space left on device)" in text
     assert "collected and verified: 1 file, 25 B" in text  # metrics.json came home
     assert fake_vast.calls("DELETE") == []  # kept: destroy_when_uncollected = false
+
+
+async def test_a_long_pull_gives_the_run_back_between_slices(
+    open_flow: Callable[..., Any], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    flow: Flow = await open_flow(collect=CollectConfig(paths=PATHS, max_mb_s=50.0))
+    flow.watcher.exits.collector.slice_s = 0.3  # SLICE_S is 30 s: a /teardown waits no longer
+    at_delete = hash_outputs_on_delete(fake_vast, flow.dest)
+    await flow.launch()
+    await wait_for_status(tmp_path, "done")
+
+    retries: list[float] = []
+    while (retry_s := await flow.watcher.check(RUN)) is not None and len(retries) < 100:
+        retries.append(retry_s)
+        assert not flow.watcher.lock(RUN).locked()  # free for /teardown between slices
+        assert fake_vast.calls("DELETE") == []
+        flow.clock.advance(retry_s)
+
+    assert len(retries) >= 2 and set(retries) == {1.0}
+    assert at_delete == [expected_outputs(tmp_path)]
