@@ -167,7 +167,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "rules": (
         "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
         "transitions", "exit_plan", "decide", "gate", "messages", "endings", "statusline",
-        "check_failures", "instance", "collect_report",
+        "check_failures", "instance", "collect_report", "batching",
     ),
     "settings": ("config", "config_sections", "run_settings"),
     "adapters": (
