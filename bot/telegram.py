@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from hashlib import sha256
@@ -33,7 +34,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.types import BotCommand
+from aiogram.types import BotCommand, BufferedInputFile
 from pydantic import SecretStr
 
 from bot.auth import AllowListMiddleware, AuditLog
@@ -155,30 +156,78 @@ class TelegramNotifier:
     def __init__(self, bot: Bot, chat_ids: Collection[int]) -> None:
         self._bot = bot
         self._chat_ids = tuple(chat_ids)
-        self._partial: dict[str, set[int]] = {}
+        self._partial: dict[str, set[tuple[int, int]]] = {}
 
     async def deliver(self, message: OutboundMessage) -> None:
         text = render_message(message)
         targets = (message.chat_id,) if message.chat_id is not None else self._chat_ids
         key = sha256(f"{targets}\0{text}".encode()).hexdigest()
         done = self._partial.setdefault(key, set())
+        photo = await _chart_bytes(message.chart)
         for chat_id in targets:
-            if chat_id in done:
-                continue
-            try:
-                await self._bot.send_message(
-                    chat_id,
-                    text,
-                    parse_mode="HTML",
-                    # silent unless a human is needed (core.topics)
-                    disable_notification=not message.loud,
-                )
-            except (TelegramAPIError, ClientDecodeError) as exc:
-                # the cause's text may hold the URL with the token: logged tracebacks pass
-                # through RedactToken
-                raise delivery_error(exc, self._bot.token) from exc
-            done.add(chat_id)
+            for part, send in enumerate(self._sends(message, text, photo)):
+                if (chat_id, part) in done:
+                    continue
+                try:
+                    await send(chat_id)
+                except (TelegramAPIError, ClientDecodeError) as exc:
+                    # the cause's text may hold the URL with the token: logged tracebacks
+                    # pass through RedactToken
+                    raise delivery_error(exc, self._bot.token) from exc
+                done.add((chat_id, part))
         del self._partial[key]
+
+    def _sends(
+        self, message: OutboundMessage, text: str, photo: bytes | None
+    ) -> list[Callable[[int], Awaitable[object]]]:
+        """One message; with a chart, the chart with the text as its caption, or, when the
+        text is too long for a caption, the text and then the chart (silent: one buzz)."""
+        silent = not message.loud  # silent unless a human is needed (core.topics)
+
+        async def text_message(chat_id: int) -> object:
+            return await self._bot.send_message(
+                chat_id, text, parse_mode="HTML", disable_notification=silent
+            )
+
+        if photo is None:
+            return [text_message]
+        fits = _telegram_len(text) <= CAPTION_LIMIT
+        caption = text if fits else html.escape(message.title)[: CAPTION_LIMIT // 2]
+
+        async def chart(chat_id: int) -> object:
+            return await self._bot.send_photo(
+                chat_id,
+                BufferedInputFile(photo, filename="chart.png"),
+                caption=caption,
+                parse_mode="HTML",
+                disable_notification=silent or not fits,
+            )
+
+        return [chart] if fits else [text_message, chart]
+
+
+CAPTION_LIMIT = 1024  # Telegram's limit on a photo's caption, in UTF-16 code units
+CHART_MAX_BYTES = 5 << 20
+
+
+def _telegram_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+async def _chart_bytes(path: str | None) -> bytes | None:
+    """The chart's PNG, or None (no chart, or its file gone or too big: the text goes alone)."""
+    if not path:
+        return None
+
+    def read() -> bytes | None:
+        with open(path, "rb") as fh:
+            data = fh.read(CHART_MAX_BYTES + 1)
+        return data if len(data) <= CHART_MAX_BYTES else None
+
+    try:
+        return await asyncio.to_thread(read)
+    except OSError:
+        return None
 
 
 async def _sleep_unless_stopped(sleep: Sleep, delay_s: float, stop: asyncio.Event) -> None:

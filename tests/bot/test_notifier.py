@@ -6,8 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from bot.render import render_message
 from bot.telegram import TelegramNotifier
+from core.chart import render_png
 from core.errors import DeliveryError
+from core.metric_history import MetricHistory
 from core.models import MessageKind, OutboundMessage
 from core.outbox import OutboxSender
 from tests.bot.conftest import ALLOWED_CHAT, LLAMA_LINE, OTHER_ALLOWED_CHAT
@@ -173,3 +176,59 @@ async def test_only_a_loud_message_makes_a_sound(store, sender, clock, fake_tele
     assert await sender.drain_once() == 2
     flags = [(m["text"].split("\n")[0], m["disable_notification"]) for m in fake_telegram.sent]
     assert flags == [("<b>recovered</b>", True), ("<b>needs you</b>", False)]
+
+
+# --- a picture of the run: the chart goes as a photo -----------------------------------------
+
+
+def charted(tmp_path, *, lines: tuple[str, ...] = ()) -> OutboundMessage:
+    history = MetricHistory.model_validate(
+        {"loss": {"points": [[s, 3.0 / s] for s in range(1, 100)]}, "attempts": [[1, 0]]}
+    )
+    png = render_png(history, "llama-ft")
+    assert png is not None
+    path = tmp_path / "llama-ft.png"
+    path.write_bytes(png)
+    return OutboundMessage(
+        kind=MessageKind.TERMINAL,
+        title="llama-ft done",
+        status_line=LLAMA_LINE,
+        log_lines=lines,
+        chart=str(path),
+    )
+
+
+async def test_a_charted_message_is_one_photo_with_the_text_as_its_caption(
+    bot, fake_telegram, tmp_path
+):
+    message = charted(tmp_path)
+    await TelegramNotifier(bot, [ALLOWED_CHAT]).deliver(message)
+
+    (sent,) = fake_telegram.sent
+    assert fake_telegram.methods() == ["sendPhoto"]
+    assert fake_telegram.photos == [(tmp_path / "llama-ft.png").read_bytes()]
+    assert sent["text"] == render_message(message) and sent["parse_mode"] == "HTML"
+
+
+async def test_a_text_too_long_for_a_caption_follows_the_photo_whole(bot, fake_telegram, tmp_path):
+    message = charted(tmp_path, lines=tuple(f"step {i} <ok>" for i in range(200)))
+    notifier = TelegramNotifier(bot, [ALLOWED_CHAT])
+    fake_telegram.fail_next("sendPhoto", "500")
+
+    with pytest.raises(DeliveryError):  # the text went, its chart did not
+        await notifier.deliver(message)
+    await notifier.deliver(message)  # the outbox's retry sends only what is missing
+
+    assert fake_telegram.methods() == ["sendMessage", "sendPhoto", "sendPhoto"]
+    text, photo = fake_telegram.sent
+    assert text["text"] == render_message(message) and len(text["text"]) > 1024
+    assert photo["text"] == "llama-ft done"
+    assert fake_telegram.photos[-1] == (tmp_path / "llama-ft.png").read_bytes()
+    assert photo["disable_notification"] is True  # one buzz: the text's
+
+
+async def test_a_chart_whose_file_is_gone_leaves_the_text_alone(bot, fake_telegram, tmp_path):
+    message = charted(tmp_path)
+    (tmp_path / "llama-ft.png").unlink()
+    await TelegramNotifier(bot, [ALLOWED_CHAT]).deliver(message)
+    assert fake_telegram.methods() == ["sendMessage"]
