@@ -38,7 +38,7 @@ from tests.fixtures.fake_vast import FakeVast, RecordingSleep
 PAID, KEPT = "paid-run", "kept-run"
 PAID_ID, KEPT_ID = "4242", "4243"
 CHAT = 1001
-WAIT_S = 30.0
+WAIT_S = 90.0  # generous: a terminal message waits for its chart (matplotlib) under load
 LONG = """
 import time
 for s in range(1, 3001):
