@@ -1,24 +1,27 @@
 """One simulated run under one watching policy: the real pure core driven by a simulated clock.
 
 A check-driven event loop: the clock jumps to the next scheduled check or the next wake of the
-wait channel, never second by second. Each check composes the pure parts exactly as
-`core.watcher.Watcher.check` does (probe → assess → deadline → plan_alerts → messages →
-next_interval), and acts on the outcome as core.exits does (kill the attempt, tear down).
+wait channel, never second by second. Each check is decided by the watcher's own pure
+`core.decide.decide` (what `core.watcher.Watcher.check` calls between its probe and its commit:
+assess, the deadline, the provider's word, the alert diff, the next interval), its commit is
+applied to the simulated run row and open alerts, and the decision is acted on as the watcher
+and core/exits.py do (kill the attempt, finish and tear down by policy, tear down a live run).
+The simulated runs have no deadline, no mute and no cloud provider (a preempted instance is
+seen as unreachable only): those rules run, and stay silent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bench.detection_model import DAY_S, HEALTHY_KINDS, SimRun, at
-from core.deadline import judge_deadline
-from core.exits import should_destroy
-from core.memory import Memory
-from core.models import OpenAlert
+from core.decide import CheckDecision, CheckPolicy, decide
+from core.exit_plan import should_destroy
+from core.models import OpenAlert, RunRecord
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.rules import Health, Observation, Policy, assess, next_check_s
-from core.transitions import plan_alerts
+from core.rules import Observation, Policy
 
 EXEC_S = 1.0  # one SSH exec on a warm connection (probe, ctl)
 WAKE_DELAY_S = (0.5, 2.0)  # supervisor wait's 0.5 s poll, its return, the 0.3 s debounce
@@ -80,8 +83,8 @@ def simulate(run: SimRun, watching: Watching, policy: Policy) -> Outcome:
 
 class _Loop:
     def __init__(self, run: SimRun, watching: Watching, policy: Policy) -> None:
-        self.run, self.watching, self.policy = run, watching, policy
-        self.memory = Memory(launched_at=at(0))
+        self.run, self.watching, self.policy = run, watching, CheckPolicy(rules=policy)
+        self.record = RunRecord(name="sim", run_dir="/sim", launched_at=at(0), status="launching")
         self.open: dict[str, OpenAlert] = {}
         self.out = Outcome(run.kind, event_s=run.event_s)
         self.quiet_s = policy.thresholds.stall_after_s
@@ -117,15 +120,14 @@ class _Loop:
         return next((w for w in self.wakes if w > t), HORIZON_S)
 
     def check(self, t: float) -> float | None:
-        run, out = self.run, self.out
-        out.checks += 1
+        run = self.run
+        self.out.checks += 1
         crashed_since = any(self.last_check_s < w <= t for w, _ in run.failures)
         self.last_check_s = t
         now = at(t)
         if run.dark_at(t):
             obs = Observation(at=now, error="connect timed out")
-            a = assess(self.memory, obs, self.policy, now)
-            return self.after(t, a, None)
+            return self.after(t, decide(self.record, obs, None, self.open, self.policy, now))
         state = SupervisorState.model_validate(run.state_doc(t, tree=self.watching.tree))
         probe = ProbeSnapshot.model_validate(
             {
@@ -136,30 +138,19 @@ class _Loop:
                 "log": _log(state, crashed_since),
             }
         )
-        a = assess(self.memory, Observation(at=now, probe=probe), self.policy, now)
-        return self.after(t, a, state)
+        obs = Observation(at=now, probe=probe)
+        return self.after(t, decide(self.record, obs, None, self.open, self.policy, now))
 
-    def after(self, t: float, a: Any, state: SupervisorState | None) -> float | None:
-        run, out, now = self.run, self.out, at(t)
-        deadline = judge_deadline(None, now, warned=False, grace_s=900.0)
-        findings = [*a.findings, *deadline.findings]
-        self.memory = a.memory
-        terminal = a.health is Health.TERMINAL
-        plan = plan_alerts(
-            self.open,
-            [f for f in findings if not f.key.startswith("terminal:")],
-            now,
-            resend_after_s=self.policy.thresholds.resend_after_s,
-            terminal=terminal,
-            observed=a.state is not None,
-            unjudged=a.unjudged,
-        )
-        if plan.to_notify:
-            self.message(t, [f.key for f in plan.to_notify])
-        if plan.recovered and not terminal:
-            self.message(t, [f"recovered:{k}" for k in plan.recovered])
-        self.apply(plan, now)
-        if a.kill_attempt is not None:
+    def after(self, t: float, d: CheckDecision) -> float | None:
+        """Commit the decision to the simulated row and alerts, then act on it."""
+        run, out = self.run, self.out
+        self.record = d.record
+        if d.alerts.to_notify:
+            self.message(t, [f.key for f in d.alerts.to_notify])
+        if d.alerts.recovered and d.finish is None:
+            self.message(t, [f"recovered:{k}" for k in d.alerts.recovered])
+        self.apply(d, at(t))
+        if d.kill_attempt is not None:
             out.kills += 1
             if run.phase_at(t).mode != "hung":
                 out.false_kills += 1
@@ -167,15 +158,19 @@ class _Loop:
             if run.kind == "hang" and out.idle_s is None:
                 out.idle_s = t + 2 * EXEC_S - (run.event_s or 0.0)
             self.wakes = self.wake_checks(t)
-        if terminal and state is not None:
-            status = state.status.value
+        if d.finish is not None:
+            status = d.finish.status.value
             if should_destroy(status, destroy_on_done=True, destroy_on_fail=True):
                 out.teardown_s = t + EXEC_S
             self.message(t, [f"terminal:{status}"])
             return None
+        if d.teardown is not None:  # a deadline or a lost instance: not simulated today
+            out.teardown_s = t + EXEC_S
+            self.message(t, [f"terminal:{d.teardown}"])
+            return None
         if self.watching.fixed_s is not None:
             return self.watching.fixed_s
-        return next_check_s(a, self.policy, now)
+        return d.interval_s
 
     def message(self, t: float, keys: list[str]) -> None:
         out = self.out
@@ -192,13 +187,15 @@ class _Loop:
             if t >= onset and _detects(out.kind, keys):
                 out.detected_s = max(0.0, t + EXEC_S - out.event_s)
 
-    def apply(self, plan: Any, now: Any) -> None:
-        for f in plan.opened:
-            self.open[f.key] = OpenAlert("sim", f.key, now, now, f.reason)
-        for f in plan.resent:
-            old = self.open[f.key]
-            self.open[f.key] = OpenAlert("sim", f.key, old.opened_at, now, old.message)
-        for key in plan.resolved:
+    def apply(self, d: CheckDecision, now: datetime) -> None:
+        """What the store does with the commit's alerts."""
+        commit = d.commit
+        for alert in commit.alerts_opened:
+            self.open[alert.condition] = alert
+        for key in commit.alerts_resent:
+            old = self.open[key]
+            self.open[key] = OpenAlert("sim", key, old.opened_at, now, old.message)
+        for key in commit.alerts_resolved:
             self.open.pop(key, None)
 
 
