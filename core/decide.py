@@ -7,54 +7,28 @@ instance SSH could not reach, the run's open alerts, the policy. Out: a `CheckDe
 commit in one transaction (the run row, the status line, alerts opened/re-sent/closed, outbound
 messages) and what to do after the commit (kill the attempt, finish the run, tear it down,
 stop watching), plus when to check next. No I/O, no clock, no logging: tests/test_layering.py
-holds it to that. The rules themselves live in core/rules.py (assess), core/deadline.py,
-core/cost.py (max_cost), core/disk.py (low disk), core/instance.py and core/transitions.py;
-this module only composes them, once."""
+holds it to that. The rules themselves live in core/rules.py (assess), core/outside.py (the
+provider, the deadline, max_cost, low disk) and core/transitions.py (the alert diff); this
+module only composes them, once."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-from core.cost import CostVerdict, cost_limit, judge_cost
-from core.deadline import judge_deadline
-from core.disk import DiskVerdict, judge_disk
-from core.exit_plan import COST, DEADLINE, LOST
-from core.instance import instance_finding
 from core.memory import MAX_ANNOUNCED, Memory
 from core.messages import alert_message, episode_findings, log_context, recovery_message
-from core.models import CheckCommit, InstanceInfo, OpenAlert, OutboundMessage, RunRecord
+from core.models import CheckCommit, OpenAlert, OutboundMessage, RunRecord
+from core.outside import CheckPolicy, Outside, ProviderAnswer, judge_outside
 from core.protocol import SupervisorState
-from core.rules import Assessment, Finding, Health, Observation, Policy, assess, next_check_s
+from core.rules import Assessment, Finding, Health, Observation, assess, next_check_s
 from core.statusline import status_line
 from core.topics import RunFacts
 from core.transitions import AlertPlan, plan_alerts
 from core.vocab import Condition, Event, WatchStatus, event_of
 
-DEFAULT_GRACE_S = 900.0
-
-
-@dataclass(frozen=True, slots=True)
-class CheckPolicy:
-    """What one run's checks are judged by: the rules' policy, the grace after a deadline
-    before the teardown, whether a lost instance is torn down (`destroy_on_fail`), and the
-    run's `max_cost` (USD, before what /extend added; None: no cap)."""
-
-    rules: Policy = field(default_factory=Policy)
-    deadline_grace_s: float = DEFAULT_GRACE_S
-    destroy_on_fail: bool = True
-    max_cost: float | None = None
-    tz: tzinfo = UTC  # the zone the person reads times in (`[telegram] timezone`)
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderAnswer:
-    """The cloud provider's word on an instance SSH could not reach: its info (None: it does
-    not exist), or the error that kept the provider from answering."""
-
-    info: InstanceInfo | None
-    error: str | None = None
+__all__ = ["CheckDecision", "CheckPolicy", "ProviderAnswer", "decide", "memory_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,26 +55,6 @@ class CheckDecision:
         return self.commit.status_line
 
 
-@dataclass(frozen=True, slots=True)
-class _Outside:
-    """Findings assess cannot see: the provider's, the deadline's, the cost cap's and the
-    instance's disk."""
-
-    findings: tuple[Finding, ...]
-    warned_for: datetime | None  # the deadline the hour-ahead warning has been sent for
-    gone_checks: int  # checks in a row: SSH failed and the provider said gone or lost
-    teardown: str | None
-    cost_warned_for: float | None = None  # the max_cost limit the warning has been sent for
-    due_at: datetime | None = None  # the deadline or the cost cap, whichever comes first
-    unjudged: frozenset[str] = frozenset()  # no reading: an open alert stays open
-
-    @property
-    def lasting(self) -> bool:
-        """A lasting one puts the run in alert mode like any other alert, and so does a first
-        "gone" answer (the second check that may confirm it comes at the alert cadence)."""
-        return any(not f.event for f in self.findings) or self.gone_checks > 0
-
-
 def decide(
     record: RunRecord,
     obs: Observation,
@@ -112,7 +66,7 @@ def decide(
     """Decide one check of a live run. `instance` is None when the provider was not asked
     (SSH answered, no provider, no instance)."""
     memory = memory_of(record)
-    outside = _outside(record, obs, instance, memory, policy, open_alerts, now)
+    outside = judge_outside(record, obs, instance, memory, policy, open_alerts, now)
     a = _merge(assess(memory, obs, policy.rules, now, alerting=outside.lasting), outside)
     line = _status_line(record, obs, a)
     terminal = a.health is Health.TERMINAL
@@ -161,86 +115,7 @@ def memory_of(record: RunRecord) -> Memory:
     return Memory(launched_at=record.launched_at)
 
 
-def _outside(
-    record: RunRecord,
-    obs: Observation,
-    instance: ProviderAnswer | None,
-    memory: Memory,
-    policy: CheckPolicy,
-    open_alerts: Mapping[str, OpenAlert],
-    now: datetime,
-) -> _Outside:
-    finding, gone_checks = None, 0  # a reachable instance starts the count again
-    if instance is not None and obs.probe is None and record.instance_id is not None:
-        verdict = instance_finding(
-            record.instance_id,
-            instance.info,
-            instance.error,
-            record.status,
-            memory.instance_gone_checks,
-        )
-        finding, gone_checks = verdict.finding, verdict.gone_checks
-    state = obs.probe.state if obs.probe is not None else None
-    ended = state is not None and state.status.terminal
-    deadline = judge_deadline(
-        # an ended run has no deadline left: no "deadline soon" beside its terminal message
-        None if ended else record.deadline_at,
-        now,
-        warned=record.deadline_at is not None and memory.deadline_warned_for == record.deadline_at,
-        grace_s=policy.deadline_grace_s,
-        tz=policy.tz,
-    )
-    limit = cost_limit(policy.max_cost, record.cost_extended_usd)
-    cost = (
-        CostVerdict()
-        if ended or limit is None
-        else judge_cost(
-            limit,
-            record.dph_total,
-            record.launched_at,
-            now,
-            warned=memory.cost_warned_for is not None and memory.cost_warned_for == limit,
-        )
-    )
-    disk = _disk(obs, policy, open_alerts) if not ended else DiskVerdict()
-    lost = finding is not None and finding.key == Condition.INSTANCE_LOST
-    teardown = (
-        DEADLINE
-        if deadline.teardown
-        else COST
-        if cost.teardown
-        else LOST
-        if lost and policy.destroy_on_fail
-        else None
-    )
-    found = (
-        *((finding,) if finding else ()),
-        *deadline.findings,
-        *cost.findings,
-        *((disk.finding,) if disk.finding else ()),
-    )
-    due = [t for t in (record.deadline_at, cost.cap_at) if t is not None]
-    return _Outside(
-        # an event among them is announced once per key (assess's own are already filtered)
-        findings=tuple(f for f in found if not (f.event and f.key in memory.announced)),
-        warned_for=record.deadline_at if deadline.warned else None,
-        gone_checks=gone_checks,
-        teardown=teardown,
-        cost_warned_for=limit if cost.warned else None,
-        due_at=min(due) if due else None,
-        unjudged=frozenset({Condition.DISK_LOW}) if disk.unjudged else frozenset(),
-    )
-
-
-def _disk(
-    obs: Observation, policy: CheckPolicy, open_alerts: Mapping[str, OpenAlert]
-) -> DiskVerdict:
-    free_mb = obs.probe.disk_free_mb if obs.probe is not None else None
-    alerting = Condition.DISK_LOW in open_alerts
-    return judge_disk(free_mb, policy.rules.thresholds.disk_low_mb, alerting=alerting)
-
-
-def _merge(a: Assessment, outside: _Outside) -> Assessment:
+def _merge(a: Assessment, outside: Outside) -> Assessment:
     """The outside findings join assess's (its cadence already counted them: `alerting`)."""
     announced = (*a.memory.announced, *(f.key for f in outside.findings if f.event))
     memory = replace(
@@ -269,7 +144,8 @@ def _messages(
 ) -> tuple[tuple[str, OutboundMessage], ...]:
     """The alert (one message for everything to notify) and the recovery, with their dedupe
     keys. A terminal state closes alerts silently: its own message says what matters. One
-    message per episode: the retry a stall kill caused was told by the kill's message."""
+    message per episode: the retry a stall kill caused was told by the kill's message.
+    `record`: the run as it was before this check (the stall kills already told)."""
     name = record.name
     messages: list[tuple[str, OutboundMessage]] = []
     stall_kills = Memory.from_json(record.memory).stall_kills if record.memory else ()
