@@ -81,24 +81,11 @@ def decide(
         unjudged=a.unjudged,
     )
     interval = next_check_s(a, policy.rules, now, deadline_at=outside.due_at)
-    updated = _updated_record(record, obs, a, line, interval)
     stop = any(f.key == Condition.HOST_KEY for f in a.findings)
-    if stop:
-        changed = WatchStatus.HOST_KEY_CHANGED.value
-        updated = replace(updated, live=False, status=changed, next_check_at=None)
-    commit = CheckCommit(
-        run=updated,
-        at=now,
-        status_line=line,
-        health=a.health.value,
-        reasons=tuple(f.reason for f in a.findings),
-        alerts_opened=tuple(_open(record.name, f, now) for f in plan.opened),
-        alerts_resent=tuple(f.key for f in plan.resent),
-        alerts_resolved=plan.resolved,
-        messages=_messages(record, line, obs, a, plan, now),
-    )
+    updated = _updated_record(record, obs, a, line, interval, stop=stop)
+    messages = _messages(record, memory.stall_kills, line, obs, a, plan, now)
     return CheckDecision(
-        commit=commit,
+        commit=_commit(updated, line, a, plan, messages, now),
         interval_s=None if stop else interval,
         alerts=plan,
         assessment=a,
@@ -140,15 +127,20 @@ def _status_line(record: RunRecord, obs: Observation, a: Assessment) -> str:
 
 
 def _messages(
-    record: RunRecord, line: str, obs: Observation, a: Assessment, plan: AlertPlan, now: datetime
+    record: RunRecord,
+    stall_kills: tuple[int, ...],
+    line: str,
+    obs: Observation,
+    a: Assessment,
+    plan: AlertPlan,
+    now: datetime,
 ) -> tuple[tuple[str, OutboundMessage], ...]:
     """The alert (one message for everything to notify) and the recovery, with their dedupe
     keys. A terminal state closes alerts silently: its own message says what matters. One
     message per episode: the retry a stall kill caused was told by the kill's message.
-    `record`: the run as it was before this check (the stall kills already told)."""
+    `stall_kills`: the attempts killed before this check (its memory before the check)."""
     name = record.name
     messages: list[tuple[str, OutboundMessage]] = []
-    stall_kills = Memory.from_json(record.memory).stall_kills if record.memory else ()
     told = episode_findings(plan.to_notify, a.state, stall_kills)
     if told:
         context = log_context(obs.probe, a.state, retry=a.new_attempt)
@@ -165,9 +157,38 @@ def _messages(
     return tuple(messages)
 
 
+def _commit(
+    updated: RunRecord,
+    line: str,
+    a: Assessment,
+    plan: AlertPlan,
+    messages: tuple[tuple[str, OutboundMessage], ...],
+    now: datetime,
+) -> CheckCommit:
+    """Everything the check writes, in one transaction (see CheckCommit)."""
+    return CheckCommit(
+        run=updated,
+        at=now,
+        status_line=line,
+        health=a.health.value,
+        reasons=tuple(f.reason for f in a.findings),
+        alerts_opened=tuple(_open(updated.name, f, now) for f in plan.opened),
+        alerts_resent=tuple(f.key for f in plan.resent),
+        alerts_resolved=plan.resolved,
+        messages=messages,
+    )
+
+
 def _updated_record(
-    record: RunRecord, obs: Observation, a: Assessment, line: str, interval: float | None
+    record: RunRecord,
+    obs: Observation,
+    a: Assessment,
+    line: str,
+    interval: float | None,
+    *,
+    stop: bool,
 ) -> RunRecord:
+    """The run row after the check; `stop` (the host key changed): watched no more."""
     at = obs.at
     fields: dict[str, object] = {
         "memory": a.memory.to_json(),
@@ -185,6 +206,8 @@ def _updated_record(
         fields["status"] = WatchStatus.UNREACHABLE.value
     if obs.probe is not None and obs.probe.log is not None:
         fields.update(log_attempt=obs.probe.log.attempt, log_offset=obs.probe.log.next_offset)
+    if stop:
+        fields.update(live=False, status=WatchStatus.HOST_KEY_CHANGED.value, next_check_at=None)
     return replace(record, **fields)  # type: ignore[arg-type]
 
 
