@@ -145,8 +145,8 @@ class _Loop:
         """Commit the decision to the simulated row and alerts, then act on it."""
         run, out = self.run, self.out
         self.record = d.record
-        if d.alerts.to_notify:
-            self.message(t, [f.key for f in d.alerts.to_notify])
+        if d.told:  # what the alert message says (one message per episode)
+            self.message(t, [f.key for f in d.told])
         if d.alerts.recovered and d.finish is None:
             self.message(t, [f"recovered:{k}" for k in d.alerts.recovered])
         self.apply(d, at(t))

@@ -41,6 +41,7 @@ class CheckDecision:
     interval_s: float | None  # the next check; None: no more checks by cadence
     alerts: AlertPlan
     assessment: Assessment
+    told: tuple[Finding, ...] = ()  # what the alert message says (one message per episode)
     kill_attempt: int | None = None
     finish: SupervisorState | None = None
     teardown: str | None = None
@@ -83,12 +84,15 @@ def decide(
     interval = next_check_s(a, policy.rules, now, deadline_at=outside.due_at)
     stop = any(f.key == Condition.HOST_KEY for f in a.findings)
     updated = _updated_record(record, obs, a, line, interval, stop=stop)
-    messages = _messages(record, memory.stall_kills, line, obs, a, plan, now)
+    # one message per episode: the retry a stall kill caused was told by the kill's message
+    told = episode_findings(plan.to_notify, a.state, memory.stall_kills)
+    messages = _messages(record, told, line, obs, a, plan, now)
     return CheckDecision(
         commit=_commit(updated, line, a, plan, messages, now),
         interval_s=None if stop else interval,
         alerts=plan,
         assessment=a,
+        told=told,
         kill_attempt=None if stop else a.kill_attempt,
         finish=a.state if terminal else None,
         teardown=None if stop or terminal else outside.teardown,
@@ -128,20 +132,17 @@ def _status_line(record: RunRecord, obs: Observation, a: Assessment) -> str:
 
 def _messages(
     record: RunRecord,
-    stall_kills: tuple[int, ...],
+    told: tuple[Finding, ...],
     line: str,
     obs: Observation,
     a: Assessment,
     plan: AlertPlan,
     now: datetime,
 ) -> tuple[tuple[str, OutboundMessage], ...]:
-    """The alert (one message for everything to notify) and the recovery, with their dedupe
-    keys. A terminal state closes alerts silently: its own message says what matters. One
-    message per episode: the retry a stall kill caused was told by the kill's message.
-    `stall_kills`: the attempts killed before this check (its memory before the check)."""
+    """The alert (one message for what is `told`) and the recovery, with their dedupe keys.
+    A terminal state closes alerts silently: its own message says what matters."""
     name = record.name
     messages: list[tuple[str, OutboundMessage]] = []
-    told = episode_findings(plan.to_notify, a.state, stall_kills)
     if told:
         context = log_context(obs.probe, a.state, retry=a.new_attempt)
         facts = RunFacts(

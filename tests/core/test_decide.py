@@ -20,6 +20,7 @@ from tests.core.builders import (
     RUN,
     T0,
     at,
+    failure,
     make_probe,
     running,
     tree,
@@ -268,7 +269,7 @@ def run_decisions(
 @pytest.mark.parametrize("case", CASES.values(), ids=list(CASES))
 def test_a_check_decides_what_to_commit_and_what_to_do(case: Case) -> None:
     decisions, open_alerts = run_decisions(case.steps, new_record(**case.record), case.policy)
-    assert [{f.key for f in d.alerts.to_notify} for d in decisions] == case.notified
+    assert [{f.key for f in d.told} for d in decisions] == case.notified
     for d, notified in zip(decisions, case.notified, strict=True):
         alerts = [key for key, _ in d.commit.messages if key.split(":")[1] == "alert"]
         assert len(alerts) == (1 if notified else 0)  # one message for all it notifies
@@ -319,4 +320,13 @@ def test_the_warning_is_remembered_for_its_deadline_only() -> None:
     assert memory_of(decisions[0].record).deadline_warned_for == at(60)
     moved = replace(decisions[0].record, deadline_at=at(70))  # /extend by ten minutes
     again, _ = run_decisions(checks(running(at(20))), moved, CheckPolicy())
-    assert {f.key for f in again[0].alerts.to_notify} == {"deadline_warning:2026-11-28T04:10Z"}
+    assert {f.key for f in again[0].told} == {"deadline_warning:2026-11-28T04:10Z"}
+
+
+def test_the_retry_a_stall_kill_caused_is_not_told_twice() -> None:
+    retry = running(at(14), attempt=2, last_failure=failure(1, "killed", exit_code=-9))
+    steps = checks(running(at(1)), running(at(12), output_at=at(1), util_pct=1, **IDLE_TREE), retry)
+    decisions, _ = run_decisions(steps, new_record(), CheckPolicy())
+    assert decisions[1].kill_attempt == 1
+    assert {f.key for f in decisions[2].alerts.to_notify} == {"attempt:2"}  # a new event...
+    assert decisions[2].told == () and decisions[2].commit.messages == ()  # ...told already

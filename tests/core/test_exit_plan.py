@@ -192,3 +192,18 @@ def test_a_destroy_to_retry_keeps_the_run_live_for_its_next_check() -> None:
     assert isinstance(told, Enqueue) and told.message.summary == (("instance", "NOT destroyed"),)
     assert isinstance(saved, SaveRun) and saved.record.live
     assert retry_s == 600.0 and saved.record.next_check_at == at(50)
+
+
+def test_an_instance_kept_by_policy_is_told_as_still_billing() -> None:
+    kept = plan_teardown(record(status="done"), destroy_on_done=False, destroy_on_fail=True)
+    assert isinstance(kept, DestroyOutcome) and kept.billing
+    local = plan_teardown(
+        record(status="done", instance_id=None), destroy_on_done=False, destroy_on_fail=True
+    )
+    assert isinstance(local, DestroyOutcome) and not local.billing  # nothing bills
+
+
+def test_a_deadline_or_cost_ending_destroys_whatever_the_policy_says() -> None:
+    ended = record(status="stopped", outcome="deadline_passed")
+    planned = plan_teardown(ended, destroy_on_done=False, destroy_on_fail=False)
+    assert planned == Destroy(DEADLINE, announce=False)
