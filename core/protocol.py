@@ -3,27 +3,36 @@
 The supervisor is standard-library only and cannot share these classes; a contract test feeds
 real supervisor output to `parse_probe` so the two sides cannot drift apart silently.
 
-Every answer of the supervisor is read into these models by core.supervisor_client; they are
-then the input of the pure rules (core.decide, core.rules) and of the status line.
+The bounded field types the models are built from (counts, pids, readings, clipped text) are
+core.bounded. Every answer of the supervisor is read into these models by
+core.supervisor_client; they are then the input of the pure rules (core.decide, core.rules)
+and of the status line.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     model_validator,
 )
 
+from core.bounded import MAX_COUNT as MAX_COUNT
+from core.bounded import MAX_PID as MAX_PID
+from core.bounded import MAX_READING as MAX_READING
+from core.bounded import Count as Count
+from core.bounded import InstanceModel
+from core.bounded import KnobValue as KnobValue
+from core.bounded import Percent as Percent
+from core.bounded import Pid as Pid
+from core.bounded import Reading as Reading
+from core.bounded import ShortText as ShortText
+from core.bounded import clipped as _clipped
 from core.errors import ProtocolError
 from core.metric_history import MetricHistory, history_from_doc
 
@@ -39,48 +48,8 @@ PROBE_VERSION = 1
 _KNOWN_KINDS = frozenset(kind.value for kind in FailureKind)
 _KIND_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
-# Bounds on every number the instance sends (issue 11): a count, offset or id beyond these is
-# refused (it would overflow SQLite's INTEGER or mean a broken supervisor); a reading that is
-# not finite or out of range is shown as unknown. NaN, 1e400 and 10**20 never reach the store.
-MAX_COUNT = 2**53  # steps, attempts, byte offsets: exact in a float, far below SQLite's 2**63
-MAX_PID = 2**31
-MAX_READING = 1e12  # MB, steps/s, knob values: anything larger is nonsense, not a measurement
 
-
-def _finite_reading(value: Any) -> Any:
-    """A measurement: non-finite or absurd numbers read as unknown (None); a negative one is
-    still refused where the field says so."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return value  # let pydantic say what is wrong with a string or an object
-    number = float(value)
-    if not math.isfinite(number) or abs(number) > MAX_READING:
-        return None
-    return number
-
-
-def _percent(value: Any) -> Any:
-    value = _finite_reading(value)
-    return min(100.0, max(0.0, value)) if isinstance(value, float) else value
-
-
-def _clipped(limit: int) -> Any:
-    """Text from the instance is cut to a length, never refused for being long."""
-    return BeforeValidator(lambda v: v[:limit] if isinstance(v, str) else v)
-
-
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-Pid = Annotated[int, Field(ge=0, le=MAX_PID)]
-Reading = Annotated[Annotated[float, Field(ge=0)] | None, BeforeValidator(_finite_reading)]
-Percent = Annotated[float | None, BeforeValidator(_percent)]
-KnobValue = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_READING, le=MAX_READING)]
-ShortText = Annotated[str, _clipped(4096)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
-
-
-class GpuReading(_Model):
+class GpuReading(InstanceModel):
     index: Annotated[int, Field(ge=0, le=4096)]
     util_pct: Percent = None
     mem_used_mb: Reading = None
@@ -95,7 +64,7 @@ class GpuReading(_Model):
     error: ShortText | None = None
 
 
-class GpuReadStatus(_Model):
+class GpuReadStatus(InstanceModel):
     """How the GPUs were read. `status` is an open word: ok, none (no GPU on the machine),
     unreadable (a GPU stack that did not answer); an unknown word is shown, never refused."""
 
@@ -104,7 +73,7 @@ class GpuReadStatus(_Model):
     error: ShortText | None = None
 
 
-class Activity(_Model):
+class Activity(InstanceModel):
     """The trainer's process tree at the last heartbeat (CPU seconds and read+written bytes
     of the trainer and its descendants); None where /proc could not tell."""
 
@@ -116,7 +85,7 @@ class Activity(_Model):
     last_io_at: AwareDatetime | None = None
 
 
-class AppliedFix(_Model):
+class AppliedFix(InstanceModel):
     attempt: Count
     kind: ShortText
     action: ShortText
@@ -124,7 +93,7 @@ class AppliedFix(_Model):
     at: AwareDatetime
 
 
-class Failure(_Model):
+class Failure(InstanceModel):
     """`last_failure`. The kind is an open vocabulary: one this watcher does not know is kept
     as `reported_kind` and handled as an `error` (nothing to fix here), shown as
     `error (<kind>)`, never a reason to call the state invalid."""
@@ -151,7 +120,7 @@ class Failure(_Model):
         return f"error ({self.reported_kind})" if self.reported_kind else self.kind.value
 
 
-class CollectRun(_Model):
+class CollectRun(InstanceModel):
     """The collect command's run (supervisor/collectcmd.py): pending, running, ok, failed (an
     open vocabulary: anything else reads as not finished)."""
 
@@ -163,7 +132,7 @@ class CollectRun(_Model):
     ended_at: AwareDatetime | None = None
 
 
-class SupervisorState(_Model):
+class SupervisorState(InstanceModel):
     """state.json, schema 1 (see ARCHITECTURE.md)."""
 
     schema_: Literal[1] = Field(alias="schema")
@@ -195,7 +164,7 @@ class SupervisorState(_Model):
     collect: CollectRun | None = None
 
 
-class LogChunk(_Model):
+class LogChunk(InstanceModel):
     """New bytes of the current attempt's log since the watcher's offset, decoded leniently."""
 
     attempt: Count
@@ -206,7 +175,7 @@ class LogChunk(_Model):
     text: str = ""
 
 
-class ProbeSnapshot(_Model):
+class ProbeSnapshot(InstanceModel):
     """One `supervisor probe` answer. `state` is None when state.json was missing or unreadable,
     and then `state_error` says why in words a human can act on."""
 
