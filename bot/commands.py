@@ -127,7 +127,8 @@ def parse_command(text: str, *, bot_username: str | None = None) -> Command | No
         return None
     head = _COMMAND.fullmatch(words[0])
     if head is None:
-        raise UsageError(f"not a command: {words[0][:40]!r}\n{help_text()}")
+        names = " ".join(f"/{name}" for name in COMMANDS)
+        raise UsageError(f"not a command: {words[0][:40]!r}\ncommands: {names} (/help says more)")
     name, mention = head.group(1).lower(), head.group(2)
     if mention and bot_username and mention.lower() != bot_username.lower():
         return None
