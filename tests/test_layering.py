@@ -57,7 +57,8 @@ def test_nothing_outside_the_tests_imports_them(path: Path) -> None:
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "errors", "vocab", "models", "durations", "text", "retry_after", "protocol", "ports",
-        "memory", "findings", "cadence", "outputs", "topics", "actions", "bounded", "metric_history",
+        "memory", "findings", "cadence", "outputs", "topics", "actions", "bounded",
+        "metric_history",
     ),
     "rules": (
         "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
