@@ -18,12 +18,9 @@ neither pulls a verified file again nor repeats the end.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import os
 import posixpath
-import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -42,40 +39,33 @@ from core.config import CollectConfig, Config, RunConfig
 from core.errors import ProtocolError, SleepwatchError, TransportError
 from core.models import RunRecord
 from core.outputs import (
-    PART_SUFFIX,
     Collected,
     CollectResult,
     ManifestFile,
     checked_files,
     local_path,
-    short_of_space,
 )
 from core.ports import Clock, Transport
+from core.pull import (
+    LocalWriteFailed,
+    Mismatch,
+    Partial,
+    PullJob,
+    SliceOver,
+    pull_file,
+    short_of_space_at,
+    size_of,
+)
 from core.store import Store
 from core.supervisor_client import client_for
 from core.text import clean_line
 
 log = logging.getLogger(__name__)
-CHUNK = 4 << 20
-PROGRESS_EVERY = 64 << 20  # bytes between progress rows in the store
-READ_TIMEOUT_S = 120.0
 MAX_MISMATCHES = 3  # a file that changed while pulled is pulled again, this many times
 # The exit path pulls in slices of this long and is called again at once: between slices the
 # run's lock is free, so a /teardown or /kill never waits behind an hour-long pull.
 SLICE_S = 30.0
 NEXT_SLICE_S = 1.0
-
-
-class _Mismatch(Exception):
-    pass
-
-
-class _SliceOver(Exception):
-    pass
-
-
-class _LocalWriteFailed(Exception):
-    """Not an OSError: the SSH channel would read one as the connection failing."""
 
 
 class Collector:
@@ -97,9 +87,8 @@ class Collector:
         self.on_progress = on_progress
         self.live: dict[str, Progress] = {}  # pulls in progress in this process (/status)
         self._memos: dict[str, dict[str, Any]] = {}  # the memo of each pull in progress
-        # (run, path) -> (bytes in the part file, their SHA-256 so far): a next slice goes on
-        # hashing where the last one stopped instead of reading the part file again
-        self._partial: dict[tuple[str, str], tuple[int, Any]] = {}
+        # per run: a next slice goes on hashing where the last stopped (no re-read of the part)
+        self._partial: dict[str, Partial] = {}
 
     def dest(self, run: RunConfig) -> Path:
         spec = run.collect
@@ -211,7 +200,7 @@ class Collector:
         total = sum(f.size for f in files)
         self._memos[record.name] = memo
         verified: dict[str, str] = memo.setdefault("verified", {})
-        short = await asyncio.to_thread(_short_of_space, dest, files, verified)
+        short = await asyncio.to_thread(short_of_space_at, dest, files, verified)
         if short is not None:
             return CollectResult(Collected.FAILED, "NOT collected: no room here", None, (short,))
         mismatches: dict[str, int] = memo.setdefault("mismatches", {})
@@ -224,7 +213,7 @@ class Collector:
                 progress = await self._pull_one(
                     transport, record, spec, entry, target, verified, progress, left_s, slice_end
                 )
-            except _SliceOver:
+            except SliceOver:
                 latest = self.live.get(record.name, progress)
                 memo["progress"] = latest.line()
                 await self._save(record.name, memo)
@@ -234,7 +223,7 @@ class Collector:
                 memo["progress"] = f"{latest.line()}; interrupted, resuming"
                 await self._save(record.name, memo)
                 return pending(f"{latest.line()}; interrupted ({exc})", left_s)
-            except _Mismatch as exc:
+            except Mismatch as exc:
                 mismatches[entry.path] = mismatches.get(entry.path, 0) + 1
                 await self._save(record.name, memo)
                 if mismatches[entry.path] < MAX_MISMATCHES:
@@ -243,7 +232,7 @@ class Collector:
                         f"{clean_line(entry.path)[:200]} {exc}; pulling it again", left_s
                     )
                 problems.append(f"{clean_line(entry.path)[:200]}: {exc}")
-            except (OSError, _LocalWriteFailed) as exc:
+            except (OSError, LocalWriteFailed) as exc:
                 said = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
                 problems.append(f"{clean_line(entry.path)[:200]}: cannot write here ({said})")
             else:
@@ -265,61 +254,16 @@ class Collector:
         left_s: float,
         slice_end: float | None = None,
     ) -> Progress:
-        if verified.get(entry.path) == entry.sha256 and _size(target) == entry.size:
+        if verified.get(entry.path) == entry.sha256 and size_of(target) == entry.size:
             return self._report(replace(progress, bytes_done=progress.bytes_done + entry.size))
         verified.pop(entry.path, None)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(target.name + PART_SUFFIX)
-        offset = _size(part) or 0
-        if offset > entry.size:
-            part.unlink()
-            offset = 0
-        key = (record.name, entry.path)
-        known = self._partial.pop(key, None)
-        if known is not None and offset and known[0] == offset:
-            digest = known[1]  # the next slice of the same pull
-        elif offset:
-            digest = await asyncio.to_thread(_sha256_of, part)
-            log.info("%s: resuming %s at %d bytes", record.name, entry.path, offset)
-        else:
-            digest = hashlib.sha256()
-        progress = replace(progress, current=entry.path, resumed_from=offset)
-        progress = self._report(replace(progress, bytes_done=progress.bytes_done + offset))
-        remote = (
-            entry.path if entry.path.startswith("/") else posixpath.join(record.run_dir, entry.path)
+        run_dir = record.run_dir
+        remote = entry.path if entry.path.startswith("/") else posixpath.join(run_dir, entry.path)
+        job = PullJob(remote, entry, target, left_s, slice_end, spec.max_mb_s)
+        partial = self._partial.setdefault(record.name, {})
+        progress = await pull_file(
+            transport, job, progress, partial, self._report, self._save_progress
         )
-        loop = asyncio.get_running_loop()
-        began, pulled, reported = loop.time(), 0, 0
-        with part.open("ab") as out:
-            async with transport.open_read(remote, timeout_s=left_s) as source:
-                while offset < entry.size:
-                    async with asyncio.timeout(READ_TIMEOUT_S):
-                        chunk = await source.read(offset, min(CHUNK, entry.size - offset))
-                    if not chunk:
-                        break
-                    try:
-                        await asyncio.to_thread(out.write, chunk)
-                    except OSError as exc:
-                        raise _LocalWriteFailed(exc.strerror or str(exc)) from None
-                    digest.update(chunk)
-                    offset += len(chunk)
-                    pulled += len(chunk)
-                    progress = replace(progress, bytes_done=progress.bytes_done + len(chunk))
-                    if pulled - reported >= PROGRESS_EVERY:
-                        reported = pulled
-                        await self._save_progress(progress)
-                    self._report(progress)
-                    if spec.max_mb_s:  # hold the pull to the bandwidth the user allows
-                        ahead_s = pulled / (spec.max_mb_s * 1e6) - (loop.time() - began)
-                        if ahead_s > 0:
-                            await asyncio.sleep(ahead_s)
-                    if slice_end is not None and loop.time() >= slice_end and offset < entry.size:
-                        self._partial[key] = (offset, digest)
-                        raise _SliceOver
-        if offset != entry.size or digest.hexdigest() != entry.sha256:
-            part.unlink()
-            raise _Mismatch("changed or differs from its manifest (size or SHA-256)")
-        os.replace(part, target)
         verified[entry.path] = entry.sha256
         return progress
 
@@ -336,39 +280,8 @@ class Collector:
             await self._save(progress.run, memo)
 
 
-def _short_of_space(dest: Path, files: list[ManifestFile], verified: dict[str, str]) -> str | None:
-    needed = 0
-    for entry in files:
-        target = local_path(dest, entry.path)
-        if verified.get(entry.path) == entry.sha256 and _size(target) == entry.size:
-            continue
-        part = target.with_name(target.name + PART_SUFFIX)
-        needed += max(0, entry.size - (_size(part) or 0))
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(dest).free
-    except OSError as exc:
-        return f"cannot use {dest}: {exc.strerror or exc}"
-    return short_of_space(needed, free, dest)
-
-
 def _when(text: object) -> datetime | None:
     try:
         return datetime.fromisoformat(text) if isinstance(text, str) else None
     except ValueError:
         return None
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
-
-
-def _sha256_of(path: Path) -> Any:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest

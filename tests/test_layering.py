@@ -73,7 +73,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "engine": (
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
-        "health", "notices", "tasks", "upkeep", "service", "collect", "run_chart",
+        "health", "notices", "tasks", "upkeep", "service", "collect", "pull", "run_chart",
     ),
     "root": ("runtime", "root", "cli", "demo", "demo_assets", "collect_cli"),
 }  # fmt: skip
