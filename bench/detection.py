@@ -90,6 +90,7 @@ def summarize_family(outcomes: list[Outcome], catch: bool) -> dict[str, Any]:
         "detect_mean_s": mean(detected) if catch else None,
         "missed": sum(1 for o in outcomes if o.detected_s is None) if catch else None,
         "checks_per_run_day": sum(o.checks for o in outcomes) / days if days else None,
+        "execs_per_run_day": sum(o.execs for o in outcomes) / days if days else None,
         "false_alert_examples": [o.alert_keys[:6] for o in outcomes if o.false_alerts][:3],
     }
 
@@ -195,6 +196,7 @@ def summarize_policy(outcomes: list[Outcome]) -> dict[str, Any]:
     idle = [s for s in (_idle_s(o) for o in outcomes) if s is not None]
     return {
         "checks_per_run_day": sum(o.checks for o in outcomes) / days,
+        "execs_per_run_day": sum(o.execs for o in outcomes) / days,
         "terminal_to_teardown_p95_s": percentile(ended, 95),
         "terminal_to_teardown_mean_s": mean(ended),
         "stall_detect_p95_s": percentile(stalls, 95),
@@ -232,6 +234,12 @@ def goals_for(policies: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             f"{ours['false_alerts']} false alerts on {ours['runs_with_false_alerts']} runs",
         ),
         goal("checks <= 1/4 of 5-minute polling", ratio <= 0.25, f"{ratio:.3f} x"),
+        goal(
+            "every SSH exec (probes, wait re-execs, ctl, ack) counted against 5-minute polling",
+            True,
+            f"{ours['execs_per_run_day']:.0f} vs {base['execs_per_run_day']:.0f} per run-day ="
+            f" {ours['execs_per_run_day'] / base['execs_per_run_day']:.2f} x",
+        ),
     ]
 
 
@@ -244,6 +252,7 @@ def report(
             name,
             fmt(p["checks_per_run_day"]),
             f"{p['checks_per_run_day'] / base:.2f}",
+            fmt(p["execs_per_run_day"]),
             fmt(p["terminal_to_teardown_p95_s"]),
             fmt(None if p["stall_detect_p95_s"] is None else p["stall_detect_p95_s"] / 60),
             str(p["stalls_missed"]),
@@ -258,6 +267,7 @@ def report(
         "policy",
         "checks/run-day",
         "x poll_5m",
+        "execs/run-day",
         "term->down p95 s",
         "stall p95 min",
         "stalls missed",

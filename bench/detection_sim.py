@@ -26,6 +26,7 @@ from core.rules import Observation, Policy
 EXEC_S = 1.0  # one SSH exec on a warm connection (probe, ctl)
 WAKE_DELAY_S = (0.5, 2.0)  # supervisor wait's 0.5 s poll, its return, the 0.3 s debounce
 BREAK_DELAY_S = (15.0, 120.0)  # the wait exec noticing a dead connection
+WAIT_TIMEOUT_S = 300.0  # [watcher] wait_timeout: a wait with no news is re-exec'd this often
 HORIZON_S = DAY_S + 3 * 3600
 EXIT_ONLY_HUMAN_S = 8 * 3600.0  # a decorator's message at night is read in the morning
 TRACEBACK = 'Traceback (most recent call last):\n  File "train.py", line 9\nRuntimeError: boom\n'
@@ -73,6 +74,9 @@ class Outcome:
     watched_s: float = 0.0
     kills: int = 0
     false_kills: int = 0  # kill-attempts on a trainer that was not hung with an idle GPU
+    # every SSH exec: each check's probe, each `supervisor wait` (re-exec'd after each answer
+    # and every WAIT_TIMEOUT_S of no news), each `ctl kill-attempt`, the end's ack
+    execs: int = 0
 
 
 def simulate(run: SimRun, watching: Watching, policy: Policy) -> Outcome:
@@ -93,13 +97,21 @@ class _Loop:
 
     def go(self) -> Outcome:
         t = EXEC_S  # the first check right after launch
+        woken = 0
         while t < HORIZON_S:
             interval = self.check(t)
             if interval is None:
                 break
-            t = min(t + interval, self.next_wake(t))
+            wake = self.next_wake(t)
+            woken += wake < t + interval
+            t = min(t + interval, wake)
         self.out.ended_s = self.run.ended_s
         self.out.watched_s = min(self.out.teardown_s or HORIZON_S, HORIZON_S)
+        waits = (
+            woken + int(self.out.watched_s // WAIT_TIMEOUT_S) + 1 if self.watching.channel else 0
+        )
+        ack = 1 if self.out.teardown_s is not None or self.run.ended_s is not None else 0
+        self.out.execs = self.out.checks + waits + self.out.kills + ack
         if self.run.kind == "hang" and self.out.idle_s is None:
             self.out.idle_s = DAY_S - (self.run.event_s or 0.0)  # never caught: idle to the end
         return self.out

@@ -3,7 +3,8 @@
     python -m bench.fleet_server HOST_KEY AUTHORIZED_KEYS
 
 One asyncssh server on 127.0.0.1 (any user name, the bench's client key): a command naming
-`probe` gets a realistic probe JSON with fresh timestamps, anything else (`true`) exits 0.
+`probe` gets a realistic probe JSON with fresh timestamps, `wait` blocks for its `--timeout`
+and answers "timeout" (a healthy trainer: no news), anything else (`true`) exits 0.
 Prints the port on stdout, serves until stdin closes.
 """
 
@@ -75,10 +76,25 @@ def probe_doc(user: str) -> dict[str, Any]:
     }
 
 
-def handle(process: asyncssh.SSHServerProcess[str]) -> None:
+def wait_timeout_s(command: str) -> float:
+    words = command.split()
+    try:
+        return float(words[words.index("--timeout") + 1])
+    except (ValueError, IndexError):
+        return 300.0
+
+
+async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
     command = process.command or ""
     if "probe" in command:
         process.stdout.write(json.dumps(probe_doc(process.get_extra_info("username"))) + "\n")
+    elif " wait " in command:
+        try:
+            await asyncio.sleep(wait_timeout_s(command))
+        except asyncio.CancelledError:  # the client closed the channel
+            return
+        answer = {"reason": "timeout", "state": {"status": "running", "attempt": 1}}
+        process.stdout.write(json.dumps(answer) + "\n")
     process.exit(0)
 
 

@@ -55,6 +55,10 @@ def _goals(doc: dict[str, Any]) -> str:
     )
 
 
+def _ratio(value: float | None, base: float | None) -> str:
+    return "-" if value is None or not base else f"{value / base:.2f}"
+
+
 def _minutes(seconds: float | None) -> str:
     return fmt(None if seconds is None else seconds / 60)
 
@@ -66,6 +70,8 @@ def _detection(doc: dict[str, Any]) -> str:
             f"`{name}`",
             fmt(p["checks_per_run_day"]),
             f"{p['checks_per_run_day'] / base['checks_per_run_day']:.2f}",
+            fmt(p.get("execs_per_run_day")),
+            _ratio(p.get("execs_per_run_day"), base.get("execs_per_run_day")),
             fmt(p["terminal_to_teardown_p95_s"]),
             _minutes(p["stall_detect_p95_s"]),
             str(p["stalls_missed"]),
@@ -79,6 +85,8 @@ def _detection(doc: dict[str, Any]) -> str:
         "policy",
         "checks/run-day",
         f"x {doc['baseline']}",
+        "SSH execs/run-day",
+        f"execs x {doc['baseline']}",
         "term→teardown p95 s",
         "stall p95 min",
         "stalls missed",
@@ -144,21 +152,31 @@ def _families(doc: dict[str, Any], families: dict[str, dict[str, dict[str, Any]]
 def _fleet(doc: dict[str, Any]) -> str:
     rows = []
     for r in doc.get("results", []):
-        sustained, checks = r.get("sustained", {}), r.get("checks", {})
+        start = r.get("start", {})
         rows.append(
             [
                 str(r.get("runs")),
-                fmt(sustained.get("ops_per_s")),
-                fmt(checks.get("cpu_ms_per_op"), 2),
-                fmt(r.get("cpu_vs_bare"), 2),
-                f"{fmt(checks.get('p50_ms'))} / {fmt(checks.get('p99_ms'))}",
+                fmt(r.get("checks_per_s")),
+                fmt(r.get("cpu_pct")),
+                fmt(r.get("cpu_ms_per_check"), 2),
+                f"{fmt(r.get('check_p50_ms'))} / {fmt(r.get('check_p99_ms'))}",
+                f"{fmt(r.get('bare_p50_ms'))} / {fmt(r.get('bare_p99_ms'))}",
                 fmt(r.get("p99_vs_bare"), 2),
+                f"{r.get('check_samples')} / {r.get('bare_samples')}",
                 fmt(r.get("rss_kib_per_run"), 0),
+                f"{start.get('unreachable_first_checks')} of {start.get('first_checks')}"
+                f" ({fmt(start.get('seconds'), 0)} s)",
+                fmt(r.get("execs_per_check"), 2),
             ]
         )
-    head = ["N", "sustained checks/s", "CPU ms/check", "x bare CPU", "p50 / p99 ms"]
-    head += ["p99 x bare", "KiB/run"]
-    return f"Fleet ({doc.get('at', '?')}):\n\n" + _md(head, rows)
+    head = ["N", "checks/s", "CPU % of a core", "CPU ms/check", "check p50 / p99 ms"]
+    head += ["bare exec p50 / p99 ms", "p99 x bare", "samples", "KiB/run"]
+    head += ["unreachable first checks (restart)", "SSH execs/check"]
+    cadence = doc.get("cadence_s", "?")
+    return (
+        f"Fleet through the real serve, a check per run every {cadence} s"
+        f" ({doc.get('at', '?')}):\n\n" + _md(head, rows)
+    )
 
 
 def _overhead(doc: dict[str, Any]) -> str:
@@ -216,13 +234,15 @@ def summary(docs: dict[str, dict[str, Any]]) -> str:
             [
                 labels.get(name, name),
                 f"{p['checks_per_run_day'] / base['checks_per_run_day']:.2f}",
+                _ratio(p.get("execs_per_run_day"), base.get("execs_per_run_day")),
                 f"{fmt(p['terminal_to_teardown_p95_s'])} s",
                 f"{_minutes(p['stall_detect_p95_s'])} min",
                 f"{idle:.2f}",
                 f"{p['false_alerts']}",
             ]
         )
-    head = ["policy", f"checks x {base_name}", "terminal → teardown p95", "stall detected p95"]
+    head = ["policy", f"checks x {base_name}", f"SSH execs x {base_name}"]
+    head += ["terminal → teardown p95", "stall detected p95"]
     head += [f"paid idle GPU-h x {base_name}", "false alerts"]
     text = [
         f"{doc['runs']} runs, {doc.get('family_runs', '?')} per held-out family, seed "
@@ -235,7 +255,38 @@ def summary(docs: dict[str, dict[str, Any]]) -> str:
         "",
         "Per-family tables: [`bench/README.md`](bench/README.md).",
     ]
+    fleet = docs.get("fleet")
+    if fleet is not None and fleet.get("results") and "cpu_pct" in fleet["results"][0]:
+        text += ["", _fleet_summary(fleet)]
     return "\n".join(text)
+
+
+def _fleet_summary(doc: dict[str, Any]) -> str:
+    """The fleet in the project README: what one `serve` costs per run watched."""
+    rows = [
+        [
+            str(r["runs"]),
+            f"{fmt(r['cpu_pct'])} %",
+            f"{fmt(r['p99_vs_bare'], 2)} ({fmt(r['check_p99_ms'])} ms)",
+            f"{fmt(r['rss_kib_per_run'], 0)} KiB",
+            f"{r['start']['unreachable_first_checks']} of {r['start']['first_checks']}",
+        ]
+        for r in doc["results"]
+    ]
+    head = ["runs, a check each per minute", "CPU of one core", "p99 check x bare exec"]
+    head += ["memory per run", "unreachable first checks after a restart"]
+    return "\n".join(
+        [
+            f"**Fleet** — the real `serve` (scheduler, wait channels, store, outbox) over real"
+            f" asyncssh to fake instances on 127.0.0.1 ({doc.get('at', '?')}, "
+            f"{doc.get('machine', {}).get('cpu_count', '?')} CPUs shared with other work):",
+            "",
+            _md(head, rows),
+            "",
+            "Goals:",
+            _goals(doc),
+        ]
+    )
 
 
 def block(docs: dict[str, dict[str, Any]]) -> str:

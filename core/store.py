@@ -10,10 +10,15 @@ the outbox and the one-time actions are core.store_outbox (its base class).
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 
+import aiosqlite
+
 from core.errors import StaleRun
+from core.migrate import store_error
 from core.models import CheckCommit, OpenAlert, RunRecord
+from core.store_batch import GroupCommit
 from core.store_outbox import OutboxTables
 from core.store_outbox import insert_message as _insert_message
 from core.store_rows import SAVE_RUN as _SAVE_RUN
@@ -127,45 +132,40 @@ class Store(OutboxTables):
 
     # -- checks and alerts --------------------------------------------------------------------
 
+    _commits: GroupCommit[CheckCommit, list[int]] | None = None
+
     async def commit_check(self, commit: CheckCommit) -> list[int]:
         """Apply everything one check decided in ONE transaction (see CheckCommit): all of it
         is written, or none. Returns the ids of the messages actually enqueued. Raises StaleRun
-        (nothing written) when the run was ended or relaunched by another process meanwhile."""
-        name, at = commit.run.name, _ts(commit.at)
-        run_values = _run_values(commit.run)
-        check = (name, at, _text(commit.status_line), _text(commit.health), _json(commit.reasons))
-        opened = [_alert_values(alert) for alert in commit.alerts_opened]
-        messages = [(key, _message_values(msg, commit.at)) for key, msg in commit.messages]
-        ids: list[int] = []
-        async with self._transaction(f"saving a check of {name}") as conn:
-            cursor = await conn.execute(_SAVE_RUN, run_values)
-            if cursor.rowcount != 1:  # rolled back: this check's view is out of date
-                raise StaleRun(name)
-            await conn.execute(
-                "INSERT INTO checks (run, at, status_line, health, reasons) VALUES (?, ?, ?, ?, ?)",
-                check,
-            )
-            for condition in commit.alerts_resolved:
-                await conn.execute(
-                    "UPDATE alerts SET resolved_at = ? "
-                    "WHERE run = ? AND condition = ? AND resolved_at IS NULL",
-                    (at, name, condition),
-                )
-            await conn.executemany(
-                "INSERT INTO alerts (run, condition, opened_at, last_sent_at, message) "
-                "VALUES (?, ?, ?, ?, ?)",
-                opened,
-            )
-            for condition in commit.alerts_resent:
-                await conn.execute(
-                    "UPDATE alerts SET last_sent_at = ? "
-                    "WHERE run = ? AND condition = ? AND resolved_at IS NULL",
-                    (at, name, condition),
-                )
-            for key, values in messages:
-                if (item_id := await _insert_message(conn, key, values)) is not None:
-                    ids.append(item_id)
-        return ids
+        (nothing written) when the run was ended or relaunched by another process meanwhile.
+        Checks that finish together share the transaction's fsync (core/store_batch.py), each
+        under a savepoint of its own."""
+        if self._commits is None:
+            self._commits = GroupCommit(self._write_checks)
+        return await self._commits.submit(commit)
+
+    async def _write_checks(self, commits: list[CheckCommit]) -> list[list[int] | BaseException]:
+        first = commits[0].run.name
+        doing = f"saving a check of {first}" if len(commits) == 1 else "saving checks"
+        outcomes: list[list[int] | BaseException] = []
+        async with self._transaction(doing) as conn:
+            for commit in commits:
+                await conn.execute("SAVEPOINT one_check")
+                outcome: list[int] | BaseException
+                try:
+                    outcome = await _apply_check(conn, commit)
+                except StaleRun as exc:
+                    outcome = exc
+                except sqlite3.Error as exc:
+                    if not conn.in_transaction:  # SQLite dropped the whole batch (disk full)
+                        raise
+                    outcome = store_error(exc, self.path, f"saving a check of {commit.run.name}")
+                    self.write_error = outcome
+                if isinstance(outcome, BaseException):
+                    await conn.execute("ROLLBACK TO one_check")
+                await conn.execute("RELEASE one_check")
+                outcomes.append(outcome)
+        return outcomes
 
     async def recent_checks(self, run: str, limit: int = 20) -> list[tuple[datetime, str, str]]:
         """(at, status_line, health) of the run's latest checks, newest first."""
@@ -260,3 +260,41 @@ class Store(OutboxTables):
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         )
         await self._write(f"saving {key}", sql, (key, _text(value)))
+
+
+async def _apply_check(conn: aiosqlite.Connection, commit: CheckCommit) -> list[int]:
+    """One check's statements (inside the caller's transaction)."""
+    name, at = commit.run.name, _ts(commit.at)
+    run_values = _run_values(commit.run)
+    check = (name, at, _text(commit.status_line), _text(commit.health), _json(commit.reasons))
+    opened = [_alert_values(alert) for alert in commit.alerts_opened]
+    messages = [(key, _message_values(msg, commit.at)) for key, msg in commit.messages]
+    ids: list[int] = []
+    cursor = await conn.execute(_SAVE_RUN, run_values)
+    if cursor.rowcount != 1:  # rolled back: this check's view is out of date
+        raise StaleRun(name)
+    await conn.execute(
+        "INSERT INTO checks (run, at, status_line, health, reasons) VALUES (?, ?, ?, ?, ?)",
+        check,
+    )
+    for condition in commit.alerts_resolved:
+        await conn.execute(
+            "UPDATE alerts SET resolved_at = ? "
+            "WHERE run = ? AND condition = ? AND resolved_at IS NULL",
+            (at, name, condition),
+        )
+    await conn.executemany(
+        "INSERT INTO alerts (run, condition, opened_at, last_sent_at, message) "
+        "VALUES (?, ?, ?, ?, ?)",
+        opened,
+    )
+    for condition in commit.alerts_resent:
+        await conn.execute(
+            "UPDATE alerts SET last_sent_at = ? "
+            "WHERE run = ? AND condition = ? AND resolved_at IS NULL",
+            (at, name, condition),
+        )
+    for key, values in messages:
+        if (item_id := await _insert_message(conn, key, values)) is not None:
+            ids.append(item_id)
+    return ids

@@ -60,8 +60,10 @@ def test_bench_readme_figures_are_generated_from_the_results():
 
 
 @pytest.mark.slow
-def test_fleet_quick_checks_over_real_ssh():
-    doc = fleet.main(sizes=(4,), quick=True, write=False)
+def test_fleet_quick_runs_the_real_serve_over_real_ssh():
+    doc = fleet.main(sizes=(4,), quick=True, write=False, window_s=6.0, samples=5)
     result = doc["results"][0]
-    assert result["checks"]["ops"] > 0 and result["checks"]["errors"] == 0
-    assert result["bare"]["ops"] > 0
+    assert result["start"]["first_checks"] == 4 and result["checks"] > 0
+    assert result["check_samples"] > 0 and result["bare_samples"] > 0
+    assert result["bare_errors"] == 0
+    assert result["execs"].get("probe", 0) > 0 and result["execs_per_check"] is not None

@@ -4,11 +4,13 @@ settings are found without scanning the fleet. Pure where it can be; a real stor
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from core.config import Config, RunConfig
+from core.errors import StaleRun
 from core.models import CheckCommit, RunRecord
 from core.scheduling import jittered
 from core.service import resume_delays
@@ -73,3 +75,39 @@ def test_a_run_is_found_by_name_and_a_replaced_list_is_seen() -> None:
     found = config.find_run("r2")
     assert found is not None and found.run_dir == "/other"
     assert config.find_run("r0") is None
+
+
+async def test_checks_finishing_together_share_a_transaction_each_all_or_nothing(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    runs = [record(i, None) for i in range(20)]
+    for run in runs:
+        await store.upsert_run(run)
+    await store.save_run(replace(runs[7], ended_at=NOW))  # ended by another shell meanwhile
+    versions: list[int] = []
+    batches: list[int] = []
+    write = store._write_checks
+
+    async def counted(commits: list[CheckCommit]) -> list[list[int] | BaseException]:
+        batches.append(len(commits))
+        return await write(commits)
+
+    store._write_checks = counted  # type: ignore[method-assign]
+
+    async def commit(run: RunRecord) -> str:
+        line = f"{NOW:%Y-%m-%dT%H:%M:%SZ} running 1/3 - - - - {run.name}"
+        try:
+            await store.commit_check(CheckCommit(run=run, at=NOW, status_line=line, health="ok"))
+        except StaleRun:
+            return "stale"
+        versions.append(len(await store.recent_checks(run.name)))
+        return "saved"
+
+    results = await asyncio.gather(*(commit(run) for run in runs))
+
+    assert sum(batches) == 20 and len(batches) < 20  # fewer transactions (fsyncs) than checks
+    assert results.count("stale") == 1 and results[7] == "stale"
+    assert versions == [1] * 19
+    assert await store.recent_checks(runs[7].name) == []  # its savepoint rolled back alone
+    await store.close()
