@@ -1,25 +1,21 @@
 """Every closed word the watcher uses, and what each word implies, in one place. Pure.
 
-Who reads it: the rules (core/rules.py, soft_rules.py, silence.py, deadline.py, instance.py)
-name their findings with `Condition` and `Event`; the alert diff (core/transitions.py) asks the
-condition's traits (soft, needs state, blind); the message builders (core/messages.py) ask its
-label and whether it is loud; the protocol model (core/protocol.py) reads the supervisor's
-`status` and `last_failure.kind` into `RunStatus` and `FailureKind`; the config
-(core/config.py) accepts `FixKind`s; a run row's `status` and `teardown` are `RunStatus` /
-`WatchStatus` and `TeardownState`; each provider adapter maps its statuses to `InstanceState`;
-an outbound message has a `MessageKind`. Code compares to members, never to bare strings.
+Who reads it: the rules name findings with `Condition` and `Event`, whose traits (soft, needs
+state, blind) the alert diff (core/transitions.py) asks and whose label and loudness the
+message builders (core/messages.py) ask; core/protocol.py reads the supervisor's `status` and
+`last_failure.kind` into `RunStatus` and `FailureKind`; the config accepts `FixKind`s; a run
+row's `status` and `teardown` are `RunStatus` / `WatchStatus` and `TeardownState`; each
+provider adapter maps its statuses to `InstanceState`; a message has a `MessageKind`. Code
+compares to members, never to bare strings. The words of one module stay in it: Phase
+(core/cadence.py), Health (core/findings.py), Verdict (core/gate.py), Collected
+(core/outputs.py), and the message topics with their trait table (core/topics.py).
 
-The words of one module stay in it: a cadence's Phase (core/cadence.py), a check's Health
-(core/findings.py), the gate's Verdict (core/gate.py), a collection's Collected
-(core/outputs.py), and the message topics with their own trait table (core/topics.py: loud or
-silent, buttons; docs/messages.md is generated from it).
-
-Each vocabulary is a StrEnum (a member is its own string, so a stored row or a JSON document
-holds the plain word), and each one that has traits keeps them in ONE table next to it; a test
-holds every member to a row of its table. The supervisor (standard library, Python 3.9+) keeps
-its own strings for the words it writes; tests/supervisor/test_contract.py holds its lists to
-`FailureKind` and `FixKind`. Its failure kinds stay an OPEN vocabulary for the reader: an
-unknown kind is data (`error (<kind>)`, see core.protocol.Failure), never a crash.
+Each vocabulary is a StrEnum (a stored row or JSON document holds the plain word), and each
+one with traits keeps them in ONE table next to it; a test holds every member to a row of
+its table. The supervisor keeps its own strings for the words it writes;
+tests/supervisor/test_contract.py holds its lists to `FailureKind` and `FixKind`. Its failure
+kinds stay an OPEN vocabulary for the reader: an unknown kind is data (`error (<kind>)`, see
+core.protocol.Failure), never a crash.
 """
 
 from __future__ import annotations
@@ -70,13 +66,8 @@ class WatchStatus(StrEnum):
 
 # A run row in one of these still has a trainer that may be working (and billing).
 LIVE_STATUSES: frozenset[str] = frozenset(
-    {
-        RunStatus.STARTING,
-        RunStatus.RUNNING,
-        RunStatus.RETRYING,
-        WatchStatus.LAUNCHING,
-        WatchStatus.UNREACHABLE,
-    }
+    {RunStatus.STARTING, RunStatus.RUNNING, RunStatus.RETRYING}
+    | {WatchStatus.LAUNCHING, WatchStatus.UNREACHABLE}
 )
 
 
