@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import os
 import stat
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .collectcmd import LOG_NAME
 from .control import CONTROL_FILE, LOCK_FILE, REPLY_FILE
@@ -48,6 +49,7 @@ OWN_FILES = frozenset(
 MAX_PATH = 512
 MAX_FILES = 2000
 MAX_PATTERNS = 64
+MAX_VISITS = 20000  # entries looked at, skipped ones included: a folder of a million stops here
 _CHUNK = 1 << 20
 _MAGIC = ("*", "?", "[")
 
@@ -63,9 +65,14 @@ def build_manifest(run_dir: str, patterns: List[str], max_files: int = MAX_FILES
     missing: List[str] = []
     skipped: List[Dict[str, str]] = []
     truncated = False
+    visits = 0
     for pattern in patterns:
         found = 0
         for path, full, why in _walk(run_dir, pattern):
+            visits += 1
+            if visits > MAX_VISITS:
+                truncated = True
+                break
             if why is not None:
                 if len(skipped) < 50:
                     skipped.append({"path": path[:MAX_PATH], "why": why})
@@ -103,43 +110,41 @@ def _bad_patterns(patterns: List[str]) -> Optional[str]:
     return None
 
 
-def _walk(run_dir: str, pattern: str) -> List[Tuple[str, str, Optional[str]]]:
-    """(path as named, full path, reason skipped or None) of every file the pattern names."""
+Found = Iterator[Tuple[str, str, Optional[str]]]
+
+
+def _walk(run_dir: str, pattern: str) -> Found:
+    """(path as named, full path, reason skipped or None) of every file the pattern names,
+    lazily: the caller's bound stops the walk."""
     absolute = pattern.startswith("/")
     clean = os.path.normpath(pattern)
     full_pattern = clean if absolute else os.path.join(run_dir, clean)
     # a relative pattern promises files under the run dir, an absolute one under its folders
     real_base = os.path.realpath(_base(full_pattern) if absolute else run_dir)
-    out: List[Tuple[str, str, Optional[str]]] = []
     own = os.path.realpath(run_dir)
-    for full in sorted(glob.glob(full_pattern)):
+    for full in sorted(itertools.islice(glob.iglob(full_pattern), MAX_VISITS)):
         if os.path.basename(full) in OWN_FILES and os.path.realpath(os.path.dirname(full)) == own:
             continue
         named = full if absolute else os.path.relpath(full, run_dir)
         if os.path.islink(full):
-            out.append((named, full, "symlink"))
+            yield named, full, "symlink"
         elif os.path.isdir(full):
-            out.extend(_files_under(full, named, real_base, own))
+            yield from _files_under(full, named, real_base, own)
         else:
-            out.append((named, full, _escape(full, real_base)))
-    return out
+            yield named, full, _escape(full, real_base)
 
 
-def _files_under(
-    folder: str, named: str, real_base: str, own: str
-) -> List[Tuple[str, str, Optional[str]]]:
-    out: List[Tuple[str, str, Optional[str]]] = []
+def _files_under(folder: str, named: str, real_base: str, own: str) -> Found:
     if _escape(folder, real_base):
-        return [(named, folder, "outside its base folder")]
+        yield named, folder, "outside its base folder"
+        return
     for root, dirs, files in os.walk(folder, followlinks=False):
         dirs.sort()
         for name in sorted(files) + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
             if name in OWN_FILES and os.path.realpath(root) == own:
                 continue
             full = os.path.join(root, name)
-            rel = os.path.join(named, os.path.relpath(full, folder))
-            out.append((rel, full, _escape(full, real_base)))
-    return out
+            yield os.path.join(named, os.path.relpath(full, folder)), full, _escape(full, real_base)
 
 
 def _base(full_pattern: str) -> str:

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from supervisor import ANSWER_MARK
+import pytest
+
+from supervisor import ANSWER_MARK, manifest
 from supervisor.manifest import build_manifest
 
 
@@ -47,6 +49,15 @@ def test_it_refuses_dotdot_and_bounds_the_count(tmp_path: Path) -> None:
     assert build_manifest(str(run), [])["ok"] is False
     doc = build_manifest(str(run), ["ckpt"], max_files=1)
     assert len(doc["files"]) == 1 and doc["truncated"] is True
+
+
+def test_a_folder_of_countless_entries_stops_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tree(tmp_path)
+    monkeypatch.setattr(manifest, "MAX_VISITS", 2)
+    doc = build_manifest(str(run), ["ckpt"])
+    assert doc["truncated"] is True and len(doc["files"]) <= 2
 
 
 def test_a_changed_file_is_hashed_again_despite_the_cache(tmp_path: Path) -> None:
