@@ -62,14 +62,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "rules": (
         "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
-        "transitions", "exit_plan", "decide", "outside", "gate", "messages", "endings",
-        "statusline", "check_failures", "instance", "collect_report", "batching",
+        "transitions", "exit_plan", "exit_effects", "decide", "outside", "gate", "messages",
+        "endings", "statusline", "check_failures", "instance", "collect_report", "batching",
     ),
     "settings": ("config", "config_sections", "run_settings"),
     "adapters": (
-        "store", "store_db", "store_rows", "store_outbox", "migrate", "ssh", "ssh_pool",
-        "ssh_channels", "hostkeys", "capped", "local", "providers", "scheduling", "console",
-        "ping", "sdnotify", "supervisor_client", "chart",
+        "store", "store_db", "store_rows", "store_outbox", "store_batch", "migrate", "ssh",
+        "ssh_pool", "ssh_channels", "hostkeys", "capped", "local", "providers", "scheduling",
+        "console", "ping", "sdnotify", "supervisor_client", "chart",
     ),
     "engine": (
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
