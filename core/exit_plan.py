@@ -5,14 +5,25 @@ lost); core/exits.py (the ExitHandler) reads what it needs from the store, asks 
 the exit means, and applies the planned effects in one place (`ExitHandler._apply`), in order.
 The order is the crash-safety: how the run ends and its terminal message are written before
 the DELETE (a restart resumes from them), the destroy's result after it, the terminal message
-last. Only the I/O itself (collect, `ctl stop`, the provider's DELETE) happens between steps."""
+last. Only the I/O itself (collect, `ctl stop`, the provider's DELETE) happens between steps.
+The effects themselves (the data a plan is made of) are core/exit_effects.py, re-exported here.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
+from core.exit_effects import ClaimAction as ClaimAction
+from core.exit_effects import Destroy as Destroy
+from core.exit_effects import DestroyOutcome as DestroyOutcome
+from core.exit_effects import Effect as Effect
+from core.exit_effects import Enqueue as Enqueue
+from core.exit_effects import FinishAction as FinishAction
+from core.exit_effects import HoldMessage as HoldMessage
+from core.exit_effects import SaveRun as SaveRun
+from core.exit_effects import Step as Step
 from core.messages import (
     ending_message,
     ending_status_line,
@@ -44,71 +55,6 @@ RETRY_TEARDOWN_S = 600.0
 COLLECT_FIRST = (DEADLINE, COST)
 FORCED_BY_OUTCOME = {ENDING_OUTCOMES[reason]: reason for reason in COLLECT_FIRST}
 TEARDOWN_KEY = "teardown"  # the run's one-time action: destroy its instance
-
-
-# -- effects: what an exit writes, applied in order by ExitHandler._apply ---------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SaveRun:
-    record: RunRecord
-
-
-@dataclass(frozen=True, slots=True)
-class HoldMessage:
-    """The run's terminal message, kept (store meta) until its instance line is known."""
-
-    run: str
-    message: OutboundMessage
-
-
-@dataclass(frozen=True, slots=True)
-class Enqueue:
-    message: OutboundMessage
-    dedupe_key: str
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimAction:
-    run: str
-    key: str
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class FinishAction:
-    run: str
-    key: str
-    result: str
-    at: datetime
-
-
-Effect = SaveRun | HoldMessage | Enqueue | ClaimAction | FinishAction
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """Effects to apply in order, and the run as it stands once they are."""
-
-    record: RunRecord
-    effects: tuple[Effect, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class DestroyOutcome:
-    line: str  # the summary's "instance" line
-    retry: bool  # the destroy failed: the instance is still billing, try again later
-    record: RunRecord  # the run as stored after it
-    billing: bool = False  # kept by policy: it bills on and nobody else will say so
-
-
-@dataclass(frozen=True, slots=True)
-class Destroy:
-    """Destroy the instance (verified); `announce`: a message of its own when it is gone."""
-
-    reason: str
-    announce: bool
 
 
 def should_destroy(status: str, *, destroy_on_done: bool, destroy_on_fail: bool) -> bool:
