@@ -28,6 +28,7 @@ def render_plain(message: OutboundMessage, *, status_line: bool = True) -> str:
     summary = [f"{clean_line(key)}: {clean_line(value)}" for key, value in message.summary]
     if message.chart:
         summary.append(f"chart: {clean_line(message.chart)}")
+    summary.extend(f"{clean_line(label)}: {clean_line(url)}" for label, url in message.links)
     # a terminal message's verdict (its summary) before its excerpt, as in Telegram
     terminal = message.kind is MessageKind.TERMINAL
     parts.extend([*summary, *log] if terminal else [*log, *summary])

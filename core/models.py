@@ -47,6 +47,7 @@ class OutboundMessage:
     loud: bool = False
     actions: tuple[Action, ...] = ()
     chart: str | None = None  # a PNG of the run's metrics (core/run_chart.py), sent as a photo
+    links: tuple[tuple[str, str], ...] = ()  # (label, https URL) the log printed (core/links.py)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class OutboundMessage:
             "loud": self.loud,
             "actions": [a.value for a in self.actions],
             "chart": self.chart,
+            "links": [list(link) for link in self.links],
         }
 
     @classmethod
@@ -82,6 +84,7 @@ class OutboundMessage:
             loud=bool(doc.get("loud", kind in (MessageKind.ALERT, MessageKind.TERMINAL))),
             actions=tuple(Action(a) for a in doc.get("actions") or () if a in _ACTIONS),
             chart=doc["chart"] if isinstance(doc.get("chart"), str) else None,
+            links=tuple((str(label), str(url)) for label, url in doc.get("links") or ()),
         )
 
 

@@ -1,4 +1,5 @@
-"""The terminal message's picture: read the run's metric history from its supervisor once, draw
+"""The terminal message's picture and links: the tracker links its log printed (core/links.py);
+read the run's metric history from its supervisor once, draw
 it (core/chart.py), keep the PNG in `<state_dir>/charts/<run>.png` and add a sparkline of the
 training loss to the message's summary.
 
@@ -19,13 +20,19 @@ from pathlib import Path
 from core.chart import render_png_async
 from core.config import Config
 from core.errors import SleepwatchError
+from core.links import links_in
 from core.metric_history import MetricHistory, sparkline
 from core.models import OutboundMessage, RunRecord
 from core.ports import Transport
+from core.protocol import ProbeSnapshot
 from core.supervisor_client import client_for
 
 log = logging.getLogger(__name__)
 CHART_TIMEOUT_S = 30.0
+
+
+def with_links(message: OutboundMessage, probe: ProbeSnapshot | None) -> OutboundMessage:
+    return replace(message, links=links_in(probe.tail)) if probe else message
 
 
 def chart_path(config: Config, run: str) -> Path:

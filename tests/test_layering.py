@@ -57,7 +57,7 @@ def test_nothing_outside_the_tests_imports_them(path: Path) -> None:
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "errors", "vocab", "models", "durations", "text", "retry_after", "protocol", "ports",
-        "memory", "findings", "cadence", "outputs", "topics", "actions", "bounded",
+        "memory", "findings", "cadence", "outputs", "topics", "actions", "bounded", "links",
         "metric_history",
     ),
     "rules": (
