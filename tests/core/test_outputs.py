@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from core.outputs import (
     ManifestAnswer,
@@ -78,3 +79,19 @@ def test_a_pull_that_cannot_fit_is_refused_before_a_byte_with_what_to_do() -> No
     assert said is not None
     assert said.startswith("14.2 GB still to pull but 3.1 GB free at /data/outputs/llama-ft")
     assert short_of_space(50_000_000, 120_000_000, dest) is not None  # the margin: 100 MB kept
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        [{"path": "a", "size": 1, "sha256": "not-a-hash"}],
+        [{"path": "a", "size": -1, "sha256": SHA}],
+        [{"path": "a", "size": 10**20, "sha256": SHA}],
+        [{"path": "x" * 600, "size": 1, "sha256": SHA}],
+        [{"path": f"f{i}", "size": 1, "sha256": SHA} for i in range(2001)],
+    ],
+    ids=["bad-hash", "negative", "huge", "long-path", "too-many"],
+)
+def test_a_manifest_out_of_bounds_is_refused_whole(files: list[dict[str, object]]) -> None:
+    with pytest.raises(ValidationError):
+        ManifestAnswer.model_validate({"ok": True, "files": files})
