@@ -84,21 +84,13 @@ async def destroy_verified(
     `on_delete_accepted` is awaited as soon as the provider accepts a DELETE, so the caller can
     remember it across a restart.
     """
-    dph_total: float | None = None
-    try:
-        before = await provider.show(instance_id)
-    except ProviderError as exc:
-        log.warning("teardown %s: could not read the instance first: %s", instance_id, exc)
-    else:
-        dph_total = before.dph_total if before is not None else None
+    dph_total = await _price_before(provider, instance_id)
     last_error: str | None = None
     attempt = 0
     for attempt in range(1, attempts + 1):
         try:
             if not (delete_accepted and attempt == 1):
-                await provider.destroy(instance_id)
-                if on_delete_accepted is not None:
-                    await on_delete_accepted()
+                await _delete(provider, instance_id, on_delete_accepted)
         except ProviderError as exc:
             last_error = str(exc)
             if exc.permanent:
@@ -112,9 +104,31 @@ async def destroy_verified(
             last_error = error
         if attempt < attempts:
             delay = min(base_delay_s * 2 ** (attempt - 1), max_delay_s)
-            log.warning("teardown %s: %s; retrying in %.0f s", instance_id, last_error, delay)
-            await sleep(delay)
+            await _wait_to_retry(instance_id, last_error, delay, sleep)
     return TeardownResult(False, attempt, last_error, dph_total)
+
+
+async def _price_before(provider: Provider, instance_id: str) -> float | None:
+    """The instance's $/h as read before the destroy (for the cost line), if it can be read."""
+    try:
+        before = await provider.show(instance_id)
+    except ProviderError as exc:
+        log.warning("teardown %s: could not read the instance first: %s", instance_id, exc)
+        return None
+    return before.dph_total if before is not None else None
+
+
+async def _delete(
+    provider: Provider, instance_id: str, accepted: Callable[[], Awaitable[None]] | None
+) -> None:
+    await provider.destroy(instance_id)
+    if accepted is not None:
+        await accepted()
+
+
+async def _wait_to_retry(instance_id: str, why: str | None, delay_s: float, sleep: Sleep) -> None:
+    log.warning("teardown %s: %s; retrying in %.0f s", instance_id, why, delay_s)
+    await sleep(delay_s)
 
 
 async def _gone_after_reads(
