@@ -17,6 +17,7 @@ from core.config import Config, Secrets
 from core.ports import Notifier
 from core.root import App
 from core.runtime import utc_now
+from core.store import Store
 
 
 class TelegramFrontend:
@@ -25,7 +26,7 @@ class TelegramFrontend:
         self._chat_ids: list[int] = []
 
     async def open(
-        self, config: Config, secrets: Secrets, stack: AsyncExitStack
+        self, config: Config, secrets: Secrets, stack: AsyncExitStack, store: Store
     ) -> Notifier | None:
         if secrets.telegram_token is None:
             return None
@@ -36,7 +37,7 @@ class TelegramFrontend:
         stack.push_async_callback(bot.session.close)
         self._bot = bot
         self._chat_ids = list(config.telegram.chat_ids)
-        return TelegramNotifier(bot, self._chat_ids)
+        return TelegramNotifier(bot, self._chat_ids, buttons=store, clock=utc_now)
 
     async def run(self, app: App) -> None:
         from aiogram import Bot
@@ -61,6 +62,7 @@ class TelegramFrontend:
             self._chat_ids,
             utc_now,
             user_ids=config.telegram.user_ids,
+            tz=config.telegram.zone,
         )
 
         def on_token(problem: str | None) -> None:

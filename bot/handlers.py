@@ -8,12 +8,13 @@ port (core.control.WatcherControl).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.auth import AuditLog
+from bot.buttons import AlertButtons
 from bot.commands import (
     Command,
     Extend,
@@ -29,7 +30,14 @@ from bot.commands import (
     help_text,
     parse_command,
 )
-from bot.confirm import Action, Confirmations, PendingAction, confirm_keyboard, parse_callback
+from bot.confirm import (
+    Action,
+    AlertButton,
+    Confirmations,
+    PendingAction,
+    confirm_keyboard,
+    parse_callback,
+)
 from bot.render import esc, fmt_at, fmt_usd, render_runs, render_status
 from core.errors import AmbiguousRun, SleepwatchError, UnknownRun
 from core.models import Extension, RunView
@@ -61,10 +69,10 @@ def price_text(view: RunView) -> str:
     return f"{fmt_usd(view.dph_total)}/h{spent}"
 
 
-def extension_text(name: str, moved: Extension, now: datetime) -> str:
+def extension_text(name: str, moved: Extension, now: datetime, tz: tzinfo = UTC) -> str:
     parts = []
     if moved.deadline_at is not None:
-        parts.append(f"Deadline of {esc(name)} is now {fmt_at(moved.deadline_at, now)}.")
+        parts.append(f"Deadline of {esc(name)} is now {fmt_at(moved.deadline_at, now, tz)}.")
     if moved.cost_limit_usd is not None:
         parts.append(f"max_cost of {esc(name)} is now {fmt_usd(moved.cost_limit_usd)}.")
     return " ".join(parts) or f"Nothing to extend for {esc(name)}."
@@ -87,21 +95,31 @@ def confirm_prompt(action: str, view: RunView) -> str:
 
 
 class ChatCommands:
+    """`tz`: the zone the person reads times in (`[telegram] timezone`)."""
+
     def __init__(
-        self, control: Control, audit: AuditLog, clock: Clock, confirmations: Confirmations
+        self,
+        control: Control,
+        audit: AuditLog,
+        clock: Clock,
+        confirmations: Confirmations,
+        tz: tzinfo = UTC,
     ) -> None:
         self._control = control
         self._audit = audit
         self._clock = clock
         self._confirmations = confirmations
+        self.tz = tz
 
     def router(self) -> Router:
         router = Router(name="sleepwatch")
         router.message.register(self.on_message, F.text)
+        alerts = AlertButtons(self, self._confirmations.store, self._clock)
+        router.callback_query.register(alerts.on_press, AlertButton.filter())
         router.callback_query.register(self.on_button)
         return router
 
-    async def _record(
+    async def record(
         self, at: datetime, chat_id: int | None, user: int | None, what: str, verdict: str
     ) -> None:
         await self._audit.audit(
@@ -116,33 +134,38 @@ class ChatCommands:
             command = parse_command(text, bot_username=me.username)
         except UsageError as exc:
             await message.answer(esc_lines(str(exc)), parse_mode=HTML)
-            await self._record(now, message.chat.id, user, text, "usage")
+            await self.record(now, message.chat.id, user, text, "usage")
             return
         if command is None:
             return
         age_s = (now - message.date).total_seconds()
         if age_s > STALE_AFTER_S:
             await message.answer(self._stale_text(text, message.date, age_s, now), parse_mode=HTML)
-            await self._record(now, message.chat.id, user, text, "stale")
+            await self.record(now, message.chat.id, user, text, "stale")
             return
-        verdict, keyboard = "ok", None
-        try:
-            reply, keyboard = await self._execute(command, message.chat.id, user, now)
-        except (UnknownRun, AmbiguousRun) as exc:
-            reply, verdict = candidates_text(exc), "unknown_run"
-        except SleepwatchError as exc:
-            reply, verdict = f"Failed: {esc(str(exc))}", "error"
+        reply, keyboard, verdict = await self.answer(command, message.chat.id, user, now)
         await message.answer(reply, parse_mode=HTML, reply_markup=keyboard)
-        await self._record(now, message.chat.id, user, text, verdict)
+        await self.record(now, message.chat.id, user, text, verdict)
 
-    @staticmethod
-    def _stale_text(text: str, sent_at: datetime, age_s: float, now: datetime) -> str:
+    def _stale_text(self, text: str, sent_at: datetime, age_s: float, now: datetime) -> str:
         return (
-            f"Ignored {esc(text, 80)}: it was sent at {fmt_at(sent_at, now)}, "
+            f"Ignored {esc(text, 80)}: it was sent at {fmt_at(sent_at, now, self.tz)}, "
             f"{format_duration(round(age_s))} ago, while sleepwatch could not read it. "
             f"Commands older than {round(STALE_AFTER_S)} s are not executed; "
             "send it again if you still want it."
         )
+
+    async def answer(
+        self, command: Command, chat_id: int, user_id: int | None, now: datetime
+    ) -> tuple[str, InlineKeyboardMarkup | None, str]:
+        """The reply to a command (typed, or a button's), its keyboard and the audit verdict."""
+        try:
+            reply, keyboard = await self._execute(command, chat_id, user_id, now)
+        except (UnknownRun, AmbiguousRun) as exc:
+            return candidates_text(exc), None, "unknown_run"
+        except SleepwatchError as exc:
+            return f"Failed: {esc(str(exc))}", None, "error"
+        return reply, keyboard, "ok"
 
     async def _execute(
         self, command: Command, chat_id: int, user_id: int | None, now: datetime
@@ -151,18 +174,20 @@ class ChatCommands:
             case Help():
                 return esc_lines(help_text()), None
             case Runs():
-                return render_runs(await self._control.list_runs(now), now), None
+                views = await self._control.list_runs(now)
+                return render_runs(views, now, tz=self.tz), None
             case Status(run):
                 view = await self._control.view(await self._resolve(run), now)
-                return render_status(view, now), None
+                return render_status(view, now, tz=self.tz), None
             case Mute(run, seconds):
                 name = await self._resolve(run)
                 until = await self._control.mute(name, seconds, now)
-                return f"Soft alerts of {esc(name)} muted until {fmt_at(until, now)}.", None
+                when = fmt_at(until, now, self.tz)
+                return f"Soft alerts of {esc(name)} muted until {when}.", None
             case Extend(run, seconds):
                 name = await self._resolve(run)
                 moved = await self._control.extend(name, seconds, now)
-                return extension_text(name, moved, now), None
+                return extension_text(name, moved, now, self.tz), None
             case Keep(run):
                 name = await self._resolve(run)
                 return esc(await self._control.keep(name, now)), None
@@ -182,7 +207,7 @@ class ChatCommands:
         refusal = self._pointless(action, view)
         if refusal is not None:
             return refusal, None
-        nonce = self._confirmations.issue(action, name, chat_id, user_id, now)
+        nonce = await self._confirmations.issue(action, name, chat_id, user_id, now)
         return confirm_prompt(action, view), confirm_keyboard(nonce)
 
     @staticmethod
@@ -204,26 +229,28 @@ class ChatCommands:
         chat_id = query.message.chat.id if query.message is not None else None
         parsed = parse_callback(query.data or "")
         user_id = query.from_user.id
-        pending = self._confirmations.take(parsed[1], chat_id, user_id) if parsed else None
+        pending = (
+            await self._confirmations.take(parsed[1], chat_id, user_id, now) if parsed else None
+        )
         if parsed is None or pending is None:
             await query.answer("This button is no longer valid.")
-            await self._record(now, chat_id, query.from_user.id, query.data or "", "expired")
+            await self.record(now, chat_id, query.from_user.id, query.data or "", "expired")
             return
         what = f"/{pending.action} {pending.run}"
         if parsed[0] == "no":
             await query.answer("Cancelled.")
             await self._settle(query, f"Cancelled: {esc(what)}")
-            await self._record(now, chat_id, query.from_user.id, what, "cancelled")
+            await self.record(now, chat_id, query.from_user.id, what, "cancelled")
             return
         if self._confirmations.expired(pending, now):
             await query.answer("Too late: confirm within 60 s.")
             await self._settle(query, f"Expired: {esc(what)} was not confirmed within 60 s.")
-            await self._record(now, chat_id, query.from_user.id, what, "expired")
+            await self.record(now, chat_id, query.from_user.id, what, "expired")
             return
         await query.answer("Working…")
         result, verdict = await self._act(pending, now)
         await self._settle(query, result)
-        await self._record(now, chat_id, query.from_user.id, what, verdict)
+        await self.record(now, chat_id, query.from_user.id, what, verdict)
 
     async def _act(self, pending: PendingAction, now: datetime) -> tuple[str, str]:
         try:

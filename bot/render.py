@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from bot.commands import format_duration
 from core.models import MessageKind, OutboundMessage, RunView
@@ -41,9 +41,14 @@ def esc(text: str, max_chars: int = LINE_MAX) -> str:
     return "".join(out) + "…"
 
 
-def fmt_at(at: datetime, now: datetime) -> str:
-    at, now = at.astimezone(UTC), now.astimezone(UTC)
-    return at.strftime("%H:%M:%SZ" if at.date() == now.date() else "%Y-%m-%d %H:%MZ")
+def fmt_at(at: datetime, now: datetime, tz: tzinfo = UTC) -> str:
+    """A moment as the person reads it, in `tz` (`[telegram] timezone`): the time, with the date
+    when not today. UTC keeps its `Z`; another zone says its name (`09:30:00 CET`)."""
+    at, now = at.astimezone(tz), now.astimezone(tz)
+    today = at.date() == now.date()
+    if tz is UTC:
+        return at.strftime("%H:%M:%SZ" if today else "%Y-%m-%d %H:%MZ")
+    return at.strftime("%H:%M:%S %Z" if today else "%Y-%m-%d %H:%M %Z")
 
 
 def fmt_usd(amount: float) -> str:
@@ -123,7 +128,7 @@ def render_message(message: OutboundMessage, limit: int = TELEGRAM_LIMIT) -> str
     return "\n".join(part for part in parts if part)
 
 
-def run_lines(view: RunView, now: datetime) -> list[str]:
+def run_lines(view: RunView, now: datetime, tz: tzinfo = UTC) -> list[str]:
     """Plain text: the status line, then one line of what else a human wants to know."""
     facts = ["live" if view.live else "ended"]
     if view.kept:
@@ -136,9 +141,9 @@ def run_lines(view: RunView, now: datetime) -> list[str]:
     if view.live and view.cost_limit_usd is not None:
         facts.append(f"max_cost {fmt_usd(view.cost_limit_usd)}")
     if view.muted_until is not None and view.muted_until > now:
-        facts.append(f"muted until {fmt_at(view.muted_until, now)}")
+        facts.append(f"muted until {fmt_at(view.muted_until, now, tz)}")
     if view.live and view.deadline_at is not None:
-        facts.append(f"deadline {fmt_at(view.deadline_at, now)}")
+        facts.append(f"deadline {fmt_at(view.deadline_at, now, tz)}")
     if view.teardown:
         facts.append(f"instance {view.teardown}")
     if view.outputs:
@@ -146,10 +151,10 @@ def run_lines(view: RunView, now: datetime) -> list[str]:
     return [view.status_line, "  " + " · ".join(facts)]
 
 
-def runs_text_lines(views: Sequence[RunView], now: datetime) -> list[str]:
+def runs_text_lines(views: Sequence[RunView], now: datetime, tz: tzinfo = UTC) -> list[str]:
     # kept instances (billing after their run ended) first, then live runs; stable: newest first
     ordered = sorted(views, key=lambda v: (not v.kept, not v.live))
-    return [line for view in ordered for line in run_lines(view, now)]
+    return [line for view in ordered for line in run_lines(view, now, tz)]
 
 
 def runs_title(views: Sequence[RunView]) -> str:
@@ -159,25 +164,29 @@ def runs_title(views: Sequence[RunView]) -> str:
     return f"Runs: {live} live, {len(views) - live} ended{billing}" if views else "No runs yet"
 
 
-def render_runs(views: Sequence[RunView], now: datetime, limit: int = TELEGRAM_LIMIT) -> str:
+def render_runs(
+    views: Sequence[RunView], now: datetime, limit: int = TELEGRAM_LIMIT, tz: tzinfo = UTC
+) -> str:
     """The /runs answer: kept instances first, then live runs, cost so far and projected."""
     head = f"<b>{esc(runs_title(views))}</b>"
     if not views:
         return head
-    body = pre_block(runs_text_lines(views, now), limit - tg_len(head) - 1, keep_tail=False)
+    body = pre_block(runs_text_lines(views, now, tz), limit - tg_len(head) - 1, keep_tail=False)
     return f"{head}\n{body}"
 
 
-def render_status(view: RunView, now: datetime, limit: int = TELEGRAM_LIMIT) -> str:
+def render_status(
+    view: RunView, now: datetime, limit: int = TELEGRAM_LIMIT, tz: tzinfo = UTC
+) -> str:
     """The /status answer: status line, cadence, next check, then the last log lines."""
     parts = [f"<code>{esc(view.status_line)}</code>", f"<b>{esc(view.name)}</b>"]
-    parts.append(esc(run_lines(view, now)[1].strip()))
+    parts.append(esc(run_lines(view, now, tz)[1].strip()))
     if view.live:
         cadence = f"every {format_duration(round(view.interval_s))}" if view.interval_s else "-"
         parts.append(f"cadence: {cadence}")
         if view.next_check_at is not None:
             wait_s = max(0, round((view.next_check_at - now).total_seconds()))
-            when = fmt_at(view.next_check_at, now)
+            when = fmt_at(view.next_check_at, now, tz)
             parts.append(f"next check: {when} (in {format_duration(wait_s)})")
     if view.instance_id:
         parts.append(f"instance: {esc(view.instance_id)}")

@@ -51,6 +51,6 @@ async def enqueue_morning_summary(
         kind=MessageKind.SUMMARY,
         title=f"Morning summary. {runs_title(views)}",
         topic=Topic.MORNING_SUMMARY,
-        log_lines=tuple(runs_text_lines(views, now)),
+        log_lines=tuple(runs_text_lines(views, now, tz)),
     )
     return await store.enqueue(message, dedupe_key=summary_key(now, tz), at=now)

@@ -13,7 +13,9 @@ import contextlib
 import html
 import logging
 from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC, datetime, tzinfo
 from hashlib import sha256
+from typing import Protocol
 from urllib.parse import quote
 
 from aiogram import Bot, Dispatcher
@@ -34,17 +36,18 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.types import BotCommand, BufferedInputFile
+from aiogram.types import BotCommand, BufferedInputFile, InlineKeyboardMarkup
 from pydantic import SecretStr
 
 from bot.auth import AllowListMiddleware, AuditLog
 from bot.commands import COMMANDS
-from bot.confirm import Confirmations
+from bot.confirm import ButtonStore, Confirmations, alert_keyboard, new_nonce
 from bot.handlers import ChatCommands
 from bot.render import render_message
-from core.errors import DeliveryError
+from core.errors import DeliveryError, SleepwatchError
 from core.models import OutboundMessage
 from core.ports import Clock, Control
+from core.store_buttons import ButtonRow
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +78,23 @@ def build_bot(token: SecretStr, api_base: str | None = None, *, timeout_s: float
     )
 
 
+class ChatStore(AuditLog, ButtonStore, Protocol):
+    """What the chat needs of core.store.Store: the audit log and the button nonces."""
+
+
 def build_dispatcher(
     control: Control,
-    store: AuditLog,
+    store: ChatStore,
     chat_ids: Collection[int],
     clock: Clock,
     confirmations: Confirmations | None = None,
     user_ids: Collection[int] = (),
+    tz: tzinfo = UTC,
 ) -> Dispatcher:
+    """Without `confirmations`, pending questions are kept in `store` (across restarts)."""
     dp = Dispatcher()
     dp.update.outer_middleware(AllowListMiddleware(chat_ids, store, clock, user_ids))
-    commands = ChatCommands(control, store, clock, confirmations or Confirmations())
+    commands = ChatCommands(control, store, clock, confirmations or Confirmations(store), tz)
     dp.include_router(commands.router())
     return dp
 
@@ -151,12 +160,35 @@ def delivery_error(exc: AiogramError, token: str = "") -> DeliveryError:
 
 class TelegramNotifier:
     """Sends a message to its chat, or to every allowed chat. A broadcast that failed half-way
-    is retried by the outbox; chats that already have it are skipped (remembered by content)."""
+    is retried by the outbox; chats that already have it are skipped (remembered by content).
+    A silent message goes with `disable_notification`; a loud one with its buttons, whose
+    nonce is stored in `buttons` first (without a store, no buttons are offered)."""
 
-    def __init__(self, bot: Bot, chat_ids: Collection[int]) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        chat_ids: Collection[int],
+        buttons: ButtonStore | None = None,
+        clock: Clock = lambda: datetime.now(UTC),
+        new_nonce: Callable[[], str] = new_nonce,
+    ) -> None:
         self._bot = bot
         self._chat_ids = tuple(chat_ids)
         self._partial: dict[str, set[tuple[int, int]]] = {}
+        self._buttons = buttons
+        self._clock = clock
+        self._new_nonce = new_nonce
+
+    async def _keyboard(
+        self, message: OutboundMessage, chat_id: int
+    ) -> InlineKeyboardMarkup | None:
+        if not (message.loud and message.actions and message.run and self._buttons):
+            return None
+        nonce = self._new_nonce()
+        actions = tuple(a.value for a in message.actions)
+        row = ButtonRow(nonce, "alert", actions, message.run, chat_id, None, self._clock())
+        await self._buttons.put_button(row)  # first: a button never points at nothing
+        return alert_keyboard(message.actions, nonce)
 
     async def deliver(self, message: OutboundMessage) -> None:
         text = render_message(message)
@@ -165,7 +197,15 @@ class TelegramNotifier:
         done = self._partial.setdefault(key, set())
         photo = await _chart_bytes(message.chart)
         for chat_id in targets:
-            for part, send in enumerate(self._sends(message, text, photo)):
+            parts = range(len(self._sends(message, text, photo, None)))
+            if all((chat_id, part) in done for part in parts):
+                continue
+            try:
+                keyboard = await self._keyboard(message, chat_id)
+            except SleepwatchError as exc:  # the store failed: send it without buttons
+                log.warning("alert buttons not stored, sent without them: %s", exc)
+                keyboard = None
+            for part, send in enumerate(self._sends(message, text, photo, keyboard)):
                 if (chat_id, part) in done:
                     continue
                 try:
@@ -178,15 +218,24 @@ class TelegramNotifier:
         del self._partial[key]
 
     def _sends(
-        self, message: OutboundMessage, text: str, photo: bytes | None
+        self,
+        message: OutboundMessage,
+        text: str,
+        photo: bytes | None,
+        keyboard: InlineKeyboardMarkup | None,
     ) -> list[Callable[[int], Awaitable[object]]]:
         """One message; with a chart, the chart with the text as its caption, or, when the
-        text is too long for a caption, the text and then the chart (silent: one buzz)."""
+        text is too long for a caption, the text and then the chart (silent: one buzz). The
+        buttons go under the text."""
         silent = not message.loud  # silent unless a human is needed (core.topics)
 
         async def text_message(chat_id: int) -> object:
             return await self._bot.send_message(
-                chat_id, text, parse_mode="HTML", disable_notification=silent
+                chat_id,
+                text,
+                parse_mode="HTML",
+                disable_notification=silent,
+                reply_markup=keyboard,
             )
 
         if photo is None:
@@ -201,6 +250,7 @@ class TelegramNotifier:
                 caption=caption,
                 parse_mode="HTML",
                 disable_notification=silent or not fits,
+                reply_markup=keyboard if fits else None,
             )
 
         return [chart] if fits else [text_message, chart]

@@ -41,9 +41,10 @@ class ChatFrontend(Protocol):
     """A chat front end (Telegram) plugged in by the outer composition root (bot/app.py)."""
 
     async def open(
-        self, config: Config, secrets: Secrets, stack: AsyncExitStack
+        self, config: Config, secrets: Secrets, stack: AsyncExitStack, store: Store
     ) -> Notifier | None:
-        """The notifier to use, or None when this front end is not configured."""
+        """The notifier to use, or None when this front end is not configured. `store` keeps
+        what the front end must remember across restarts (button nonces)."""
         ...
 
     async def run(self, app: App) -> None:
@@ -134,7 +135,7 @@ async def open_app(
     if serving:
         stack.enter_context(serve_lock(config.watcher.resolved_state_dir()))
     engine = await open_engine(config, secrets, stack)
-    notifier = await frontend.open(config, secrets, stack) if frontend else None
+    notifier = await frontend.open(config, secrets, stack, engine.store) if frontend else None
     if serving and notifier is None:
         print("sleepwatch: no SLEEPWATCH_TELEGRAM_TOKEN: alerts go to this console", flush=True)
     return build_app(

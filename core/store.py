@@ -19,6 +19,7 @@ from core.errors import StaleRun
 from core.migrate import store_error
 from core.models import CheckCommit, OpenAlert, RunRecord
 from core.store_batch import GroupCommit
+from core.store_buttons import ButtonTables
 from core.store_outbox import OutboxTables
 from core.store_outbox import insert_message as _insert_message
 from core.store_rows import SAVE_RUN as _SAVE_RUN
@@ -47,7 +48,7 @@ CHECKS_KEEP_S = 3 * 86400.0
 CHECKS_PRUNE_CHUNK = 20_000  # rows per transaction: a prune never holds the writer for long
 
 
-class Store(OutboxTables):
+class Store(ButtonTables, OutboxTables):
     """Runs, checks, alerts, outbox, actions, command audit and meta, in one SQLite file."""
 
     # -- runs -------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ class Store(OutboxTables):
         async with self._transaction("pruning old audit and outbox rows") as conn:
             for sql, params in statements:
                 deleted += (await conn.execute(sql, params)).rowcount
-        return deleted + await self.prune_checks(now)
+        return deleted + await self.prune_checks(now) + await self.prune_buttons(now)
 
     async def prune_checks(self, now: datetime) -> int:
         """Drop status lines older than CHECKS_KEEP_S, oldest first, in chunks. Ids follow

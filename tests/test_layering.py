@@ -67,9 +67,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "settings": ("config", "config_sections", "run_settings"),
     "adapters": (
-        "store", "store_db", "store_rows", "store_outbox", "store_batch", "migrate", "ssh",
-        "ssh_pool", "ssh_channels", "hostkeys", "capped", "local", "providers", "scheduling",
-        "console", "ping", "sdnotify", "supervisor_client", "chart",
+        "store", "store_db", "store_rows", "store_outbox", "store_batch", "store_buttons",
+        "migrate", "ssh", "ssh_pool", "ssh_channels", "hostkeys", "capped", "local", "providers",
+        "scheduling", "console", "ping", "sdnotify", "supervisor_client", "chart",
     ),
     "engine": (
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
