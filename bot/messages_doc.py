@@ -12,11 +12,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.render import render_message
+from bot.render import render_message, render_runs
+from core.cost import judge_cost
 from core.deadline import judge_deadline
 from core.findings import Finding
+from core.kept import reminder_for
 from core.messages import alert_message, summary_pairs, terminal_message, with_instance_line
-from core.models import OutboundMessage
+from core.models import OutboundMessage, RunRecord, RunView
 from core.protocol import SupervisorState
 from core.topics import ACTION_LABELS, TOPICS, RunFacts
 
@@ -108,7 +110,7 @@ def examples() -> list[tuple[str, OutboundMessage]]:
         ahead.findings,
         ["step 41200 loss 1.93"],
         state=_state(),
-        facts=RunFacts(live=True, has_instance=True, has_deadline=True),
+        facts=RunFacts(live=True, has_instance=True, extendable=True),
     )
     failed_state = _state(
         status="failed",
@@ -135,12 +137,72 @@ def examples() -> list[tuple[str, OutboundMessage]]:
         "8812345 destroyed (run failed)",
         billing=False,
     )
+    capped = judge_cost(
+        25.0, 0.41, T0 - timedelta(hours=60.5), T0, warned=False, tz=ZoneInfo("Europe/Berlin")
+    )
+    assert capped.findings, "the example must warn"
+    cost_line = f"2026-11-28T03:12:09Z running 1/3 61200/90000 97% 71.3/80.0G - {RUN}"
+    cost = alert_message(
+        RUN,
+        cost_line,
+        capped.findings,
+        ["step 61200 loss 1.52"],
+        state=_state(attempt=1, fixes=[], last_failure=None),
+        facts=RunFacts(live=True, has_instance=True, extendable=True),  # max_cost is set
+    )
+    ended = RunRecord(
+        RUN,
+        "/workspace/runs/llama-ft",
+        T0 - timedelta(hours=10),
+        instance_id="8812345",
+        live=False,
+        status="done",
+        dph_total=0.41,
+        teardown="skipped",
+        ended_at=T0 - timedelta(hours=4, minutes=3),
+    )
+    kept = reminder_for(ended, T0, 4 * 3600.0)
+    assert kept is not None
     return [
         ("A self-healed retry (silent): one message for the whole episode", healed),
         ("A stall the kill-attempt recovers (silent)", stall),
         ("A deadline ahead (loud): no training log, what will happen and when", deadline),
+        ("max_cost ahead (loud): /extend raises it by the duration at the hourly price", cost),
         ("A failed run (loud): the verdict first, the excerpt after", failed),
+        ("A kept instance (loud): every kept_reminder until /teardown or /keep", kept.message),
     ]
+
+
+def runs_example() -> str:
+    views = [
+        RunView(
+            name="llava-eval",
+            live=False,
+            status_line="2026-11-28T01:40:00Z done 1/3 5000/5000 - - - llava-eval",
+            instance_id="8800001",
+            cost_usd=2.90,
+            dph_total=0.41,
+            kept=True,
+        ),
+        RunView(
+            name=RUN,
+            live=True,
+            status_line=f"2026-11-28T07:29:02Z running 2/3 61200/90000 97% 71.3/80.0G oom {RUN}",
+            instance_id="8812345",
+            cost_usd=3.21,
+            dph_total=0.41,
+            projected_usd=4.72,
+            cost_limit_usd=25.0,
+            muted_until=T0.replace(hour=9, minute=30, second=0),
+            deadline_at=T0.replace(hour=13, minute=30, second=0),
+        ),
+    ]
+    text = render_runs(views, T0.replace(hour=7, minute=29), tz=ZoneInfo("Europe/Berlin"))
+    return (
+        "## `/runs`\n\nKept instances first, then live runs, each with the cost so far and, while "
+        "it runs, the cost projected to the last step; times in `[telegram] timezone` (here "
+        f"Europe/Berlin):\n\n```html\n{text}\n```\n"
+    )
 
 
 def _example(title: str, message: OutboundMessage) -> str:
@@ -170,6 +232,7 @@ def document() -> str:
         "## Loud or silent\n",
         table() + "\n",
         *(_example(title, message) for title, message in examples()),
+        runs_example(),
     ]
     return "\n".join(parts)
 

@@ -11,9 +11,9 @@ the deadline rule (core/deadline.py); `projected_usd` is called by core/control.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
-from core.durations import format_duration
+from core.durations import format_duration, local_time
 from core.findings import Finding
 from core.memory import Memory
 from core.models import RunRecord
@@ -54,9 +54,10 @@ def judge_cost(
     now: datetime,
     *,
     warned: bool,
+    tz: tzinfo = UTC,
 ) -> CostVerdict:
     """The cap's verdict for one check of a live run. A limit with no known price is an alert
-    (the cap cannot be kept), never a silent pass."""
+    (the cap cannot be kept), never a silent pass. `tz`: the zone the person reads times in."""
     if limit_usd is None:
         return CostVerdict()
     if dph_total is None:
@@ -78,7 +79,7 @@ def judge_cost(
     if left_s > 0:
         if warned:
             return CostVerdict(warned=True, cap_at=capped_at)
-        stamp = capped_at.astimezone(UTC).strftime("%H:%MZ")
+        stamp = local_time(capped_at, now, tz)
         reason = (
             f"{money}: the cap is reached at {stamp} (in {format_duration(left_s)}); the run "
             "will then be stopped and its instance destroyed unless you /extend"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
-from core.durations import format_duration
+from core.durations import format_duration, local_time
 from core.rules import Finding
 from core.vocab import Condition, Event
 
@@ -21,13 +21,6 @@ class DeadlineVerdict:
     findings: tuple[Finding, ...] = ()
     warned: bool = False
     teardown: bool = False
-
-
-def local_time(at: datetime, now: datetime, tz: tzinfo) -> str:
-    """A moment as a person reads it, in their zone: `05:12 CET`, with the date unless today."""
-    local = at.astimezone(tz)
-    shape = "%H:%M %Z" if local.date() == now.astimezone(tz).date() else "%Y-%m-%d %H:%M %Z"
-    return local.strftime(shape)
 
 
 def judge_deadline(

@@ -86,7 +86,7 @@ def decide(
     updated = _updated_record(record, obs, a, line, interval, stop=stop)
     # one message per episode: the retry a stall kill caused was told by the kill's message
     told = episode_findings(plan.to_notify, a.state, memory.stall_kills)
-    messages = _messages(record, told, line, obs, a, plan, now)
+    messages = _messages(record, told, line, obs, a, plan, now, policy.max_cost is not None)
     return CheckDecision(
         commit=_commit(updated, line, a, plan, messages, now),
         interval_s=None if stop else interval,
@@ -138,6 +138,7 @@ def _messages(
     a: Assessment,
     plan: AlertPlan,
     now: datetime,
+    capped: bool,
 ) -> tuple[tuple[str, OutboundMessage], ...]:
     """The alert (one message for what is `told`) and the recovery, with their dedupe keys.
     A terminal state closes alerts silently: its own message says what matters."""
@@ -148,7 +149,7 @@ def _messages(
         facts = RunFacts(
             live=a.health is not Health.TERMINAL,
             has_instance=record.instance_id is not None,
-            has_deadline=record.deadline_at is not None,
+            extendable=record.deadline_at is not None or capped,  # /extend moves both
         )
         alert = alert_message(name, line, told, context, state=a.state, facts=facts)
         messages.append((f"{name}:alert:{now.isoformat()}", alert))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
 from core.errors import SleepwatchError
 
@@ -95,3 +96,10 @@ def format_duration(seconds: float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def local_time(at: datetime, now: datetime, tz: tzinfo) -> str:
+    """A moment as a person reads it, in their zone: `05:12 CET`, with the date unless today."""
+    local = at.astimezone(tz)
+    shape = "%H:%M %Z" if local.date() == now.astimezone(tz).date() else "%Y-%m-%d %H:%M %Z"
+    return local.strftime(shape)

@@ -85,7 +85,7 @@ def judge_outside(
         tz=policy.tz,
     )
     limit = cost_limit(policy.max_cost, record.cost_extended_usd)
-    cost = CostVerdict() if ended or limit is None else _cost(record, memory, limit, now)
+    cost = CostVerdict() if ended or limit is None else _cost(record, memory, limit, now, policy.tz)
     disk = DiskVerdict() if ended else _disk(obs, policy, open_alerts)
     lost = verdict.finding is not None and verdict.finding.key == Condition.INSTANCE_LOST
     teardown = DEADLINE if deadline.teardown else COST if cost.teardown else LOST if lost else None
@@ -125,9 +125,11 @@ def _instance(
     )
 
 
-def _cost(record: RunRecord, memory: Memory, limit: float, now: datetime) -> CostVerdict:
+def _cost(
+    record: RunRecord, memory: Memory, limit: float, now: datetime, tz: tzinfo
+) -> CostVerdict:
     warned = memory.cost_warned_for is not None and memory.cost_warned_for == limit
-    return judge_cost(limit, record.dph_total, record.launched_at, now, warned=warned)
+    return judge_cost(limit, record.dph_total, record.launched_at, now, warned=warned, tz=tz)
 
 
 def _disk(

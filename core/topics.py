@@ -254,11 +254,12 @@ def loud_for(topics: Collection[Topic], *, notify_done: str = "silent") -> bool:
 
 @dataclass(frozen=True, slots=True)
 class RunFacts:
-    """What decides whether a button fits: can the run be stopped, destroyed, extended."""
+    """What decides whether a button fits: can the run be stopped, destroyed, extended (it has
+    a deadline or a max_cost: /extend moves both)."""
 
     live: bool = True
     has_instance: bool = False
-    has_deadline: bool = False
+    extendable: bool = False
 
 
 def actions_for(topics: Collection[Topic], facts: RunFacts) -> tuple[Action, ...]:
@@ -270,7 +271,7 @@ def actions_for(topics: Collection[Topic], facts: RunFacts) -> tuple[Action, ...
     fits = {
         Action.KILL: facts.live,
         Action.TEARDOWN: facts.has_instance,
-        Action.EXTEND: facts.live and facts.has_deadline,
+        Action.EXTEND: facts.live and facts.extendable,
         Action.MUTE: facts.live,
         Action.STATUS: True,
     }

@@ -25,7 +25,7 @@ NAN = (
     '  File "train.py", line 180, in step\n'
     "ValueError: loss is NaN at step 1200\n"
 )
-LIVE = RunFacts(live=True, has_instance=True, has_deadline=True)
+LIVE = RunFacts(live=True, has_instance=True, extendable=True)
 
 
 def retry(attempt: int = 2) -> Finding:
