@@ -1,4 +1,4 @@
--- 005: the buttons under loud alerts and the pending confirmations of /kill and /teardown
+-- 006: the buttons under loud alerts and the pending confirmations of /kill and /teardown
 -- (issue 14). Stored, so that a button pressed after `serve` restarted still works, or says
 -- clearly that it expired, instead of being void.
 -- kind: 'alert' (a row of actions under an alert; `actions` lists them, comma-separated) or
