@@ -39,6 +39,7 @@ from bot.confirm import (
     parse_callback,
 )
 from bot.render import esc, fmt_at, fmt_usd, render_runs, render_status
+from core.answers import extension_answer, mute_answer
 from core.errors import AmbiguousRun, SleepwatchError, UnknownRun
 from core.models import Extension, RunView
 from core.ports import Clock, Control
@@ -70,12 +71,7 @@ def price_text(view: RunView) -> str:
 
 
 def extension_text(name: str, moved: Extension, now: datetime, tz: tzinfo = UTC) -> str:
-    parts = []
-    if moved.deadline_at is not None:
-        parts.append(f"Deadline of {esc(name)} is now {fmt_at(moved.deadline_at, now, tz)}.")
-    if moved.cost_limit_usd is not None:
-        parts.append(f"max_cost of {esc(name)} is now {fmt_usd(moved.cost_limit_usd)}.")
-    return " ".join(parts) or f"Nothing to extend for {esc(name)}."
+    return esc(extension_answer(name, moved, now, tz))
 
 
 def confirm_prompt(action: str, view: RunView) -> str:
@@ -182,8 +178,7 @@ class ChatCommands:
             case Mute(run, seconds):
                 name = await self._resolve(run)
                 until = await self._control.mute(name, seconds, now)
-                when = fmt_at(until, now, self.tz)
-                return f"Soft alerts of {esc(name)} muted until {when}.", None
+                return esc(mute_answer(name, until, now, self.tz)), None
             case Extend(run, seconds):
                 name = await self._resolve(run)
                 moved = await self._control.extend(name, seconds, now)

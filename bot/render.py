@@ -12,7 +12,10 @@ import html
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 
-from bot.commands import format_duration
+# the words of every answer live in core.answers (the CLI says the same); this module sets them
+from core.answers import fmt_at as fmt_at
+from core.answers import fmt_usd as fmt_usd
+from core.answers import runs_text_lines, runs_title, status_answer
 from core.models import MessageKind, OutboundMessage, RunView
 from core.text import clean_line, clean_lines
 
@@ -39,20 +42,6 @@ def esc(text: str, max_chars: int = LINE_MAX) -> str:
         out.append(piece)
         used += len(piece)
     return "".join(out) + "…"
-
-
-def fmt_at(at: datetime, now: datetime, tz: tzinfo = UTC) -> str:
-    """A moment as the person reads it, in `tz` (`[telegram] timezone`): the time, with the date
-    when not today. UTC keeps its `Z`; another zone says its name (`09:30:00 CET`)."""
-    at, now = at.astimezone(tz), now.astimezone(tz)
-    today = at.date() == now.date()
-    if tz is UTC:
-        return at.strftime("%H:%M:%SZ" if today else "%Y-%m-%d %H:%MZ")
-    return at.strftime("%H:%M:%S %Z" if today else "%Y-%m-%d %H:%M %Z")
-
-
-def fmt_usd(amount: float) -> str:
-    return f"${amount:,.2f}"
 
 
 def pre_block(lines: Sequence[str], budget: int, *, keep_tail: bool = True) -> str:
@@ -128,42 +117,6 @@ def render_message(message: OutboundMessage, limit: int = TELEGRAM_LIMIT) -> str
     return "\n".join(part for part in parts if part)
 
 
-def run_lines(view: RunView, now: datetime, tz: tzinfo = UTC) -> list[str]:
-    """Plain text: the status line, then one line of what else a human wants to know."""
-    facts = ["live" if view.live else "ended"]
-    if view.kept:
-        facts.insert(0, "KEPT: instance still billing (/teardown or /keep)")
-    if view.cost_usd is not None:
-        rate = f" at {fmt_usd(view.dph_total)}/h" if view.dph_total is not None else ""
-        facts.append(f"{fmt_usd(view.cost_usd)} so far{rate}")
-    if view.projected_usd is not None:
-        facts.append(f"~{fmt_usd(view.projected_usd)} projected to the last step")
-    if view.live and view.cost_limit_usd is not None:
-        facts.append(f"max_cost {fmt_usd(view.cost_limit_usd)}")
-    if view.muted_until is not None and view.muted_until > now:
-        facts.append(f"muted until {fmt_at(view.muted_until, now, tz)}")
-    if view.live and view.deadline_at is not None:
-        facts.append(f"deadline {fmt_at(view.deadline_at, now, tz)}")
-    if view.teardown:
-        facts.append(f"instance {view.teardown}")
-    if view.outputs:
-        facts.append(f"outputs: {view.outputs}")
-    return [view.status_line, "  " + " · ".join(facts)]
-
-
-def runs_text_lines(views: Sequence[RunView], now: datetime, tz: tzinfo = UTC) -> list[str]:
-    # kept instances (billing after their run ended) first, then live runs; stable: newest first
-    ordered = sorted(views, key=lambda v: (not v.kept, not v.live))
-    return [line for view in ordered for line in run_lines(view, now, tz)]
-
-
-def runs_title(views: Sequence[RunView]) -> str:
-    live = sum(1 for v in views if v.live)
-    kept = sum(1 for v in views if v.kept)
-    billing = f", {kept} kept instance{'s' if kept > 1 else ''} billing" if kept else ""
-    return f"Runs: {live} live, {len(views) - live} ended{billing}" if views else "No runs yet"
-
-
 def render_runs(
     views: Sequence[RunView], now: datetime, limit: int = TELEGRAM_LIMIT, tz: tzinfo = UTC
 ) -> str:
@@ -178,18 +131,10 @@ def render_runs(
 def render_status(
     view: RunView, now: datetime, limit: int = TELEGRAM_LIMIT, tz: tzinfo = UTC
 ) -> str:
-    """The /status answer: status line, cadence, next check, then the last log lines."""
-    parts = [f"<code>{esc(view.status_line)}</code>", f"<b>{esc(view.name)}</b>"]
-    parts.append(esc(run_lines(view, now, tz)[1].strip()))
-    if view.live:
-        cadence = f"every {format_duration(round(view.interval_s))}" if view.interval_s else "-"
-        parts.append(f"cadence: {cadence}")
-        if view.next_check_at is not None:
-            wait_s = max(0, round((view.next_check_at - now).total_seconds()))
-            when = fmt_at(view.next_check_at, now, tz)
-            parts.append(f"next check: {when} (in {format_duration(wait_s)})")
-    if view.instance_id:
-        parts.append(f"instance: {esc(view.instance_id)}")
+    """The /status answer (core.answers.status_answer, the CLI's too) in Telegram's HTML."""
+    answer = status_answer(view, now, tz)
+    parts = [f"<code>{esc(answer.status_line)}</code>", f"<b>{esc(answer.name)}</b>"]
+    parts += [esc(line) for line in (answer.facts, *answer.details)]
     head = "\n".join(parts)
-    log = pre_block(view.tail, limit - tg_len(head) - 1) if view.tail else ""
+    log = pre_block(answer.tail, limit - tg_len(head) - 1) if answer.tail else ""
     return "\n".join(p for p in (head, log) if p)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
-from bot.render import runs_text_lines, runs_title
+from core.answers import runs_text_lines, runs_title
 from core.kept import is_kept
 from core.models import MessageKind, OutboundMessage, RunRecord
 from core.ports import Control

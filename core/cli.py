@@ -1,8 +1,10 @@
-"""`sleepwatch` command line: parses the command, gets the engine's parts from the
-composition root (core/root.py: open_app) and runs one command, or `serve` until a signal.
+"""`sleepwatch` command line: parses the command (core/cli_args.py), gets the engine's parts
+from the composition root (core/root.py: open_app) and runs one command, or `serve` until a
+signal. The answers it prints are core/answers.py's, the chat's words.
 
-Called by bot/app.py (the outer root, which passes the chat front end in; without one, or
-without a token, the console notifier is used) and by `python -m core.cli`.
+Called by bot/app.py (the outer root, which passes the chat front end in, and `init`'s wizard;
+without a front end, or without a token, the console notifier is used) and by
+`python -m core.cli`.
 """
 
 from __future__ import annotations
@@ -14,77 +16,53 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
-from pathlib import Path
+from typing import Any
 
+from core.answers import extension_answer, mute_answer, runs_text_lines, runs_title, status_answer
+from core.cli_args import parse_args
 from core.config import Config, Secrets, load_config
-from core.demo import SCENARIOS
-from core.durations import EXTEND
-from core.errors import SleepwatchError
+from core.durations import EXTEND, MUTE
+from core.errors import ConfigError, SleepwatchError
 from core.health import read_heartbeat
 from core.launch import LaunchRefused, launch, plan_launch
 from core.root import App, ChatFrontend, open_app
 from core.runtime import configure_logging, heartbeat_path, utc_now
 from core.sdnotify import SdNotifier
 from core.tasks import log_if_failed
+from core.text import clean_line
 
-DEFAULT_CONFIG = "sleepwatch.toml"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sleepwatch", description=__doc__)
-    parser.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG))
-    parser.add_argument("--verbose", action="store_true", help="debug logging on stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="watch every live run, alert, take chat commands")
-    for name, text in (
-        ("check", "one check now; prints the status line"),
-        ("gate", "run the run-first gate against the instance"),
-        ("kill", "stop the run (no retry)"),
-        ("teardown", "destroy the run's instance now"),
-        ("keep", "keep an instance left after its run ended: no more reminders"),
-    ):
-        sub.add_parser(name, help=text).add_argument("run")
-    collect = sub.add_parser("collect", help="pull the run's outputs now (resumable), verified")
-    collect.add_argument("run")
-    launch_cmd = sub.add_parser("launch", help="gate, upload and start the supervisor")
-    launch_cmd.add_argument("run")
-    launch_cmd.add_argument("--force", action="store_true", help="launch even if the gate fails")
-    launch_cmd.add_argument(
-        "--replace", action="store_true", help="relaunch a run that is still being watched"
-    )
-    sub.add_parser("runs", help="one status line per run")
-    extend = sub.add_parser(
-        "extend",
-        help="push the run's deadline and raise its max_cost by DURATION at the hourly price",
-    )
-    extend.add_argument("run")
-    extend.add_argument("duration", help="e.g. 90m, 2h, 1h30m, 1d (a bare number is minutes)")
-    sub.add_parser("health", help="exit 0 while a serve loop is alive (container HEALTHCHECK)")
-    demo = sub.add_parser("demo", help="the whole promise on this machine, no accounts")
-    demo.add_argument(
-        "--scenario",
-        default="oom",
-        choices=SCENARIOS,
-    )
-    return parser
+SetupWizard = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
-def main(argv: Sequence[str] | None = None, *, frontend: ChatFrontend | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    frontend: ChatFrontend | None = None,
+    setup: SetupWizard | None = None,
+) -> int:
+    args = parse_args(argv)
     configure_logging(args.verbose)
     try:
         if args.command == "demo":
             from core.demo import run_demo
 
             return asyncio.run(run_demo(args.scenario))
-        config = (
-            load_config(args.config)
-            if args.command != "health" or args.config.exists()
-            else Config()
-        )
+        if args.command == "init":
+            if setup is None:
+                raise SleepwatchError("init needs the Telegram front end: run `sleepwatch init`")
+            return asyncio.run(setup(args))
+        if args.command == "health" and not args.config.exists():
+            config = Config()
+        elif not args.config.exists() and args.config_why != "--config":
+            raise ConfigError(
+                f"no config file at {args.config} ({args.config_why}): `sleepwatch init` "
+                "writes one, or pass --config PATH"
+            )
+        else:
+            config = load_config(args.config)
         if args.command == "health":
             return health(config, utc_now())
         return asyncio.run(dispatch(args, config, Secrets.load(os.environ), frontend))
@@ -112,8 +90,9 @@ def health(config: Config, now: datetime) -> int:
 async def dispatch(
     args: argparse.Namespace, config: Config, secrets: Secrets, frontend: ChatFrontend | None
 ) -> int:
-    # the same bounds as /extend in chat, checked before anything is opened
-    extend_s = EXTEND.parse(args.duration) if args.command == "extend" else 0
+    # the same rule and bounds as /extend and /mute in chat, checked before anything is opened
+    rule = {"extend": EXTEND, "mute": MUTE}.get(args.command)
+    duration_s = rule.parse(args.duration) if rule is not None else 0
     async with AsyncExitStack() as stack:
         serving = args.command == "serve"
         app = await open_app(
@@ -124,12 +103,13 @@ async def dispatch(
         if args.command in ("launch", "gate"):  # with this file's settings, never stored ones
             return await launch_or_gate(args, app)
         await app.service.learn_runs()  # a run launched with another config file is still known
-        return await one_shot(args, app, extend_s)
+        return await one_shot(args, app, duration_s)
 
 
-async def one_shot(args: argparse.Namespace, app: App, extend_s: float) -> int:
-    """runs, collect, check, kill, teardown, extend, keep: one command, then exit."""
-    control = app.control
+async def one_shot(args: argparse.Namespace, app: App, duration_s: float) -> int:
+    """runs, status, collect, check, kill, teardown, extend, mute, keep: one command, then
+    exit. What it prints is what chat answers (core.answers), as plain text."""
+    control, tz = app.control, app.config.telegram.zone  # times as chat shows them
     now = utc_now()
     if args.command == "runs":
         await print_runs(app, now)
@@ -150,24 +130,24 @@ async def one_shot(args: argparse.Namespace, app: App, extend_s: float) -> int:
         print(await control.teardown(name))
         await app.sender.drain_once()
     elif args.command == "extend":
-        moved = await control.extend(name, extend_s, now)
-        if moved.deadline_at is not None:
-            print(f"{name}: deadline now {moved.deadline_at:%Y-%m-%d %H:%M} UTC")
-        if moved.cost_limit_usd is not None:
-            print(f"{name}: max_cost now ${moved.cost_limit_usd:.2f}")
+        print(extension_answer(name, await control.extend(name, duration_s, now), now, tz))
+    elif args.command == "mute":
+        print(mute_answer(name, await control.mute(name, duration_s, now), now, tz))
     elif args.command == "keep":
         print(await control.keep(name, now))
+    elif args.command == "status":
+        say(status_answer(await control.view(name, now), now, tz).lines())
     return 0
 
 
+def say(lines: Sequence[str]) -> None:
+    """Lines for a terminal: what came from the instance is cleaned (no escape sequences)."""
+    print("\n".join(clean_line(line) for line in lines))
+
+
 async def print_runs(app: App, now: datetime) -> None:
-    for view in await app.control.list_runs(now):
-        cost = f" ${view.cost_usd:.2f}" if view.cost_usd is not None else ""
-        projected = (
-            f" (~${view.projected_usd:.2f} projected)" if view.projected_usd is not None else ""
-        )
-        kept = " KEPT: still billing" if view.kept else ""
-        print(f"{view.status_line}{cost}{projected}{kept}")
+    views = await app.control.list_runs(now)
+    say([runs_title(views), *runs_text_lines(views, now, app.config.telegram.zone)])
 
 
 async def launch_or_gate(args: argparse.Namespace, app: App) -> int:

@@ -64,6 +64,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
         "transitions", "exit_plan", "exit_effects", "decide", "outside", "gate", "messages",
         "endings", "statusline", "check_failures", "instance", "collect_report", "batching",
+        "answers",
     ),
     "settings": ("config", "config_sections", "run_settings"),
     "adapters": (
@@ -75,7 +76,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
         "health", "notices", "tasks", "upkeep", "service", "collect", "pull", "run_chart",
     ),
-    "root": ("runtime", "root", "cli", "demo", "demo_assets", "collect_cli"),
+    "root": ("runtime", "root", "cli", "cli_args", "demo", "demo_assets", "collect_cli"),
 }  # fmt: skip
 LAYER_ORDER = tuple(LAYERS)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from bot.commands import COMMANDS
-from core.cli import build_parser
+from core.cli_args import build_parser
 from core.config import Secrets, load_config, parse_config
 from core.launch import run_json
 from core.migrate import MIGRATIONS_DIR
