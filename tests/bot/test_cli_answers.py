@@ -52,7 +52,8 @@ async def test_mute_90_on_the_command_line_is_chats_mute_90(
         record = await store.get_run("llama-ft")
     assert record is not None and record.muted_until is not None
     assert record.muted_until - before >= timedelta(seconds=chat.seconds)
-    assert out == mute_answer("llama-ft", record.muted_until, record.muted_until, ZoneInfo(ZONE))
+    asked_at = record.muted_until - timedelta(seconds=chat.seconds)  # the CLI's `now`
+    assert out == mute_answer("llama-ft", record.muted_until, asked_at, ZoneInfo(ZONE))
 
 
 async def test_status_prints_the_chats_status_answer_as_text(
