@@ -80,6 +80,17 @@ def _state(**fields: object) -> SupervisorState:
 
 def examples() -> list[tuple[str, OutboundMessage]]:
     line = f"2026-11-28T03:12:09Z running 2/3 41200/90000 3% 2.1/80.0G oom {RUN}"
+    return [
+        ("A self-healed retry (silent): one message for the whole episode", _healed(line)),
+        ("A stall the kill-attempt recovers (silent)", _stall()),
+        ("A deadline ahead (loud): no training log, what will happen and when", _deadline(line)),
+        ("max_cost ahead (loud): /extend raises it by the duration at the hourly price", _cost()),
+        ("A failed run (loud): the verdict first, the excerpt after", _failed()),
+        ("A kept instance (loud): every kept_reminder until /teardown or /keep", _kept()),
+    ]
+
+
+def _healed(line: str) -> OutboundMessage:
     retry = Finding(
         "attempt:2",
         "attempt 2/3 started after oom (exit 1); a fix was applied (ok)",
@@ -87,6 +98,10 @@ def examples() -> list[tuple[str, OutboundMessage]]:
         quote="fix applied: eval_batch_size 64 -> 32",
     )
     healed = alert_message(RUN, line, [retry], OOM.split("\n"), state=_state())
+    return healed
+
+
+def _stall() -> OutboundMessage:
     stall_line = f"2026-11-28T04:40:02Z running 1/3 52000/90000 0% 9.8/80.0G - {RUN}"
     stall = alert_message(
         RUN,
@@ -101,6 +116,10 @@ def examples() -> list[tuple[str, OutboundMessage]]:
         ["step 52000 loss 1.74", "[rank0] waiting for the data loader"],
         state=_state(attempt=1, fixes=[], last_failure=None),
     )
+    return stall
+
+
+def _deadline(line: str) -> OutboundMessage:
     ahead = judge_deadline(
         T0 + timedelta(minutes=50), T0, warned=False, grace_s=900, tz=ZoneInfo("Europe/Berlin")
     )
@@ -112,6 +131,27 @@ def examples() -> list[tuple[str, OutboundMessage]]:
         state=_state(),
         facts=RunFacts(live=True, has_instance=True, extendable=True),
     )
+    return deadline
+
+
+def _cost() -> OutboundMessage:
+    capped = judge_cost(
+        25.0, 0.41, T0 - timedelta(hours=60.5), T0, warned=False, tz=ZoneInfo("Europe/Berlin")
+    )
+    assert capped.findings, "the example must warn"
+    cost_line = f"2026-11-28T03:12:09Z running 1/3 61200/90000 97% 71.3/80.0G - {RUN}"
+    cost = alert_message(
+        RUN,
+        cost_line,
+        capped.findings,
+        ["step 61200 loss 1.52"],
+        state=_state(attempt=1, fixes=[], last_failure=None),
+        facts=RunFacts(live=True, has_instance=True, extendable=True),  # max_cost is set
+    )
+    return cost
+
+
+def _failed() -> OutboundMessage:
     failed_state = _state(
         status="failed",
         outcome="budget_exhausted",
@@ -137,19 +177,10 @@ def examples() -> list[tuple[str, OutboundMessage]]:
         "8812345 destroyed (run failed)",
         billing=False,
     )
-    capped = judge_cost(
-        25.0, 0.41, T0 - timedelta(hours=60.5), T0, warned=False, tz=ZoneInfo("Europe/Berlin")
-    )
-    assert capped.findings, "the example must warn"
-    cost_line = f"2026-11-28T03:12:09Z running 1/3 61200/90000 97% 71.3/80.0G - {RUN}"
-    cost = alert_message(
-        RUN,
-        cost_line,
-        capped.findings,
-        ["step 61200 loss 1.52"],
-        state=_state(attempt=1, fixes=[], last_failure=None),
-        facts=RunFacts(live=True, has_instance=True, extendable=True),  # max_cost is set
-    )
+    return failed
+
+
+def _kept() -> OutboundMessage:
     ended = RunRecord(
         RUN,
         "/workspace/runs/llama-ft",
@@ -163,14 +194,7 @@ def examples() -> list[tuple[str, OutboundMessage]]:
     )
     kept = reminder_for(ended, T0, 4 * 3600.0)
     assert kept is not None
-    return [
-        ("A self-healed retry (silent): one message for the whole episode", healed),
-        ("A stall the kill-attempt recovers (silent)", stall),
-        ("A deadline ahead (loud): no training log, what will happen and when", deadline),
-        ("max_cost ahead (loud): /extend raises it by the duration at the hourly price", cost),
-        ("A failed run (loud): the verdict first, the excerpt after", failed),
-        ("A kept instance (loud): every kept_reminder until /teardown or /keep", kept.message),
-    ]
+    return kept.message
 
 
 def runs_example() -> str:
