@@ -1,6 +1,6 @@
-"""aiogram at the seam: building the Bot and Dispatcher, the Telegram notifier (aiogram's
-errors turned into DeliveryError), command registration and polling that survives start-up
-without Telegram.
+"""aiogram at the seam: building the Bot and Dispatcher, command registration and polling that
+survives start-up without Telegram. The notifier (aiogram's errors turned into DeliveryError)
+is bot/notifier.py and the token's redaction bot/redact.py; both are re-exported here.
 
 Built by bot/app.py (the chat front end plugged into the CLI); its notifier is drained by
 core.outbox.OutboxSender.
@@ -10,55 +10,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 from collections.abc import Awaitable, Callable, Collection
-from datetime import UTC, datetime, tzinfo
-from hashlib import sha256
+from datetime import UTC, tzinfo
 from typing import Protocol
-from urllib.parse import quote
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
-    AiogramError,
     ClientDecodeError,
-    TelegramAPIError,
-    TelegramBadRequest,
     TelegramConflictError,
-    TelegramForbiddenError,
-    TelegramMigrateToChat,
     TelegramNetworkError,
-    TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.types import BotCommand, BufferedInputFile, InlineKeyboardMarkup
+from aiogram.types import BotCommand
 from pydantic import SecretStr
 
 from bot.auth import AllowListMiddleware, AuditLog
 from bot.commands import COMMANDS
-from bot.confirm import ButtonStore, Confirmations, alert_keyboard, new_nonce
+from bot.confirm import ButtonStore, Confirmations
 from bot.handlers import ChatCommands
-from bot.render import render_message
-from core.errors import DeliveryError, SleepwatchError
-from core.models import OutboundMessage
+from bot.notifier import CAPTION_LIMIT as CAPTION_LIMIT
+from bot.notifier import CHART_MAX_BYTES as CHART_MAX_BYTES
+from bot.notifier import TelegramNotifier as TelegramNotifier
+from bot.notifier import delivery_error as delivery_error
+from bot.redact import REDACTED as REDACTED
+from bot.redact import RedactToken as RedactToken
+from bot.redact import redact as redact
+from bot.redact import redact_logs as redact_logs
 from core.ports import Clock, Control
-from core.store_buttons import ButtonRow
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-_PERMANENT = (
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNotFound,
-    TelegramMigrateToChat,
-)
-REDACTED = "<token>"
 _TRANSIENT_STARTUP = (TelegramNetworkError, TelegramServerError, TelegramRetryAfter)
 
 
@@ -102,182 +90,6 @@ def build_dispatcher(
 async def register_commands(bot: Bot) -> None:
     commands = [BotCommand(command=name, description=what) for name, (_, what) in COMMANDS.items()]
     await bot.set_my_commands(commands)
-
-
-def redact(text: str, token: str) -> str:
-    """`text` without the token, whole or its secret half, plain or URL-encoded (aiohttp puts
-    the request URL, `/bot<token>/<method>`, into its errors: a redirect loop, a bad proxy)."""
-    secret = token.split(":", 1)[-1]
-    for form in (token, quote(token, safe=""), quote(token), secret, quote(secret, safe="")):
-        if len(form) >= 8:
-            text = text.replace(form, REDACTED)
-    return text
-
-
-class RedactToken(logging.Filter):
-    """On the root logger's handlers: no log line (message, arguments or traceback) carries the
-    token, whichever library wrote it."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: logging reports it itself
-            return True
-        record.msg = redact(message, self._token)
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text, self._token)
-        return True
-
-
-def redact_logs(token: SecretStr) -> None:
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactToken(token.get_secret_value()))
-
-
-def delivery_error(exc: AiogramError, token: str = "") -> DeliveryError:
-    """aiogram's exceptions in sleepwatch's terms: a wait asked for, transient, permanent, or
-    the token refused (every message then waits for a token that works). The text never
-    holds the token."""
-    text = redact(str(exc), token) if token else str(exc)
-    if isinstance(exc, TelegramRetryAfter):
-        return DeliveryError(f"telegram flood control: {text}", retry_after_s=exc.retry_after)
-    if isinstance(exc, TelegramUnauthorizedError):
-        return DeliveryError(
-            f"telegram refused the bot token ({text}): check SLEEPWATCH_TELEGRAM_TOKEN",
-            credentials_refused=True,
-        )
-    if isinstance(exc, _PERMANENT):
-        return DeliveryError(f"telegram refused: {text}", permanent=True)
-    return DeliveryError(f"telegram unavailable: {text}")
-
-
-class TelegramNotifier:
-    """Sends a message to its chat, or to every allowed chat. A broadcast that failed half-way
-    is retried by the outbox; chats that already have it are skipped (remembered by content).
-    A silent message goes with `disable_notification`; a loud one with its buttons, whose
-    nonce is stored in `buttons` first (without a store, no buttons are offered)."""
-
-    def __init__(
-        self,
-        bot: Bot,
-        chat_ids: Collection[int],
-        buttons: ButtonStore | None = None,
-        clock: Clock = lambda: datetime.now(UTC),
-        new_nonce: Callable[[], str] = new_nonce,
-    ) -> None:
-        self._bot = bot
-        self._chat_ids = tuple(chat_ids)
-        self._partial: dict[str, set[tuple[int, int]]] = {}
-        self._buttons = buttons
-        self._clock = clock
-        self._new_nonce = new_nonce
-
-    async def _keyboard(
-        self, message: OutboundMessage, chat_id: int
-    ) -> InlineKeyboardMarkup | None:
-        if not (message.loud and message.actions and message.run and self._buttons):
-            return None
-        nonce = self._new_nonce()
-        actions = tuple(a.value for a in message.actions)
-        row = ButtonRow(nonce, "alert", actions, message.run, chat_id, None, self._clock())
-        await self._buttons.put_button(row)  # first: a button never points at nothing
-        return alert_keyboard(message.actions, nonce)
-
-    async def deliver(self, message: OutboundMessage) -> None:
-        text = render_message(message)
-        targets = (message.chat_id,) if message.chat_id is not None else self._chat_ids
-        key = sha256(f"{targets}\0{text}".encode()).hexdigest()
-        done = self._partial.setdefault(key, set())
-        photo = await _chart_bytes(message.chart)
-        for chat_id in targets:
-            parts = range(len(self._sends(message, text, photo, None)))
-            if all((chat_id, part) in done for part in parts):
-                continue
-            try:
-                keyboard = await self._keyboard(message, chat_id)
-            except SleepwatchError as exc:  # the store failed: send it without buttons
-                log.warning("alert buttons not stored, sent without them: %s", exc)
-                keyboard = None
-            for part, send in enumerate(self._sends(message, text, photo, keyboard)):
-                if (chat_id, part) in done:
-                    continue
-                try:
-                    await send(chat_id)
-                except (TelegramAPIError, ClientDecodeError) as exc:
-                    # the cause's text may hold the URL with the token: logged tracebacks
-                    # pass through RedactToken
-                    raise delivery_error(exc, self._bot.token) from exc
-                done.add((chat_id, part))
-        del self._partial[key]
-
-    def _sends(
-        self,
-        message: OutboundMessage,
-        text: str,
-        photo: bytes | None,
-        keyboard: InlineKeyboardMarkup | None,
-    ) -> list[Callable[[int], Awaitable[object]]]:
-        """One message; with a chart, the chart with the text as its caption, or, when the
-        text is too long for a caption, the text and then the chart (silent: one buzz). The
-        buttons go under the text."""
-        silent = not message.loud  # silent unless a human is needed (core.topics)
-
-        async def text_message(chat_id: int) -> object:
-            return await self._bot.send_message(
-                chat_id,
-                text,
-                parse_mode="HTML",
-                disable_notification=silent,
-                reply_markup=keyboard,
-            )
-
-        if photo is None:
-            return [text_message]
-        fits = _telegram_len(text) <= CAPTION_LIMIT
-        caption = text if fits else html.escape(message.title)[: CAPTION_LIMIT // 2]
-
-        async def chart(chat_id: int) -> object:
-            return await self._bot.send_photo(
-                chat_id,
-                BufferedInputFile(photo, filename="chart.png"),
-                caption=caption,
-                parse_mode="HTML",
-                disable_notification=silent or not fits,
-                reply_markup=keyboard if fits else None,
-            )
-
-        return [chart] if fits else [text_message, chart]
-
-
-CAPTION_LIMIT = 1024  # Telegram's limit on a photo's caption, in UTF-16 code units
-CHART_MAX_BYTES = 5 << 20
-
-
-def _telegram_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-async def _chart_bytes(path: str | None) -> bytes | None:
-    """The chart's PNG, or None (no chart, or its file gone or too big: the text goes alone)."""
-    if not path:
-        return None
-
-    def read() -> bytes | None:
-        with open(path, "rb") as fh:
-            data = fh.read(CHART_MAX_BYTES + 1)
-        return data if len(data) <= CHART_MAX_BYTES else None
-
-    try:
-        return await asyncio.to_thread(read)
-    except OSError:
-        return None
 
 
 async def _sleep_unless_stopped(sleep: Sleep, delay_s: float, stop: asyncio.Event) -> None:
