@@ -8,6 +8,7 @@ scheduler, the outbox's wake), never through the engine. Called by bot/start.py 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -75,8 +76,15 @@ class TelegramFrontend:
         await start_polling_resilient(bot, dispatcher, on_token=on_token)
 
 
+async def init(args: argparse.Namespace) -> int:
+    """`sleepwatch init` (bot/init.py): it checks the token through aiogram, so it lives here."""
+    from bot.init import run_init
+
+    return await run_init(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return core_main(argv, frontend=TelegramFrontend())
+    return core_main(argv, frontend=TelegramFrontend(), setup=init)
 
 
 if __name__ == "__main__":

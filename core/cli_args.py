@@ -105,6 +105,8 @@ def build_parser(choice: ConfigChoice | None = None) -> argparse.ArgumentParser:
     def verb(name: str, text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=text, description=text, parents=[common])
 
+    _init_verb(verb("init", "set up: write a commented config file, check the Telegram token "
+                    "and the Vast key, find your chat id"))  # fmt: skip
     verb("serve", "watch every live run, alert, take chat commands; leave it running")
     for name, text in (
         ("check", "check the run now and print its status line"),

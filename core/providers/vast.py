@@ -138,6 +138,15 @@ class VastProvider:
         status, doc = await self._request("PUT", instance_id, {"label": label})
         self._raise_if_refused(status, doc, "PUT", instance_id)
 
+    async def check_key(self) -> None:
+        """One cheap authenticated GET (the account: `/api/v0/users/current/`), so `sleepwatch
+        init` can tell a refused key at once. Raises ProviderError, permanent when refused."""
+        what = "GET current user"
+        status, doc = await self._call("GET", f"{self._api_base}/api/v0/users/current/", what)
+        if status >= 300:
+            reason = f"Vast refused the key (HTTP {status}): {self._excerpt(doc)}"
+            raise ProviderError(reason, status=status, permanent=True)
+
     def console_url(self, instance_id: str) -> str:
         return CONSOLE_URL  # Vast's console lists every instance on one page
 
@@ -158,7 +167,11 @@ class VastProvider:
         if id_problem(instance_id) is not None:
             raise ProviderError(f"not a Vast instance id: {instance_id[:40]!r}", permanent=True)
         url = f"{self._api_base}/api/v0/instances/{instance_id}/"
-        what = f"{verb} instance {instance_id}"
+        return await self._call(verb, url, f"{verb} instance {instance_id}", body)
+
+    async def _call(
+        self, verb: str, url: str, what: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
         for retry in range(self._max_retries + 1):
             status: int | None = None
             retry_after: float | None = None

@@ -63,5 +63,5 @@ def test_help_is_written_for_users_and_says_which_config_file_is_used() -> None:
     text = build_parser(choice).format_help()
     assert "composition root" not in text and "`sleepwatch init`" in text
     assert f"Config file: {choice.path} (the default)" in " ".join(text.split())
-    for verb in ("status", "mute", "keep", "collect", "extend", "runs"):
+    for verb in ("init", "status", "mute", "keep", "collect", "extend", "runs"):
         assert f"    {verb} " in text, verb
