@@ -201,7 +201,8 @@ def full_imports(module: str) -> set[str]:
 # Generic code reaches a cloud only through core.ports.Provider, resolved per run
 # (`provider_for`); the adapters and their registry are known to the composition roots alone,
 # so a provider is added by writing its module and registering it, nothing else.
-PROVIDER_ROOTS = frozenset({"core.root", "core.runtime", "core.cli", "core.demo"})
+# bot.init is the root of `sleepwatch init`: it builds the Vast adapter to check a key, no run.
+PROVIDER_ROOTS = frozenset({"core.root", "core.runtime", "core.cli", "core.demo", "bot.init"})
 
 
 def module_name(path: Path) -> str:
