@@ -27,7 +27,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
-from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.confirm import ButtonStore, alert_keyboard, new_nonce
 from bot.redact import redact
@@ -86,6 +86,16 @@ class TelegramNotifier:
         self._new_nonce = new_nonce
 
     async def _keyboard(
+        self, message: OutboundMessage, chat_id: int
+    ) -> InlineKeyboardMarkup | None:
+        """The alert's buttons, then one row of the links its log printed (W&B, Hub…)."""
+        alert = await self._alert_keyboard(message, chat_id)
+        rows = list(alert.inline_keyboard) if alert else []
+        if message.links:
+            rows.append([InlineKeyboardButton(text=t, url=url) for t, url in message.links])
+        return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+    async def _alert_keyboard(
         self, message: OutboundMessage, chat_id: int
     ) -> InlineKeyboardMarkup | None:
         if not (message.loud and message.actions and message.run and self._buttons):

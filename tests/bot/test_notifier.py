@@ -232,3 +232,18 @@ async def test_a_chart_whose_file_is_gone_leaves_the_text_alone(bot, fake_telegr
     (tmp_path / "llama-ft.png").unlink()
     await TelegramNotifier(bot, [ALLOWED_CHAT]).deliver(message)
     assert fake_telegram.methods() == ["sendMessage"]
+
+
+async def test_the_links_a_log_printed_are_url_buttons_even_on_a_silent_end(bot, fake_telegram):
+    run_page = "https://wandb.ai/ada/llama/runs/abc123"
+    message = OutboundMessage(
+        kind=MessageKind.TERMINAL,
+        title="llama-ft done",
+        links=(("W&B run", run_page), ("HF Hub", "https://huggingface.co/ada/llama-ft")),
+    )
+    await TelegramNotifier(bot, [ALLOWED_CHAT]).deliver(message)
+
+    (sent,) = fake_telegram.sent
+    assert sent["disable_notification"] is True
+    (row,) = sent["reply_markup"]["inline_keyboard"]
+    assert [(b["text"], b["url"]) for b in row] == list(message.links)
