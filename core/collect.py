@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.collect_list import list_outputs
 from core.collect_report import (
     Progress,
     meta_key,
@@ -42,7 +43,6 @@ from core.outputs import (
     Collected,
     CollectResult,
     ManifestFile,
-    checked_files,
     local_path,
 )
 from core.ports import Clock, Transport
@@ -180,23 +180,10 @@ class Collector:
     ) -> CollectResult:
         dest = self.dest(run)
         transport = self.transport_for(record)
-        client = client_for(self.config, record.name, transport)
-        try:
-            answer = await client.manifest(record.run_dir, spec.paths, timeout_s=left_s)
-        except TransportError as exc:
-            return pending(f"listing the outputs failed ({exc})", left_s)
-        except ProtocolError as exc:
-            why = f"the instance's list of outputs cannot be used ({exc})"
-            return CollectResult(Collected.FAILED, "NOT collected: bad manifest", None, (why,))
-        if not answer.ok:
-            why = f"the supervisor refused to list the outputs: {clean_line(answer.message)[:300]}"
-            return CollectResult(Collected.FAILED, "NOT collected", None, (why,))
-        files, problems = checked_files(answer, spec.paths)
-        if answer.truncated:
-            problems.append(f"more than {len(files)} files: the rest were not listed")
-        problems += [
-            f"{clean_line(s.path)[:200]}: skipped ({clean_line(s.why)})" for s in answer.skipped
-        ]
+        listed = await list_outputs(self.config, record, transport, spec, left_s)
+        if isinstance(listed, CollectResult):
+            return listed
+        answer, files, problems = listed
         total = sum(f.size for f in files)
         self._memos[record.name] = memo
         verified: dict[str, str] = memo.setdefault("verified", {})
@@ -205,8 +192,7 @@ class Collector:
             return CollectResult(Collected.FAILED, "NOT collected: no room here", None, (short,))
         mismatches: dict[str, int] = memo.setdefault("mismatches", {})
         progress = Progress(record.name, 0, len(files), 0, total)
-        loop = asyncio.get_running_loop()
-        slice_end = None if self.slice_s is None else loop.time() + self.slice_s
+        slice_end = None if self.slice_s is None else _loop_time() + self.slice_s
         for entry in files:
             target = local_path(dest, entry.path)
             try:
@@ -214,23 +200,16 @@ class Collector:
                     transport, record, spec, entry, target, verified, progress, left_s, slice_end
                 )
             except SliceOver:
-                latest = self.live.get(record.name, progress)
-                memo["progress"] = latest.line()
-                await self._save(record.name, memo)
-                return CollectResult(Collected.PENDING, latest.line(), NEXT_SLICE_S)
+                return await self._paused(record.name, memo, progress)
             except TransportError as exc:
-                latest = self.live.pop(record.name, progress)
-                memo["progress"] = f"{latest.line()}; interrupted, resuming"
-                await self._save(record.name, memo)
-                return pending(f"{latest.line()}; interrupted ({exc})", left_s)
+                return await self._interrupted(record.name, memo, progress, exc, left_s)
             except Mismatch as exc:
                 mismatches[entry.path] = mismatches.get(entry.path, 0) + 1
                 await self._save(record.name, memo)
                 if mismatches[entry.path] < MAX_MISMATCHES:
                     self.live.pop(record.name, None)
-                    return pending(
-                        f"{clean_line(entry.path)[:200]} {exc}; pulling it again", left_s
-                    )
+                    again = f"{clean_line(entry.path)[:200]} {exc}; pulling it again"
+                    return pending(again, left_s)
                 problems.append(f"{clean_line(entry.path)[:200]}: {exc}")
             except (OSError, LocalWriteFailed) as exc:
                 said = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
@@ -241,6 +220,21 @@ class Collector:
         await self._save(record.name, memo)
         self.live.pop(record.name, None)
         return pull_result(files, verified, problems, list(answer.missing), dest)
+
+    async def _paused(self, name: str, memo: dict[str, Any], progress: Progress) -> CollectResult:
+        """This slice of the pull is over: say how far it got; the next check goes on."""
+        latest = self.live.get(name, progress)
+        memo["progress"] = latest.line()
+        await self._save(name, memo)
+        return CollectResult(Collected.PENDING, latest.line(), NEXT_SLICE_S)
+
+    async def _interrupted(
+        self, name: str, memo: dict[str, Any], progress: Progress, exc: Exception, left_s: float
+    ) -> CollectResult:
+        latest = self.live.pop(name, progress)
+        memo["progress"] = f"{latest.line()}; interrupted, resuming"
+        await self._save(name, memo)
+        return pending(f"{latest.line()}; interrupted ({exc})", left_s)
 
     async def _pull_one(
         self,
@@ -285,3 +279,7 @@ def _when(text: object) -> datetime | None:
         return datetime.fromisoformat(text) if isinstance(text, str) else None
     except ValueError:
         return None
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()

@@ -74,7 +74,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "engine": (
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
-        "health", "notices", "tasks", "upkeep", "service", "collect", "pull", "run_chart",
+        "health", "notices", "tasks", "upkeep", "service", "collect", "collect_list", "pull",
+        "run_chart",
     ),
     "root": ("runtime", "root", "cli", "cli_args", "demo", "demo_assets", "collect_cli"),
 }  # fmt: skip
