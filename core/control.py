@@ -16,7 +16,7 @@ from core.collect_report import meta_key, outputs_line
 from core.cost import cost_limit, projected_usd
 from core.durations import MUTE
 from core.errors import AmbiguousRun, ProtocolError, SleepwatchError, TransportError, UnknownRun
-from core.exits import REQUESTED
+from core.exit_plan import REQUESTED
 from core.kept import is_kept
 from core.messages import cost_usd
 from core.models import Extension, RunRecord, RunView

@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from functools import partial
 
 from core.collect import Collector
 from core.collect_report import uncollected_alert, uncollected_fate, with_outputs
@@ -21,7 +22,6 @@ from core.config import Config
 from core.errors import ProtocolError, SleepwatchError, TransportError
 from core.exit_plan import (
     COLLECT_FIRST,
-    DEADLINE,
     LOST,
     REQUESTED,
     RETRY_TEARDOWN_S,
@@ -42,13 +42,12 @@ from core.exit_plan import (
     plan_teardown,
     plan_terminal,
     retry_later,
-    should_destroy,
     terminal_message_of,
 )
 from core.memory import Memory
 from core.models import OutboundMessage, RunRecord
 from core.outputs import Collected, CollectResult
-from core.ports import Clock, ProviderFor, Transport
+from core.ports import Clock, Provider, ProviderFor, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.run_chart import with_chart, with_links
 from core.run_settings import settings_for
@@ -58,15 +57,6 @@ from core.teardown import destroy_verified, stop_best_effort, teardown_message
 from core.vocab import TeardownState, WatchStatus, pending_terminal_key
 
 log = logging.getLogger(__name__)
-__all__ = [
-    "DEADLINE",
-    "LOST",
-    "REQUESTED",
-    "RETRY_TEARDOWN_S",
-    "DestroyOutcome",
-    "ExitHandler",
-    "should_destroy",
-]
 
 Sleep = Callable[[float], Awaitable[None]]
 DELETE_ACCEPTED_KEY = "teardown:delete"  # the provider took the DELETE: a restart verifies it
@@ -227,8 +217,7 @@ class ExitHandler:
     async def _destroy(self, record: RunRecord, step: Destroy) -> DestroyOutcome:
         """Destroy verified, at most once per run (`step.announce`: also send a message when
         it is gone; the terminal message says it otherwise)."""
-        instance_id = record.instance_id
-        assert instance_id is not None
+        assert record.instance_id is not None
         result_before = await self.store.action_result(record.name, TEARDOWN_KEY)
         retried = record.teardown == TeardownState.FAILED
         provider = self.provider_for(record)
@@ -242,22 +231,22 @@ class ExitHandler:
         if outcome is not None or provider is None:
             assert outcome is not None
             return outcome
+        return await self._delete(record, provider, step, retried=retried)
+
+    async def _delete(
+        self, record: RunRecord, provider: Provider, step: Destroy, *, retried: bool
+    ) -> DestroyOutcome:
+        """The DELETE, verified by reading back; one the provider accepted is remembered, so a
+        restart verifies it instead of sending another."""
+        instance_id = record.instance_id
+        assert instance_id is not None
         accepted = await self.store.action_result(record.name, DELETE_ACCEPTED_KEY) == "accepted"
-
-        async def remember_accepted() -> None:
-            try:  # a store that cannot take it (full disk) must not abort the verification
-                now = self.clock()
-                remembered = FinishAction(record.name, DELETE_ACCEPTED_KEY, "accepted", now)
-                await self._apply([remembered], record)
-            except SleepwatchError as exc:
-                log.warning("%s: could not remember the accepted DELETE: %s", record.name, exc)
-
         result = await destroy_verified(
             provider,
             instance_id,
             sleep=self.sleep,
             delete_accepted=accepted,
-            on_delete_accepted=remember_accepted,
+            on_delete_accepted=partial(self._remember_accepted, record),
         )
         console_url = provider.console_url(instance_id)
         message = teardown_message(record.name, instance_id, result, console_url=console_url)
@@ -274,6 +263,13 @@ class ExitHandler:
         if result.destroyed:
             log.info("%s: instance %s destroyed (%s)", record.name, instance_id, step.reason)
         return outcome
+
+    async def _remember_accepted(self, record: RunRecord) -> None:
+        try:  # a store that cannot take it (full disk) must not abort the verification
+            remembered = FinishAction(record.name, DELETE_ACCEPTED_KEY, "accepted", self.clock())
+            await self._apply([remembered], record)
+        except SleepwatchError as exc:
+            log.warning("%s: could not remember the accepted DELETE: %s", record.name, exc)
 
     async def _held(self, record: RunRecord) -> OutboundMessage | None:
         return held_message(await self.store.get_meta(pending_terminal_key(record.name)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.exits import should_destroy
+from core.exit_plan import should_destroy
 from core.instance import InstanceVerdict, instance_finding
 from core.models import InstanceInfo, InstanceState, instance_state
 from core.providers.vast import vast_state

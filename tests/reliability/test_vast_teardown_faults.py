@@ -15,7 +15,8 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from core.console import render_plain
-from core.exits import RETRY_TEARDOWN_S, ExitHandler
+from core.exit_plan import RETRY_TEARDOWN_S
+from core.exits import ExitHandler
 from core.local import LocalTransport
 from core.models import RunRecord
 from core.providers import VastProvider
