@@ -5,7 +5,8 @@ Built once by the composition root (core.runtime) and handed to the watcher, the
 the outbox sender, the bot's handlers and the one-shot CLI commands; the only module that
 holds SQL statements for these tables. Its connection plumbing (open, lock, transactions,
 sqlite3 errors turned into StoreError) is core.store_db; its row codecs are core.store_rows;
-the outbox and the one-time actions are core.store_outbox (its base class).
+the outbox and the one-time actions are core.store_outbox (its base class); one check's
+statements are core.store_checks.
 """
 
 from __future__ import annotations
@@ -13,27 +14,22 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 
-import aiosqlite
-
 from core.errors import StaleRun
 from core.migrate import store_error
 from core.models import CheckCommit, OpenAlert, RunRecord
 from core.store_batch import GroupCommit
 from core.store_buttons import ButtonTables
+from core.store_checks import apply_check as _apply_check
 from core.store_outbox import OutboxTables
-from core.store_outbox import insert_message as _insert_message
 from core.store_rows import SAVE_RUN as _SAVE_RUN
 from core.store_rows import TEXT_MAX as TEXT_MAX
 from core.store_rows import UPSERT_RUN as _UPSERT_RUN
-from core.store_rows import alert_values as _alert_values
 from core.store_rows import clean_text as _text
 from core.store_rows import dt as _dt
 from core.store_rows import dt_or_none as _dt_or_none
-from core.store_rows import message_values as _message_values
 from core.store_rows import prune_statements
 from core.store_rows import run_from_row as _run_from_row
 from core.store_rows import run_values as _run_values
-from core.store_rows import to_json as _json
 from core.store_rows import ts as _ts
 from core.vocab import pending_terminal_key
 
@@ -261,41 +257,3 @@ class Store(ButtonTables, OutboxTables):
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         )
         await self._write(f"saving {key}", sql, (key, _text(value)))
-
-
-async def _apply_check(conn: aiosqlite.Connection, commit: CheckCommit) -> list[int]:
-    """One check's statements (inside the caller's transaction)."""
-    name, at = commit.run.name, _ts(commit.at)
-    run_values = _run_values(commit.run)
-    check = (name, at, _text(commit.status_line), _text(commit.health), _json(commit.reasons))
-    opened = [_alert_values(alert) for alert in commit.alerts_opened]
-    messages = [(key, _message_values(msg, commit.at)) for key, msg in commit.messages]
-    ids: list[int] = []
-    cursor = await conn.execute(_SAVE_RUN, run_values)
-    if cursor.rowcount != 1:  # rolled back: this check's view is out of date
-        raise StaleRun(name)
-    await conn.execute(
-        "INSERT INTO checks (run, at, status_line, health, reasons) VALUES (?, ?, ?, ?, ?)",
-        check,
-    )
-    for condition in commit.alerts_resolved:
-        await conn.execute(
-            "UPDATE alerts SET resolved_at = ? "
-            "WHERE run = ? AND condition = ? AND resolved_at IS NULL",
-            (at, name, condition),
-        )
-    await conn.executemany(
-        "INSERT INTO alerts (run, condition, opened_at, last_sent_at, message) "
-        "VALUES (?, ?, ?, ?, ?)",
-        opened,
-    )
-    for condition in commit.alerts_resent:
-        await conn.execute(
-            "UPDATE alerts SET last_sent_at = ? "
-            "WHERE run = ? AND condition = ? AND resolved_at IS NULL",
-            (at, name, condition),
-        )
-    for key, values in messages:
-        if (item_id := await _insert_message(conn, key, values)) is not None:
-            ids.append(item_id)
-    return ids

@@ -69,6 +69,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "settings": ("config", "config_sections", "run_settings"),
     "adapters": (
         "store", "store_db", "store_rows", "store_outbox", "store_batch", "store_buttons",
+        "store_checks",
         "migrate", "ssh", "ssh_pool", "ssh_channels", "hostkeys", "capped", "local", "providers",
         "scheduling", "console", "ping", "sdnotify", "supervisor_client", "chart",
     ),
