@@ -1,7 +1,8 @@
 """The dependency direction is one-way (bot -> core -> supervisor's contract), checked by an
 `ast` walk over every module: supervisor/ imports only the standard library (pynvml optional),
 core/ never imports bot/ or aiogram, and nothing outside tests/ imports tests. Inside core/
-the modules stand in layers (docs/layers.md) that import only downwards, with no circle."""
+the modules stand in layers (docs/layers.md) that import only downwards, with no circle; no
+module in core/, bot/ or supervisor/ is over 300 lines, no function over 50."""
 
 from __future__ import annotations
 
@@ -254,3 +255,47 @@ def test_the_decision_and_the_exit_plan_are_pure_layers() -> None:
     assert {"core.decide", "core.outside", "core.exit_plan", "core.rules"} <= pure
     assert layer_of("core.watcher") == layer_of("core.exits") == "engine"
     assert "asyncio" in imported_modules(ROOT / "core" / "watcher.py")  # the rule can fail
+
+
+# Sizes (issue 15): a module a newcomer can read in one sitting, a function that fits a screen.
+# STYLE.md aims lower (about 250 and 40); these are the limits nothing may cross.
+MAX_MODULE_LINES = 300
+MAX_FUNCTION_LINES = 50
+SIZED = [p for package in ("core", "bot", "supervisor") for p in modules_of(package)]
+
+
+def module_lines(text: str) -> int:
+    return len(text.splitlines())
+
+
+def long_functions(text: str, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """`name (N lines)` for every function or method (nested ones too) longer than `limit`,
+    counted from its `def` line to its last line."""
+    tree = ast.parse(text)
+    return [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+@pytest.mark.parametrize("path", SIZED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_is_over_300_lines(path: Path) -> None:
+    lines = module_lines(path.read_text(encoding="utf-8"))
+    assert lines <= MAX_MODULE_LINES, f"{path.relative_to(ROOT)} has {lines} lines: split it"
+
+
+@pytest.mark.parametrize("path", SIZED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_function_is_over_50_lines(path: Path) -> None:
+    long = long_functions(path.read_text(encoding="utf-8"))
+    assert not long, f"{path.relative_to(ROOT)}: {', '.join(long)}"
+
+
+def test_the_size_rules_see_a_long_module_and_a_long_function() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(50))
+    text = f"def short():\n    return 1\n\n\nasync def long():\n{body}\n"
+    assert long_functions(text) == ["long (51 lines)"]
+    assert long_functions(text, limit=51) == []
+    assert module_lines("\n" * 301) == 301 > MAX_MODULE_LINES
