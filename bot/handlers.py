@@ -15,6 +15,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.auth import AuditLog
 from bot.buttons import AlertButtons
+from bot.charts import send_reply
 from bot.commands import (
     Command,
     Extend,
@@ -140,8 +141,20 @@ class ChatCommands:
             await self.record(now, message.chat.id, user, text, "stale")
             return
         reply, keyboard, verdict = await self.answer(command, message.chat.id, user, now)
-        await message.answer(reply, parse_mode=HTML, reply_markup=keyboard)
+        chart = await self._chart(command) if verdict == "ok" else None
+        await send_reply(message, reply, keyboard, chart)
         await self.record(now, message.chat.id, user, text, verdict)
+
+    async def _chart(self, command: Command) -> bytes | None:
+        """/status comes with the run's chart where it has one (a picture is never worth a
+        failed answer: any failure to get it leaves the text alone)."""
+        if not isinstance(command, Status):
+            return None
+        try:
+            return await self._control.chart(await self._resolve(command.run))
+        except SleepwatchError as exc:
+            log.info("no chart for %s: %s", command.run, exc)
+            return None
 
     def _stale_text(self, text: str, sent_at: datetime, age_s: float, now: datetime) -> str:
         return (

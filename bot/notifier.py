@@ -29,6 +29,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.charts import CAPTION_LIMIT, telegram_len
 from bot.confirm import ButtonStore, alert_keyboard, new_nonce
 from bot.redact import redact
 from bot.render import render_message
@@ -156,7 +157,7 @@ class TelegramNotifier:
 
         if photo is None:
             return [text_message]
-        fits = _telegram_len(text) <= CAPTION_LIMIT
+        fits = telegram_len(text) <= CAPTION_LIMIT
         caption = text if fits else html.escape(message.title)[: CAPTION_LIMIT // 2]
 
         async def chart(chat_id: int) -> object:
@@ -172,12 +173,7 @@ class TelegramNotifier:
         return [chart] if fits else [text_message, chart]
 
 
-CAPTION_LIMIT = 1024  # Telegram's limit on a photo's caption, in UTF-16 code units
 CHART_MAX_BYTES = 5 << 20
-
-
-def _telegram_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 async def _chart_bytes(path: str | None) -> bytes | None:

@@ -31,10 +31,10 @@ from aiogram.types import BotCommand
 from pydantic import SecretStr
 
 from bot.auth import AllowListMiddleware, AuditLog
+from bot.charts import CAPTION_LIMIT as CAPTION_LIMIT
 from bot.commands import COMMANDS
 from bot.confirm import ButtonStore, Confirmations
 from bot.handlers import ChatCommands
-from bot.notifier import CAPTION_LIMIT as CAPTION_LIMIT
 from bot.notifier import CHART_MAX_BYTES as CHART_MAX_BYTES
 from bot.notifier import TelegramNotifier as TelegramNotifier
 from bot.notifier import delivery_error as delivery_error

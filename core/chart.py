@@ -1,10 +1,10 @@
 """A picture of the run: the metric history drawn as a PNG (loss and the eval metric against
 the step above, throughput below, each attempt's start marked), with matplotlib's Agg canvas.
 
-Called by the notifiers that attach a chart (bot/telegram.py sends it as a photo, the console
-notifier writes it beside the run's outputs) through `render_png_async`, which draws in a worker
-thread so a slow draw never stalls the watcher's loop. Input is core/metric_history.py's model,
-already bounded and finite.
+Called through `render_png_async` (a worker thread, so a slow draw never stalls the watcher's
+loop) by core/run_chart.py, which keeps the PNG in the state dir for the notifiers: bot/notifier.py
+sends it as a photo, the console prints its path; /status draws a live run's afresh. Input is
+core/metric_history.py's model, already bounded and finite.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from core.metric_history import MetricHistory, Point
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100
+OFF_CHART = 1e15
 
 
 def render_png(history: MetricHistory, title: str) -> bytes | None:
@@ -60,6 +61,8 @@ def _draw_metrics(ax: Axes, history: MetricHistory) -> None:
 def _draw(
     ax: Axes, points: tuple[Point, ...], label: str, color: str, marker: str | None = None
 ) -> None:
+    # a diverged run's 1e300 would overflow the axes' arithmetic: it is off the chart
+    points = tuple(p for p in points if abs(p[1]) <= OFF_CHART and abs(p[0]) <= OFF_CHART)
     if not points:
         return
     xs, ys = zip(*points, strict=True)

@@ -8,9 +8,11 @@ Built by core.service.Service; reached through the Control port by the chat hand
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from core.collect_report import meta_key, outputs_line
 from core.cost import cost_limit, projected_usd
@@ -21,6 +23,7 @@ from core.kept import is_kept
 from core.messages import cost_usd
 from core.models import Extension, RunRecord, RunView
 from core.ports import Clock
+from core.run_chart import chart_path, fresh_chart
 from core.scheduling import CheckScheduler
 from core.store import Store
 from core.text import capped_line
@@ -110,6 +113,16 @@ class WatcherControl:
     def _max_cost(self, name: str) -> float | None:
         # a Control built without a watcher (a store-only tool) knows no settings
         return self.watcher.settings(name).max_cost if self.watcher is not None else None
+
+    async def chart(self, run: str) -> bytes | None:
+        record = await self._record(run)
+        config = self.watcher.config
+        if record.live:
+            client = self.watcher.client(record)
+            _, path = await fresh_chart(client, config, record.name, record.run_dir)
+        else:
+            path = chart_path(config, record.name)
+        return await asyncio.to_thread(_read_if_there, path) if path else None
 
     async def _tail(self, record: RunRecord) -> tuple[str, ...]:
         try:
@@ -205,3 +218,10 @@ class NoDeadline(SleepwatchError):
             f"{run} has no deadline (no max_hours) and no max_cost: nothing to extend, and it "
             "will not be torn down for time or money"
         )
+
+
+def _read_if_there(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None

@@ -80,11 +80,12 @@ def sparkline(values: list[float] | tuple[float, ...], width: int = 24) -> str:
         step = len(finite) / width
         finite = [finite[min(len(finite) - 1, int(i * step))] for i in range(width - 1)]
         finite.append(values[-1] if math.isfinite(values[-1]) else finite[-1])
-    low, high = min(finite), max(finite)
+    # halves: the span of two finite floats can overflow (-1.7e308 .. 1.7e308)
+    low, high = min(finite) / 2, max(finite) / 2
     if high - low < 1e-12:
         return SPARK[3] * len(finite)
     scale = (len(SPARK) - 1) / (high - low)
-    return "".join(SPARK[round((v - low) * scale)] for v in finite)
+    return "".join(SPARK[round((v / 2 - low) * scale)] for v in finite)
 
 
 def _point(raw: Any) -> Point | None:

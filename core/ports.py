@@ -130,6 +130,11 @@ class Control(Protocol):
 
     async def view(self, run: str, now: datetime) -> RunView: ...
 
+    async def chart(self, run: str) -> bytes | None:
+        """The run's chart as PNG: drawn now from a live run's metric history, else the one
+        its terminal message carried; None when there is none."""
+        ...
+
     async def kill(self, run: str) -> str:
         """`supervisor ctl stop`: the run ends as stopped/killed, no retry."""
         ...

@@ -25,7 +25,7 @@ from core.metric_history import MetricHistory, sparkline
 from core.models import OutboundMessage, RunRecord
 from core.ports import Transport
 from core.protocol import ProbeSnapshot
-from core.supervisor_client import client_for
+from core.supervisor_client import SupervisorClient, client_for
 
 log = logging.getLogger(__name__)
 CHART_TIMEOUT_S = 30.0
@@ -39,29 +39,44 @@ def chart_path(config: Config, run: str) -> Path:
     return config.watcher.resolved_state_dir() / "charts" / f"{run}.png"
 
 
-async def with_chart(
-    message: OutboundMessage, config: Config, record: RunRecord, transport: Transport
-) -> OutboundMessage:
+async def fresh_chart(
+    client: SupervisorClient, config: Config, name: str, run_dir: str
+) -> tuple[MetricHistory | None, Path | None]:
+    """The run's history as its supervisor answers it now, and its chart drawn into
+    `chart_path` (None where there is nothing to draw or the draw failed)."""
     try:
         async with asyncio.timeout(CHART_TIMEOUT_S):
-            client = client_for(config, record.name, transport)
-            history = await client.metrics(record.run_dir, timeout_s=CHART_TIMEOUT_S)
-            if history is None or not history.has_points():
-                return message
-            png = await render_png_async(history, record.name)
-    except (SleepwatchError, TimeoutError, OSError, ValueError) as exc:
-        log.info("%s: no chart (%s)", record.name, exc)
-        return message
-    summary = message.summary + loss_line(history)
+            history = await client.metrics(run_dir, timeout_s=CHART_TIMEOUT_S)
+    except (SleepwatchError, TimeoutError, OSError) as exc:
+        log.info("%s: no metric history (%s)", name, exc)
+        return None, None
+    if history is None or not history.has_points():
+        return history, None
+    try:
+        png = await render_png_async(history, name)
+    except Exception as exc:  # noqa: BLE001 - a picture is never worth an ending or an answer
+        log.warning("%s: chart not drawn: %s", name, exc)
+        return history, None
     if png is None:
-        return replace(message, summary=summary)
-    path = chart_path(config, record.name)
+        return history, None
+    path = chart_path(config, name)
     try:
         await asyncio.to_thread(_write_private, path, png)
     except OSError as exc:
-        log.warning("%s: chart not written to %s: %s", record.name, path, exc)
-        return replace(message, summary=summary)
-    return replace(message, summary=summary, chart=str(path))
+        log.warning("%s: chart not written to %s: %s", name, path, exc)
+        return history, None
+    return history, path
+
+
+async def with_chart(
+    message: OutboundMessage, config: Config, record: RunRecord, transport: Transport
+) -> OutboundMessage:
+    client = client_for(config, record.name, transport)
+    history, path = await fresh_chart(client, config, record.name, record.run_dir)
+    if history is None:
+        return message
+    summary = message.summary + loss_line(history)
+    return replace(message, summary=summary, chart=str(path) if path else None)
 
 
 def loss_line(history: MetricHistory) -> tuple[tuple[str, str], ...]:

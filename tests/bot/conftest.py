@@ -34,6 +34,7 @@ class FakeControl:
     """The Control protocol over a dict of views; records what it was asked to do."""
 
     def __init__(self) -> None:
+        self.charts: dict[str, bytes] = {}
         self.views = {
             "llama-ft": RunView(
                 name="llama-ft",
@@ -73,6 +74,9 @@ class FakeControl:
 
     async def view(self, run: str, now: datetime) -> RunView:
         return self.views[run]
+
+    async def chart(self, run: str) -> bytes | None:
+        return self.charts.get(run)
 
     async def kill(self, run: str) -> str:
         self.actions.append(("kill", run))

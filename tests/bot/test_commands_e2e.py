@@ -136,3 +136,17 @@ async def test_kill_asks_then_stops_the_run_on_confirm(dp, bot, fake_telegram, c
     assert control.actions == [("kill", "llama-ft")]
     assert fake_telegram.callback_answers[0]["text"] == "Working…"
     assert "stop requested" in fake_telegram.edits[0]["text"]
+
+
+async def test_status_of_a_run_with_a_chart_is_one_photo_captioned_with_the_answer(
+    dp, bot, fake_telegram, control
+):
+    control.charts["llama-ft"] = b"\x89PNG\r\n\x1a\n-a-chart-"
+    await feed(dp, bot, say("/status llama"))
+
+    assert fake_telegram.methods().count("sendPhoto") == 1
+    assert "sendMessage" not in fake_telegram.methods()
+    (sent,) = fake_telegram.sent
+    assert fake_telegram.photos == [control.charts["llama-ft"]]
+    assert sent["text"].startswith(f"<code>{LLAMA_LINE}</code>")
+    assert "step 41200 loss 1.93" in sent["text"]

@@ -55,6 +55,7 @@ def test_the_sparkline_follows_the_values_and_stays_within_its_width() -> None:
     assert sparkline([]) == ""
     assert sparkline([3.0, 2.0, 1.0, 0.0]) == "█▆▃▁"
     assert sparkline([1.0, 1.0]) == "▄▄"
+    assert sparkline([-1.7e308, 0.0, 1.7e308]) == "▁▅█"  # finite, but their span is not
     long = sparkline([float(i) for i in range(1000)], width=24)
     assert len(long) == 24 and long[0] == "▁" and long[-1] == "█"
 
@@ -75,3 +76,5 @@ def test_the_chart_is_a_png_of_the_promised_size_and_none_without_points() -> No
     pixels = imread(io.BytesIO(png), format="png")
     assert pixels.shape[:2] == (int(HEIGHT_IN * DPI), int(WIDTH_IN * DPI))
     assert render_png(MetricHistory(), "empty") is None
+    diverged = history_from_doc({"loss": {"points": [[1, 2.0], [2, -1.7e308], [3, 1.7e308]]}})
+    assert diverged is not None and render_png(diverged, "diverged") is not None
