@@ -15,14 +15,12 @@ no user site on sys.path), then the upload root put first on sys.path explicitly
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.config import Config
 from core.errors import ProtocolError
@@ -39,11 +37,11 @@ from core.protocol import (
     probe_from_doc,
 )
 from core.run_settings import settings_for
+from core.supervisor_answer import ANSWER_MARK as ANSWER_MARK
+from core.supervisor_answer import read_answer as read_answer
+from core.supervisor_answer import validated as _validated
 from core.text import clean_line
 
-# The same text as supervisor.ANSWER_MARK (a contract test keeps them equal).
-ANSWER_MARK = b"@@sleepwatch-answer-v1@@"
-MAX_DEPTH = 32  # the supervisor's deepest answer is 4 levels; a 985-deep one is refused here
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a probe's 64 KiB of log, escaped, plus state and tail
 PROBE_LOG_BYTES = 65536
 # `python -I -c BOOT ROOT ARGS...`: ROOT is popped off argv and put first on sys.path, any
@@ -52,9 +50,6 @@ _BOOT = (
     "import sys,runpy;sys.path.insert(0,sys.argv.pop(1));sys.modules.pop('supervisor',None);"
     "runpy.run_module('supervisor',run_name='__main__',alter_sys=True)"
 )
-# a JSON string (escapes included) or one bracket; everything else is skipped by finditer
-_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
-M = TypeVar("M", bound=BaseModel)
 
 
 def supervisor_argv(python: str, root: str, args: Sequence[str]) -> list[str]:
@@ -218,69 +213,6 @@ def client_for(config: Config, run: str, transport: Transport) -> SupervisorClie
     return SupervisorClient(
         transport, settings.python, settings.remote_root, config.ssh.exec_timeout
     )
-
-
-def read_answer(stdout: bytes, what: str = "supervisor") -> dict[str, Any]:
-    """The JSON object after the last ANSWER_MARK line (or, from a supervisor too old to
-    print one, the last non-empty line). Anything odd raises ProtocolError, nothing else."""
-    try:
-        return _decode(_answer_line(stdout), what)
-    except ProtocolError:
-        raise
-    except Exception as exc:  # RecursionError, MemoryError on a huge number, ...
-        raise ProtocolError(f"{what} answer unreadable ({type(exc).__name__})") from None
-
-
-def _answer_line(stdout: bytes) -> bytes:
-    mark = stdout.rfind(ANSWER_MARK)
-    while mark > 0 and stdout[mark - 1 : mark] != b"\n":  # the mark must start its line
-        mark = stdout.rfind(ANSWER_MARK, 0, mark)
-    if mark >= 0:
-        rest = stdout[mark + len(ANSWER_MARK) :]
-        if not rest.startswith(b"\n"):
-            raise ProtocolError("the answer mark is not on a line of its own")
-        return rest[1:].split(b"\n", 1)[0]
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    return lines[-1] if lines else b""
-
-
-def _decode(line: bytes, what: str) -> dict[str, Any]:
-    if _deeper_than(line, MAX_DEPTH):
-        raise ProtocolError(f"{what} answer nests deeper than {MAX_DEPTH} levels: refused")
-    try:
-        doc = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
-        preview = clean_line(line[:80].decode("utf-8", "replace"))
-        raise ProtocolError(
-            f"{what} answered non-JSON ({exc.__class__.__name__}): {preview!r}"
-        ) from None
-    if not isinstance(doc, dict):
-        raise ProtocolError(f"{what} answered a {type(doc).__name__}, not an object")
-    return doc
-
-
-def _deeper_than(data: bytes, limit: int) -> bool:
-    depth = 0
-    for token in _TOKENS.finditer(data):
-        char = token.group()
-        if char in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in (b"]", b"}"):
-            depth -= 1
-    return False
-
-
-def _validated(model: type[M], doc: dict[str, Any], what: str) -> M:
-    try:
-        return model.model_validate(doc)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(root)"
-        raise ProtocolError(f"{what} answer is invalid: {where}: {err['msg']}") from None
-    except Exception as exc:
-        raise ProtocolError(f"{what} answer unreadable ({type(exc).__name__})") from None
 
 
 __all__ = [

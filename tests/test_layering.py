@@ -72,7 +72,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "store", "store_db", "store_rows", "store_outbox", "store_batch", "store_buttons",
         "store_checks",
         "migrate", "ssh", "ssh_pool", "ssh_channels", "hostkeys", "capped", "local", "providers",
-        "scheduling", "console", "ping", "sdnotify", "supervisor_client", "chart",
+        "scheduling", "console", "ping", "sdnotify", "supervisor_client", "supervisor_answer",
+        "chart",
     ),
     "engine": (
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
