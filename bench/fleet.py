@@ -284,6 +284,10 @@ async def measure(
         "checks_per_s": done / wall,
         "cpu_pct": 100 * cpu / wall,
         "cpu_ms_per_check": 1000 * cpu / done if done else None,
+        # what the goal's load costs: CPU per check at the cadence's rate. Not the measured
+        # share alone: on a busy machine a starved process falls behind and "uses" less.
+        "cpu_pct_at_cadence": 100 * cpu / done * n / cadence_s if done else None,
+        "kept_up": done / wall >= 0.95 * n / cadence_s,
         "rss_kib_per_run": (rss - rss_idle) / n,
         "execs": dict(execs),
         "execs_per_check": sum(execs.values()) / done if done else None,
@@ -367,8 +371,10 @@ def goals_for(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         goal(
             f"{GOAL_RUNS} runs at one check/run/min: < {GOAL_CPU_PCT:g} % of one core",
-            n >= GOAL_RUNS and big["cpu_pct"] < GOAL_CPU_PCT,
-            f"{big['cpu_pct']:.1f} % at N={n}",
+            n >= GOAL_RUNS and big["cpu_pct_at_cadence"] < GOAL_CPU_PCT,
+            f"{big['cpu_pct_at_cadence']:.1f} % at N={n} ({fmt(big['cpu_ms_per_check'], 2)} ms"
+            f" per check x {n / big['cadence_s']:.1f} checks/s; measured {big['cpu_pct']:.1f} %"
+            f" while it kept {big['checks_per_s']:.1f} checks/s on a shared machine)",
         ),
         goal(
             f"p99 check latency < {GOAL_P99_X:g} x a bare exec (>= {MIN_SAMPLES} samples each)",
@@ -400,8 +406,8 @@ def report(results: list[dict[str, Any]]) -> None:
     rows = [
         [
             str(r["runs"]),
-            fmt(r["checks_per_s"]),
-            fmt(r["cpu_pct"]),
+            f"{fmt(r['checks_per_s'])} of {fmt(r['runs'] / r['cadence_s'])}",
+            fmt(r["cpu_pct_at_cadence"]),
             f"{fmt(r['check_p50_ms'])} / {fmt(r['check_p99_ms'])}",
             f"{fmt(r['bare_p50_ms'])} / {fmt(r['bare_p99_ms'])}",
             fmt(r["p99_vs_bare"], 2),
@@ -412,7 +418,8 @@ def report(results: list[dict[str, Any]]) -> None:
         ]
         for r in results
     ]
-    head = ["N", "checks/s", "cpu %", "check p50/p99 ms", "bare p50/p99 ms", "p99 x bare"]
+    head = ["N", "checks/s", "cpu % at cadence", "check p50/p99 ms", "bare p50/p99 ms"]
+    head += ["p99 x bare"]
     head += ["samples", "KiB/run", "unreachable 1st", "execs/check"]
     print(table(head, rows))
 
