@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -100,8 +101,7 @@ class LocalTransport:
     async def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
         try:
             for local, remote in files:
-                Path(remote).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(local, remote)
+                await asyncio.to_thread(_copy_whole, local, Path(remote))
         except OSError as exc:
             raise TransportError(self.label, f"copy of {len(files)} files failed: {exc}") from exc
 
@@ -183,3 +183,14 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     await process.wait()
+
+
+def _copy_whole(local: Path, target: Path) -> None:
+    """Copied aside, then renamed over: another run's supervisor may import it right now."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        shutil.copyfile(local, temp)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)

@@ -92,7 +92,16 @@ class SshTransport:
             for parent in sorted({posixpath.dirname(remote) for _, remote in files} - {""}):
                 await sftp.makedirs(parent, exist_ok=True)
             for local, remote in files:
-                await sftp.put(str(local), remote)
+                # whole or not at all: other runs' probes on this host import these modules
+                # while a launch rewrites them (a sweep launched on one 8-GPU box)
+                temp = f"{remote}.tmp-{secrets.token_hex(4)}"
+                try:
+                    await sftp.put(str(local), temp)
+                    await sftp.posix_rename(temp, remote)
+                except asyncssh.Error:
+                    with suppress(asyncssh.Error):
+                        await sftp.remove(temp)
+                    raise
 
     async def put_bytes(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
         parent = posixpath.dirname(remote_path)
