@@ -71,6 +71,13 @@ chat_ids = [{setup.chat_id}]
 # max_cost = 25.0                   # USD: warned an hour of spend ahead, then torn down
 # supervisor = {{ cwd = "/workspace/llama-ft" }}
 #
+# [runs.collect]                    # copied off and verified (SHA-256) BEFORE any teardown
+# paths = ["output/checkpoint-*", "*.json", "attempts"]   # globs in run_dir; attempts: the logs
+# # dest = "~/models/llama-ft"      # default: <state_dir>/outputs/llama-ft
+# # to = "command"                  # or your own upload, run on the instance after the trainer:
+# # command = ["huggingface-cli", "upload", "me/llama-ft", "output"]
+# # Without [runs.collect] only the run's logs come home: checkpoints go with the instance.
+#
 # [runs.knobs.eval_batch_size]      # what the OOM fix may halve, down to min
 # value = 64
 # min = 4

@@ -7,7 +7,8 @@ checked by core/outputs.py), then each is pulled over the run's own connection (
 `<state_dir>/outputs/<run>/` (or `collect.dest`) as `NAME.sleepwatch-part`, continued from its
 size after a dropped connection or a restart, hashed here and renamed into place only when size
 and SHA-256 match. `command`: the supervisor ran the user's upload command after the trainer
-ended (supervisor/collectcmd.py); this reads how it went from state.json.
+ended (supervisor/collectcmd.py); this reads how it went from state.json. No `collect`: the
+run's logs (attempts/, metric_history.json) are pulled as `local`, and the line says so.
 
 A collection that cannot finish now is PENDING (teardown waits; the caller checks again); one
 that failed or ran past `collect_timeout` is FAILED with what was and was not collected. The
@@ -30,6 +31,7 @@ from typing import Any
 from core.collect_list import list_outputs
 from core.collect_report import (
     Progress,
+    logs_only,
     meta_key,
     pending,
     pull_result,
@@ -42,6 +44,7 @@ from core.models import RunRecord
 from core.outputs import (
     Collected,
     CollectResult,
+    ManifestAnswer,
     ManifestFile,
     local_path,
 )
@@ -66,6 +69,9 @@ MAX_MISMATCHES = 3  # a file that changed while pulled is pulled again, this man
 # run's lock is free, so a /teardown or /kill never waits behind an hour-long pull.
 SLICE_S = 30.0
 NEXT_SLICE_S = 1.0
+# No `collect`: the run's logs still come off (small, bounded in time); never unnamed checkpoints
+LOGS_ONLY = CollectConfig(paths=["attempts", "metric_history.json"])
+LOGS_S = 300.0
 
 
 class Collector:
@@ -114,9 +120,10 @@ class Collector:
         """Collect now, or return the settled result of an earlier collection (`again`: try
         again even so: `sleepwatch collect`)."""
         run = self.config.find_run(record.name)
-        spec = run.collect if run is not None else None
-        if run is None or spec is None:
-            return CollectResult(Collected.NONE, "not collected (no [runs.collect] configured)")
+        if run is None:
+            return CollectResult(Collected.NONE, "not collected (the run is not configured)")
+        spec = run.collect or LOGS_ONLY
+        timeout_s = run.collect_timeout if run.collect else min(run.collect_timeout, LOGS_S)
         memo = await self.memo(record.name)
         settled = memo.get("result")
         if isinstance(settled, dict) and not again:
@@ -127,14 +134,16 @@ class Collector:
             memo["started_at"] = now.isoformat()
             started = now
             await self._save(record.name, memo)
-        left_s = run.collect_timeout - (now - started).total_seconds()
+        left_s = timeout_s - (now - started).total_seconds()
         if spec.to == "command":
             result = await self._by_command(record, spec, left_s)
         else:
             result = await self._pull(record, run, spec, memo, max(left_s, 1.0))
         if result.state is Collected.PENDING and left_s <= 0:
-            why = f"not verified within collect_timeout ({run.collect_timeout:g}s)"
+            why = f"not verified within collect_timeout ({timeout_s:g}s)"
             result = CollectResult(Collected.FAILED, f"NOT collected: {why}", None, (why,))
+        if run.collect is None:
+            result = logs_only(result, NEXT_SLICE_S)
         if result.settled and record.ended_at is not None:  # on demand mid-run: not the end
             memo["result"] = result_doc(result)
         elif result.settled:
@@ -219,7 +228,7 @@ class Collector:
             progress = replace(progress, files_done=progress.files_done + 1)
         await self._save(record.name, memo)
         self.live.pop(record.name, None)
-        return pull_result(files, verified, problems, list(answer.missing), dest)
+        return pull_result(files, verified, problems, _missing(spec, answer), dest)
 
     async def _paused(self, name: str, memo: dict[str, Any], progress: Progress) -> CollectResult:
         """This slice of the pull is over: say how far it got; the next check goes on."""
@@ -272,6 +281,11 @@ class Collector:
         if memo is not None:  # the pull's own memo: what it verified so far is kept with it
             memo["progress"] = progress.line()
             await self._save(progress.run, memo)
+
+
+def _missing(spec: CollectConfig, answer: ManifestAnswer) -> list[str]:
+    """Named paths that matched nothing (logs are pulled "if present": none said)."""
+    return [] if spec is LOGS_ONLY else list(answer.missing)
 
 
 def _when(text: object) -> datetime | None:

@@ -1,7 +1,8 @@
 """The words and records of a collection, pure: its progress line, the outputs line of the
-terminal message, the one alert of a collection that failed, and the memo a collection keeps in
-the store's meta (`collect:RUN`). core/collect.py (the I/O) and core/exits.py (the end) use them;
-core/control.py reads the memo for /runs and /status. No I/O, no clock.
+terminal message (with what a failed collection adds to it, and the logs-only line of a run
+with no `collect`), and the memo a collection keeps in the store's meta (`collect:RUN`).
+core/collect.py (the I/O) and core/exits.py (the end) use them; core/control.py reads the memo
+for /runs and /status, core/upkeep.py for the kept-instance reminder. No I/O, no clock.
 """
 
 from __future__ import annotations
@@ -11,19 +12,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.models import MessageKind, OutboundMessage
+from core.models import OutboundMessage
 from core.outputs import (
     Collected,
     CollectResult,
     ManifestFile,
+    collect_memo_key,
     files_phrase,
     human_bytes,
     short_dest,
 )
 from core.text import clean_line
-from core.topics import Action, Topic
 
 RETRY_S = 15.0
+SET_COLLECT = "set [runs.collect] paths to keep checkpoints"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ class Progress:
 
 
 def meta_key(run: str) -> str:
-    return f"collect:{run}"
+    return collect_memo_key(run)
 
 
 def outputs_line(stored: str | None) -> str | None:
@@ -88,7 +90,12 @@ def pending(line: str, left_s: float) -> CollectResult:
 
 
 def result_doc(result: CollectResult) -> dict[str, Any]:
-    return {"state": result.state.value, "line": result.line, "reasons": list(result.reasons)}
+    return {
+        "state": result.state.value,
+        "line": result.line,
+        "reasons": list(result.reasons),
+        "logs_only": result.logs_only,
+    }
 
 
 def result_from(doc: dict[str, Any]) -> CollectResult:
@@ -97,7 +104,35 @@ def result_from(doc: dict[str, Any]) -> CollectResult:
     except ValueError:
         state = Collected.FAILED
     reasons = tuple(str(r) for r in doc.get("reasons", []) if isinstance(r, str))
-    return CollectResult(state, str(doc.get("line", "")), None, reasons)
+    logs_only = doc.get("logs_only") is True
+    return CollectResult(state, str(doc.get("line", "")), None, reasons, logs_only)
+
+
+def kept_uncollected(stored: str | None) -> bool:
+    """Whether a run's instance was kept because its outputs were not all collected (its
+    settled collection, from the memo, FAILED with outputs configured): core/upkeep.py tells
+    the kept-instance reminder the true reason with it."""
+    try:
+        memo = json.loads(stored) if stored else None
+    except ValueError:
+        return False
+    result = memo.get("result") if isinstance(memo, dict) else None
+    if not isinstance(result, dict):
+        return False
+    settled = result_from(result)
+    return settled.state is Collected.FAILED and not settled.logs_only
+
+
+def logs_only(result: CollectResult, paused_s: float) -> CollectResult:
+    """The result of pulling only the run's logs (no `collect` configured), saying so. Only a
+    pull paused between slices (`retry_s == paused_s`) goes on; an instance that cannot be
+    reached now is not waited for (and billed) for its logs: not collected, say so, go on."""
+    if result.state is Collected.PENDING and result.retry_s == paused_s:
+        return result
+    if result.state is Collected.PENDING:
+        result = CollectResult(Collected.FAILED, f"NOT collected: {result.line}", None)
+    line = f"logs only ({result.line}) — {SET_COLLECT}"
+    return replace(result, line=line, logs_only=True)
 
 
 def with_outputs(message: OutboundMessage, line: str) -> OutboundMessage:
@@ -108,19 +143,12 @@ def with_outputs(message: OutboundMessage, line: str) -> OutboundMessage:
     return replace(message, summary=tuple(pairs))
 
 
-def uncollected_alert(run: str, result: CollectResult, fate: str) -> OutboundMessage:
-    """The one alert of a collection that failed or timed out: what was and was not collected,
-    then what happens to the instance."""
-    reasons = list(result.reasons)[:12]
-    return OutboundMessage(
-        kind=MessageKind.ALERT,
-        title=f"⚠ {run}: outputs NOT all collected",
-        run=run,
-        topic=Topic.NEEDS_HUMAN,
-        loud=True,
-        actions=(Action.TEARDOWN, Action.STATUS),
-        reasons=(result.line, *reasons, fate),
-    )
+def with_uncollected(message: OutboundMessage, result: CollectResult, fate: str) -> OutboundMessage:
+    """The terminal message of a run whose outputs failed to collect: what was and was not
+    collected, then what happens to the instance, told there (one message per ending: no
+    alert of its own). Loud when the instance is kept billing (core/exit_plan.py)."""
+    told = ("outputs NOT all collected: " + result.line, *list(result.reasons)[:12], fate)
+    return replace(message, reasons=(*message.reasons, *told))
 
 
 def uncollected_fate(

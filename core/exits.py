@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import partial
 
 from core.collect import Collector
-from core.collect_report import uncollected_alert, uncollected_fate, with_outputs
+from core.collect_report import uncollected_fate, with_outputs, with_uncollected
 from core.config import Config
 from core.errors import ProtocolError, SleepwatchError, TransportError
 from core.exit_plan import (
@@ -126,32 +126,36 @@ class ExitHandler:
                 retry_s = collected.retry_s or RETRY_TEARDOWN_S
                 await self._apply(retry_later(record, retry_s, now).effects, record)
                 return retry_s
-            await self._note_outputs(record, collected.line)
-            if collected.state is Collected.FAILED:
+            if collected.state is Collected.FAILED and not collected.logs_only:
                 return await self._conclude(await self._uncollected(record, collected), now)
+            await self._note_outputs(record, collected)
         return await self._conclude(await self._teardown_by_policy(record), now)
 
-    async def _note_outputs(self, record: RunRecord, line: str) -> None:
-        held = await self._held(record)
-        if held is not None:
-            await self._apply([HoldMessage(record.name, with_outputs(held, line))], record)
+    async def _note_outputs(
+        self, record: RunRecord, collected: CollectResult, fate: str | None = None
+    ) -> None:
+        """The outputs line in the held terminal message; with `fate`, what was not collected
+        and the instance's fate too (one message, no alert of its own)."""
+        if (held := await self._held(record)) is not None:
+            told = with_outputs(held, collected.line)
+            told = told if fate is None else with_uncollected(told, collected, fate)
+            await self._apply([HoldMessage(record.name, told)], record)
 
     async def _uncollected(self, record: RunRecord, collected: CollectResult) -> DestroyOutcome:
-        """One alert saying what was and was not collected, then keep the instance or destroy
-        it by `destroy_when_uncollected` (default: keep: nothing is lost that money can save)."""
+        """Keep the instance or destroy it by `destroy_when_uncollected` (default: keep:
+        nothing is lost that money can save); the terminal message says which, loud if kept."""
         destroy, fate = uncollected_fate(
             record.name,
             record.instance_id,
             destroy=settings_for(self.config, record.name).destroy_when_uncollected,
             dph_total=record.dph_total,
         )
-        alert = uncollected_alert(record.name, collected, fate)
-        await self._apply([Enqueue(alert, f"{record.name}:uncollected", self.clock())], record)
+        await self._note_outputs(record, collected, fate)
         if destroy or record.instance_id is None:
             return await self._teardown_by_policy(record)
         why = "outputs not all collected (destroy_when_uncollected = false)"
         line = f"{record.instance_id} KEPT: {why}: still billing"
-        return DestroyOutcome(line, False, record)
+        return DestroyOutcome(line, False, record, billing=True)
 
     async def teardown_live(self, record: RunRecord, reason: str) -> tuple[str, float | None]:
         """Tear down a run that is not terminal (deadline, cost, lost instance, /teardown): the

@@ -1,7 +1,8 @@
 """Instances left billing after their run ended, pure: which they are, and when to remind.
 
-An ended run whose instance was kept by policy (`destroy_on_* = false`) or whose destroy failed
-still costs money every hour. Every `kept_reminder` after the run ended, one reminder says so
+An ended run whose instance was kept by policy (`destroy_on_* = false`), kept because its outputs
+were not all collected (`destroy_when_uncollected = false`) or whose destroy failed still costs
+money every hour. Every `kept_reminder` after the run ended, one reminder says so
 with the money spent since the end, until the instance is destroyed (/teardown) or the person
 acknowledges it (/keep RUN). The reminder's number is its dedupe key in the outbox, so a restart
 neither repeats nor loses one, and a serve that was down for a day sends one, not six.
@@ -44,18 +45,30 @@ def reminder_number(ended_at: datetime, now: datetime, every_s: float) -> int:
     return max(0, int((now - ended_at).total_seconds() // every_s))
 
 
-def reminder_for(record: RunRecord, now: datetime, every_s: float) -> Reminder | None:
+def kept_because(record: RunRecord, *, uncollected: bool) -> str:
+    """Why the instance is still there, as the reminder says it. `uncollected`: its outputs
+    were not all collected and destroy_when_uncollected = false kept it (the collection's
+    memo says so: core.collect_report.kept_uncollected)."""
+    if record.teardown == TeardownState.FAILED:
+        return "its destroy failed (sleepwatch keeps retrying it)"
+    if uncollected:
+        return (
+            "it was kept because its outputs were not all collected "
+            "(destroy_when_uncollected = false)"
+        )
+    return "it was kept by policy (destroy_on_done / destroy_on_fail = false)"
+
+
+def reminder_for(
+    record: RunRecord, now: datetime, every_s: float, *, uncollected: bool = False
+) -> Reminder | None:
     if not is_kept(record) or record.ended_at is None:
         return None
     number = reminder_number(record.ended_at, now, every_s)
     if number == 0:
         return None
     since_s = (now - record.ended_at).total_seconds()
-    why = (
-        "its destroy failed (sleepwatch keeps retrying it)"
-        if record.teardown == TeardownState.FAILED
-        else "it was kept by policy (destroy_on_done / destroy_on_fail = false)"
-    )
+    why = kept_because(record, uncollected=uncollected)
     if record.dph_total is None:
         money = "at an unknown hourly price"
     else:

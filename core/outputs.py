@@ -66,10 +66,19 @@ class CollectResult:
     line: str  # the terminal message's "outputs" line
     retry_s: float | None = None  # PENDING: when to try again
     reasons: tuple[str, ...] = field(default=())  # FAILED: what was and was not collected
+    # no `collect` configured: only the run's logs were pulled; a failure to pull them keeps
+    # no instance (core/exits.py: the policy decides, the message says so)
+    logs_only: bool = False
 
     @property
     def settled(self) -> bool:
         return self.state is not Collected.PENDING
+
+
+def collect_memo_key(run: str) -> str:
+    """The meta key of a run's collection memo (core/collect.py). The store's reset_run forgets
+    it: a relaunch under the same name collects its own outputs, never the last run's result."""
+    return f"collect:{run}"
 
 
 def refused_path(path: str, patterns: Sequence[str]) -> str | None:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from core.errors import StaleRun
 from core.migrate import store_error
 from core.models import CheckCommit, OpenAlert, RunRecord
+from core.outputs import collect_memo_key
 from core.store_batch import GroupCommit
 from core.store_buttons import ButtonTables
 from core.store_checks import apply_check as _apply_check
@@ -96,14 +97,16 @@ class Store(ButtonTables, OutboxTables):
     async def reset_run(self, name: str, at: datetime) -> None:
         """Forget what a previous run under this name claimed, so a relaunch starts clean: its
         one-time actions (teardown, kills), its open alerts, its pending terminal message, and
-        the dedupe keys of its messages (sent ones stay, under a retired key)."""
+        the dedupe keys of its messages (sent ones stay, under a retired key), and its collection's
+        memo."""
         async with self._transaction(f"resetting run {name}") as conn:
             await conn.execute("DELETE FROM actions WHERE run = ?", (name,))
             await conn.execute(
                 "UPDATE alerts SET resolved_at = ? WHERE run = ? AND resolved_at IS NULL",
                 (_ts(at), name),
             )
-            await conn.execute("DELETE FROM meta WHERE key = ?", (pending_terminal_key(name),))
+            forget = (pending_terminal_key(name), collect_memo_key(name))
+            await conn.execute("DELETE FROM meta WHERE key IN (?, ?)", forget)
             await conn.execute(
                 "UPDATE outbox SET dedupe_key = dedupe_key || '#retired-' || id "
                 "WHERE run = ? AND dedupe_key IS NOT NULL",

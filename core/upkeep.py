@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from core.collect_report import kept_uncollected, meta_key
 from core.config import Config
 from core.errors import SleepwatchError
-from core.kept import reminder_for
+from core.kept import is_kept, reminder_for
 from core.run_settings import settings_for
 from core.store import Store
 
@@ -40,7 +41,10 @@ async def queue_kept_reminders(store: Store, config: Config, now: datetime) -> i
     try:
         for record in await store.list_runs():
             every_s = settings_for(config, record.name).kept_reminder_s
-            reminder = reminder_for(record, now, every_s)
+            if not is_kept(record):
+                continue
+            uncollected = kept_uncollected(await store.get_meta(meta_key(record.name)))
+            reminder = reminder_for(record, now, every_s, uncollected=uncollected)
             if reminder is not None:
                 await store.enqueue(reminder.message, dedupe_key=reminder.dedupe_key, at=now)
                 queued += 1

@@ -46,6 +46,9 @@ OWN_FILES = frozenset(
         METRICS_FILE,
     }
 )
+# ... except these, when a pattern names one exactly: the metric history is final once the
+# run ended, and the watcher pulls it with the logs when no `collect` is configured.
+NAMED_OUTPUTS = frozenset({METRICS_FILE})
 MAX_PATH = 512
 MAX_FILES = 2000
 MAX_PATTERNS = 64
@@ -123,7 +126,13 @@ def _walk(run_dir: str, pattern: str) -> Found:
     real_base = os.path.realpath(_base(full_pattern) if absolute else run_dir)
     own = os.path.realpath(run_dir)
     for full in sorted(itertools.islice(glob.iglob(full_pattern), MAX_VISITS)):
-        if os.path.basename(full) in OWN_FILES and os.path.realpath(os.path.dirname(full)) == own:
+        name = os.path.basename(full)
+        named_output = name in NAMED_OUTPUTS and clean == name
+        if (
+            name in OWN_FILES
+            and not named_output
+            and os.path.realpath(os.path.dirname(full)) == own
+        ):
             continue
         named = full if absolute else os.path.relpath(full, run_dir)
         if os.path.islink(full):

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import stat
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from bot.app import main
-from core.config import load_config
+from bot.init_file import Setup, config_text
+from core.config import load_config, parse_config
 from tests.fixtures.fake_telegram import FakeTelegram, message_update
 from tests.fixtures.fake_vast import FakeVast
 
@@ -109,3 +111,14 @@ def test_an_existing_config_is_not_overwritten_without_force(
     assert main(["init", "--non-interactive", "--path", str(path), "--token", "1:x"]) == 2
     assert "exists: not overwritten (--force to replace it)" in capsys.readouterr().err
     assert path.read_text() == "# mine\n"
+
+
+def test_the_run_template_uncommented_loads_and_collects_its_outputs() -> None:
+    text = config_text(Setup(chat_id=CHAT, user_id=None, bot_username="sleepwatch_bot"))
+    head, _, template = text.partition("# [[runs]]")
+    lines = ["[[runs]]"] + [line.removeprefix("#").removeprefix(" ") for line in
+                            template.splitlines()[1:]]  # fmt: skip
+    config = parse_config(tomllib.loads(head + "\n".join(lines)), source="template")
+    collect = config.run("llama-ft").collect
+    assert collect is not None and collect.to == "local"
+    assert collect.paths == ["output/checkpoint-*", "*.json", "attempts"]

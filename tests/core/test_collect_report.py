@@ -1,5 +1,6 @@
-"""What a collection says, pure: the outputs line in the terminal message, the one alert of a
-collection that failed (keep or destroy, said plainly), and /runs' reading of the stored memo."""
+"""What a collection says, pure: the outputs line in the terminal message, what a collection
+that failed adds to it (keep or destroy, said plainly), the logs-only line of a run with no
+`collect`, and the readings of the stored memo (/runs, the kept-instance reminder)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import json
 from pathlib import Path
 
 from core.collect_report import (
+    kept_uncollected,
+    logs_only,
     outputs_line,
+    pending,
     pull_result,
-    uncollected_alert,
+    result_doc,
     uncollected_fate,
     with_outputs,
+    with_uncollected,
 )
 from core.models import MessageKind, OutboundMessage
-from core.outputs import Collected, ManifestFile
+from core.outputs import Collected, CollectResult, ManifestFile
 
 SHA = "b" * 64
 DEST = Path("/home/me/.local/share/sleepwatch/outputs/llama-ft")
@@ -53,12 +58,38 @@ def test_the_fate_of_an_uncollected_instance_is_said_plainly() -> None:
     assert uncollected_fate("demo", None, destroy=False, dph_total=None)[0] is False
 
 
-def test_the_alert_carries_the_result_the_reasons_and_the_fate() -> None:
+def test_a_failed_collection_is_told_in_the_terminal_message_not_an_alert() -> None:
     got = files(1000, 2000)
     result = pull_result(got, {}, ["ckpt/0.bin: x", "ckpt/1.bin: y"], [], DEST)
-    alert = uncollected_alert("llama-ft", result, "instance 4242 is KEPT")
-    assert alert.kind is MessageKind.ALERT and alert.loud
-    assert alert.reasons[0] == result.line and alert.reasons[-1] == "instance 4242 is KEPT"
+    terminal = OutboundMessage(kind=MessageKind.TERMINAL, title="t", reasons=("exit 1",))
+    told = with_uncollected(terminal, result, "instance 4242 is KEPT")
+    assert told.kind is MessageKind.TERMINAL
+    assert told.reasons[:2] == ("exit 1", f"outputs NOT all collected: {result.line}")
+    assert "ckpt/1.bin: y" in told.reasons and told.reasons[-1] == "instance 4242 is KEPT"
+
+
+def test_logs_only_says_so_and_how_to_keep_checkpoints() -> None:
+    got = files(1000, 40_000)
+    logs = pull_result(got, {f.path: SHA for f in got}, [], [], DEST)
+    assert logs_only(logs, 1.0).logs_only
+    assert logs_only(logs, 1.0).line.startswith("logs only (2 files, 41.0 KB in …/outputs/llama")
+    assert logs_only(logs, 1.0).line.endswith(") — set [runs.collect] paths to keep checkpoints")
+    paused = CollectResult(Collected.PENDING, "collecting 1/2 files", 1.0)
+    assert logs_only(paused, 1.0) == paused  # a long pull goes on in its next slice
+    unreachable = logs_only(pending("listing the outputs failed (refused)", 10.0), 1.0)
+    assert unreachable.state is Collected.FAILED and unreachable.logs_only  # not waited for
+    assert unreachable.line.startswith("logs only (NOT collected: listing the outputs failed")
+
+
+def test_only_a_failed_collection_of_configured_outputs_kept_the_instance() -> None:
+    failed = CollectResult(Collected.FAILED, "NOT collected")
+    memo = json.dumps({"result": result_doc(failed)})
+    assert kept_uncollected(memo)
+    logs = json.dumps({"result": result_doc(logs_only(failed, 1.0))})
+    assert not kept_uncollected(logs)  # a run with no `collect` keeps nothing for its logs
+    ok = json.dumps({"result": result_doc(CollectResult(Collected.VERIFIED, "1 file"))})
+    assert not kept_uncollected(ok)
+    assert not kept_uncollected(None) and not kept_uncollected("{bad")
 
 
 def test_the_outputs_line_goes_just_before_the_instance_line_once() -> None:

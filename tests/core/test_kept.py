@@ -57,6 +57,14 @@ def test_a_failed_destroy_says_so() -> None:
     assert reminder is not None and "destroy failed" in " ".join(reminder.message.reasons)
 
 
+def test_an_instance_kept_for_uncollected_outputs_says_that_not_policy() -> None:
+    reminder = reminder_for(KEPT, ENDED + timedelta(hours=4), EVERY_S, uncollected=True)
+    assert reminder is not None
+    text = " ".join(reminder.message.reasons)
+    assert "outputs were not all collected (destroy_when_uncollected = false)" in text
+    assert "kept by policy" not in text
+
+
 def test_a_serve_down_for_a_day_sends_one_reminder_not_six() -> None:
     assert reminder_number(ENDED, ENDED + timedelta(hours=25), EVERY_S) == 6
     reminders = due_reminders([KEPT], ENDED + timedelta(hours=25), EVERY_S)

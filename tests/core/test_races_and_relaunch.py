@@ -51,17 +51,21 @@ async def test_a_relaunched_run_destroys_its_new_instance_and_says_so(
     async def no_sleep(_: float) -> None:
         return None
 
+    # no [runs.collect]: the new instance's logs are listed (none here), pulled, then the destroy
+    transport = no_logs_transport()
     exits = ExitHandler(
         store,
         config(tmp_path),
-        lambda r: None,
+        lambda r: transport,
         lambda r: provider,
         clock,
         lambda: None,
         sleep=no_sleep,
-    )  # type: ignore[arg-type]
+    )
     # the first run under this name was destroyed and its terminal message sent
     await store.upsert_run(record("ft", clock, instance_id="111", live=False, teardown="destroyed"))
+    first = {"result": {"state": "verified", "line": "first run's logs", "reasons": []}}
+    await store.set_meta("collect:ft", json.dumps(first))
     await store.claim_action("ft", "teardown", clock.now)
     await store.finish_action("ft", "teardown", "destroyed", clock.now)
     old = OutboundMessage(kind=MessageKind.TERMINAL, title="old", run="ft")
@@ -74,6 +78,7 @@ async def test_a_relaunched_run_destroys_its_new_instance_and_says_so(
     await exits.finish(second, None, None)
 
     assert [c for c in provider.requests if c[0] == "destroy"] == [("destroy", "222", None)]
+    assert [c for c in transport.calls if "manifest" in c]  # its own logs, not the first run's
     titles = [item.message.title for item in await store.pending(clock.now)]
     assert "old" in titles and any(t.startswith("ft:") for t in titles)  # a new terminal
     final = await store.get_run("ft")
@@ -145,6 +150,13 @@ class ScriptedTransport:
 
     async def close(self) -> None:
         return None
+
+
+def no_logs_transport() -> ScriptedTransport:
+    """An instance whose supervisor lists no logs: a run with no [runs.collect] pulls its
+    logs before the teardown, and here there are none."""
+    no_logs = {"ok": True, "files": [], "missing": ["attempts", "metric_history.json"]}
+    return ScriptedTransport([json.dumps(no_logs).encode()])
 
 
 def wait_answer(reason: str, status: str | None, attempt: object = 1) -> bytes:
@@ -248,9 +260,10 @@ async def test_a_restart_between_a_cost_cap_ending_and_its_delete_still_destroys
     async def no_sleep(_: float) -> None:
         return None
 
+    transport = no_logs_transport()  # no [runs.collect]: its logs first (none here)
     exits = ExitHandler(
-        store, keeping, lambda r: None, lambda r: provider, clock, lambda: None, sleep=no_sleep
-    )  # type: ignore[arg-type]
+        store, keeping, lambda r: transport, lambda r: provider, clock, lambda: None, sleep=no_sleep
+    )
     ended = record(
         "ft", clock, instance_id="333", status="stopped", outcome="cost_capped", ended_at=clock.now
     )

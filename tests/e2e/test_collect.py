@@ -29,6 +29,8 @@ from core.models import MessageKind, OutboundMessage, RunRecord
 from core.providers import VastProvider
 from core.runtime import DB_NAME, utc_now
 from core.store import Store
+from core.topics import Action
+from core.upkeep import queue_kept_reminders
 from core.watcher import Watcher
 from tests.conftest import FakeClock
 from tests.e2e.vast_helpers import (
@@ -116,9 +118,10 @@ class Flow:
         assert record is not None
         return record
 
-    async def messages(self, kind: MessageKind) -> list[OutboundMessage]:
+    async def messages(self, kind: MessageKind | None = None) -> list[OutboundMessage]:
+        """Queued messages of `kind` (None: every message, whatever its kind)."""
         items = await self.store.pending(self.clock())
-        return [item.message for item in items if item.message.kind is kind]
+        return [item.message for item in items if kind is None or item.message.kind is kind]
 
 
 @pytest.fixture
@@ -229,7 +232,7 @@ FAILING_UPLOAD = "import sys; print('upload refused: 403 Forbidden'); sys.exit(3
 
 
 @pytest.mark.parametrize("destroy", [False, True], ids=["kept", "destroyed"])
-async def test_a_failing_collect_command_alerts_once_and_keeps_or_destroys_by_policy(
+async def test_a_failing_collect_command_is_one_message_and_keeps_or_destroys_by_policy(
     open_flow: Callable[..., Any], fake_vast: FakeVast, tmp_path: Path, destroy: bool
 ) -> None:
     collect = CollectConfig(to="command", command=[sys.executable, "-c", FAILING_UPLOAD])
@@ -243,23 +246,30 @@ async def test_a_failing_collect_command_alerts_once_and_keeps_or_destroys_by_po
         state = await wait_for_status(tmp_path, "done")
 
     assert await flow.watcher.check(RUN) is None
-    assert await flow.watcher.check(RUN) is None  # an ended run: nothing more, no second alert
+    assert await flow.watcher.check(RUN) is None  # an ended run: nothing more, no second word
 
-    [alert] = await flow.messages(MessageKind.ALERT)
-    text = " ".join(alert.reasons)
-    assert "outputs NOT all collected" in alert.title
+    [terminal] = await flow.messages()  # one message for one ending: no alert beside it
+    assert terminal.kind is MessageKind.TERMINAL
+    text = " ".join(terminal.reasons)
+    assert "outputs NOT all collected: NOT uploaded" in text
     assert "failed (exit 3)" in text and "upload refused: 403 Forbidden" in text
-    [terminal] = await flow.messages(MessageKind.TERMINAL)
     summary = dict(terminal.summary)
     assert summary["outputs"].startswith("NOT uploaded")
     if destroy:
         assert "destroyed anyway (destroy_when_uncollected = true)" in text
         assert len(fake_vast.calls("DELETE")) == 1 and INSTANCE not in fake_vast.instances
         assert summary["instance"].endswith("destroyed (run done)")
+        assert not terminal.loud  # a done run, nothing left billing: nobody is woken
     else:
         assert "KEPT so nothing is lost (destroy_when_uncollected = false)" in text
         assert fake_vast.calls("DELETE") == [] and INSTANCE in fake_vast.instances
         assert "KEPT" in summary["instance"] and "still billing" in summary["instance"]
+        assert terminal.loud and Action.TEARDOWN in terminal.actions  # billing: a human's call
+        # the first reminder (every 4 h since the supervisor's own end) says the true reason
+        flow.clock.advance(4 * 3600 + 600)
+        assert await queue_kept_reminders(flow.store, flow.config, flow.clock()) == 1
+        [_, reminder] = await flow.messages()
+        assert "outputs were not all collected" in " ".join(reminder.reasons)
     assert not (await flow.record()).live
 
 
@@ -353,7 +363,7 @@ async def test_a_passed_deadline_stops_the_run_collects_then_destroys(
     assert (await flow.record()).outcome == "deadline_passed"
 
 
-async def test_a_pull_that_cannot_finish_within_collect_timeout_is_one_alert_and_keeps(
+async def test_a_pull_that_cannot_finish_within_collect_timeout_is_one_message_and_keeps(
     open_flow: Callable[..., Any], fake_vast: FakeVast, sshd: SshdServer, tmp_path: Path
 ) -> None:
     flow: Flow = await open_flow(collect=CollectConfig(paths=PATHS), collect_timeout="10m")
@@ -371,12 +381,11 @@ async def test_a_pull_that_cannot_finish_within_collect_timeout_is_one_alert_and
 
     assert await flow.watcher.check(RUN) is None
 
-    [alert] = await flow.messages(MessageKind.ALERT)
-    text = " ".join(alert.reasons)
+    [terminal] = await flow.messages()  # the one message of this ending
+    text = " ".join(terminal.reasons)
     assert "not verified within collect_timeout (600s)" in text
-    assert "KEPT so nothing is lost" in text
+    assert "KEPT so nothing is lost" in text and terminal.loud
     assert fake_vast.calls("DELETE") == [] and INSTANCE in fake_vast.instances
-    [terminal] = await flow.messages(MessageKind.TERMINAL)
     assert dict(terminal.summary)["outputs"].startswith("NOT collected")
     assert not (await flow.record()).live
 
@@ -416,8 +425,8 @@ async def test_a_full_local_disk_is_said_as_such_not_read_as_a_dropped_connectio
 
     assert await flow.watcher.check(RUN) is None  # settled at once, not retried as pending
 
-    [alert] = await flow.messages(MessageKind.ALERT)
-    text = " ".join(alert.reasons)
+    [terminal] = await flow.messages()
+    text = " ".join(terminal.reasons)
     assert "ckpt/final/model.bin: cannot write here (No space left on device)" in text
     assert "collected and verified: 1 file, 25 B" in text  # metrics.json came home
     assert fake_vast.calls("DELETE") == []  # kept: destroy_when_uncollected = false

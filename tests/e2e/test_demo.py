@@ -63,6 +63,10 @@ async def test_crash_scenario_fails_and_names_the_root_cause(tmp_path: Path) -> 
     assert "next change:" in text
     assert "RuntimeError: loss is NaN at step 8" in text
     assert kinds(text)[-1] == "terminal"
+    # failed runs collect too: the failed attempt's log comes home, verified, before the end
+    assert re.search(r"outputs: \d+ files?, [\d.]+ [KM]?B in …/outputs/demo-crash, verified", text)
+    failed_log = tmp_path / "state" / "outputs" / "demo-crash" / "attempts" / "1.log"
+    assert "RuntimeError: loss is NaN at step 8" in failed_log.read_text()
 
 
 async def test_stall_scenario_kills_once_then_completes(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ def tree(root: Path) -> Path:
     (run / "ckpt" / "sub" / "opt.bin").write_bytes(b"o" * 10)
     (run / "metrics.json").write_text("{}")
     (run / "state.json").write_text("{}")  # the supervisor's own: never an output
+    (run / "metric_history.json").write_text("[]")  # its own too, unless named exactly
     (root / "secret").write_text("not yours")
     (run / "ckpt" / "link").symlink_to(root / "secret")
     (run / "escape").symlink_to(root)
@@ -41,6 +42,13 @@ def test_it_lists_named_files_with_size_and_sha256_and_skips_symlinks(tmp_path: 
     skipped = {s["path"]: s["why"] for s in doc["skipped"]}
     assert skipped == {"ckpt/link": "symlink", "escape/secret": "outside its base folder"}
     assert doc["missing"] == ["escape/secret", "nothing/*"]
+
+
+def test_the_metric_history_is_an_output_only_when_named_exactly(tmp_path: Path) -> None:
+    run = tree(tmp_path)
+    doc = build_manifest(str(run), ["attempts", "metric_history.json", "state.json"])
+    assert [f["path"] for f in doc["files"]] == ["metric_history.json"]
+    assert doc["missing"] == ["attempts", "state.json"]
 
 
 def test_it_refuses_dotdot_and_bounds_the_count(tmp_path: Path) -> None:
