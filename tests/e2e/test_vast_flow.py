@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -311,6 +312,10 @@ async def test_a_finished_run_is_destroyed_and_verified_through_a_429_and_two_50
     summary = dict(terminal.summary)
     assert summary["instance"] == f"{INSTANCE} destroyed (run done)"
     assert summary["cost"].startswith("$")
+    # no [runs.collect]: the run's own logs still came home, verified, and the end says so
+    logs = r"logs only \(\d+ files?, .+ in …/outputs/llama-ft, verified\) — set \[runs.collect\]"
+    assert re.match(logs, summary["outputs"]), summary["outputs"]
+    assert (tmp_path / "state" / "outputs" / RUN / "attempts" / "1.log").is_file()
 
 
 async def test_the_record_keeps_the_verified_teardown_after_a_terminal_destroy(
