@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Mapping
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -22,8 +23,11 @@ WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100
 OFF_CHART = 1e15
 
 
-def render_png(history: MetricHistory, title: str) -> bytes | None:
-    """The chart as PNG bytes, or None when there is nothing to draw."""
+def render_png(
+    history: MetricHistory, title: str, marks: Mapping[int, str] | None = None
+) -> bytes | None:
+    """The chart as PNG bytes, or None when there is nothing to draw. Each retry's start is a
+    dashed line, labelled with its attempt and the fix it started with (`marks`)."""
     if not history.has_points():
         return None
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
@@ -35,6 +39,20 @@ def render_png(history: MetricHistory, title: str) -> bytes | None:
         for attempt, step in history.attempts:
             if attempt > 1:
                 ax.axvline(step, color="tab:red", linestyle="--", linewidth=1)
+    for attempt, step in history.attempts:
+        if attempt > 1:
+            label = f"#{attempt} {(marks or {}).get(attempt, 'retry')}"[:40]
+            top.annotate(
+                label,
+                (step, 1),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize=7,
+                color="tab:red",
+                parse_math=False,
+            )
     if any(attempt > 1 for attempt, _ in history.attempts):
         top.plot([], [], color="tab:red", linestyle="--", label="retry (attempt starts)")
     top.set_title(title[:80])
@@ -47,8 +65,10 @@ def render_png(history: MetricHistory, title: str) -> bytes | None:
     return out.getvalue()
 
 
-async def render_png_async(history: MetricHistory, title: str) -> bytes | None:
-    return await asyncio.to_thread(render_png, history, title)
+async def render_png_async(
+    history: MetricHistory, title: str, marks: Mapping[int, str] | None = None
+) -> bytes | None:
+    return await asyncio.to_thread(render_png, history, title, marks)
 
 
 def _draw_metrics(ax: Axes, history: MetricHistory) -> None:

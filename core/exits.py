@@ -49,7 +49,7 @@ from core.models import OutboundMessage, RunRecord
 from core.outputs import Collected, CollectResult
 from core.ports import Clock, Provider, ProviderFor, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.run_chart import with_chart, with_links
+from core.run_chart import pictured
 from core.run_settings import settings_for
 from core.store import Store
 from core.supervisor_client import client_for
@@ -117,8 +117,8 @@ class ExitHandler:
             message = terminal_message_of(
                 record, state, probe, now, stall_kills=stall_kills, notify_done=notify_done
             )
-            message = with_links(message, probe)
-            message = await with_chart(message, self.config, record, self.transport_for(record))
+            transport = self.transport_for(record)
+            message = await pictured(message, probe, state, self.config, record, transport)
             record = await self._apply(plan_terminal(record, state, message, now).effects, record)
         if record.teardown is None:  # none started yet: the outputs come off first
             collected = await self.collector.collect(record)

@@ -24,7 +24,7 @@ from core.links import links_in
 from core.metric_history import MetricHistory, sparkline
 from core.models import OutboundMessage, RunRecord
 from core.ports import Transport
-from core.protocol import ProbeSnapshot
+from core.protocol import ProbeSnapshot, SupervisorState
 from core.supervisor_client import SupervisorClient, client_for
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,17 @@ def chart_path(config: Config, run: str) -> Path:
     return config.watcher.resolved_state_dir() / "charts" / f"{run}.png"
 
 
+def fix_marks(state: SupervisorState | None) -> dict[int, str]:
+    """{attempt: the fix it started with}: a fix applied after attempt N is attempt N+1's."""
+    return {fix.attempt + 1: fix.kind for fix in state.fixes} if state else {}
+
+
 async def fresh_chart(
-    client: SupervisorClient, config: Config, name: str, run_dir: str
+    client: SupervisorClient,
+    config: Config,
+    name: str,
+    run_dir: str,
+    marks: dict[int, str] | None = None,
 ) -> tuple[MetricHistory | None, Path | None]:
     """The run's history as its supervisor answers it now, and its chart drawn into
     `chart_path` (None where there is nothing to draw or the draw failed)."""
@@ -53,7 +62,7 @@ async def fresh_chart(
     if history is None or not history.has_points():
         return history, None
     try:
-        png = await render_png_async(history, name)
+        png = await render_png_async(history, name, marks or {})
     except Exception as exc:  # noqa: BLE001 - a picture is never worth an ending or an answer
         log.warning("%s: chart not drawn: %s", name, exc)
         return history, None
@@ -68,11 +77,28 @@ async def fresh_chart(
     return history, path
 
 
+async def pictured(
+    message: OutboundMessage,
+    probe: ProbeSnapshot | None,
+    state: SupervisorState | None,
+    config: Config,
+    record: RunRecord,
+    transport: Transport,
+) -> OutboundMessage:
+    """The terminal message with its links and its chart (each retry marked with its fix)."""
+    return await with_chart(with_links(message, probe), config, record, transport, state)
+
+
 async def with_chart(
-    message: OutboundMessage, config: Config, record: RunRecord, transport: Transport
+    message: OutboundMessage,
+    config: Config,
+    record: RunRecord,
+    transport: Transport,
+    state: SupervisorState | None = None,
 ) -> OutboundMessage:
     client = client_for(config, record.name, transport)
-    history, path = await fresh_chart(client, config, record.name, record.run_dir)
+    marks = fix_marks(state)
+    history, path = await fresh_chart(client, config, record.name, record.run_dir, marks)
     if history is None:
         return message
     summary = message.summary + loss_line(history)

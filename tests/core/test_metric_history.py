@@ -76,5 +76,7 @@ def test_the_chart_is_a_png_of_the_promised_size_and_none_without_points() -> No
     pixels = imread(io.BytesIO(png), format="png")
     assert pixels.shape[:2] == (int(HEIGHT_IN * DPI), int(WIDTH_IN * DPI))
     assert render_png(MetricHistory(), "empty") is None
+    # a fix's name comes from the instance: drawn as plain text, never parsed as math
+    assert render_png(history, "llama-ft", {2: "$\\frac{oom$"}) is not None
     diverged = history_from_doc({"loss": {"points": [[1, 2.0], [2, -1.7e308], [3, 1.7e308]]}})
     assert diverged is not None and render_png(diverged, "diverged") is not None
