@@ -19,11 +19,14 @@ demo: $(STAMP)
 	$(BIN)/sleepwatch demo $(if $(SCENARIO),--scenario $(SCENARIO),)
 
 # Four workers on two cores: most tests wait on real subprocesses, sshd and sockets, not the CPU.
+# Tests go out two at a time (the longest first, tests/conftest.py), so no worker is handed a
+# long run of heavy tests while the others sit idle at the end.
+XDIST = -n $(TEST_WORKERS) --maxschedchunk 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q $(XDIST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

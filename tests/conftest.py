@@ -39,11 +39,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     suites that drive real processes (serve, sshd, trainers), then the rest in file order."""
 
     def rank(item: pytest.Item) -> int:
-        if item.get_closest_marker("slow") is not None:
+        if item.nodeid.startswith(_LONGEST):
             return 0
-        return 1 if item.nodeid.startswith(_REAL_PROCESS_SUITES) else 2
+        if item.get_closest_marker("slow") is not None:
+            return 1
+        return 2 if item.nodeid.startswith(_REAL_PROCESS_SUITES) else 3
 
     items.sort(key=rank)
 
 
+_LONGEST = ("tests/reliability/test_watcher_sigkill.py",)  # 20 restarts of serve: minutes
 _REAL_PROCESS_SUITES = ("tests/reliability/", "tests/e2e/", "tests/supervisor/test_corpus.py")
