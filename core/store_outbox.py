@@ -14,7 +14,7 @@ from typing import Any
 
 import aiosqlite
 
-from core.models import OutboundMessage, OutboxItem
+from core.models import MessageKind, OutboundMessage, OutboxItem
 from core.store_db import Database
 from core.store_rows import INSERT_MESSAGE as _INSERT_MESSAGE
 from core.store_rows import TEXT_MAX
@@ -32,10 +32,13 @@ class OutboxTables(Database):
     async def enqueue(
         self, message: OutboundMessage, *, dedupe_key: str | None, at: datetime
     ) -> int | None:
-        """Store a message to send; None (and nothing stored) when `dedupe_key` is known."""
-        values = _message_values(message, at)
+        """Store a message to send; None (and nothing stored) when `dedupe_key` is known.
+        A terminal message is never ordered before its own run's earlier messages (stamped
+        with the end, it could be: one check can see a retry and the end after it)."""
         async with self._using("queueing a message") as conn:
-            return await insert_message(conn, dedupe_key, values)
+            if message.kind is MessageKind.TERMINAL and message.run is not None:
+                at = max(at, await _latest_of_run(conn, message.run) or at)
+            return await insert_message(conn, dedupe_key, _message_values(message, at))
 
     async def pending(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         """Unsent messages due at `now` (next_try_at <= now), oldest first: by the time they
@@ -102,3 +105,9 @@ async def insert_message(
 ) -> int | None:
     cursor = await conn.execute(_INSERT_MESSAGE, (dedupe_key, *values))
     return cursor.lastrowid if cursor.rowcount == 1 else None
+
+
+async def _latest_of_run(conn: aiosqlite.Connection, run: str) -> datetime | None:
+    cursor = await conn.execute("SELECT max(created_at) FROM outbox WHERE run = ?", (run,))
+    row = await cursor.fetchone()
+    return _dt(row[0]) if row and row[0] else None

@@ -393,3 +393,21 @@ async def test_a_failed_delivery_whose_defer_cannot_be_written_still_waits(store
     assert sender.not_before == clock() + timedelta(seconds=backoff_s(0))
     assert await sender.drain_once() == 0  # no new try (and no request) before the backoff
     assert notifier.delivered == [] and notifier.failures == []
+
+
+async def test_a_terminal_message_stamped_with_its_end_never_goes_before_its_runs_retry(
+    store, clock
+):
+    # one check saw the retry and, after it, the end: the end is stamped when the run ended
+    ended_at = clock()
+    clock.advance(30)
+    retry = OutboundMessage(kind=MessageKind.ALERT, title="attempt 2/3 started", run="a")
+    await store.enqueue(retry, dedupe_key=None, at=clock())
+    end_a = OutboundMessage(kind=MessageKind.TERMINAL, title="a: done", run="a")
+    await store.enqueue(end_a, dedupe_key=None, at=ended_at)
+    # runs ending together are still told in the order they ended
+    end_b = OutboundMessage(kind=MessageKind.TERMINAL, title="b: done", run="b")
+    await store.enqueue(end_b, dedupe_key=None, at=ended_at - timedelta(seconds=5))
+
+    titles = [item.message.title for item in await store.pending(clock())]
+    assert titles == ["b: done", "attempt 2/3 started", "a: done"]
