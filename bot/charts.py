@@ -19,15 +19,25 @@ def telegram_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def fitting_caption(text: str) -> str | None:
+    """`text` when it fits a photo's caption; None: send the text, then the photo."""
+    return text if telegram_len(text) <= CAPTION_LIMIT else None
+
+
+def chart_file(png: bytes) -> BufferedInputFile:
+    return BufferedInputFile(png, filename="chart.png")
+
+
 async def send_reply(
     message: Message, text: str, keyboard: InlineKeyboardMarkup | None, chart: bytes | None
 ) -> None:
     if chart is None:
         await message.answer(text, parse_mode=HTML, reply_markup=keyboard)
         return
-    photo = BufferedInputFile(chart, filename="chart.png")
-    if telegram_len(text) <= CAPTION_LIMIT:
-        await message.answer_photo(photo, caption=text, parse_mode=HTML, reply_markup=keyboard)
+    photo = chart_file(chart)
+    caption = fitting_caption(text)
+    if caption is not None:
+        await message.answer_photo(photo, caption=caption, parse_mode=HTML, reply_markup=keyboard)
         return
     await message.answer(text, parse_mode=HTML, reply_markup=keyboard)
     await message.answer_photo(photo, caption=html.escape("the run's metrics"), parse_mode=HTML)

@@ -27,9 +27,9 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.charts import CAPTION_LIMIT, telegram_len
+from bot.charts import CAPTION_LIMIT, chart_file, fitting_caption
 from bot.confirm import ButtonStore, alert_keyboard, new_nonce
 from bot.redact import redact
 from bot.render import render_message
@@ -157,13 +157,13 @@ class TelegramNotifier:
 
         if photo is None:
             return [text_message]
-        fits = telegram_len(text) <= CAPTION_LIMIT
+        fits = fitting_caption(text) is not None
         caption = text if fits else html.escape(message.title)[: CAPTION_LIMIT // 2]
 
         async def chart(chat_id: int) -> object:
             return await self._bot.send_photo(
                 chat_id,
-                BufferedInputFile(photo, filename="chart.png"),
+                chart_file(photo),
                 caption=caption,
                 parse_mode="HTML",
                 disable_notification=silent or not fits,
