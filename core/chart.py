@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Mapping
-
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from core.metric_history import MetricHistory, Point
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100
 OFF_CHART = 1e15
@@ -30,6 +30,11 @@ def render_png(
     dashed line, labelled with its attempt and the fix it started with (`marks`)."""
     if not history.has_points():
         return None
+    # imported here, not at the top: matplotlib is ~0.8 s of every start-up (serve, each CLI
+    # verb), and most processes never draw
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(figure)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))

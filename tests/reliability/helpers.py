@@ -58,6 +58,20 @@ for step in range(1, steps + 1):
     time.sleep(step_s)
 """
 
+# STEP_TRAINER that first waits (printing, so it is never silent) until the test creates the
+# gate file: a run that cannot end before the test has seen what it waits for, however slowly a
+# loaded machine starts `serve`.
+GATED_TRAINER = """
+import os, sys, time
+steps, step_s, gate = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+while not os.path.exists(gate):
+    print("loading data", flush=True)
+    time.sleep(0.2)
+for step in range(1, steps + 1):
+    print(f"step {step}/{steps} loss=0.5", flush=True)
+    time.sleep(step_s)
+"""
+
 # `[watcher] python` for the probe faults: behaves as python unless a mode file says otherwise.
 # "hang": a probe that never answers. "reset": the probe kills its own sshd session process
 # mid-answer (the connection drops), once.

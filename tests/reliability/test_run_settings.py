@@ -22,6 +22,7 @@ import pytest
 from core.supervisor_client import supervisor_argv
 from tests.reliability.helpers import (
     CHAT_ID,
+    GATED_TRAINER,
     INSTANCE,
     RUN,
     STEP_TRAINER,
@@ -45,6 +46,9 @@ class Setup:
         self.run_dir = tmp_path / "runs" / RUN
         self.trainer = tmp_path / "train.py"
         self.trainer.write_text(STEP_TRAINER)
+        self.gated_trainer = tmp_path / "train_gated.py"
+        self.gated_trainer.write_text(GATED_TRAINER)
+        self.gate = tmp_path / "gate"
         self.clis: list[Cli] = []
         self.serve: asyncio.subprocess.Process | None = None
         vast.add_instance(INSTANCE, ssh_host=sshd.host, ssh_port=sshd.port, dph_total=0.4)
@@ -68,14 +72,18 @@ class Setup:
         self.clis.append(cli)
         return cli
 
-    def run_entry(self, *, steps: int, **fields: Any) -> dict[str, Any]:
+    def run_entry(self, *, steps: int, gated: bool = False, **fields: Any) -> dict[str, Any]:
+        """`gated`: the trainer waits for `self.gate` before its first step."""
+        command = f"{sys.executable} {self.trainer} {steps} 0.1"
+        if gated:
+            command = f"{sys.executable} {self.gated_trainer} {steps} 0.1 {self.gate}"
         return {
             "name": RUN,
             "instance_id": INSTANCE,
             "user": self.sshd.user,
             "key": self.sshd.key_path,
             "run_dir": self.run_dir,
-            "command": f"{sys.executable} {self.trainer} {steps} 0.1",
+            "command": command,
             "env": {"PYTHONUNBUFFERED": "1"},
             "heartbeat_s": 0.3,
             "max_attempts": 1,
@@ -155,18 +163,20 @@ async def test_a_run_launched_with_another_config_file_is_watched_with_its_own_s
 async def test_an_entry_edited_while_serve_runs_is_applied_on_sighup_and_logged(
     setup: Setup, fake_vast: FakeVast
 ) -> None:
-    server = setup.cli("serve.toml", runs=[setup.run_entry(steps=150)], full=True)
+    entry = setup.run_entry(steps=20, gated=True)
+    server = setup.cli("serve.toml", runs=[entry], full=True)
     status, out = await server.run("launch", RUN)
     assert status == 0, out
     setup.serve = await server.start("serve")
-    await wait_for(lambda: setup.checked("running"), 60, what="a check that saw it running")
+    await wait_for(lambda: setup.checked("running"), 120, what="a check that saw it running")
 
-    setup.cli("serve.toml", runs=[setup.run_entry(steps=150, destroy_on_done=False)], full=True)
+    setup.cli("serve.toml", runs=[{**entry, "destroy_on_done": False}], full=True)
     assert setup.serve is not None
     setup.serve.send_signal(signal.SIGHUP)
     await wait_for(
-        lambda: "settings changed in" in server.log_text(), 30, what="the change to be logged"
+        lambda: "settings changed in" in server.log_text(), 60, what="the change to be logged"
     )
+    setup.gate.touch()  # only now may the run end
     await wait_for(setup.ended, 90, what="the run to end")
     await setup.stop_serve()
 
