@@ -63,6 +63,8 @@ SUPERVISOR_MODULES = (
     "proctree.py",
     "progress.py",
     "runner.py",
+    "session.py",
+    "session_cmds.py",
     "slog.py",
     "state.py",
     "statefile.py",

@@ -1,6 +1,7 @@
-"""CLI: run / start / probe / ctl / wait / ack / manifest. Each prints one JSON object on
-stdout (run: none). With `--framed` (the watcher always asks for it) the object comes on the
-line after ANSWER_MARK, so shell noise printed before it is never read as the answer.
+"""CLI: run / start / probe / ctl / wait / ack / manifest / session. Each prints one JSON
+object on stdout (run: none; session: JSON lines until stdin closes, supervisor/session.py).
+With `--framed` (the watcher always asks for it) the object comes on the line after
+ANSWER_MARK, so shell noise printed before it is never read as the answer.
 
 Run on the instance as `python3 -m supervisor ...` by the watcher: core/supervisor_client.py
 builds every command line.
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     manifest.add_argument("--path", action="append", required=True, dest="paths")
     manifest.add_argument("--max-files", type=int, default=2000)
     manifest.set_defaults(func=_cmd_manifest)
+    session = sub.add_parser("session", help="JSON lines both ways until stdin closes")
+    session.add_argument("--heartbeat", type=float, default=15.0, help="seconds between beats")
+    session.set_defaults(func=_cmd_session)
     return parser
 
 
@@ -184,6 +188,13 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     doc = build_manifest(args.run_dir, args.paths, max(1, min(args.max_files, 2000)))
     _print(doc, args)
     return EXIT_OK if doc["ok"] else EXIT_FAILED
+
+
+def _cmd_session(args: argparse.Namespace) -> int:
+    from .session import run_session
+
+    first = "\n%s\n" % ANSWER_MARK if args.framed else None
+    return run_session(sys.stdout, sys.stdin.fileno(), args.heartbeat, first)
 
 
 if __name__ == "__main__":
