@@ -10,12 +10,13 @@ asyncssh server in a child process (bench/fleet_server.py: a realistic ~2 KiB pr
 
 Each N runs in a fresh process: a warm-up service (imports, caches), the idle service's RSS,
 then N live runs stored and `serve` started on them, all overdue (what a restart after some
-downtime sees): its first checks are counted, unreachable ones too. Then a window at the
-steady cadence: CPU share of this process (all threads: SQLite's too), RSS per run above the
-idle service, every SSH exec by kind (probe, wait, other). Then a second window with bare
-`conn.run('true')` execs on the same connections beside the service, at least as many a second
-as checks and long enough for 1,000 samples of each: every check's latency (Watcher.check:
-channel, exec, parse, rules, commit) against a bare exec's, under the same load.
+downtime sees): its first checks are counted, unreachable ones too. Then window A at the
+steady cadence: CPU of this process (all threads: SQLite's too), of the fake server and of the
+rest of the machine (it is shared), RSS per run above the idle service, every SSH exec by kind,
+the event loop's lag, GC pauses, and each check's, probe exec's and commit's duration. Then
+window B with bare `conn.run('true')` execs on the same connections beside the service (about
+1,000 of them): every check's latency (Watcher.check: channel, exec, parse, rules, commit)
+against a bare exec's, under the same load. Both windows last long enough for 1,000 checks.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import multiprocessing
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -35,24 +34,18 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
 from bench.common import fmt, goal, percentile, print_goals, table, write_result
-from core.config import CadenceConfig, Config, RunConfig, WatcherConfig
-from core.console import ConsoleNotifier
-from core.models import ExecResult, RunRecord
-from core.service import Service
-from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
-from core.store import Store
+from bench.fleet_probes import GcPauses, LoopLag, cpu_s, machine_cpu, spread
+from bench.fleet_run import Fleet, paced_bare, until, warm_up
 
 SIZES, QUICK_SIZES = (500, 2000, 5000), (20,)
 GOAL_RUNS, CADENCE_S = 5000, 60.0
 MIN_SAMPLES = 1000  # p99 means something only with this many
-WARMUP_RUNS = 5
 GOAL_CPU_PCT, GOAL_P99_X, GOAL_KIB = 25.0, 3.0, 150.0
 
 
@@ -70,179 +63,64 @@ def rss_kib() -> int:
     return 0
 
 
-class Counting:
-    """The run's SshTransport, counting each exec by kind (probe, wait, other)."""
-
-    def __init__(self, inner: SshTransport, counts: Counter[str]) -> None:
-        self.inner = inner
-        self.label = inner.label
-        self.counts = counts
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout_s: float,
-        stdin: bytes | None = None,
-        max_output_bytes: int | None = None,
-        lasting: bool = False,
-    ) -> ExecResult:
-        kind = next((k for k in ("probe", "wait", "ack", "ctl") if k in argv), "other")
-        self.counts[kind] += 1
-        return await self.inner.run(
-            argv,
-            timeout_s=timeout_s,
-            stdin=stdin,
-            max_output_bytes=max_output_bytes,
-            lasting=lasting,
-        )
-
-    async def put_tree(self, local_dir: Path, remote_dir: str) -> None:
-        await self.inner.put_tree(local_dir, remote_dir)
-
-    async def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
-        await self.inner.put_files(files)
-
-    async def put_bytes(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
-        await self.inner.put_bytes(data, remote_path, mode=mode)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-class Fleet:
-    """N runs on the fake instances and the real serve watching them."""
-
-    def __init__(self, tmp: Path, port: int, key: Path, n: int, cadence_s: float, tag: str):
-        self.n, self.port, self.key = n, port, key
-        self.names = [f"{tag}-{i:05d}" for i in range(n)]
-        self.db = tmp / f"fleet-{tag}-{n}.db"
-        self.pins = tmp / f"pins-{tag}"
-        runs = [
-            RunConfig(name=name, run_dir=f"/w/{name}", command="python train.py", host="127.0.0.1")
-            for name in self.names
-        ]
-        self.config = Config(
-            watcher=WatcherConfig(state_dir=tmp / f"state-{tag}"),
-            cadence=CadenceConfig(early=[cadence_s], cruise=cadence_s, alert=cadence_s),
-            runs=runs,
-        )
-        self.options = SshOptions(connect_timeout_s=60.0)
-        self.counts: Counter[str] = Counter()
-        self.latencies: list[float] = []
-        self.first_lines: dict[str, str] = {}
-        self.checks = 0
-
-    async def open(self) -> None:
-        self.store = await Store.open(self.db)
-        now = datetime.now(UTC)
-        overdue = now - timedelta(minutes=10)  # serve was down: every run is due at once
-        for name in self.names:
-            await self.store.upsert_run(
-                RunRecord(
-                    name=name,
-                    run_dir=f"/w/{name}",
-                    launched_at=now - timedelta(hours=1),
-                    status="running",
-                    attempt=1,
-                    ssh_host="127.0.0.1",
-                    ssh_port=self.port,
-                    ssh_user=name,
-                    next_check_at=overdue,
-                )
-            )
-        self.pool = SshPool(self.pins, options=self.options)
-        self.transports: dict[str, Counting] = {}
-        self.service = Service(
-            self.config,
-            self.store,
-            ConsoleNotifier(io.StringIO()),
-            None,
-            self.transport_for,
-            lambda: datetime.now(UTC),
-            emit=self.heard,
-            heartbeat_s=30.0,
-        )
-        timed = self.service.watcher.check
-
-        async def check(name: str) -> float | None:
-            start = time.perf_counter()
-            try:
-                return await timed(name)
-            finally:
-                self.latencies.append(time.perf_counter() - start)
-                self.checks += 1
-
-        self.service.watcher.check = check  # type: ignore[method-assign]
-
-    def transport_for(self, record: RunRecord) -> Counting:
-        name = record.name
-        if name not in self.transports:
-            target = SshTarget("127.0.0.1", self.port, name, self.key)
-            inner = SshTransport(self.pool, target, self.options)
-            self.transports[name] = Counting(inner, self.counts)
-        return self.transports[name]
-
-    def heard(self, line: str) -> None:
-        name = line.rsplit(" ", 1)[-1]
-        self.first_lines.setdefault(name, line)
-
-    async def bare(self, name: str) -> None:
-        target = SshTarget("127.0.0.1", self.port, name, self.key)
-        async with self.pool.channel(target, 60.0) as conn:
-            await conn.run("true", check=True)
-
-    async def close(self) -> None:
-        await self.service.stop()
-        await self.pool.close()
-        await self.store.close()
-
-
-async def until(condition: Any, timeout_s: float) -> bool:
-    give_up = time.perf_counter() + timeout_s
-    while not condition():
-        if time.perf_counter() > give_up:
-            return False
-        await asyncio.sleep(0.2)
-    return True
-
-
-async def paced_bare(fleet: Fleet, rate: float, seconds: float) -> tuple[list[float], int]:
-    """Bare execs at `rate`/s on random runs' connections for `seconds` (beside the service)."""
-    latencies: list[float] = []
-    errors = 0
-
-    async def one(name: str) -> None:
-        nonlocal errors
-        start = time.perf_counter()
-        try:
-            await fleet.bare(name)
-        except Exception:
-            errors += 1
-            return
-        latencies.append(time.perf_counter() - start)
-
-    tasks = []
-    t0 = time.perf_counter()
-    for i in range(max(1, int(rate * seconds))):
-        delay = t0 + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(random.choice(fleet.names))))
-    await asyncio.gather(*tasks)
-    return latencies, errors
-
-
-async def warm_up(tmp: Path, port: int, key: Path) -> None:
-    fleet = Fleet(tmp, port, key, WARMUP_RUNS, 5.0, "warm")
-    await fleet.open()
-    await fleet.service.start()
-    await until(lambda: len(fleet.first_lines) >= WARMUP_RUNS, 60)
-    await fleet.close()
+async def window(
+    fleet: Fleet, seconds: float, server_pid: int, bare_rate: float = 0.0
+) -> dict[str, Any]:
+    """`seconds` of the service at its cadence (with bare execs beside it at `bare_rate`/s):
+    checks done, CPU of serve, of the fake server and of the rest of the machine, the loop's
+    lag, GC pauses, and every check's, probe exec's, commit's and bare exec's duration."""
+    checks0, counts0, lag = fleet.checks, Counter(fleet.counts), LoopLag()
+    fleet.timing(True)
+    cpu0, server0, (busy0, all0) = time.process_time(), cpu_s(server_pid), machine_cpu()
+    wall0 = time.perf_counter()
+    lag.start()
+    with GcPauses() as pauses:
+        if bare_rate > 0:
+            bare, bare_errors = await paced_bare(fleet, bare_rate, seconds)
+        else:
+            await asyncio.sleep(seconds)
+            bare, bare_errors = [], 0
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    server, (busy, every) = cpu_s(server_pid) - server0, machine_cpu()
+    busy, every = busy - busy0, every - all0
+    checks, done = list(fleet.latencies), fleet.checks - checks0
+    fleet.timing(False)
+    execs = fleet.counts - counts0
+    cores = every / wall if wall else 1.0
+    return {
+        "seconds": round(wall, 1),
+        "checks": done,
+        "checks_per_s": done / wall,
+        "cpu_pct": 100 * cpu / wall,
+        "cpu_ms_per_check": 1000 * cpu / done if done else None,
+        # the fake instances' server, and everything else on the machine (other work)
+        "server_cpu_pct": 100 * server / wall,
+        "server_cpu_ms_per_check": 1000 * server / done if done else None,
+        "other_cpu_pct": 100 * max(0.0, busy - cpu - server) / wall,
+        "machine_busy_pct": 100 * busy / every if every else None,
+        "cores": round(cores, 1),
+        "execs": dict(execs),
+        "loop_lag": lag.stop(),
+        "gc": pauses.summary(),
+        "check": spread(checks),
+        "probe_exec": spread(fleet.probes.values),
+        "commit": spread(fleet.commits.values),
+        "bare": spread(bare),
+        "bare_errors": bare_errors,
+        "_checks": checks,
+        "_bare": bare,
+    }
 
 
 async def measure(
-    tmp: Path, port: int, key: Path, n: int, window_s: float, cadence_s: float, samples: int
+    tmp: Path,
+    port: int,
+    key: Path,
+    n: int,
+    window_s: float,
+    cadence_s: float,
+    samples: int,
+    server_pid: int,
 ) -> dict[str, Any]:
     await warm_up(tmp, port, key)
     rss_idle = rss_kib()
@@ -253,63 +131,86 @@ async def measure(
     started = await until(lambda: len(fleet.first_lines) >= n, 60 + 3 * n / 50)
     start_s = time.perf_counter() - t0
     first = list(fleet.first_lines.values())
-    unreachable_first = sum(" unreachable " in line for line in first)
-    # window A: the service alone at its cadence: CPU share, execs by kind, memory
-    checks0, counts0 = fleet.checks, Counter(fleet.counts)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    await asyncio.sleep(window_s)
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    done = fleet.checks - checks0
-    execs = fleet.counts - counts0
+    # Both windows last long enough for `samples` checks at the cadence (a small fleet checks
+    # few a second): p99 means something only with ~1,000 of them.
+    span_s = max(window_s, 1.2 * samples * cadence_s / n)
+    # window A: the service alone at its cadence: CPU, execs by kind, memory, latencies
+    a = await window(fleet, span_s, server_pid)
     rss = rss_kib()
-    # window B: bare execs on the same connections beside it, at the checks' rate or more,
-    # until both have enough samples: the two latencies under the same load
-    fleet.latencies.clear()
-    b_s = max(window_s, 1.1 * samples * cadence_s / n)
-    bare, bare_errors = await paced_bare(fleet, max(n / cadence_s, samples / b_s), b_s)
-    checks = list(fleet.latencies)
-    bare_p99, check_p99 = percentile(bare, 99), percentile(checks, 99)
+    # window B: bare execs on the same connections beside it (~1.1 x samples of them, a light
+    # extra load): a check's latency against a bare exec's, under the same load
+    b = await window(fleet, span_s, server_pid, bare_rate=1.1 * samples / span_s)
     await fleet.close()
+    return summarise(n, cadence_s, started, first, start_s, rss - rss_idle, a, b)
+
+
+def summarise(
+    n: int,
+    cadence_s: float,
+    started: bool,
+    first: list[str],
+    start_s: float,
+    rss_growth_kib: int,
+    a: dict[str, Any],
+    b: dict[str, Any],
+) -> dict[str, Any]:
+    checks, bare = b.pop("_checks"), b.pop("_bare")
+    a.pop("_checks"), a.pop("_bare")
+    bare_p99, check_p99 = percentile(bare, 99), percentile(checks, 99)
+    done, per_check = a["checks"], a["cpu_ms_per_check"]
     return {
         "runs": n,
         "cadence_s": cadence_s,
-        "window_s": round(wall, 1),
+        "window_s": a["seconds"],
         "start": {
             "all_first_checks": started,
             "first_checks": len(first),
-            "unreachable_first_checks": unreachable_first,
+            "unreachable_first_checks": sum(" unreachable " in line for line in first),
             "seconds": round(start_s, 1),
         },
         "checks": done,
-        "checks_per_s": done / wall,
-        "cpu_pct": 100 * cpu / wall,
-        "cpu_ms_per_check": 1000 * cpu / done if done else None,
+        "checks_per_s": a["checks_per_s"],
+        "cpu_pct": a["cpu_pct"],
+        "cpu_ms_per_check": per_check,
         # what the goal's load costs: CPU per check at the cadence's rate. Not the measured
         # share alone: on a busy machine a starved process falls behind and "uses" less.
-        "cpu_pct_at_cadence": 100 * cpu / done * n / cadence_s if done else None,
-        "kept_up": done / wall >= 0.95 * n / cadence_s,
-        "rss_kib_per_run": (rss - rss_idle) / n,
-        "execs": dict(execs),
-        "execs_per_check": sum(execs.values()) / done if done else None,
-        "latency_window_s": round(b_s, 1),
+        "cpu_pct_at_cadence": per_check * n / cadence_s / 10 if per_check else None,
+        "kept_up": a["checks_per_s"] >= 0.95 * n / cadence_s,
+        "server_cpu_pct": a["server_cpu_pct"],
+        "other_cpu_pct": a["other_cpu_pct"],
+        "loop_lag_p99_ms": a["loop_lag"]["p99_ms"],
+        "loop_lag_max_ms": a["loop_lag"]["max_ms"],
+        "rss_kib_per_run": rss_growth_kib / n,
+        "execs": a["execs"],
+        "execs_per_check": sum(a["execs"].values()) / done if done else None,
+        "latency_window_s": b["seconds"],
         "check_samples": len(checks),
         "check_p50_ms": _ms(percentile(checks, 50)),
         "check_p99_ms": _ms(check_p99),
         "bare_samples": len(bare),
-        "bare_errors": bare_errors,
+        "bare_errors": b["bare_errors"],
         "bare_p50_ms": _ms(percentile(bare, 50)),
         "bare_p99_ms": _ms(bare_p99),
         "p99_vs_bare": check_p99 / bare_p99 if check_p99 and bare_p99 else None,
+        "window_a": a,
+        "window_b": b,
     }
 
 
 def measure_fresh(
-    tmp: Path, port: int, key: Path, n: int, window_s: float, cadence_s: float, samples: int
+    tmp: Path,
+    port: int,
+    key: Path,
+    n: int,
+    window_s: float,
+    cadence_s: float,
+    samples: int,
+    server_pid: int,
 ) -> dict[str, Any]:
     """One fleet size in a fresh process: RSS growth is not hidden by memory an earlier, larger
     fleet freed (the allocator keeps it)."""
     raise_fd_limit()
-    return asyncio.run(measure(tmp, port, key, n, window_s, cadence_s, samples))
+    return asyncio.run(measure(tmp, port, key, n, window_s, cadence_s, samples, server_pid))
 
 
 def run_all(
@@ -344,7 +245,15 @@ def run_all(
             for n in sizes:
                 with ProcessPoolExecutor(1, mp_context=spawn) as fresh:
                     job = fresh.submit(
-                        measure_fresh, tmp, port, client_key, n, window_s, cadence_s, samples
+                        measure_fresh,
+                        tmp,
+                        port,
+                        client_key,
+                        n,
+                        window_s,
+                        cadence_s,
+                        samples,
+                        server.pid,
                     )
                     results.append(job.result())
             return results
