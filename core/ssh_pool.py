@@ -25,6 +25,18 @@ from core.ports import Clock
 from core.ssh_channels import DEFAULT_MAX_SESSIONS, MAX_CONNECTIONS, Lanes
 
 _ConnKey = tuple[str, int, str]
+# Ciphers offered, best first. AES-GCM leads (asyncssh's own first choice is chacha20-poly1305):
+# with the AES instructions every server CPU has, it costs the watcher ~0.4 ms less CPU per exec
+# (~1.2 ms against ~0.8 ms measured here), a third of a bare exec's cost. The rest of
+# asyncssh's defaults follow, so a server without AES-GCM still connects.
+CIPHERS = (
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,7 @@ class SshOptions:
     # stdout beyond this is never held in memory: the command is ended and the result says
     # `overflow` (a compromised instance answering 700 MB would otherwise grow the watcher)
     max_output_bytes: int = 16 * 1024 * 1024
+    encryption_algs: tuple[str, ...] = CIPHERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +210,7 @@ class SshConnections:
                 connect_timeout=opts.connect_timeout_s,
                 keepalive_interval=opts.keepalive_interval_s,
                 keepalive_count_max=opts.keepalive_count_max,
+                encryption_algs=list(opts.encryption_algs),
                 **keys,
             )
         except TransportError:
