@@ -147,6 +147,12 @@ def write_config(
     return path
 
 
+# Every ceiling below is a hang guard, not a speed claim: a loaded CI machine (four xdist workers
+# on two cores) starts `serve` several times slower than a quiet one (seen: > 60 s to its first
+# Bot API call), so each is stretched by this factor. A passing test is never slowed by it.
+HANG_GUARD_SLACK = 3.0
+
+
 async def wait_for(
     condition: Callable[[], Awaitable[bool]] | Callable[[], bool],
     timeout_s: float,
@@ -154,8 +160,10 @@ async def wait_for(
     every_s: float = 0.1,
     what: str = "condition",
 ) -> None:
-    """Poll `condition` (sync or async) until true; fail the test after `timeout_s`."""
+    """Poll `condition` (sync or async) until true; fail the test after `timeout_s` (stretched
+    by HANG_GUARD_SLACK)."""
     loop = asyncio.get_running_loop()
+    timeout_s *= HANG_GUARD_SLACK
     give_up_at = loop.time() + timeout_s
     while True:
         result = condition()
@@ -316,6 +324,6 @@ class Cli:
         """A one-shot command (launch, teardown, runs): its exit status and output."""
         process = await self.start(*args)
         path = self.logs / f"cli-{self.started:02d}.log"
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(timeout_s * HANG_GUARD_SLACK):
             status = await process.wait()
         return status, path.read_text(errors="replace")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.reliability.helpers import CHAT_ID, write_config
+from tests.reliability.helpers import CHAT_ID, HANG_GUARD_SLACK, write_config
 
 if TYPE_CHECKING:
     from tests.fixtures.fake_telegram import FakeTelegram
@@ -95,7 +95,7 @@ class Sleepwatch:
 
     async def run(self, *args: str, timeout_s: float = 60) -> tuple[int, str, str]:
         proc = await self.start(*args)
-        code = await asyncio.wait_for(proc.process.wait(), timeout_s)
+        code = await asyncio.wait_for(proc.process.wait(), timeout_s * HANG_GUARD_SLACK)
         return code, proc.stdout(), proc.stderr()
 
     def heartbeat(self) -> str:
@@ -114,7 +114,7 @@ class Sleepwatch:
 async def stop(proc: Proc, timeout_s: float = 30) -> int:
     if proc.process.returncode is None:
         proc.process.terminate()
-    return await asyncio.wait_for(proc.process.wait(), timeout_s)
+    return await asyncio.wait_for(proc.process.wait(), timeout_s * HANG_GUARD_SLACK)
 
 
 @contextlib.contextmanager
