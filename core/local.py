@@ -87,6 +87,32 @@ class LocalTransport:
             await _kill_group(process)
         return result
 
+    @asynccontextmanager
+    async def open_process(
+        self, argv: Sequence[str], *, open_timeout_s: float
+    ) -> AsyncIterator[LocalInteractive]:
+        if not argv:
+            raise ValueError("argv must not be empty")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=child_env(),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise TransportError(self.label, f"cannot start {argv[0]}: {exc}") from exc
+        assert process.stderr is not None
+        errors = asyncio.create_task(drain_tail(process.stderr, STDERR_KEEP_BYTES))
+        errors.add_done_callback(retrieve_exception)
+        try:
+            yield LocalInteractive(process, self.label)
+        finally:
+            errors.cancel()
+            await _close_gently(process)
+
     async def put_tree(self, local_dir: Path, remote_dir: str) -> None:
         try:
             shutil.copytree(
@@ -129,6 +155,39 @@ class LocalTransport:
 
     async def close(self) -> None:
         return None
+
+
+class LocalInteractive:
+    """A long-lived local process (core.ports.Interactive)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, label: str) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._stdin, self._stdout = process.stdin, process.stdout
+        self._label = label
+
+    async def send(self, data: bytes) -> None:
+        try:
+            self._stdin.write(data)
+            await self._stdin.drain()
+        except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
+            raise TransportError(self._label, f"the process went: {exc}") from exc
+
+    async def read(self, n: int = -1) -> bytes:
+        try:
+            return await self._stdout.read(n)
+        except OSError as exc:
+            raise TransportError(self._label, f"read failed: {exc}") from exc
+
+
+async def _close_gently(process: asyncio.subprocess.Process, grace_s: float = 5.0) -> None:
+    """EOF on its stdin (a session exits on it), then its whole group killed if it lingers."""
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        async with asyncio.timeout(grace_s):
+            await process.wait()
+    except TimeoutError:
+        await _kill_group(process)
 
 
 class LocalFile:

@@ -27,6 +27,19 @@ class RemoteFile(Protocol):
         ...
 
 
+class Interactive(Protocol):
+    """A long-lived process on the run's host, spoken to through its stdin and stdout (the
+    supervisor session: core/supervisor_session.py). Errors become TransportError."""
+
+    async def send(self, data: bytes) -> None:
+        """Write `data` to its stdin and wait until it is taken (flow control)."""
+        ...
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to `n` bytes of its stdout, b"" once it closed. Callers cap what they keep."""
+        ...
+
+
 class Transport(Protocol):
     """Runs commands on one run's host (SSH, or this machine for the demo and tests).
 
@@ -51,6 +64,15 @@ class Transport(Protocol):
         read: past it the command is ended and the result has `overflow` set. `lasting`: the
         command holds its channel for minutes (a wait): an SSH transport keeps it off the
         channels it reserves for probes."""
+        ...
+
+    def open_process(
+        self, argv: Sequence[str], *, open_timeout_s: float
+    ) -> AbstractAsyncContextManager[Interactive]:
+        """Start argv as a long-lived process for the body of the `async with` (no deadline:
+        `open_timeout_s` bounds getting a channel and starting it). Leaving the body closes its
+        stdin (a well-behaved process exits on that) and its channel. An SSH transport holds
+        one lasting channel for it, off the probes' reserve."""
         ...
 
     async def put_tree(self, local_dir: Path, remote_dir: str) -> None:

@@ -79,6 +79,27 @@ class SshTransport:
             raise TransportError(self.label, "channel closed before the command exited")
         return result
 
+    @asynccontextmanager
+    async def open_process(
+        self, argv: Sequence[str], *, open_timeout_s: float
+    ) -> AsyncIterator[SshInteractive]:
+        if not argv:
+            raise ValueError("argv must not be empty")
+        command = shlex.join(argv)  # no remote `timeout`: it lives until we close its stdin
+        pool, target = self._pool, self._target
+        async with pool.channel(target, open_timeout_s, lasting=True, hold=True) as conn:
+            async with asyncio.timeout(open_timeout_s):
+                process = await conn.create_process(command, encoding=None)
+            errors = asyncio.create_task(drain_tail(process.stderr, STDERR_KEEP_BYTES))
+            errors.add_done_callback(retrieve_exception)
+            try:
+                yield SshInteractive(process)
+            finally:
+                errors.cancel()
+                with suppress(asyncssh.Error, OSError, RuntimeError):
+                    process.stdin.write_eof()
+                process.close()  # the channel goes: sshd closes the process's stdin
+
     async def put_tree(self, local_dir: Path, remote_dir: str) -> None:
         dirs, files = local_files(local_dir)
         async with self._sftp() as sftp:
@@ -134,6 +155,22 @@ class SshTransport:
         async with self._pool.channel(self._target, self._transfer_timeout_s) as conn:
             async with conn.start_sftp_client() as sftp:
                 yield sftp
+
+
+class SshInteractive:
+    """A long-lived remote process (core.ports.Interactive); asyncssh errors raised here
+    become TransportError in the pool's channel around it."""
+
+    def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+        self._process = process
+
+    async def send(self, data: bytes) -> None:
+        self._process.stdin.write(data)
+        await self._process.stdin.drain()
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await self._process.stdout.read(n)
+        return data if isinstance(data, bytes) else b""
 
 
 class SftpReader:

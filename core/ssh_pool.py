@@ -148,11 +148,12 @@ class SshConnections:
 
     @asynccontextmanager
     async def channel(
-        self, target: SshTarget, timeout_s: float, *, lasting: bool = False
+        self, target: SshTarget, timeout_s: float, *, lasting: bool = False, hold: bool = False
     ) -> AsyncIterator[asyncssh.SSHClientConnection]:
         """A connection with one of its channels held for the body. `timeout_s` bounds waiting
         for the channel and the body; a connect, when one is needed, has connect_timeout_s.
-        `lasting`: a channel held for minutes (a wait), kept off the probes' reserve. Raises
+        `lasting`: a channel held for minutes (a wait), kept off the probes' reserve. `hold`:
+        `timeout_s` bounds getting the channel only, not the body (a session's life). Raises
         ChannelRefused when the server refused the channel for want of sessions (its
         MaxSessions is now known: try again)."""
         slot = self._slot(target)
@@ -160,8 +161,10 @@ class SshConnections:
         if target.max_sessions is not None and not lanes.lanes:
             lanes.limit = target.max_sessions
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(timeout_s) as deadline:
                 lane = await lanes.acquire(lasting, lambda: self._connected(target, slot))
+                if hold:
+                    deadline.reschedule(None)
                 try:
                     yield lane.conn
                 except asyncssh.ChannelOpenError as exc:

@@ -4,7 +4,8 @@ first is never read as the answer), refused when nested deeper than MAX_DEPTH, d
 validated into its typed model; anything odd is a ProtocolError, nothing else.
 
 Used by core.supervisor_client for each command's answer (it re-exports ANSWER_MARK and
-read_answer); the byte cap is the transports' (core/capped.py).
+read_answer), and by core.session_link for each line of a supervisor session (session_line);
+the byte caps are the transports' and core/capped.py's LineReader.
 """
 
 from __future__ import annotations
@@ -35,6 +36,29 @@ def read_answer(stdout: bytes, what: str = "supervisor") -> dict[str, Any]:
         raise
     except Exception as exc:  # RecursionError, MemoryError on a huge number, ...
         raise ProtocolError(f"{what} answer unreadable ({type(exc).__name__})") from None
+
+
+def session_line(line: bytes) -> dict[str, Any]:
+    """One line of a supervisor session as an object: refused (ProtocolError) when deeper than
+    MAX_DEPTH, not JSON, not an object, or holding NaN or Infinity (json would take them)."""
+    try:
+        if _deeper_than(line, MAX_DEPTH):
+            raise ProtocolError(f"a session line nests deeper than {MAX_DEPTH} levels")
+        doc = json.loads(line, parse_constant=_no_constant)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # ValueError, UnicodeDecodeError, RecursionError, MemoryError
+        preview = clean_line(line[:80].decode("utf-8", "replace"))
+        raise ProtocolError(
+            f"session line unreadable ({type(exc).__name__}): {preview!r}"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ProtocolError(f"a session line is a {type(doc).__name__}, not an object")
+    return doc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
 
 
 def _answer_line(stdout: bytes) -> bytes:

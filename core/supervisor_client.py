@@ -8,6 +8,11 @@ MAX_DEPTH (no RecursionError anywhere downstream), and validated into typed mode
 bounded numbers. Whatever goes wrong while reading becomes a ProtocolError with a message a
 human can act on; an unreachable host stays a TransportError.
 
+With a SessionHub (core/supervisor_session.py), probe, ctl, ack and wait go as requests on
+the host's long-lived `supervisor session` and are read the same way; whenever the hub has no
+session to offer, the same call goes by exec as before (the fallback). Long operations
+(manifest, start) always go by exec.
+
 The command line runs the UPLOADED package, never a `supervisor` package that happens to sit
 in the login directory or on the instance's own sys.path: `python -I` (no cwd, no PYTHONPATH,
 no user site on sys.path), then the upload root put first on sys.path explicitly.
@@ -40,6 +45,7 @@ from core.run_settings import settings_for
 from core.supervisor_answer import ANSWER_MARK as ANSWER_MARK
 from core.supervisor_answer import read_answer as read_answer
 from core.supervisor_answer import validated as _validated
+from core.supervisor_session import SessionHub
 from core.text import clean_line
 
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a probe's 64 KiB of log, escaped, plus state and tail
@@ -119,6 +125,7 @@ class SupervisorClient:
     root: str
     exec_timeout_s: float
     max_answer_bytes: int = MAX_ANSWER_BYTES
+    sessions: SessionHub | None = None
 
     def argv(self, args: Sequence[str]) -> list[str]:
         return supervisor_argv(self.python, self.root, ["--framed", *args])
@@ -128,23 +135,25 @@ class SupervisorClient:
     ) -> ProbeSnapshot:
         args = ["probe", "--run-dir", run_dir, "--attempt", str(attempt)]
         args += ["--offset", str(offset), "--max-bytes", str(PROBE_LOG_BYTES)]
+        req: dict[str, Any] = {"run_dir": run_dir, "attempt": attempt, "offset": offset}
+        req["max_bytes"] = PROBE_LOG_BYTES
         if ack:
             args += ["--ack", ack]
-        return probe_from_doc(await self._call("probe", args, self.exec_timeout_s))
+            req["ack"] = ack
+        return probe_from_doc(await self._ask("probe", req, args, self.exec_timeout_s))
 
     async def metrics(self, run_dir: str, *, timeout_s: float) -> MetricHistory | None:
         """The run's metric history (for its chart); None when it has none."""
-        args = ["probe", "--run-dir", run_dir, "--max-bytes", "0", "--tail-lines", "0"]
-        doc = await self._call("probe", [*args, "--metrics"], timeout_s)
+        doc = await self._bare_probe(run_dir, 0, timeout_s, metrics=True)
         return probe_from_doc(doc).metrics
 
     async def tail(self, run_dir: str, lines: int, *, timeout_s: float) -> tuple[str, ...]:
-        args = ["probe", "--run-dir", run_dir, "--max-bytes", "0", "--tail-lines", str(lines)]
-        return probe_from_doc(await self._call("probe", args, timeout_s)).tail
+        return probe_from_doc(await self._bare_probe(run_dir, lines, timeout_s)).tail
 
     async def ctl(self, run_dir: str, command: str) -> CtlAnswer:
-        doc = await self._call("ctl", ["ctl", "--run-dir", run_dir, command], self.exec_timeout_s)
-        return _validated(CtlAnswer, doc, "ctl")
+        req = {"run_dir": run_dir, "command": command}
+        args = ["ctl", "--run-dir", run_dir, command]
+        return _validated(CtlAnswer, await self._ask("ctl", req, args, self.exec_timeout_s), "ctl")
 
     async def start(self, config_path: str, *, timeout_s: float) -> StartAnswer:
         doc = await self._call("start", ["start", "--config", config_path], timeout_s)
@@ -157,7 +166,9 @@ class SupervisorClient:
         args += ["--attempt", str(attempt), "--timeout", f"{timeout_s:g}"]
         if quiet_s is not None:
             args += ["--quiet", f"{quiet_s:g}"]
-        answer = await self._call("wait", args, timeout_s + 30, lasting=True)
+        answer = await self._watch(run_dir, status, attempt, quiet_s, timeout_s)
+        if answer is None:
+            answer = await self._call("wait", args, timeout_s + 30, lasting=True)
         doc = _validated(_WaitDoc, answer, "wait")
         state = doc.state or _WaitState()
         spoke = None if state.last_output_at is None else str(state.last_output_at)[:40]
@@ -170,7 +181,9 @@ class SupervisorClient:
         ended = ended_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ended_at else "-"
         args = ["ack", "--run-dir", run_dir, "--watcher", watcher, "--status", status]
         args += ["--attempt", str(attempt), "--ended-at", ended]
-        return _validated(AckAnswer, await self._call("ack", args, self.exec_timeout_s), "ack")
+        req = {"run_dir": run_dir, "watcher": watcher, "status": status, "attempt": attempt}
+        doc = await self._ask("ack", {**req, "ended_at": ended}, args, self.exec_timeout_s)
+        return _validated(AckAnswer, doc, "ack")
 
     async def manifest(
         self, run_dir: str, paths: Sequence[str], *, timeout_s: float
@@ -183,8 +196,48 @@ class SupervisorClient:
 
     async def state(self, run_dir: str, *, timeout_s: float) -> SupervisorState | None:
         """state.json alone (no log bytes, no tail); None when it cannot be read."""
-        args = ["probe", "--run-dir", run_dir, "--max-bytes", "0", "--tail-lines", "0"]
-        return probe_from_doc(await self._call("probe", args, timeout_s)).state
+        return probe_from_doc(await self._bare_probe(run_dir, 0, timeout_s)).state
+
+    async def _bare_probe(
+        self, run_dir: str, lines: int, timeout_s: float, *, metrics: bool = False
+    ) -> dict[str, Any]:
+        """A probe without log bytes: `lines` of tail, and the metric history if asked."""
+        args = ["probe", "--run-dir", run_dir, "--max-bytes", "0", "--tail-lines", str(lines)]
+        req: dict[str, Any] = {"run_dir": run_dir, "max_bytes": 0, "tail_lines": lines}
+        if metrics:
+            args.append("--metrics")
+            req["metrics"] = True
+        return await self._ask("probe", req, args, timeout_s)
+
+    def session_argv(self, heartbeat_s: float) -> list[str]:
+        return self.argv(["session", "--heartbeat", f"{heartbeat_s:g}"])
+
+    async def _ask(
+        self, what: str, req: dict[str, Any], args: list[str], timeout_s: float
+    ) -> dict[str, Any]:
+        """On the host's session when there is one, else (or when it fails) by exec."""
+        hub = self.sessions
+        if hub is not None:
+            argv = self.session_argv(hub.heartbeat_s)
+            doc = await hub.ask(self.transport, argv, what, req, timeout_s)
+            if doc is not None:
+                return doc
+        return await self._call(what, args, timeout_s)
+
+    async def _watch(
+        self, run_dir: str, status: str, attempt: int, quiet_s: float | None, timeout_s: float
+    ) -> dict[str, Any] | None:
+        """A wait as a watch on the host's session: the pushed event as `wait` answers it, or
+        None when there is no session (the caller waits by exec)."""
+        hub = self.sessions
+        if hub is None:
+            return None
+        req = {"run_dir": run_dir, "status": status, "attempt": attempt, "quiet_s": quiet_s}
+        argv = self.session_argv(hub.heartbeat_s)
+        event = await hub.watch(self.transport, argv, req, timeout_s)
+        if event is None:
+            return None
+        return {"reason": event.get("event"), "state": event.get("state")}
 
     async def _call(
         self, what: str, args: list[str], timeout_s: float, *, lasting: bool = False
@@ -207,11 +260,13 @@ class SupervisorClient:
             raise
 
 
-def client_for(config: Config, run: str, transport: Transport) -> SupervisorClient:
+def client_for(
+    config: Config, run: str, transport: Transport, sessions: SessionHub | None = None
+) -> SupervisorClient:
     """The client of `run`'s supervisor, where its package was uploaded."""
     settings = settings_for(config, run)
     return SupervisorClient(
-        transport, settings.python, settings.remote_root, config.ssh.exec_timeout
+        transport, settings.python, settings.remote_root, config.ssh.exec_timeout, sessions=sessions
     )
 
 

@@ -1,4 +1,5 @@
-"""The immediate channel: one long-lived `supervisor wait` exec per run, so a finished, failed
+"""The immediate channel: a watch on the host's supervisor session (core/supervisor_session.py)
+when it is up, else one long-lived `supervisor wait` exec per run, so a finished, failed
 or silent trainer is heard in seconds instead of at the next (maybe 30 minute) tick. If the
 channel breaks (any error, an unreadable answer included), it backs off, bounded and jittered,
 and tries again; polling by cadence carries on regardless. Service restarts a waiter whose
@@ -19,6 +20,7 @@ from core.errors import SleepwatchError, TransportError
 from core.models import RunRecord
 from core.ports import Transport
 from core.supervisor_client import SupervisorClient
+from core.supervisor_session import SessionHub
 from core.vocab import is_terminal
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,13 @@ class RunWaiter:
         wake: Callable[[str], None],
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        sessions: SessionHub | None = None,
     ) -> None:
         self.record = record
-        self.client = SupervisorClient(transport, python, remote_root, timeout_s + 30)
+        # with `sessions`, each wait is a watch on the host's session, by exec when it is down
+        self.client = SupervisorClient(
+            transport, python, remote_root, timeout_s + 30, sessions=sessions
+        )
         self.quiet_s = quiet_s
         self.timeout_s = timeout_s
         self.wake = wake

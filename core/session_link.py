@@ -1,0 +1,200 @@
+"""One live `supervisor session` (supervisor/session.py) on one host: the process, its reader,
+and the requests and watches waiting for their lines.
+
+Owned by core.supervisor_session.SessionHub (one per connection and upload); nothing else
+makes one. Requests are multiplexed by id, each with its own timeout; pushed events go to the
+run dir that asked to watch. The instance is untrusted: every line is read with a byte cap
+and decoded by core.supervisor_answer.session_line, and a line that is too long, too deep,
+NaN or not JSON, an EOF, a request that times out, or a heartbeat that does not come in time
+drops the whole session (SessionLost to everyone waiting: they fall back to the exec path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from core.capped import LineReader, LineTooLong
+from core.errors import ProtocolError
+from core.ports import Interactive, Transport
+from core.supervisor_answer import ANSWER_MARK, session_line
+
+log = logging.getLogger(__name__)
+
+MAX_LINE_BYTES = 4 * 1024 * 1024  # a probe's answer at most (64 KiB of log, escaped)
+MAX_NOISE_LINES = 200  # login banner / .bashrc lines before ANSWER_MARK at most
+MISSED_BEATS = 3  # heartbeats missed in a row (plus a grace) before the session is dropped
+BEAT_GRACE_S = 5.0
+
+
+class SessionLost(ProtocolError):
+    """The session is gone (or was dropped); the caller uses the exec path instead."""
+
+
+class SessionRefused(ProtocolError):
+    """The session answered this request with an error (it lives on)."""
+
+
+class SessionLink:
+    def __init__(self, transport: Transport, argv: Sequence[str], *, open_timeout_s: float):
+        self.transport = transport
+        self.argv = list(argv)
+        self.open_timeout_s = open_timeout_s
+        self.hello: dict[str, Any] = {}
+        self.heartbeat_s = 15.0
+        self.why_lost = ""
+        self._proc: Interactive | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._watches: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Open the process and read its hello. Raises TransportError or ProtocolError."""
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._main(ready))
+        try:
+            async with asyncio.timeout(self.open_timeout_s):
+                await asyncio.shield(ready)
+        except TimeoutError:
+            await self.close()
+            raise SessionLost(f"no session hello within {self.open_timeout_s:g}s") from None
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def request(self, cmd: str, req: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """The answer object to `{"id", "cmd": cmd, **req}`. Raises SessionLost (and drops the
+        session when it does not answer in `timeout_s`) or SessionRefused."""
+        proc = self._proc
+        if proc is None or not self.alive:
+            raise SessionLost(self.why_lost or "session not open")
+        req_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = future
+        try:
+            line = json.dumps({"id": req_id, "cmd": cmd, **req}, allow_nan=False)
+            await self._guarded(proc.send(line.encode() + b"\n"), timeout_s, cmd)
+            doc = await self._guarded(future, timeout_s, cmd)
+        finally:
+            self._pending.pop(req_id, None)
+        if "error" in doc:
+            raise SessionRefused(f"session refused {cmd}: {str(doc['error'])[:200]}")
+        answer = doc.get("answer")
+        if not isinstance(answer, dict):
+            self.drop(f"{cmd} answered a {type(answer).__name__}, not an object")
+            raise SessionLost(self.why_lost)
+        return answer
+
+    def expect(self, run_dir: str) -> asyncio.Future[dict[str, Any]]:
+        """The future of the next event pushed for `run_dir` (register before `watch`)."""
+        old = self._watches.pop(run_dir, None)
+        if old is not None and not old.done():
+            old.set_exception(SessionLost("replaced by a newer watch"))
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._watches[run_dir] = future
+        return future
+
+    def forget(self, run_dir: str, future: asyncio.Future[dict[str, Any]]) -> None:
+        if self._watches.get(run_dir) is future:
+            del self._watches[run_dir]
+
+    def drop(self, why: str) -> None:
+        if self._task is not None and not self._task.done():
+            self.why_lost = why
+            self._task.cancel()
+
+    async def _guarded(self, awaitable: Any, timeout_s: float, cmd: str) -> Any:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await awaitable
+        except TimeoutError:
+            self.drop(f"{cmd} got no answer within {timeout_s:g}s")
+            raise SessionLost(self.why_lost) from None
+        except (SessionLost, SessionRefused):
+            raise
+        except Exception as exc:  # the channel broke while sending (TransportError, OSError)
+            self.drop(f"{cmd}: {exc}")
+            raise SessionLost(self.why_lost) from exc
+
+    async def _main(self, ready: asyncio.Future[None]) -> None:
+        try:
+            cm = self.transport.open_process(self.argv, open_timeout_s=self.open_timeout_s)
+            async with cm as proc:
+                reader = LineReader(proc, MAX_LINE_BYTES)
+                await self._handshake(reader)
+                self._proc = proc
+                ready.set_result(None)
+                await self._read(reader)
+        except asyncio.CancelledError:
+            self.why_lost = self.why_lost or "session closed"
+        except LineTooLong as exc:
+            self.why_lost = f"session line refused: {exc}"
+        except Exception as exc:  # TransportError, ProtocolError, whatever the far end did
+            self.why_lost = str(exc) or type(exc).__name__
+        finally:
+            self._lost(ready)
+
+    async def _handshake(self, reader: LineReader) -> None:
+        mark = ANSWER_MARK.decode()
+        for _ in range(MAX_NOISE_LINES):
+            line = await reader.line()
+            if line is None:
+                raise SessionLost("the session exited before its hello (an old supervisor?)")
+            if line.decode("utf-8", "replace") == mark:
+                break
+        else:
+            raise SessionLost(f"no answer mark in {MAX_NOISE_LINES} lines")
+        hello = await reader.line()
+        doc = session_line(hello or b"")
+        if not isinstance(doc.get("session"), int):
+            raise ProtocolError("the session's first line is not its hello")
+        beat = doc.get("heartbeat_s")
+        if isinstance(beat, int | float) and 0.05 <= beat <= 3600:
+            self.heartbeat_s = float(beat)
+        self.hello = doc
+
+    async def _read(self, reader: LineReader) -> None:
+        miss_s = self.heartbeat_s * MISSED_BEATS + BEAT_GRACE_S
+        while True:
+            try:
+                async with asyncio.timeout(miss_s):
+                    line = await reader.line()
+            except TimeoutError:
+                raise SessionLost(f"no line (heartbeat) for {miss_s:g}s") from None
+            if line is None:
+                raise SessionLost("the session ended (EOF)")
+            self._dispatch(session_line(line))
+
+    def _dispatch(self, doc: dict[str, Any]) -> None:
+        req_id = doc.get("id")
+        if isinstance(req_id, int) and req_id in self._pending:
+            future = self._pending.pop(req_id)
+            if not future.done():
+                future.set_result(doc)
+        elif "event" in doc and isinstance(doc.get("run_dir"), str):
+            waiting = self._watches.pop(doc["run_dir"], None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(doc)
+        # heartbeats, errors without an id, answers nobody waits for: the line was news enough
+
+    def _lost(self, ready: asyncio.Future[None]) -> None:
+        self._proc = None
+        lost = SessionLost(self.why_lost or "session ended")
+        waiting: list[asyncio.Future[Any]] = [ready, *self._pending.values()]
+        for future in [*waiting, *self._watches.values()]:
+            if not future.done():
+                future.set_exception(lost)
+                future.exception()  # seen: one nobody awaits any more is not logged
+        self._pending.clear()
+        self._watches.clear()

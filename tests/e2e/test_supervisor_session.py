@@ -1,0 +1,172 @@
+"""The watcher's supervisor session over a real OpenSSH sshd on 127.0.0.1 (issue 16): probes go
+as lines on one long-lived `supervisor session`, a watch's pushed change wakes the run's check,
+a killed session falls back to execs and comes back, and a hostile session line (huge, deep,
+NaN, not JSON) drops the session with a clear reason while the exec path keeps answering."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.ssh import SshOptions, SshPool, SshTransport
+from core.supervisor_client import SupervisorClient
+from core.supervisor_session import SessionHub
+from core.waiter import RunWaiter
+from tests.conftest import FakeClock
+from tests.core.test_races_and_relaunch import record
+
+if TYPE_CHECKING:
+    from tests.fixtures.sshd import SshdServer
+
+pytest_plugins = ["tests.fixtures.sshd"]
+
+ROOT = Path(__file__).resolve().parents[2]
+CEILING_S = 120.0  # a hang guard only: a 3x slower machine stays far below it
+GATED = r"""
+import os, sys, time
+print("step 1/10", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+print("step 10/10", flush=True)
+"""
+
+
+@asynccontextmanager
+async def client_over(
+    sshd: SshdServer, tmp_path: Path, root: Path
+) -> AsyncIterator[tuple[SupervisorClient, SessionHub]]:
+    pool = SshPool(tmp_path / "known_hosts", options=SshOptions(backoff_initial_s=0.05))
+    hub = SessionHub(heartbeat_s=0.5, retry_initial_s=0.2, retry_max_s=0.5)
+    transport = SshTransport(pool, sshd.target(), SshOptions())
+    try:
+        yield SupervisorClient(transport, sys.executable, str(root), 60.0, sessions=hub), hub
+    finally:
+        await hub.close()
+        await pool.close()
+
+
+def start_run(tmp_path: Path, go: Path) -> Path:
+    (tmp_path / "train.py").write_text(GATED)
+    run_dir = tmp_path / "run"
+    config = {
+        "run": "s",
+        "run_dir": str(run_dir),
+        "heartbeat_s": 0.2,
+        "backoff_s": 0.05,
+        "command": f"{sys.executable} {tmp_path / 'train.py'} {go}",
+        "max_attempts": 1,
+    }
+    (tmp_path / "RUN.json").write_text(json.dumps(config))
+    started = subprocess.run(
+        [sys.executable, "-m", "supervisor", "start", "--config", str(tmp_path / "RUN.json")],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=CEILING_S,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    return run_dir
+
+
+async def until(condition: object, what: str) -> None:
+    async with asyncio.timeout(CEILING_S):
+        while not await condition():  # type: ignore[operator]
+            await asyncio.sleep(0.05)
+
+
+async def test_probes_and_watches_ride_one_session_that_comes_back_after_a_kill(
+    sshd: SshdServer, tmp_path: Path, clock: FakeClock
+) -> None:
+    go = tmp_path / "go"
+    run_dir = start_run(tmp_path, go)
+    try:
+        async with asyncio.timeout(CEILING_S), client_over(sshd, tmp_path, ROOT) as (client, hub):
+            await session_flow(client, hub, run_dir, go, clock)
+    finally:
+        go.touch()  # the trainer ends, and its supervisor with it
+
+
+async def session_flow(
+    client: SupervisorClient, hub: SessionHub, run_dir: Path, go: Path, clock: FakeClock
+) -> None:
+    async def running() -> bool:
+        probe = await client.probe(str(run_dir), attempt=1, offset=0)
+        return probe.state is not None and probe.state.step == 1
+
+    await until(running, "the trainer's first step")
+    assert hub.counts["opened"] == 1 and hub.counts["fallback"] == 0 and hub.requests["probe"] >= 1
+    link = await hub.link(client.transport, client.session_argv(hub.heartbeat_s))
+    assert link is not None
+    os.kill(int(link.hello["pid"]), signal.SIGKILL)  # the session dies mid-way
+
+    async def back() -> bool:
+        probe = await client.probe(str(run_dir), attempt=1, offset=0)  # answered all along
+        assert probe.state is not None and probe.state.status == "running"
+        return hub.counts["opened"] == 2
+
+    await until(back, "a new session")
+    assert hub.counts["lost"] == 1 and hub.counts["fallback"] >= 1  # execs filled the gap
+    woken: list[str] = []
+    waiter = RunWaiter(
+        record("s", clock, status="running", attempt=1, run_dir=str(run_dir)),
+        client.transport,
+        python=client.python,
+        remote_root=client.root,
+        quiet_s=3600,
+        timeout_s=600,
+        wake=woken.append,
+        sessions=hub,
+    )
+    waiting = asyncio.create_task(waiter.run())
+
+    async def watching() -> bool:
+        return hub.requests["watch"] >= 1
+
+    await until(watching, "the watch")
+    go.touch()
+    await waiting  # the pushed `changed` (to done) ends the waiter: terminal
+    assert woken == ["s"] and hub.events["changed"] == 1 and hub.counts["lost"] == 1
+
+
+# what each line is, and a word of the reason the session was dropped for it
+HOSTILE = {
+    "huge": ("sys.stdout.write('x' * (5 * 1024 * 1024))", "longer than"),
+    "deep": ("sys.stdout.write('[' * 50000 + ']' * 50000 + '\\n')", "deeper than"),
+    "nan": ("sys.stdout.write('{\"heartbeat\": NaN}\\n')", "NaN"),
+    "garbage": ("sys.stdout.write('\\x00\\xff not json at all\\n')", "unreadable"),
+}
+FAKE_MAIN = r"""
+import json, sys, time
+if "session" in sys.argv:
+    sys.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps({"session": 1}) + "\n")
+    sys.stdout.flush()
+    %s
+    sys.stdout.flush()
+    time.sleep(600)
+else:
+    probe = {"probe": 1, "at": "2026-11-30T00:00:00Z", "state": None, "tail": ["exec"]}
+    sys.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps(probe) + "\n")
+"""
+
+
+async def test_a_hostile_session_line_drops_the_session_and_execs_answer(
+    sshd: SshdServer, tmp_path: Path
+) -> None:
+    for kind, (line, reason) in HOSTILE.items():
+        root = tmp_path / kind
+        (root / "supervisor").mkdir(parents=True)
+        (root / "supervisor" / "__init__.py").write_text("")
+        (root / "supervisor" / "__main__.py").write_text(FAKE_MAIN % line)
+        async with asyncio.timeout(CEILING_S), client_over(sshd, tmp_path, root) as (client, hub):
+            probe = await client.probe("/nowhere", attempt=1, offset=0)
+            assert probe.tail == ("exec",), kind  # the exec path answered
+            assert hub.counts["opened"] == 1 and hub.counts["fallback"] == 1, kind
+            assert hub.problem is not None and reason in hub.problem, (kind, hub.problem)
