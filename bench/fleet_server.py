@@ -4,7 +4,9 @@
 
 One asyncssh server on 127.0.0.1 (any user name, the bench's client key): a command naming
 `probe` gets a realistic probe JSON with fresh timestamps, `wait` blocks for its `--timeout`
-and answers "timeout" (a healthy trainer: no news), anything else (`true`) exits 0.
+and answers "timeout" (a healthy trainer: no news), `session` speaks the supervisor session's
+JSON lines (supervisor/session.py: probes answered, watches that only time out, heartbeats),
+anything else (`true`) exits 0.
 Prints the port on stdout, serves until stdin closes.
 """
 
@@ -84,9 +86,48 @@ def wait_timeout_s(command: str) -> float:
         return 300.0
 
 
+async def session(process: asyncssh.SSHServerProcess[str], heartbeat_s: float = 15.0) -> None:
+    """A healthy instance's `supervisor session`: every probe answered, no event but timeouts."""
+    user = process.get_extra_info("username")
+    hello = {"session": 1, "heartbeat_s": heartbeat_s}
+    process.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps(hello) + "\n")
+    timers: list[asyncio.TimerHandle] = []
+    loop = asyncio.get_running_loop()
+
+    def timeout(run_dir: str) -> None:
+        state = {"status": "running", "attempt": 1}
+        event = {"event": "timeout", "run_dir": run_dir, "state": state}
+        process.stdout.write(json.dumps(event) + "\n")
+
+    try:
+        while True:
+            try:
+                line = await asyncio.wait_for(process.stdin.readline(), heartbeat_s)
+            except TimeoutError:
+                process.stdout.write(json.dumps({"heartbeat": loop.time()}) + "\n")
+                continue
+            if not line:
+                break
+            req = json.loads(line)
+            answer: dict[str, Any] = {"ok": True}
+            if req.get("cmd") == "probe":
+                answer = probe_doc(user)
+            elif req.get("cmd") == "watch":
+                when = float(req.get("timeout_s", 300.0))
+                timers.append(loop.call_later(when, timeout, str(req["run_dir"])))
+            process.stdout.write(json.dumps({"id": req.get("id"), "answer": answer}) + "\n")
+    except (asyncssh.Error, OSError, asyncio.CancelledError):
+        pass
+    finally:
+        for timer in timers:
+            timer.cancel()
+
+
 async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
     command = process.command or ""
-    if "probe" in command:
+    if " session" in command:
+        await session(process)
+    elif "probe" in command:
         process.stdout.write(json.dumps(probe_doc(process.get_extra_info("username"))) + "\n")
     elif " wait " in command:
         try:

@@ -27,6 +27,7 @@ from core.scheduling import CheckScheduler
 from core.sdnotify import SdNotifier
 from core.settings import SettingsBook
 from core.store import Store
+from core.supervisor_session import SessionHub
 from core.tasks import log_if_failed
 from core.upkeep import prune_if_due, queue_kept_reminders
 from core.waiter import RunWaiter, Sleep, keep_waiting
@@ -106,6 +107,9 @@ class Service:
     ) -> None:
         """The engine's parts, wired to this service (its outbox wake, check and ends)."""
         config, store, clock = self.config, self.store, self.clock
+        # one supervisor session per host connection for every run there (issue 16), the
+        # exec path the fallback while one is down; `watcher.sessions = None`: execs only
+        self.sessions = SessionHub(jitter=self.jitter)
         self.settings = SettingsBook(
             config, store, clock, self._outbox_wake.set, source=config_source
         )
@@ -117,6 +121,7 @@ class Service:
             clock,
             emit=emit,
             wake_outbox=self._outbox_wake.set,
+            sessions=self.sessions,
         )
         self.scheduler = CheckScheduler(self.check, clock, jitter=self.jitter)
         self.control = WatcherControl(
@@ -213,6 +218,7 @@ class Service:
             wake=self.scheduler.wake,
             sleep=self.sleep,
             jitter=self.jitter,
+            sessions=self.watcher.sessions,
         )
 
     async def _keep_waiting(self, record: RunRecord, start_after_s: float = 0.0) -> None:
@@ -250,6 +256,7 @@ class Service:
                 await task
         self._tasks.clear()
         self._waiters.clear()
+        await self.sessions.close()
 
     async def _beat(self) -> None:
         """While the loop is alive: see the store is still our file, prune it now and then,

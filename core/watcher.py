@@ -23,6 +23,7 @@ from core.rules import Observation
 from core.run_settings import RunSettings, settings_for
 from core.store import Store
 from core.supervisor_client import SupervisorClient, SupervisorExited, client_for
+from core.supervisor_session import SessionHub
 
 log = logging.getLogger(__name__)
 # Pauses between tries of the end's ack (then it gives up: the teardown still ends the billing).
@@ -42,8 +43,10 @@ class Watcher:
         *,
         emit: Callable[[str], None] = print,
         wake_outbox: Callable[[], None] = lambda: None,
+        sessions: SessionHub | None = None,
     ) -> None:
         self.store = store
+        self.sessions = sessions  # probes and acks on the host's session when it is up
         self.config = config
         self.transport_for = transport_for
         # None: no run has a provider (local runs, tests without a cloud)
@@ -118,7 +121,7 @@ class Watcher:
         )
 
     def client(self, record: RunRecord) -> SupervisorClient:
-        return client_for(self.config, record.name, self.transport_for(record))
+        return client_for(self.config, record.name, self.transport_for(record), self.sessions)
 
     async def _observe(self, record: RunRecord) -> Observation:
         """One probe, stamped when its answer came (not when it was asked: it may have queued

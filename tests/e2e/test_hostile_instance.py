@@ -4,7 +4,9 @@ watched by the serve composition (Service) over real SSH.
 
 A compromised supervisor is the `[watcher] python` replaced by a wrapper: for a subcommand
 that has an answer script in its folder it runs that script instead (after the real command
-when the script says so), for every other it is the real Python."""
+when the script says so), for every other it is the real Python. It offers no `session` (as
+an old supervisor would not): the watcher reads it by exec, the fallback these answers reach.
+A hostile session is tests/e2e/test_supervisor_session.py's."""
 
 from __future__ import annotations
 
@@ -49,6 +51,8 @@ WRAPPER = """#!{python}
 import os, subprocess, sys
 answers = {answers!r}
 args = sys.argv[1:]
+if "session" in args:
+    sys.exit(2)
 subs = ("probe", "ctl", "wait", "start", "ack")
 sub = next((a for a in args if a in subs), "")
 instead = os.path.join(answers, sub + ".py")

@@ -1,8 +1,8 @@
 """Issue 16, "runs that share a machine": eight runs of a sweep on one SSH endpoint (one sshd,
-one user, stock MaxSessions 10) through the serve composition. Each run's wait channel stays
-open beside the others, probes never queue behind them, and every run is torn down within
-seconds of its trainer's exit; its `done` line is stamped after the exit, and the terminal
-messages go out in the order the runs ended."""
+one user, stock MaxSessions 10) through the serve composition. Every run's probes and watch go
+on the endpoint's one supervisor session (no wait channel per run any more), and every run is
+torn down within seconds of its trainer's exit; its `done` line is stamped after the exit, and
+the terminal messages go out in the order the runs ended."""
 
 from __future__ import annotations
 
@@ -133,7 +133,9 @@ async def test_eight_runs_on_one_endpoint_are_each_torn_down_within_seconds_of_t
             await asyncio.wait_for(service.finished[run.name].wait(), 120)
         assert await service.drain_outbox()
         records = [await store.get_run(run.name) for run in config.runs]
-        stats = pool.stats(SshTarget(sshd.host, sshd.port, sshd.user))
+        hub = service.sessions
+        sessions = (hub.counts["opened"], hub.counts["lost"], hub.counts["fallback"])
+        watches, changes = hub.requests["watch"], hub.events["changed"]
 
     ended: list[tuple[datetime, str]] = []
     for record in records:
@@ -147,6 +149,8 @@ async def test_eight_runs_on_one_endpoint_are_each_torn_down_within_seconds_of_t
         ended.append((record.ended_at, record.name))
     assert not [line for line in lines if " unreachable " in line]  # no probe timed out
     assert [c[1] for c in provider.calls("destroy")].count("5000") == 1
-    assert stats.channels_peak >= RUNS  # every run's wait channel was open at once
+    # one session carried every run: each run's watch on it, each end pushed on it, no exec
+    # fallback (the eight runs' wait execs used to hold eight channels for minutes)
+    assert sessions == (1, 0, 0) and watches >= RUNS and changes >= RUNS
     terminals = [m.run for m in inbox.messages if m.kind is MessageKind.TERMINAL]
     assert terminals == [name for _, name in sorted(ended)]
