@@ -119,6 +119,8 @@ class SessionHub:
 
     async def link(self, transport: Transport, argv: Sequence[str]) -> SessionLink | None:
         """The host's live session, opened now if none is and its backoff allows; else None."""
+        if getattr(transport, "open_process", None) is None:
+            return None  # a transport with no long-lived processes (a test's or bench's wrapper)
         entry = self._entries.setdefault((transport.label, tuple(argv)), _Entry())
         loop = asyncio.get_running_loop()
         if entry.link is not None:
