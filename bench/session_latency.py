@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncssh
 
+from bench.common import machine
 from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
 from core.supervisor_client import SupervisorClient
 from core.supervisor_session import SessionHub
@@ -107,7 +108,12 @@ async def measure(target: SshTarget, work: Path, n: int) -> dict[str, Any]:
         await hub.close()
         await pool.close()
     ratio = execs["median_ms"] / session["median_ms"] if session["median_ms"] else None
-    return {"exec": execs, "session": session, "exec_over_session_median": ratio}
+    return {
+        "machine": machine(),
+        "exec": execs,
+        "session": session,
+        "exec_over_session_median": round(ratio, 1) if ratio else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
