@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from core.config import Config, RunConfig, StoredSettings, changed_keys
 from core.errors import ConfigError
@@ -48,15 +49,22 @@ class SettingsBook:
     def _apply(self) -> None:
         self.config.set_runs(list(self._effective.values()))
 
+    def knows(self, name: str, launched_at: datetime) -> bool:
+        """This launch of the run was learned already."""
+        return (name, launched_at.isoformat()) in self._learned
+
     async def learn(self, records: Iterable[RunRecord]) -> None:
         """Take each run's stored settings (once per launch of it)."""
+        learned = False
         for record in records:
             key = (record.name, record.launched_at.isoformat())
             if key in self._learned:
                 continue
             self._learned.add(key)
             await self._learn_one(record)
-        self._apply()
+            learned = True
+        if learned:
+            self._apply()
 
     async def _learn_one(self, record: RunRecord) -> None:
         name, in_file = record.name, self._file.get(record.name)

@@ -20,7 +20,8 @@ from core.models import CheckCommit, OpenAlert, RunRecord
 from core.outputs import collect_memo_key
 from core.store_batch import GroupCommit
 from core.store_buttons import ButtonTables
-from core.store_checks import apply_check as _apply_check
+from core.store_checks import prepared as _prepared
+from core.store_checks import write_batch as _write_batch
 from core.store_outbox import OutboxTables
 from core.store_rows import SAVE_RUN as _SAVE_RUN
 from core.store_rows import TEXT_MAX as TEXT_MAX
@@ -43,6 +44,10 @@ OUTBOX_SENT_KEEP_S = 30 * 86400.0
 # 7 million a day. The run row keeps each run's last line; an ending reads the newest ones.
 CHECKS_KEEP_S = 3 * 86400.0
 CHECKS_PRUNE_CHUNK = 20_000  # rows per transaction: a prune never holds the writer for long
+_OPEN_ALERTS = (
+    "SELECT run, condition, opened_at, last_sent_at, message FROM alerts "
+    "WHERE run = ? AND resolved_at IS NULL ORDER BY id"
+)
 
 
 class Store(ButtonTables, OutboxTables):
@@ -126,6 +131,23 @@ class Store(ButtonTables, OutboxTables):
         sql = "SELECT * FROM runs WHERE live = 1 ORDER BY launched_at DESC, name"
         return [_run_from_row(row) for row in await self._fetch("listing live runs", sql, ())]
 
+    async def live_run_keys(self) -> list[tuple[str, datetime]]:
+        """(name, launched_at) of every live run: what the rescan compares, without decoding
+        5,000 rows every 30 s on the loop."""
+        sql = "SELECT name, launched_at FROM runs WHERE live = 1 ORDER BY launched_at DESC, name"
+        rows = await self._fetch("listing live runs", sql, ())
+        return [(str(row[0]), _dt(row[1])) for row in rows]
+
+    async def runs_named(self, names: list[str]) -> list[RunRecord]:
+        """The stored runs among `names` (a few at a time: SQLite's parameter limit)."""
+        found: list[RunRecord] = []
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT * FROM runs WHERE name IN ({marks}) ORDER BY launched_at DESC, name"  # noqa: S608
+            found += [_run_from_row(r) for r in await self._fetch("reading runs", sql, (*chunk,))]
+        return found
+
     async def run_names(self) -> list[str]:
         rows = await self._fetch("listing runs", "SELECT name FROM runs ORDER BY name", ())
         return [str(row[0]) for row in rows]
@@ -147,25 +169,19 @@ class Store(ButtonTables, OutboxTables):
     async def _write_checks(self, commits: list[CheckCommit]) -> list[list[int] | BaseException]:
         first = commits[0].run.name
         doing = f"saving a check of {first}" if len(commits) == 1 else "saving checks"
-        outcomes: list[list[int] | BaseException] = []
-        async with self._transaction(doing) as conn:
-            for commit in commits:
-                await conn.execute("SAVEPOINT one_check")
-                outcome: list[int] | BaseException
-                try:
-                    outcome = await _apply_check(conn, commit)
-                except StaleRun as exc:
-                    outcome = exc
-                except sqlite3.Error as exc:
-                    if not conn.in_transaction:  # SQLite dropped the whole batch (disk full)
-                        raise
-                    outcome = store_error(exc, self.path, f"saving a check of {commit.run.name}")
-                    self.write_error = outcome
-                if isinstance(outcome, BaseException):
-                    await conn.execute("ROLLBACK TO one_check")
-                await conn.execute("RELEASE one_check")
-                outcomes.append(outcome)
-        return outcomes
+        batch = [_prepared(commit) for commit in commits]
+        outcomes = await self._in_thread(doing, lambda db: _write_batch(db, batch))
+        return [self._outcome(one, commit) for one, commit in zip(outcomes, commits, strict=True)]
+
+    def _outcome(
+        self, outcome: list[int] | StaleRun | sqlite3.Error, commit: CheckCommit
+    ) -> list[int] | BaseException:
+        if isinstance(outcome, sqlite3.Error):  # this check alone failed, the batch went on
+            self.write_error = store_error(
+                outcome, self.path, f"saving a check of {commit.run.name}"
+            )
+            return self.write_error
+        return outcome
 
     async def recent_checks(self, run: str, limit: int = 20) -> list[tuple[datetime, str, str]]:
         """(at, status_line, health) of the run's latest checks, newest first."""
@@ -176,16 +192,20 @@ class Store(ButtonTables, OutboxTables):
         rows = await self._fetch("reading checks", sql, (run, limit))
         return [(_dt(row[0]), str(row[1]), str(row[2])) for row in rows]
 
+    async def run_for_check(self, name: str) -> tuple[RunRecord | None, dict[str, OpenAlert]]:
+        """The run and its open alerts, read in one call on the database's thread (a check
+        needs both: see Database._in_thread). Only checks write alerts, under the run's
+        lock, and a relaunch's reset is caught by the commit (StaleRun)."""
+
+        def read(db: sqlite3.Connection) -> tuple[sqlite3.Row | None, list[sqlite3.Row]]:
+            row = db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
+            return row, db.execute(_OPEN_ALERTS, (name,)).fetchall()
+
+        row, alerts = await self._in_thread("reading a run", read)
+        return (_run_from_row(row) if row else None), _alerts_from_rows(alerts)
+
     async def open_alerts(self, run: str) -> dict[str, OpenAlert]:
-        sql = (
-            "SELECT run, condition, opened_at, last_sent_at, message FROM alerts "
-            "WHERE run = ? AND resolved_at IS NULL ORDER BY id"
-        )
-        rows = await self._fetch("reading alerts", sql, (run,))
-        alerts = [
-            OpenAlert(row[0], row[1], _dt(row[2]), _dt_or_none(row[3]), row[4]) for row in rows
-        ]
-        return {alert.condition: alert for alert in alerts}
+        return _alerts_from_rows(await self._fetch("reading alerts", _OPEN_ALERTS, (run,)))
 
     # -- command audit and meta ---------------------------------------------------------------
 
@@ -260,3 +280,8 @@ class Store(ButtonTables, OutboxTables):
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         )
         await self._write(f"saving {key}", sql, (key, _text(value)))
+
+
+def _alerts_from_rows(rows: list[sqlite3.Row]) -> dict[str, OpenAlert]:
+    alerts = [OpenAlert(row[0], row[1], _dt(row[2]), _dt_or_none(row[3]), row[4]) for row in rows]
+    return {alert.condition: alert for alert in alerts}

@@ -13,15 +13,17 @@ import contextlib
 import errno
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiosqlite
 
 from core.errors import StoreError, StoreFull
 from core.migrate import apply_migrations, store_error
+
+T = TypeVar("T")
 
 
 class Database:
@@ -120,6 +122,17 @@ class Database:
     async def _fetch(self, doing: str, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
         async with self._using(doing) as conn:
             return list(await conn.execute_fetchall(sql, params))
+
+    async def _in_thread(self, doing: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` on the database's thread in ONE hop, however many statements it
+        runs: each statement awaited on its own costs the loop a thread round trip (a queue
+        put, a wake-up, a self-pipe write), and a check ran ~8 of them. aiosqlite's primitive
+        for it, Connection._execute (what its own execute and fetchall are built on), is not
+        public: this is the one place that uses it. `work` holds the database thread: it runs
+        statements and reads rows, nothing that waits on anything else."""
+        async with self._using(doing) as conn:
+            result: T = await conn._execute(work, conn._conn)  # type: ignore[no-untyped-call]
+            return result
 
     async def _write(self, doing: str, sql: str, params: tuple[Any, ...]) -> int:
         """Run one statement in autocommit mode; returns the number of rows it changed."""

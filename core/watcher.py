@@ -73,7 +73,8 @@ class Watcher:
             return await self._check(name)
 
     async def _check(self, name: str) -> float | None:
-        record = await self.store.get_run(name)
+        # the run and its open alerts in one read (only checks, under this lock, write alerts)
+        record, open_alerts = await self.store.run_for_check(name)
         if record is None or not record.live:
             return None
         if record.ended_at is not None:  # terminal seen; exit handling interrupted or retrying
@@ -81,7 +82,6 @@ class Watcher:
         obs = await self._observe(record)
         now = obs.at  # judged as of the answer: a check may wait for its channel
         instance = await self._ask_provider(record, obs)
-        open_alerts = await self.store.open_alerts(name)
         decision = decide(record, obs, instance, open_alerts, self.check_policy(name), now)
         try:
             await self.store.commit_check(decision.commit)

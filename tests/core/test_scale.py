@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core.config import Config, RunConfig
 from core.errors import StaleRun
-from core.models import CheckCommit, RunRecord
+from core.models import CheckCommit, MessageKind, OpenAlert, OutboundMessage, RunRecord
 from core.scheduling import jittered
 from core.service import resume_delays
 from core.store import CHECKS_KEEP_S, Store
@@ -64,6 +64,11 @@ async def test_the_rescan_reads_live_runs_only(tmp_path: Path) -> None:
         await store.upsert_run(replace(record(i, None), live=i % 2 == 0))
 
     assert sorted(r.name for r in await store.live_runs()) == ["r0000", "r0002", "r0004"]
+    # what each 30 s rescan reads: keys of the live runs, full rows of the new ones only
+    keys = await store.live_run_keys()
+    assert sorted(keys) == [("r0000", NOW), ("r0002", NOW), ("r0004", NOW)]
+    named = await store.runs_named(["r0002", "r0003", "none"])
+    assert [(r.name, r.live) for r in named] == [("r0002", True), ("r0003", False)]
     await store.close()
 
 
@@ -110,4 +115,46 @@ async def test_checks_finishing_together_share_a_transaction_each_all_or_nothing
     assert results.count("stale") == 1 and results[7] == "stale"
     assert versions == [1] * 19
     assert await store.recent_checks(runs[7].name) == []  # its savepoint rolled back alone
+    await store.close()
+
+
+async def test_a_check_reads_in_one_call_and_a_batch_commits_in_one_on_the_database_thread(
+    tmp_path: Path,
+) -> None:
+    # each call is a thread round trip for the loop (a check made ~8 of them)
+    store = await Store.open(tmp_path / "db.sqlite3")
+    runs = [record(i, None) for i in range(3)]
+    for run in runs:
+        await store.upsert_run(run)
+    calls: list[object] = []
+    execute = store._conn._execute
+
+    async def counted(fn: object, *args: object, **kwargs: object) -> object:
+        calls.append(fn)
+        return await execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    store._conn._execute = counted  # type: ignore[method-assign]
+    found, alerts = await store.run_for_check("r0001")
+    assert found == runs[1] and alerts == {} and len(calls) == 1
+
+    alert = OpenAlert("r0001", "stale", NOW, NOW, "step stale")
+    message = OutboundMessage(kind=MessageKind.ALERT, title="stale", run="r0001")
+    line = f"{NOW:%Y-%m-%dT%H:%M:%SZ} running 1/3 - - - - r0001"
+    opened = CheckCommit(
+        run=runs[1],
+        at=NOW,
+        status_line=line,
+        health="alert",
+        alerts_opened=(alert,),
+        messages=(("r0001:stale", message),),
+    )
+    plain = [CheckCommit(run=r, at=NOW, status_line=line, health="ok") for r in runs[::2]]
+    ids = await asyncio.gather(*(store.commit_check(c) for c in (opened, *plain)))
+    assert len(ids[0]) == 1 and ids[1:] == [[], []]
+    assert len(calls) <= 3  # the first check's batch, then the two that waited for it
+
+    calls.clear()
+    found, alerts = await store.run_for_check("r0001")
+    assert found is not None and found.last_status_line == runs[1].last_status_line
+    assert list(alerts) == ["stale"] and len(calls) == 1
     await store.close()
