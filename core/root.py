@@ -23,6 +23,7 @@ from core.collect import Collector
 from core.config import Config, Secrets, load_config
 from core.console import ConsoleNotifier
 from core.control import WatcherControl
+from core.gc_pace import GcPacer
 from core.models import RunRecord
 from core.outbox import OutboxSender
 from core.ping import Pinger
@@ -87,6 +88,7 @@ class ServiceOptions(TypedDict, total=False):
     jitter: Callable[[], float]
     pinger: Pinger | None
     sd: SdNotifier | None
+    gc_pacer: GcPacer | None
 
 
 def build_app(
@@ -154,6 +156,7 @@ async def open_app(
         config_source=str(config_path),
         pinger=_pinger(secrets, stack) if serving else None,
         sd=SdNotifier.from_environ(os.environ) if serving else None,
+        gc_pacer=GcPacer() if serving else None,
     )
 
 

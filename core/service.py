@@ -17,6 +17,7 @@ from core.check_failures import FailingChecks, Queued
 from core.config import Config
 from core.control import WatcherControl
 from core.errors import SleepwatchError
+from core.gc_pace import GcPacer
 from core.health import Heartbeat, stderr_line
 from core.models import RunRecord
 from core.notices import Rescan, hear_other_processes
@@ -67,9 +68,10 @@ class Service:
         start_checks_per_s: float = START_CHECKS_PER_S,
         pinger: Pinger | None = None,
         sd: SdNotifier | None = None,
+        gc_pacer: GcPacer | None = None,
     ) -> None:
         self.config = config
-        self.pinger = pinger
+        self.pinger, self.gc_pacer = pinger, gc_pacer  # gc_pacer: core/gc_pace.py
         self.sd = sd or SdNotifier(None)
         self.reload_config = reload_config
         self.store = store
@@ -278,6 +280,8 @@ class Service:
         found = await self.heartbeat.beat(problems)
         if await queue_kept_reminders(self.store, self.config, now):
             self._outbox_wake.set()
+        if self.gc_pacer is not None:
+            self.gc_pacer.tick(now)
         # the loop came round: systemd's watchdog is fed; the outside ping says how it is
         self.sd.watchdog()
         if self.pinger is not None:

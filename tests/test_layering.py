@@ -73,7 +73,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "store_checks",
         "migrate", "ssh", "ssh_pool", "ssh_channels", "hostkeys", "capped", "local", "providers",
         "scheduling", "console", "ping", "sdnotify", "supervisor_client", "supervisor_answer",
-        "supervisor_session", "session_link", "chart",
+        "supervisor_session", "session_link", "chart", "gc_pace",
     ),
     "engine": (
         "watcher", "exits", "teardown", "launch", "waiter", "outbox", "control", "settings",
