@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import multiprocessing
 import os
 import resource
@@ -131,16 +132,19 @@ async def measure(
     started = await until(lambda: len(fleet.first_lines) >= n, 60 + 3 * n / 50)
     start_s = time.perf_counter() - t0
     first = list(fleet.first_lines.values())
-    # Both windows last long enough for `samples` checks at the cadence (a small fleet checks
-    # few a second): p99 means something only with ~1,000 of them.
-    span_s = max(window_s, 1.2 * samples * cadence_s / n)
+    cipher = fleet.cipher()
+    # Windows are whole cadences: the restart's spread leaves the runs' checks bunched, and a
+    # window that cuts a round in two sees fewer checks than the cadence makes.
     # window A: the service alone at its cadence: CPU, execs by kind, memory, latencies
-    a = await window(fleet, span_s, server_pid)
+    a = await window(fleet, _whole(window_s, cadence_s), server_pid)
     rss = rss_kib()
     # window B: bare execs on the same connections beside it (~1.1 x samples of them, a light
-    # extra load): a check's latency against a bare exec's, under the same load
+    # extra load), long enough for `samples` checks too (a small fleet checks few a second):
+    # a check's latency against a bare exec's, under the same load
+    span_s = _whole(max(window_s, 1.1 * samples * cadence_s / n), cadence_s)
     b = await window(fleet, span_s, server_pid, bare_rate=1.1 * samples / span_s)
     await fleet.close()
+    a["cipher"] = cipher
     return summarise(n, cadence_s, started, first, start_s, rss - rss_idle, a, b)
 
 
@@ -180,6 +184,7 @@ def summarise(
         "other_cpu_pct": a["other_cpu_pct"],
         "loop_lag_p99_ms": a["loop_lag"]["p99_ms"],
         "loop_lag_max_ms": a["loop_lag"]["max_ms"],
+        "cipher": a.get("cipher"),
         "rss_kib_per_run": rss_growth_kib / n,
         "execs": a["execs"],
         "execs_per_check": sum(a["execs"].values()) / done if done else None,
@@ -195,6 +200,11 @@ def summarise(
         "window_a": a,
         "window_b": b,
     }
+
+
+def _whole(seconds: float, cadence_s: float) -> float:
+    """`seconds` rounded up to whole cadences."""
+    return cadence_s * math.ceil(seconds / cadence_s - 1e-9)
 
 
 def measure_fresh(

@@ -5,6 +5,7 @@ bench/fleet.py measures it; bench/fleet_server.py is the fake instances it talks
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import random
 import time
@@ -17,6 +18,7 @@ from typing import Any
 from bench.fleet_probes import Timings
 from core.config import CadenceConfig, Config, RunConfig, WatcherConfig
 from core.console import ConsoleNotifier
+from core.gc_pace import GcPacer
 from core.models import ExecResult, RunRecord
 from core.service import Service
 from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
@@ -121,6 +123,7 @@ class Fleet:
             lambda: datetime.now(UTC),
             emit=self.heard,
             heartbeat_s=30.0,
+            gc_pacer=GcPacer(),  # as `sleepwatch serve` runs (core.root)
         )
         self._time_checks()
 
@@ -164,8 +167,16 @@ class Fleet:
         async with self.pool.channel(target, 60.0) as conn:
             await conn.run("true", check=True)
 
+    def cipher(self) -> str | None:
+        """The cipher the pool's connections speak (the first live one's)."""
+        for lanes in (slot.lanes for slot in self.pool._slots.values()):
+            for lane in lanes.lanes:
+                return str(lane.conn.get_extra_info("send_cipher"))
+        return None
+
     async def close(self) -> None:
         await self.service.stop()
+        gc.unfreeze()
         await self.pool.close()
         await self.store.close()
 
