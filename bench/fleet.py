@@ -71,6 +71,8 @@ async def window(
     checks done, CPU of serve, of the fake server and of the rest of the machine, the loop's
     lag, GC pauses, and every check's, probe exec's, commit's and bare exec's duration."""
     checks0, counts0, lag = fleet.checks, Counter(fleet.counts), LoopLag()
+    hub = fleet.service.sessions
+    requests0, sessions0 = Counter(hub.requests), Counter(hub.counts)
     fleet.timing(True)
     cpu0, server0, (busy0, all0) = time.process_time(), cpu_s(server_pid), machine_cpu()
     wall0 = time.perf_counter()
@@ -87,6 +89,7 @@ async def window(
     checks, done = list(fleet.latencies), fleet.checks - checks0
     fleet.timing(False)
     execs = fleet.counts - counts0
+    requests, sessions = hub.requests - requests0, hub.counts - sessions0
     cores = every / wall if wall else 1.0
     return {
         "seconds": round(wall, 1),
@@ -101,6 +104,10 @@ async def window(
         "machine_busy_pct": 100 * busy / every if every else None,
         "cores": round(cores, 1),
         "execs": dict(execs),
+        # requests on the hosts' supervisor sessions (a probe there is no exec), and sessions
+        # opened, failed, lost, or fallen back to an exec
+        "session_requests": dict(requests),
+        "sessions": {**dict(sessions), "live": hub.live()},
         "loop_lag": lag.stop(),
         "gc": pauses.summary(),
         "check": spread(checks),
@@ -188,6 +195,8 @@ def summarise(
         "rss_kib_per_run": rss_growth_kib / n,
         "execs": a["execs"],
         "execs_per_check": sum(a["execs"].values()) / done if done else None,
+        "session_requests": a["session_requests"],
+        "session_requests_per_check": sum(a["session_requests"].values()) / done if done else None,
         "latency_window_s": b["seconds"],
         "check_samples": len(checks),
         "check_p50_ms": _ms(percentile(checks, 50)),

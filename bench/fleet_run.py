@@ -11,6 +11,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from core.config import CadenceConfig, Config, RunConfig, WatcherConfig
 from core.console import ConsoleNotifier
 from core.gc_pace import GcPacer
 from core.models import ExecResult, RunRecord
+from core.ports import Interactive
 from core.service import Service
 from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
 from core.store import Store
@@ -28,8 +30,8 @@ WARMUP_RUNS = 5
 
 
 class Counting:
-    """The run's SshTransport, counting each exec by kind (probe, wait, other) and timing
-    the probes' execs."""
+    """The run's SshTransport, counting each exec by kind (probe, wait, other) and session
+    opened, and timing the probes' execs (a probe on the session is timed by the check)."""
 
     def __init__(self, inner: SshTransport, counts: Counter[str], probes: Timings) -> None:
         self.inner = inner
@@ -56,6 +58,13 @@ class Counting:
             lasting=lasting,
         )
         return await (self.probes.timed(work) if kind == "probe" else work)
+
+    def open_process(
+        self, argv: Sequence[str], *, open_timeout_s: float
+    ) -> AbstractAsyncContextManager[Interactive]:
+        """The supervisor session's long-lived process (serve's probes then go over it)."""
+        self.counts["session_open"] += 1
+        return self.inner.open_process(argv, open_timeout_s=open_timeout_s)
 
     async def put_tree(self, local_dir: Path, remote_dir: str) -> None:
         await self.inner.put_tree(local_dir, remote_dir)
