@@ -32,7 +32,12 @@ BEAT_GRACE_S = 5.0
 
 
 class SessionLost(ProtocolError):
-    """The session is gone (or was dropped); the caller uses the exec path instead."""
+    """The session is gone (or was dropped); the caller uses the exec path instead. `sent`:
+    the request may have reached the supervisor (a ctl must then not be sent again)."""
+
+    def __init__(self, message: str, *, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class SessionRefused(ProtocolError):
@@ -86,6 +91,8 @@ class SessionLink:
             line = json.dumps({"id": req_id, "cmd": cmd, **req}, allow_nan=False)
             await self._guarded(proc.send(line.encode() + b"\n"), timeout_s, cmd)
             doc = await self._guarded(future, timeout_s, cmd)
+        except SessionLost as exc:
+            raise SessionLost(str(exc), sent=True) from None
         finally:
             self._pending.pop(req_id, None)
         if "error" in doc:

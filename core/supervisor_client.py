@@ -153,7 +153,8 @@ class SupervisorClient:
     async def ctl(self, run_dir: str, command: str) -> CtlAnswer:
         req = {"run_dir": run_dir, "command": command}
         args = ["ctl", "--run-dir", run_dir, command]
-        return _validated(CtlAnswer, await self._ask("ctl", req, args, self.exec_timeout_s), "ctl")
+        doc = await self._ask("ctl", req, args, self.exec_timeout_s, repeatable=False)
+        return _validated(CtlAnswer, doc, "ctl")
 
     async def start(self, config_path: str, *, timeout_s: float) -> StartAnswer:
         doc = await self._call("start", ["start", "--config", config_path], timeout_s)
@@ -213,13 +214,20 @@ class SupervisorClient:
         return self.argv(["session", "--heartbeat", f"{heartbeat_s:g}"])
 
     async def _ask(
-        self, what: str, req: dict[str, Any], args: list[str], timeout_s: float
+        self,
+        what: str,
+        req: dict[str, Any],
+        args: list[str],
+        timeout_s: float,
+        *,
+        repeatable: bool = True,
     ) -> dict[str, Any]:
-        """On the host's session when there is one, else (or when it fails) by exec."""
+        """On the host's session when there is one, else (or when it fails) by exec; a
+        command that is not `repeatable` is never sent again by exec once it went out."""
         hub = self.sessions
         if hub is not None:
             argv = self.session_argv(hub.heartbeat_s)
-            doc = await hub.ask(self.transport, argv, what, req, timeout_s)
+            doc = await hub.ask(self.transport, argv, what, req, timeout_s, repeatable=repeatable)
             if doc is not None:
                 return doc
         return await self._call(what, args, timeout_s)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import TransportError
 from core.ports import Transport
 from core.session_link import SessionLink, SessionLost, SessionRefused
 
@@ -29,6 +30,7 @@ HEARTBEAT_S = 15.0
 OPEN_TIMEOUT_S = 30.0
 RETRY_INITIAL_S = 5.0
 RETRY_MAX_S = 600.0
+REQUEST_TIMEOUT_S = 30.0  # an in-process answer takes milliseconds: past this it is sick
 STABLE_S = 300.0  # a session that lived this long before it broke starts its backoff afresh
 WATCH_ACK_TIMEOUT_S = 30.0
 EVENT_GRACE_S = 30.0  # past the watch's own timeout, its missing event means a sick session
@@ -76,19 +78,25 @@ class SessionHub:
         cmd: str,
         req: dict[str, Any],
         timeout_s: float,
+        *,
+        repeatable: bool = True,
     ) -> dict[str, Any] | None:
-        """The answer to one request on the host's session, or None (use the exec path)."""
+        """The answer to one request on the host's session, or None (use the exec path).
+        Not `repeatable` (a ctl): once it may have reached the supervisor, a lost session
+        raises TransportError instead, so the exec path never sends it a second time."""
         link = await self.link(transport, argv)
         if link is None:
             self.counts["fallback"] += 1
             return None
         self.requests[cmd] += 1
         try:
-            return await link.request(cmd, req, timeout_s)
+            return await link.request(cmd, req, min(timeout_s, REQUEST_TIMEOUT_S))
         except (SessionLost, SessionRefused) as exc:
+            self.problem = str(exc)
+            if isinstance(exc, SessionLost) and exc.sent and not repeatable:
+                raise TransportError(transport.label, f"{cmd} unanswered: {exc}") from None
             log.info("%s: %s; using an exec", transport.label, exc)
             self.counts["fallback"] += 1
-            self.problem = str(exc)
             return None
 
     async def watch(

@@ -1,7 +1,8 @@
 """The watcher's supervisor session over a real OpenSSH sshd on 127.0.0.1 (issue 16): probes go
 as lines on one long-lived `supervisor session`, a watch's pushed change wakes the run's check,
 a killed session falls back to execs and comes back, and a hostile session line (huge, deep,
-NaN, not JSON) drops the session with a clear reason while the exec path keeps answering."""
+NaN, not JSON) drops the session with a clear reason while the exec path keeps answering; a ctl
+the session took but never answered is never sent again by exec (here over the local transport)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
+from core.errors import TransportError
+from core.local import LocalTransport
 from core.ssh import SshOptions, SshPool, SshTransport
 from core.supervisor_client import SupervisorClient
 from core.supervisor_session import SessionHub
@@ -170,3 +175,32 @@ async def test_a_hostile_session_line_drops_the_session_and_execs_answer(
             assert probe.tail == ("exec",), kind  # the exec path answered
             assert hub.counts["opened"] == 1 and hub.counts["fallback"] == 1, kind
             assert hub.problem is not None and reason in hub.problem, (kind, hub.problem)
+
+
+SILENT_CTL = r"""
+import json, os, sys, time
+if "session" in sys.argv:
+    sys.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps({"session": 1}) + "\n")
+    sys.stdout.flush()
+    time.sleep(600)  # takes the ctl, never answers it
+else:
+    open(os.path.join(os.path.dirname(__file__), "ctl-by-exec"), "w").close()
+    sys.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps({"ok": True}) + "\n")
+"""
+
+
+async def test_a_ctl_the_session_took_but_never_answered_is_not_sent_again_by_exec(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "supervisor").mkdir()
+    (tmp_path / "supervisor" / "__init__.py").write_text("")
+    (tmp_path / "supervisor" / "__main__.py").write_text(SILENT_CTL)
+    hub = SessionHub()
+    client = SupervisorClient(LocalTransport(), sys.executable, str(tmp_path), 1.0, sessions=hub)
+    try:
+        async with asyncio.timeout(CEILING_S):
+            with pytest.raises(TransportError, match="ctl unanswered"):
+                await client.ctl("/nowhere", "kill-attempt")  # a second one could kill a retry
+    finally:
+        await hub.close()
+    assert hub.requests["ctl"] == 1 and not (tmp_path / "supervisor" / "ctl-by-exec").exists()
