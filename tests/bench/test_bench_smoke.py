@@ -66,4 +66,7 @@ def test_fleet_quick_runs_the_real_serve_over_real_ssh():
     assert result["start"]["first_checks"] == 4 and result["checks"] > 0
     assert result["check_samples"] > 0 and result["bare_samples"] > 0
     assert result["bare_errors"] == 0
-    assert result["execs"].get("probe", 0) > 0 and result["execs_per_check"] is not None
+    # probes went over the hosts' supervisor sessions (serve's way), execs the fallback
+    probes = result["execs"].get("probe", 0) + result["session_requests"].get("probe", 0)
+    assert probes > 0 and result["execs_per_check"] is not None
+    assert result["window_a"]["loop_lag"]["n"] > 0 and result["cipher"]
