@@ -110,8 +110,9 @@ class Service:
         """The engine's parts, wired to this service (its outbox wake, check and ends)."""
         config, store, clock = self.config, self.store, self.clock
         # one supervisor session per host connection for every run there (issue 16), the
-        # exec path the fallback while one is down; `watcher.sessions = None`: execs only
-        self.sessions = SessionHub(jitter=self.jitter)
+        # exec path the fallback while one is down. Only a started service (serve, demo) uses
+        # them: a one-shot command's check leaves no session behind. None before start: execs.
+        self.sessions: SessionHub | None = SessionHub(jitter=self.jitter)
         self.settings = SettingsBook(
             config, store, clock, self._outbox_wake.set, source=config_source
         )
@@ -123,7 +124,6 @@ class Service:
             clock,
             emit=emit,
             wake_outbox=self._outbox_wake.set,
-            sessions=self.sessions,
         )
         self.scheduler = CheckScheduler(self.check, clock, jitter=self.jitter)
         self.control = WatcherControl(
@@ -165,6 +165,7 @@ class Service:
 
     async def start(self) -> None:
         """Schedule every live run in the store again (a restart resumes them all)."""
+        self.watcher.sessions = self.sessions
         self.scheduler.start()
         sender = asyncio.create_task(self.sender.run(self._stop, self._outbox_wake))
         self._tasks.append(log_if_failed(sender, "outbox sender"))
@@ -258,7 +259,8 @@ class Service:
                 await task
         self._tasks.clear()
         self._waiters.clear()
-        await self.sessions.close()
+        if self.sessions is not None:
+            await self.sessions.close()
 
     async def _beat(self) -> None:
         """While the loop is alive: see the store is still our file, prune it now and then,

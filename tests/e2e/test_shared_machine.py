@@ -134,6 +134,7 @@ async def test_eight_runs_on_one_endpoint_are_each_torn_down_within_seconds_of_t
         assert await service.drain_outbox()
         records = [await store.get_run(run.name) for run in config.runs]
         hub = service.sessions
+        assert hub is not None
         sessions = (hub.counts["opened"], hub.counts["lost"], hub.counts["fallback"])
         watches, changes = hub.requests["watch"], hub.events["changed"]
 
