@@ -1,8 +1,9 @@
 """The watcher's supervisor session over a real OpenSSH sshd on 127.0.0.1 (issue 16): probes go
 as lines on one long-lived `supervisor session`, a watch's pushed change wakes the run's check,
 a killed session falls back to execs and comes back, and a hostile session line (huge, deep,
-NaN, not JSON) drops the session with a clear reason while the exec path keeps answering; a ctl
-the session took but never answered is never sent again by exec (here over the local transport)."""
+NaN, not JSON) drops the session with a clear reason while the exec path keeps answering; over
+the local transport: a session whose heartbeat stops is dropped, and a ctl the session took but
+never answered is never sent again by exec."""
 
 from __future__ import annotations
 
@@ -182,7 +183,7 @@ import json, os, sys, time
 if "session" in sys.argv:
     sys.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps({"session": 1}) + "\n")
     sys.stdout.flush()
-    time.sleep(600)  # takes the ctl, never answers it
+    sys.stdin.read()  # takes the ctl, never answers it; ends when the watcher closes it
 else:
     open(os.path.join(os.path.dirname(__file__), "ctl-by-exec"), "w").close()
     sys.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps({"ok": True}) + "\n")
@@ -204,3 +205,33 @@ async def test_a_ctl_the_session_took_but_never_answered_is_not_sent_again_by_ex
     finally:
         await hub.close()
     assert hub.requests["ctl"] == 1 and not (tmp_path / "supervisor" / "ctl-by-exec").exists()
+
+
+SILENT = r"""
+import json, sys
+if "session" in sys.argv:  # promises a beat every 0.1 s, then says nothing (a dead link)
+    hello = {"session": 1, "heartbeat_s": 0.1}
+    sys.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps(hello) + "\n")
+    sys.stdout.flush()
+    sys.stdin.read()  # until the watcher closes it
+else:
+    probe = {"probe": 1, "at": "2026-11-30T00:00:00Z", "state": None, "tail": ["exec"]}
+    sys.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps(probe) + "\n")
+"""
+
+
+async def test_a_session_whose_heartbeat_stops_is_dropped_and_execs_answer(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "supervisor").mkdir()
+    (tmp_path / "supervisor" / "__init__.py").write_text("")
+    (tmp_path / "supervisor" / "__main__.py").write_text(SILENT)
+    hub = SessionHub()
+    client = SupervisorClient(LocalTransport(), sys.executable, str(tmp_path), 60.0, sessions=hub)
+    try:
+        async with asyncio.timeout(CEILING_S):
+            probe = await client.probe("/nowhere", attempt=1, offset=0)  # never answered there
+    finally:
+        await hub.close()
+    assert probe.tail == ("exec",) and hub.requests["probe"] == 1
+    assert hub.problem is not None and "heartbeat" in hub.problem
