@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 4 * 1024 * 1024  # a probe's answer at most (64 KiB of log, escaped)
 MAX_NOISE_LINES = 200  # login banner / .bashrc lines before ANSWER_MARK at most
+MAX_UNASKED_LINES = 1000  # heartbeats and stray lines per heartbeat window: more is a flood
 MISSED_BEATS = 3  # heartbeats missed in a row (plus a grace) before the session is dropped
 BEAT_GRACE_S = 5.0
 
@@ -172,7 +173,9 @@ class SessionLink:
         self.hello = doc
 
     async def _read(self, reader: LineReader) -> None:
+        loop = asyncio.get_running_loop()
         miss_s = self.heartbeat_s * MISSED_BEATS + BEAT_GRACE_S
+        window_at, unasked = loop.time(), 0
         while True:
             try:
                 async with asyncio.timeout(miss_s):
@@ -181,19 +184,29 @@ class SessionLink:
                 raise SessionLost(f"no line (heartbeat) for {miss_s:g}s") from None
             if line is None:
                 raise SessionLost("the session ended (EOF)")
-            self._dispatch(session_line(line))
+            if self._dispatch(session_line(line)):
+                continue
+            if loop.time() - window_at > miss_s:
+                window_at, unasked = loop.time(), 0
+            unasked += 1
+            if unasked > MAX_UNASKED_LINES:  # each line is bounded, their number too
+                raise SessionLost(f"over {MAX_UNASKED_LINES} lines unasked in {miss_s:g}s")
 
-    def _dispatch(self, doc: dict[str, Any]) -> None:
+    def _dispatch(self, doc: dict[str, Any]) -> bool:
+        """Hand an answer or event to whoever waits for it; False when nobody does."""
         req_id = doc.get("id")
         if isinstance(req_id, int) and req_id in self._pending:
             future = self._pending.pop(req_id)
             if not future.done():
                 future.set_result(doc)
-        elif "event" in doc and isinstance(doc.get("run_dir"), str):
+            return True
+        if "event" in doc and isinstance(doc.get("run_dir"), str):
             waiting = self._watches.pop(doc["run_dir"], None)
             if waiting is not None and not waiting.done():
                 waiting.set_result(doc)
+                return True
         # heartbeats, errors without an id, answers nobody waits for: the line was news enough
+        return False
 
     def _lost(self, ready: asyncio.Future[None]) -> None:
         self._proc = None
