@@ -1,9 +1,9 @@
 """The watcher's supervisor session over a real OpenSSH sshd on 127.0.0.1 (issue 16): probes go
 as lines on one long-lived `supervisor session`, a watch's pushed change wakes the run's check,
 a killed session falls back to execs and comes back, and a hostile session line (huge, deep,
-NaN, not JSON, or a flood of them) drops the session with a clear reason while the exec path keeps answering; over
-the local transport: a session whose heartbeat stops is dropped, and a ctl the session took but
-never answered is never sent again by exec."""
+NaN, not JSON, or a flood of them) drops the session with a clear reason while the exec path
+keeps answering; over the local transport: a session whose heartbeat stops is dropped, and a
+ctl the session took but never answered is never sent again by exec."""
 
 from __future__ import annotations
 
