@@ -10,6 +10,7 @@ drops a run's job; bot/app.py adds the morning summary's cron job.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -118,6 +119,11 @@ class CheckScheduler:
         self._running.add(run)
         try:
             interval = await self._check(run)
+        except asyncio.CancelledError:
+            # serve is stopping (the executor cancels what is in flight). APScheduler would log
+            # it as the job's error: a traceback per check in flight, thousands at 5,000 runs.
+            log.debug("check of %s cancelled: the service is stopping", run)
+            return
         except Exception:  # a job records and logs its own errors; watching goes on
             log.exception("check of %s failed; retrying in 60 s", run)
             interval = MIN_GRACE_S
