@@ -156,8 +156,8 @@ def next_steps(config: Path, env: Path, found_anyway: bool) -> str:
     return "\n".join(
         [
             f"Wrote {config} (the settings) and {env} (the secrets), both readable by you only.",
+            "sleepwatch reads the secrets from that file beside its config (the environment wins).",
             "Next:",
-            f"  set -a; . {shlex.quote(str(env))}; set +a   # the secrets, into this shell",
             "  sleepwatch demo                    # see it work here, no accounts used",
             f"  edit the [[runs]] entry in {config}, then:",
             f"  sleepwatch{flag} launch NAME && sleepwatch{flag} serve",

@@ -15,10 +15,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import parse_config
+from core.config import ENV_FILE_NAME, parse_config
 from core.errors import ConfigError
 
-ENV_NAME = "sleepwatch.env"
+ENV_NAME = ENV_FILE_NAME
 # What a token or key may hold before it goes into a file a shell may source (`set -a; . FILE`):
 # Telegram tokens are `digits:[A-Za-z0-9_-]`, Vast keys hex; nothing a shell would expand.
 SAFE_SECRET = re.compile(r"[A-Za-z0-9:_-]{1,256}")
@@ -90,8 +90,8 @@ def env_text(token: str, vast_key: str | None) -> str:
             raise ConfigError("a token or key holds characters no token or key has")
     lines = [
         "# Secrets for sleepwatch, written by `sleepwatch init`. Keep this file 0600.",
-        "# Load it: `set -a; . ./sleepwatch.env; set +a` (a shell), EnvironmentFile= (systemd),",
-        "# --env-file (docker). sleepwatch itself reads only the environment.",
+        "# sleepwatch reads it from beside its config file (a variable set in the environment",
+        "# wins), or load it: EnvironmentFile= (systemd), --env-file (docker).",
         f"SLEEPWATCH_TELEGRAM_TOKEN={token}",
     ]
     if vast_key is not None:

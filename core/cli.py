@@ -23,7 +23,7 @@ from typing import Any
 
 from core.answers import extension_answer, mute_answer, runs_text_lines, runs_title, status_answer
 from core.cli_args import parse_args
-from core.config import Config, Secrets, load_config
+from core.config import ENV_FILE_NAME, Config, Secrets, load_config
 from core.durations import EXTEND, MUTE
 from core.errors import ConfigError, SleepwatchError
 from core.health import read_heartbeat
@@ -65,7 +65,8 @@ def main(
             config = load_config(args.config)
         if args.command == "health":
             return health(config, utc_now())
-        return asyncio.run(dispatch(args, config, Secrets.load(os.environ), frontend))
+        secrets = Secrets.load(os.environ, args.config.with_name(ENV_FILE_NAME))
+        return asyncio.run(dispatch(args, config, secrets, frontend))
     except SleepwatchError as exc:
         print(f"sleepwatch: {exc}", file=sys.stderr)
         return 2

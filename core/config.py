@@ -204,6 +204,9 @@ def changed_keys(old: RunConfig, new: RunConfig) -> list[str]:
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
+ENV_FILE_NAME = "sleepwatch.env"  # beside the config file: the secrets `sleepwatch init` wrote
+
+
 class Secrets(BaseSettings):
     """Secrets, from the environment, or from systemd's credentials (`LoadCredential=`: a file
     named like the variable in $CREDENTIALS_DIRECTORY; the environment wins), never from the
@@ -224,13 +227,20 @@ class Secrets(BaseSettings):
         return value
 
     @classmethod
-    def load(cls, environ: Mapping[str, str]) -> Secrets:
-        """The secrets of this process; raises ConfigError naming the variable at fault."""
+    def load(cls, environ: Mapping[str, str], env_file: Path | None = None) -> Secrets:
+        """The secrets of this process, then those of `env_file` (what `sleepwatch init` wrote
+        beside the config) for what the environment leaves unset; raises ConfigError naming
+        the variable at fault, or the file when others may read it."""
         directory = environ.get("CREDENTIALS_DIRECTORY")
+        kwargs: dict[str, Any] = {}
+        if directory and Path(directory).is_dir():
+            kwargs["_secrets_dir"] = directory
+        if env_file is not None and env_file.is_file():
+            if env_file.stat().st_mode & 0o077:
+                raise ConfigError(f"{env_file} holds secrets others can read: chmod 600 it")
+            kwargs["_env_file"] = env_file
         try:
-            if directory and Path(directory).is_dir():
-                return cls(_secrets_dir=directory)
-            return cls()
+            return cls(**kwargs)
         except ValidationError as exc:
             lines = [f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors()[:3]]
             raise ConfigError("secrets: " + "; ".join(lines)) from None

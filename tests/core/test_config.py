@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core.config import Config, Secrets, load_config, parse_config
+from core.config import ENV_FILE_NAME, Config, Secrets, load_config, parse_config
 from core.errors import ConfigError
 from core.run_settings import policy_for
 
@@ -301,6 +301,38 @@ def test_secrets_come_from_systemd_credentials_and_the_environment_wins(
     assert secrets.telegram_token.get_secret_value() == "123456:SECRET-env"
     # no such folder (not under systemd): the environment alone, no warning
     assert Secrets.load({"CREDENTIALS_DIRECTORY": str(tmp_path / "none")}).ping_url is None
+
+
+def test_secrets_come_from_the_env_file_beside_the_config_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("SLEEPWATCH_TELEGRAM_TOKEN", "VAST_API_KEY", "SLEEPWATCH_PING_URL"):
+        monkeypatch.delenv(name, raising=False)
+    env_file = tmp_path / ENV_FILE_NAME
+    token = "SLEEPWATCH_TELEGRAM_TOKEN=123456:SECRET-file\n"
+    env_file.write_text("# written by sleepwatch init\n" + token + "VAST_API_KEY=SECRET-vast\n")
+    env_file.chmod(0o600)
+    secrets = Secrets.load({}, env_file)
+    assert secrets.telegram_token is not None and secrets.vast_api_key is not None
+    assert secrets.telegram_token.get_secret_value() == "123456:SECRET-file"
+    assert secrets.vast_api_key.get_secret_value() == "SECRET-vast"
+    monkeypatch.setenv("SLEEPWATCH_TELEGRAM_TOKEN", "123456:SECRET-env")
+    secrets = Secrets.load({}, env_file)
+    assert secrets.telegram_token is not None
+    assert secrets.telegram_token.get_secret_value() == "123456:SECRET-env"
+    assert Secrets.load({}, tmp_path / "none.env").vast_api_key is None  # no file: no error
+
+
+def test_an_env_file_others_can_read_is_refused_without_its_values(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SLEEPWATCH_TELEGRAM_TOKEN", raising=False)
+    env_file = tmp_path / ENV_FILE_NAME
+    env_file.write_text("SLEEPWATCH_TELEGRAM_TOKEN=123456:SECRET-file\n")
+    env_file.chmod(0o644)
+    with pytest.raises(ConfigError, match="others can read: chmod 600") as caught:
+        Secrets.load({}, env_file)
+    assert "SECRET" not in str(caught.value)
 
 
 def test_a_ping_url_that_is_not_http_is_refused_by_name_without_its_value(
