@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from core.config import Config
+from core.config import Config, RunConfig
 from core.decide import CheckDecision, CheckPolicy, ProviderAnswer, decide
 from core.errors import HostKeyMismatch, ProtocolError, SleepwatchError, StaleRun, TransportError
 from core.exits import ExitHandler
@@ -22,7 +22,7 @@ from core.protocol import ProbeSnapshot, SupervisorState
 from core.rules import Observation
 from core.run_settings import RunSettings, settings_for
 from core.store import Store
-from core.supervisor_client import SupervisorClient, SupervisorExited, client_for
+from core.supervisor_client import SupervisorClient, SupervisorExited
 from core.supervisor_session import SessionHub
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,16 @@ class Watcher:
             store, config, transport_for, self.provider_for, clock, wake_outbox
         )
         self._locks: dict[str, asyncio.Lock] = {}
+        self._settings: dict[str, tuple[RunConfig | None, RunSettings]] = {}
 
     def settings(self, name: str) -> RunSettings:
-        return settings_for(self.config, name)
+        """The run's settings (core.run_settings), made again only when its entry is another
+        object (a learn or a config reload replaces it): every check asks, more than once."""
+        entry = self.config.find_run(name)
+        cached = self._settings.get(name)
+        if cached is None or cached[0] is not entry:
+            cached = self._settings[name] = (entry, settings_for(self.config, name))
+        return cached[1]
 
     def lock(self, name: str) -> asyncio.Lock:
         """One lock per run: a check, an exit and a human's /teardown never interleave their
@@ -121,7 +128,14 @@ class Watcher:
         )
 
     def client(self, record: RunRecord) -> SupervisorClient:
-        return client_for(self.config, record.name, self.transport_for(record), self.sessions)
+        settings = self.settings(record.name)
+        return SupervisorClient(
+            self.transport_for(record),
+            settings.python,
+            settings.remote_root,
+            self.config.ssh.exec_timeout,
+            sessions=self.sessions,
+        )
 
     async def _observe(self, record: RunRecord) -> Observation:
         """One probe, stamped when its answer came (not when it was asked: it may have queued

@@ -15,6 +15,7 @@ from core.models import CheckCommit, MessageKind, OpenAlert, OutboundMessage, Ru
 from core.scheduling import jittered
 from core.service import resume_delays
 from core.store import CHECKS_KEEP_S, Store
+from core.watcher import Watcher
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 
@@ -158,3 +159,17 @@ async def test_a_check_reads_in_one_call_and_a_batch_commits_in_one_on_the_datab
     assert found is not None and found.last_status_line == runs[1].last_status_line
     assert list(alerts) == ["stale"] and len(calls) == 1
     await store.close()
+
+
+def test_a_runs_settings_are_made_once_and_made_again_when_its_entry_is_replaced() -> None:
+    config = Config(runs=[RunConfig(name="r1", run_dir="/w", command="x", local=True)])
+    watcher = Watcher(None, config, lambda r: None, None, lambda: NOW)  # type: ignore[arg-type]
+    first = watcher.settings("r1")
+    assert watcher.settings("r1") is first and first.destroy_on_done
+    replaced = RunConfig(name="r1", run_dir="/w", command="x", local=True, destroy_on_done=False)
+    config.set_runs([replaced])  # what a learn or a reload of the config file does
+    again = watcher.settings("r1")
+    assert again is not first and not again.destroy_on_done
+    assert watcher.settings("r1") is again
+    config.set_runs([])
+    assert not watcher.settings("r1").known
