@@ -173,3 +173,29 @@ def test_a_runs_settings_are_made_once_and_made_again_when_its_entry_is_replaced
     assert watcher.settings("r1") is again
     config.set_runs([])
     assert not watcher.settings("r1").known
+
+
+async def test_a_healthy_check_that_tells_nothing_skips_the_fsync_and_one_that_tells_does_not(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    run = record(1, None)
+    await store.upsert_run(run)
+    statements: list[str] = []
+    await store._in_thread("tracing", lambda db: db.set_trace_callback(statements.append))
+    line = f"{NOW:%Y-%m-%dT%H:%M:%SZ} running 1/3 - - - - r0001"
+
+    await store.commit_check(CheckCommit(run=run, at=NOW, status_line=line, health="ok"))
+    quiet, statements[:] = list(statements), []
+    message = OutboundMessage(kind=MessageKind.ALERT, title="stale", run="r0001")
+    told = CheckCommit(
+        run=run, at=NOW, status_line=line, health="alert", messages=(("r0001:k", message),)
+    )
+    await store.commit_check(told)
+
+    assert quiet[0] == "PRAGMA synchronous = NORMAL" and "COMMIT" in quiet
+    assert quiet[-1] == "PRAGMA synchronous = FULL"  # back for every other write
+    assert "COMMIT" in statements and not any("synchronous" in s for s in statements)
+    assert len(await store.recent_checks("r0001")) == 2
+    assert (await store._fetch("reading", "PRAGMA synchronous", ()))[0][0] == 2  # FULL
+    await store.close()
