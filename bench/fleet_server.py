@@ -86,6 +86,15 @@ def wait_timeout_s(command: str) -> float:
         return 300.0
 
 
+def _heartbeat_s(command: str) -> float:
+    """The `--heartbeat` the watcher asked for (15 s, the supervisor's default, without one)."""
+    words = command.split()
+    try:
+        return max(0.05, float(words[words.index("--heartbeat") + 1]))
+    except (ValueError, IndexError):
+        return 15.0
+
+
 async def session(process: asyncssh.SSHServerProcess[str], heartbeat_s: float = 15.0) -> None:
     """A healthy instance's `supervisor session`: every probe answered, no event but timeouts."""
     user = process.get_extra_info("username")
@@ -126,7 +135,7 @@ async def session(process: asyncssh.SSHServerProcess[str], heartbeat_s: float = 
 async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
     command = process.command or ""
     if " session" in command:
-        await session(process)
+        await session(process, _heartbeat_s(command))
     elif "probe" in command:
         process.stdout.write(json.dumps(probe_doc(process.get_extra_info("username"))) + "\n")
     elif " wait " in command:
