@@ -92,6 +92,23 @@ def summarize_family(outcomes: list[Outcome], catch: bool) -> dict[str, Any]:
         "checks_per_run_day": sum(o.checks for o in outcomes) / days if days else None,
         "execs_per_run_day": sum(o.execs for o in outcomes) / days if days else None,
         "false_alert_examples": [o.alert_keys[:6] for o in outcomes if o.false_alerts][:3],
+        "alerts_per_run_mean": mean([o.alerts for o in outcomes]),
+        "alerts_per_run_max": max((o.alerts for o in outcomes), default=0),
+        **_gradual(outcomes),
+    }
+
+
+def _gradual(outcomes: list[Outcome]) -> dict[str, Any]:
+    """A decay is caught before the bench's event (under half its rate) when the rule fires
+    earlier; how early, in rate and in time, says more than `detect_p95_s` = 0."""
+    shares = [o.alert_share for o in outcomes if o.alert_share is not None]
+    onset = [o.alerted_s - o.onset_s for o in outcomes if o.alerted_s is not None and o.onset_s]
+    if not shares:
+        return {}
+    return {
+        "alert_rate_share_p50": percentile(shares, 50),
+        "alert_rate_share_min": min(shares),
+        "alert_after_onset_p50_min": percentile(onset, 50) / 60 if onset else None,
     }
 
 
@@ -107,12 +124,20 @@ def family_goals(families: dict[str, dict[str, dict[str, Any]]]) -> list[dict[st
         if family.catch:
             p95 = ours["detect_p95_s"]
             figure += f", detected p95 {fmt(None if p95 is None else p95 / 60)} min"
-            figure += f", missed {ours['missed']}"
+            figure += (
+                f", missed {ours['missed']}, at most {ours['alerts_per_run_max']} alerts a run"
+            )
             met = met and p95 is not None and p95 < 900 and ours["missed"] == 0
+        if ours.get("alert_rate_share_p50") is not None:
+            figure += (
+                f"; alerted at {100 * ours['alert_rate_share_p50']:.0f} % of its own rate (p50, "
+                f"lowest {100 * ours['alert_rate_share_min']:.0f} %), "
+                f"{fmt(ours['alert_after_onset_p50_min'])} min after the decay began (p50)"
+            )
         goals.append(
             goal(
-                f"{family.name}: 0 false kills, <= 1 % false-alert runs"
-                + (", detected p95 < 15 min" if family.catch else ""),
+                f"{family.name} ({'tuned on' if family.tuned else 'held out'}): 0 false kills, "
+                "<= 1 % false-alert runs" + (", detected p95 < 15 min" if family.catch else ""),
                 met,
                 figure,
             )
@@ -134,7 +159,7 @@ def report_families(families: dict[str, dict[str, dict[str, Any]]]) -> None:
             )
             rows.append(
                 [
-                    family.name,
+                    family.name + (" (tuned)" if family.tuned else ""),
                     name,
                     str(f["runs"]),
                     str(f["false_kills"]),
@@ -351,9 +376,9 @@ def main(
         for f in FAMILIES
     }
     elapsed = time.perf_counter() - started
-    print(f"\n== held-out families: {fn} runs each, same seed ({elapsed:.1f} s in all) ==")
+    print(f"\n== scenario families: {fn} runs each, same seed ({elapsed:.1f} s in all) ==")
     for f in FAMILIES:
-        print(f"  {f.name}: {f.what}")
+        print(f"  {f.name} ({'tuned on' if f.tuned else 'held out'}): {f.what}")
     report_families(families)
     goals = goals_for(policies) + family_goals(families)
     print(f"\ngoals for {OURS}:")
@@ -368,6 +393,8 @@ def main(
         "kinds": kinds,
         "families": families,
         "family_labels": {f.name: f.what for f in FAMILIES},
+        # the rules were designed looking at these families' results: not out of sample
+        "families_tuned_on": [f.name for f in FAMILIES if f.tuned],
         "goals": goals,
         "labels": {w.name: w.label for w in POLICIES},
     }

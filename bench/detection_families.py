@@ -24,6 +24,8 @@ class Family:
     what: str
     build: Callable[[SimRun, random.Random], None]
     catch: bool = False  # something to detect (a hang, a lost instance, a decay)
+    # the rules were designed or tuned looking at this family's results: no longer held out
+    tuned: bool = False
 
 
 def _base(index: int, seed: int, family: str, kind: str) -> tuple[SimRun, random.Random]:
@@ -106,6 +108,31 @@ def throughput_decay(run: SimRun, rng: random.Random) -> None:
     run.onset_s = start
 
 
+def throughput_dips(run: SimRun, rng: random.Random) -> None:
+    # 1-4 transient slowdowns a day while the trainer keeps printing (a background checkpoint
+    # upload, a noisy neighbour on a shared host): 20-70 % of the rate for 2-20 min, then back
+    _healthy_day(run)
+    for _ in range(rng.randint(1, 4)):
+        start = rng.uniform(1800, DAY_S - 3600)
+        run.dips.append((start, start + rng.uniform(2, 20) * MIN, rng.uniform(0.2, 0.7)))
+
+
+def noisy_throughput(run: SimRun, rng: random.Random) -> None:
+    # variable-length batches, a shared dataloader host: each reading +-20 % around the rate
+    run.noise = 0.2
+    _healthy_day(run)
+
+
+def periodic_slow_phases(run: SimRun, rng: random.Random) -> None:
+    # every 1-2 h a 15-40 min phase at 30-60 % of the rate, the trainer printing all along
+    # (generation interleaved with training, a costlier curriculum stage): the run's own pattern
+    _healthy_day(run)
+    every, t = rng.uniform(3600, 7200), rng.uniform(1800, 3600)
+    while t < DAY_S - 3600:
+        run.dips.append((t, t + rng.uniform(15, 40) * MIN, rng.uniform(0.3, 0.6)))
+        t += every
+
+
 FAMILIES = (
     Family("slow_startup", "silent start-up 8-20 min, GPU idle, CPU/disk busy", slow_startup),
     Family("long_checkpoints", "checkpoint saves 5-15 min, GPU idle, I/O busy", long_checkpoints),
@@ -120,7 +147,29 @@ FAMILIES = (
     Family("idle_gpu_hang", "hang: GPU idle, no output, no CPU, no I/O", idle_hang, True),
     Family("preempted", "instance lost mid-run: unreachable for good", preempted, True),
     Family("unreachable_periods", "3-6 network blips of 1-10 min", unreachable_periods),
-    Family("throughput_decay", "throughput decays to 30 % over 4-12 h", throughput_decay, True),
+    Family(
+        "throughput_decay",
+        "throughput decays to 30 % over 4-12 h",
+        throughput_decay,
+        True,
+        tuned=True,
+    ),
+    Family(
+        "throughput_dips",
+        "1-4 slowdowns a day to 20-70 % for 2-20 min, then back (must not alert)",
+        throughput_dips,
+        tuned=True,
+    ),
+    Family(
+        "periodic_slow_phases",
+        "every 1-2 h a 15-40 min phase at 30-60 % of the rate (must not alert)",
+        periodic_slow_phases,
+    ),
+    Family(
+        "noisy_throughput",
+        "throughput readings scattered +-20 % around the rate (must not alert)",
+        noisy_throughput,
+    ),
 )
 KINDS = {
     "busy_gpu_hang": "hang_busy",

@@ -89,6 +89,8 @@ class SimRun:
     ckpt_s: tuple[float, float] = (60.0, 180.0)  # silent, GPU idle
     dark: list[tuple[float, float]] = field(default_factory=list)  # unreachable periods
     decay: tuple[float, float] | None = None  # (start, ramp) of a slow throughput decay
+    dips: list[tuple[float, float, float]] = field(default_factory=list)  # (start, end, share)
+    noise: float = 0.0  # each throughput reading scattered by up to this share either way
     event_s: float | None = None  # when the thing worth detecting happened
     onset_s: float | None = None  # a gradual one's start: alerts from here on are not false
     ended_s: float | None = None
@@ -210,6 +212,12 @@ class SimRun:
             i -= 1
         return self.phases[i].start
 
+    def rate_share(self, t: float) -> float:
+        """The share of its own rate a decaying run trains at, at `t` (1.0 before the decay)."""
+        if self.decay is None or t < self.decay[0]:
+            return 1.0
+        return 1.0 - 0.7 * min(1.0, (t - self.decay[0]) / self.decay[1])
+
     def dark_at(self, t: float) -> bool:
         return any(a <= t < b for a, b in self.dark)
 
@@ -225,9 +233,14 @@ class SimRun:
         util, speed = _gpu_and_speed(p.mode, rng)
         if p.degraded and speed is not None:
             speed *= 0.3
-        if p.mode == "decay" and self.decay is not None and util is not None:
-            share = 1.0 - 0.7 * min(1.0, max(0.0, (t - self.decay[0]) / self.decay[1]))
-            util, speed = util * share, (speed or 1.0) * share
+        if self.decay is not None and speed is not None and t >= self.decay[0]:
+            # a silent phase (an eval, a checkpoint) keeps the rate the trainer last trained
+            # at in the supervisor's window: the decayed one, not the run's first
+            share = self.rate_share(t)
+            speed *= share
+            if p.mode == "decay" and util is not None:
+                util *= share
+        speed, util = self._dips_and_noise(t, p.mode, speed, util)
         if p.mode not in OUTPUT_MODES and (out is None or t - out > THROUGHPUT_WINDOW_S):
             speed = None  # the supervisor's window holds no step any more
         terminal = p.mode == "terminal"
@@ -256,6 +269,22 @@ class SimRun:
             "trainer_pid": None if terminal else 4243,
             **(self._tree(p, t - (t % HEARTBEAT_S)) if tree else {}),
         }
+
+    def _dips_and_noise(
+        self, t: float, mode: str, speed: float | None, util: float | None
+    ) -> tuple[float | None, float | None]:
+        """A transient slowdown scales the rate (and a training GPU's utilisation) while it
+        lasts; `noise` scatters each reading of the rate around its value."""
+        if speed is None:
+            return speed, util
+        for start, end, share in self.dips:
+            if start <= t < end:
+                speed *= share
+                if mode in OUTPUT_MODES and util is not None:
+                    util *= share
+        if self.noise:
+            speed *= self.rng.uniform(1 - self.noise, 1 + self.noise)
+        return speed, util
 
     def _power(self, p: Phase, util: float) -> float:
         low, high = POWER.get(p.mode, (0.08, 0.15))

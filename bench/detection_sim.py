@@ -67,6 +67,10 @@ class Outcome:
     false_alerts: int = 0
     alert_keys: list[str] = field(default_factory=list)
     detected_s: float | None = None  # first message at or after the event
+    alerted_s: float | None = None  # when that first reporting message went (from launch)
+    alert_share: float | None = None  # a decay: the share of its own rate the run was at then
+    alerts: int = 0  # messages other than the terminal one (one per episode is the goal)
+    onset_s: float | None = None  # a gradual failure's start (a decay)
     event_s: float | None = None
     ended_s: float | None = None
     teardown_s: float | None = None
@@ -90,7 +94,7 @@ class _Loop:
         self.run, self.watching, self.policy = run, watching, CheckPolicy(rules=policy)
         self.record = RunRecord(name="sim", run_dir="/sim", launched_at=at(0), status="launching")
         self.open: dict[str, OpenAlert] = {}
-        self.out = Outcome(run.kind, event_s=run.event_s)
+        self.out = Outcome(run.kind, event_s=run.event_s, onset_s=run.onset_s)
         self.quiet_s = policy.thresholds.stall_after_s
         self.wakes = self.wake_checks(0.0)
         self.last_check_s = 0.0
@@ -189,6 +193,7 @@ class _Loop:
         out.messages += 1
         out.alert_keys.extend(keys)
         terminal_only = all(k.startswith("terminal:") for k in keys)
+        out.alerts += not terminal_only
         # a gradual failure (a decay) is already real from its onset: an alert during the
         # ramp is not false, and one before the threshold counts as caught at once
         onset = self.run.onset_s if self.run.onset_s is not None else out.event_s
@@ -198,6 +203,8 @@ class _Loop:
         if out.detected_s is None and out.event_s is not None and onset is not None:
             if t >= onset and _detects(out.kind, keys):
                 out.detected_s = max(0.0, t + EXEC_S - out.event_s)
+                out.alerted_s = t + EXEC_S
+                out.alert_share = self.run.rate_share(t) if self.run.decay else None
 
     def apply(self, d: CheckDecision, now: datetime) -> None:
         """What the store does with the commit's alerts."""

@@ -109,15 +109,17 @@ def _detection(doc: dict[str, Any]) -> str:
 def _families(doc: dict[str, Any], families: dict[str, dict[str, dict[str, Any]]]) -> str:
     base_name = doc["baseline"]
     labels = doc.get("family_labels", {})
+    tuned = set(doc.get("families_tuned_on", ()))
     rows = []
     for family, by_policy in families.items():
         base = by_policy.get(base_name, {})
+        shown = f"{family} (tuned on)" if family in tuned else family
         for name, f in by_policy.items():
             p95, base_p95 = f.get("detect_p95_s"), base.get("detect_p95_s")
             ratio = "-" if p95 is None or not base_p95 else f"{p95 / base_p95:.2f}"
             rows.append(
                 [
-                    f"{family}" if name == next(iter(by_policy)) else "",
+                    shown if name == next(iter(by_policy)) else "",
                     f"`{name}`",
                     str(f["false_kills"]),
                     f"{f['false_alert_runs_pct']:.1f} %",
@@ -140,9 +142,14 @@ def _families(doc: dict[str, Any], families: dict[str, dict[str, dict[str, Any]]
         f"checks x {base_name}",
     ]
     what = "; ".join(f"`{k}`: {v}" for k, v in labels.items())
+    held = [k for k in families if k not in tuned]
     return "\n".join(
         [
-            f"Held-out families, {doc.get('family_runs', '?')} runs each ({what}).",
+            f"Scenario families, {doc.get('family_runs', '?')} runs each ({what}).",
+            "",
+            f"Tuned on (the rules were designed looking at their results, so these figures are "
+            f"in sample): {', '.join(f'`{k}`' for k in sorted(tuned)) or 'none'}. "
+            f"Held out (never tuned on): {', '.join(f'`{k}`' for k in held)}.",
             "",
             _md(head, rows),
         ]
@@ -246,7 +253,7 @@ def summary(docs: dict[str, dict[str, Any]]) -> str:
     head += ["terminal → teardown p95", "stall detected p95"]
     head += [f"paid idle GPU-h x {base_name}", "false alerts"]
     text = [
-        f"{doc['runs']} runs, {doc.get('family_runs', '?')} per held-out family, seed "
+        f"{doc['runs']} runs, {doc.get('family_runs', '?')} per scenario family, seed "
         f"{doc['seed']} ({doc.get('at', '?')}):",
         "",
         _md(head, rows),

@@ -72,7 +72,8 @@ class ThresholdsConfig(Strict):
     gpu_low_pct: float = Field(10.0, ge=0, le=100)
     soft_hold: Seconds = 600.0
     soft_checks: int = Field(2, ge=1)
-    throughput_drop: float = Field(0.5, gt=0, lt=1)
+    throughput_drop: float = Field(0.7, gt=0, lt=1)
+    slow_hold: Seconds = 1800.0  # ...held this long (and 3 checks): longer than a transient dip
     unreachable_checks: int = Field(2, ge=1)
     resend_after: Seconds = 4 * 3600.0
     max_stall_kills: int = Field(1, ge=0)
@@ -101,6 +102,7 @@ class ThresholdsConfig(Strict):
             soft_hold_s=self.soft_hold,
             soft_checks=self.soft_checks,
             throughput_drop=self.throughput_drop,
+            slow_hold_s=self.slow_hold,
             unreachable_checks=self.unreachable_checks,
             resend_after_s=self.resend_after,
             max_stall_kills=self.max_stall_kills,

@@ -7,11 +7,12 @@ built from the config by core.config_sections.ThresholdsConfig.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from core.memory import Memory
+from core.memory import Memory, Sample
 from core.protocol import SupervisorState
 
 
@@ -32,7 +33,11 @@ class Thresholds:
     gpu_low_pct: float = 10.0
     soft_hold_s: float = 600.0
     soft_checks: int = 2
-    throughput_drop: float = 0.5
+    # slow: under this share of the run's own rate for `slow_hold_s` and `slow_checks` checks
+    throughput_drop: float = 0.7
+    slow_hold_s: float = 1800.0
+    slow_checks: int = 3
+    throughput_recovered: float = 0.85  # an open slow episode ends only back above this share
     unreachable_checks: int = 2
     # ...and unreachable for at least this long (first failed check to now): a network blip
     # shorter than this is not news; 0 = the count alone (config default: stall_after)
@@ -67,3 +72,22 @@ def silent_since(state: SupervisorState, memory: Memory) -> datetime | None:
     first_seen = memory.attempt_seen_at if retry_seen else None
     moments = [m for m in (spoke, first_seen) if m is not None]
     return max(moments) if moments else None
+
+
+def held_for(
+    samples: tuple[Sample, ...], holds: Callable[[Sample], bool | None], max_gap_s: float
+) -> tuple[int, datetime | None]:
+    """How many of the newest samples satisfy `holds` in a row, and when the first of them was.
+    `holds` answers None for a sample that could not tell (no reading): it is skipped, so a
+    missing reading neither breaks nor extends an episode. Two readings further apart than
+    `max_gap_s` are not one episode: two checkpoint writes that a 30-minute cadence happens
+    to land on are not a GPU idle for 30 minutes."""
+    count, since = 0, None
+    for sample in reversed(samples):
+        verdict = holds(sample)
+        if verdict is None:
+            continue
+        if not verdict or (since is not None and (since - sample.at).total_seconds() > max_gap_s):
+            break
+        count, since = count + 1, sample.at
+    return count, since

@@ -59,6 +59,9 @@ class Memory:
     held_error_key: str | None = None  # e.g. `traceback:2`
     held_error_quote: str | None = None  # the marker's line
     held_error_at: datetime | None = None  # the watcher's `now` at the check that saw it
+    # An open slow-throughput episode's first reading (core/throughput.py): it holds until the
+    # rate is back near the run's own, so a decay sliding in and out of the line is one episode
+    slow_since: datetime | None = None
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -77,6 +80,7 @@ class Memory:
         doc["announced"] = list(self.announced)
         doc["deadline_warned_for"] = _iso(self.deadline_warned_for)
         doc["held_error_at"] = _iso(self.held_error_at)
+        doc["slow_since"] = _iso(self.slow_since)
         return doc
 
     @classmethod
@@ -103,6 +107,7 @@ class Memory:
             held_error_key=_text(doc.get("held_error_key")),
             held_error_quote=_text(doc.get("held_error_quote")),
             held_error_at=_parse(doc.get("held_error_at")),
+            slow_since=_parse(doc.get("slow_since")),
         )
 
 

@@ -33,9 +33,10 @@ from core.hard_rules import (
 )
 from core.memory import MAX_ANNOUNCED, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.soft_rules import SOFT_RULES, keeps_alert_mode, update_baseline
+from core.soft_rules import SOFT_RULES, keeps_alert_mode
 from core.soft_rules import suspect as soft_suspect
 from core.soft_rules import unjudged as soft_unjudged
+from core.throughput import remember_slow, update_baseline
 from core.vocab import Condition, Event, RunStatus
 
 __all__ = [
@@ -163,7 +164,7 @@ def _assess_live(
                 findings.append(soft)
     unjudged = soft_unjudged(state, sample, memory)
     suspect = soft_suspect(state, sample, memory, t) and not any(f.soft for f in findings)
-    memory = update_baseline(memory, state, t)
+    memory = update_baseline(remember_slow(memory, tuple(findings), sample), state, t)
     kill = silent.kill
     found = tuple(findings)
     assessment = _finish(

@@ -1,5 +1,6 @@
-"""The soft signals (stale output, an idle GPU, collapsed throughput): they alert only after
-holding for `soft_checks` checks and `soft_hold_s`, and a missing reading is no news. Pure.
+"""The soft signals (stale output, an idle GPU, throughput under the run's own: the last
+lives in core/throughput.py): they alert only after holding for `soft_checks` checks and
+`soft_hold_s`, and a missing reading is no news. Pure.
 
 Called by core.rules.assess for a live run when no hard rule (stale supervisor, stall, hang)
 fired.
@@ -11,34 +12,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from core.findings import Finding, Thresholds, age_s, silent_since
+from core.findings import Finding, Thresholds, age_s, held_for, silent_since
 from core.memory import Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
+from core.throughput import slow, suspect_slow
 from core.vocab import Condition, RunStatus
 
 SoftRule = Callable[
     [SupervisorState, ProbeSnapshot, tuple[Sample, ...], Sample, Memory, Thresholds],
     Finding | None,
 ]
-
-
-def _held_for(
-    samples: tuple[Sample, ...], holds: Callable[[Sample], bool | None], max_gap_s: float
-) -> tuple[int, datetime | None]:
-    """How many of the newest samples satisfy `holds` in a row, and when the first of them was.
-    `holds` answers None for a sample that could not tell (no reading): it is skipped, so a
-    missing reading neither breaks nor extends an episode. Two readings further apart than
-    `max_gap_s` are not one episode: two checkpoint writes that a 30-minute cadence happens
-    to land on are not a GPU idle for 30 minutes."""
-    count, since = 0, None
-    for sample in reversed(samples):
-        verdict = holds(sample)
-        if verdict is None:
-            continue
-        if not verdict or (since is not None and (since - sample.at).total_seconds() > max_gap_s):
-            break
-        count, since = count + 1, sample.at
-    return count, since
 
 
 def _soft(
@@ -90,7 +73,7 @@ def low_gpu(
     low = _lowest(sample)
     if state.status is not RunStatus.RUNNING or low is None or sample.explained_idle:
         return None
-    count, since = _held_for(
+    count, since = held_for(
         _explained_back(memory.samples),
         lambda s: (
             None
@@ -125,48 +108,6 @@ def _lowest(sample: Sample) -> float | None:
     return sample.gpu_min_pct if sample.gpu_min_pct is not None else sample.gpu_util_pct
 
 
-def slow(
-    state: SupervisorState,
-    probe: ProbeSnapshot,
-    previous: tuple[Sample, ...],
-    sample: Sample,
-    memory: Memory,
-    t: Thresholds,
-) -> Finding | None:
-    base = memory.baseline_throughput
-    if base is None or state.status is not RunStatus.RUNNING or sample.throughput is None:
-        return None
-    floor = base * t.throughput_drop
-    count, since = _held_for(
-        memory.samples,
-        lambda s: (
-            None
-            if s.throughput is None and s.attempt == sample.attempt
-            else s.attempt == sample.attempt and s.throughput is not None and s.throughput < floor
-        ),
-        # throughput is an average over a window, not an instant: sparse readings still count
-        max_gap_s=float("inf"),
-    )
-    reason = f"throughput {sample.throughput:.2f} steps/s, under half the run's baseline {base:.2f}"
-    return _soft(Condition.SLOW, reason, count, since, probe.at, t)
-
-
-def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Memory:
-    """Exponential average of throughput readings that are not themselves collapsed."""
-    current = state.throughput
-    if current is None or current <= 0 or state.status is not RunStatus.RUNNING:
-        return memory
-    base = memory.baseline_throughput
-    if base is None:
-        return replace(memory, baseline_throughput=current)
-    if current < base * t.throughput_drop:
-        return memory
-    # up quickly, down slowly: a decay over hours is still measured against the run's own
-    # earlier pace, not followed down until it is never "under half"
-    weight = 0.2 if current >= base else 0.01
-    return replace(memory, baseline_throughput=(1 - weight) * base + weight * current)
-
-
 def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozenset[str]:
     """No reading is no news: a missing GPU or throughput reading neither opens nor closes."""
     if state.status is not RunStatus.RUNNING:
@@ -184,15 +125,7 @@ def suspect(state: SupervisorState, sample: Sample, memory: Memory, t: Threshold
         return False
     lowest = _lowest(sample)
     low_gpu = lowest is not None and lowest < t.gpu_low_pct and not sample.explained_idle
-    base = memory.baseline_throughput
-    # sliding towards the floor (under 3/4 of the way from the baseline) counts too: a slow
-    # decay is looked at every soft_hold_s instead of every cruise tick until it lands
-    slow = (
-        base is not None
-        and sample.throughput is not None
-        and sample.throughput < base * (1 + t.throughput_drop) / 2
-    )
-    return low_gpu or slow
+    return low_gpu or suspect_slow(sample, memory, t)
 
 
 SOFT_SETTLE_S = 900.0  # under MAX_SAMPLES alert-mode checks, or an episode never looks old

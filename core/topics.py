@@ -93,7 +93,7 @@ TOPICS: dict[Topic, TopicTraits] = {
         _LIVE_ACTIONS,
     ),
     Topic.SOFT: TopicTraits(
-        "no progress, GPU idle, throughput collapsed",
+        "no progress, GPU idle, throughput down",
         False,
         "worth a look when awake; what truly needs a human (a stall, a hang) is loud",
         (Action.MUTE, *_LIVE_ACTIONS),

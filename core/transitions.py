@@ -1,7 +1,8 @@
 """Alert on transitions, not on states: a pure diff of the open alerts and this check's findings.
 
 At most one open alert per (run, condition). A lasting condition is re-sent only after
-`resend_after_s`; it closes with one recovery message. Mute silences soft conditions (neither
+`resend_after_s` (one told once per episode, core.vocab.TOLD_ONCE, never); it closes with one
+recovery message. Mute silences soft conditions (neither
 opened, re-sent nor closed while muted). A terminal state closes everything silently: its own
 message says what matters.
 
@@ -18,7 +19,7 @@ from core.models import OpenAlert
 from core.rules import Finding
 
 # Which conditions are soft, need a state, or leave the watcher blind: core.vocab's traits.
-from core.vocab import BLIND_CONDITIONS, NEEDS_STATE, SOFT_CONDITIONS
+from core.vocab import BLIND_CONDITIONS, NEEDS_STATE, SOFT_CONDITIONS, TOLD_ONCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,8 @@ def plan_alerts(
                 opened.append(finding)
             continue
         last = existing.last_sent_at or existing.opened_at
-        if not silenced and (now - last).total_seconds() >= resend_after_s:
+        repeats = key not in TOLD_ONCE
+        if repeats and not silenced and (now - last).total_seconds() >= resend_after_s:
             resent.append(finding)
     resolved = [
         key

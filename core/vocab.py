@@ -192,13 +192,14 @@ class ConditionTraits:
     blind: bool = False
     # a human is needed now: notify with sound (and action buttons); else a silent message
     loud: bool = True
+    repeat: bool = True  # re-sent after `resend_after_s` while it lasts; False: told once
 
 
 CONDITION_TRAITS: dict[Condition, ConditionTraits] = {
     Condition.STALE_OUTPUT: ConditionTraits("no progress", soft=True, needs_state=True, loud=False),
     Condition.LOW_GPU: ConditionTraits("GPU idle", soft=True, needs_state=True, loud=False),
     Condition.SLOW: ConditionTraits(
-        "throughput collapsed", soft=True, needs_state=True, loud=False
+        "throughput down", soft=True, needs_state=True, loud=False, repeat=False
     ),
     Condition.SUPERVISOR_DEAD: ConditionTraits("supervisor dead", needs_state=True),
     Condition.STALL: ConditionTraits("stalled again", needs_state=True),
@@ -217,6 +218,7 @@ CONDITION_TRAITS: dict[Condition, ConditionTraits] = {
 SOFT_CONDITIONS = frozenset(c for c, t in CONDITION_TRAITS.items() if t.soft)
 NEEDS_STATE = frozenset(c for c, t in CONDITION_TRAITS.items() if t.needs_state)
 BLIND_CONDITIONS = frozenset(c for c, t in CONDITION_TRAITS.items() if t.blind)
+TOLD_ONCE = frozenset(c for c, t in CONDITION_TRAITS.items() if not t.repeat)
 
 
 class Event(StrEnum):

@@ -144,7 +144,7 @@ def test_an_alert_carries_the_status_line_reasons_and_context() -> None:
 def test_a_recovery_is_one_short_message() -> None:
     message = recovery_message(RUN, LINE, ["low_gpu", "slow"])
     assert message.kind is MessageKind.RECOVERY
-    assert message.title == "✓ llama-ft: recovered (GPU idle, throughput collapsed)"
+    assert message.title == "✓ llama-ft: recovered (GPU idle, throughput down)"
     assert message.reasons == message.log_lines == ()
 
 

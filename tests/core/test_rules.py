@@ -222,16 +222,17 @@ def test_a_new_step_means_output_is_not_stale() -> None:
     assert "stale_output" not in keys(results[1])
 
 
-def test_slow_throughput_needs_two_checks_and_ten_minutes() -> None:
+def test_slow_throughput_needs_three_checks_and_thirty_minutes() -> None:
     obs = [
         running(at(0), throughput=2.0),
         running(at(5), throughput=2.0),
         running(at(10), throughput=0.5),
         running(at(13), throughput=0.5),
-        running(at(21), throughput=0.6),
+        running(at(21), throughput=0.6),  # three checks, but only 11 minutes
+        running(at(40), throughput=0.6),
     ]
     results = run_checks(obs)
-    assert [keys(r) for r in results] == [set(), set(), set(), set(), {"slow"}]
+    assert [keys(r) for r in results] == [set(), set(), set(), set(), set(), {"slow"}]
     assert results[-1].findings[0].soft
     assert "baseline 2.00" in results[-1].findings[0].reason
 

@@ -42,16 +42,17 @@ def test_a_missing_throughput_reading_leaves_an_open_slow_alert_open() -> None:
         [
             running(at(0), throughput=2.0),
             running(at(10), throughput=0.5),
-            running(at(21), throughput=0.5),
-            running(at(24), throughput=None),  # in an eval longer than the window
+            running(at(25), throughput=0.5),
+            running(at(41), throughput=0.5),
+            running(at(44), throughput=None),  # in an eval longer than the window
         ]
     )
-    assert "slow" in keys(results[2])
+    assert "slow" in keys(results[3])
     last = results[-1]
     assert "slow" in last.unjudged
-    open_alerts = {"slow": OpenAlert("r", "slow", at(21), at(21), "slow")}
+    open_alerts = {"slow": OpenAlert("r", "slow", at(41), at(41), "slow")}
     plan = plan_alerts(
-        open_alerts, last.findings, at(24), resend_after_s=4 * 3600, unjudged=last.unjudged
+        open_alerts, last.findings, at(44), resend_after_s=4 * 3600, unjudged=last.unjudged
     )
     assert plan.resolved == ()
 
@@ -123,19 +124,21 @@ def test_a_missing_throughput_reading_neither_breaks_nor_extends_a_slow_episode(
             running(at(0), throughput=2.0),
             running(at(10), throughput=0.5),
             running(at(14), throughput=None),
-            running(at(21), throughput=0.5),
+            running(at(25), throughput=0.5),
+            running(at(40), throughput=0.5),
         ]
     )
+    assert "slow" not in keys(results[-2])  # the missing reading is not a third check
     assert "slow" in keys(results[-1])
 
 
 def test_a_steady_soft_episode_lets_the_cadence_calm_down() -> None:
     from core.cadence import Phase
 
-    obs = [running(at(0), throughput=2.0)]
-    obs += [running(at(10 + 3 * i), throughput=0.5) for i in range(12)]
+    obs = [running(at(0), util_pct=90)]
+    obs += [running(at(10 + 3 * i), util_pct=2) for i in range(12)]
     results = run_checks(obs)
-    assert all("slow" in keys(r) for r in results[5:])  # the alert stays open...
+    assert all("low_gpu" in keys(r) for r in results[5:])  # the alert stays open...
     phases = [r.memory.cadence.phase for r in results]
     assert Phase.ALERT in phases[5:8]
     assert phases[-1] is not Phase.ALERT  # ...but the run is no longer checked every 3 min

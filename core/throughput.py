@@ -1,0 +1,170 @@
+"""Throughput against the run's own established rate, pure: the `slow` rule, the established
+rate (the baseline) it is judged against, and what its message says.
+
+Called by core.soft_rules (`slow` is one of SOFT_RULES, run by core.rules.assess for a live
+run) and by core.rules (`update_baseline` and `remember_slow` after each check). The watcher
+(core/watcher.py) and the detection bench (bench/detection_sim.py) both reach it through the
+same core.decide.decide, so the bench measures this code and no model of it.
+
+What a person needs told: a run that goes slower than it went will miss its deadline or cost
+far more, whatever the cause (a leaking dataloader, thermal throttling, a filling disk). It is
+not a stall: the trainer prints, and nothing is killed. It is told, once and silently, when
+every reading has been under `throughput_drop` (70 %) of the run's own established rate for
+`slow_hold_s` (30 min) and `slow_checks` checks: longer than a transient dip lasts (a
+background checkpoint upload, a noisy neighbour), and a collapse and a slow decay alike.
+Once in, the episode lasts until readings hold above `throughput_recovered` (85 %) for
+`soft_hold_s` and `soft_checks` checks: a decay whose noisy readings cross the line back and
+forth is one message, not a drip, and the open alert is not re-sent on a timer
+(ConditionTraits.repeat). A missing reading is no news.
+The message says how far the rate fell and, when the total is known, what it costs in time:
+the remaining steps at this rate against the same steps at the baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from core.durations import format_duration
+from core.findings import Finding, Thresholds, held_for
+from core.memory import Memory, Sample
+from core.protocol import ProbeSnapshot, SupervisorState
+from core.vocab import Condition, RunStatus
+
+# the baseline rises quickly with faster readings and falls only slowly with readings in the
+# healthy band; readings under the slow line never move it: a decay over hours is measured
+# against the run's earlier pace, not followed down until it is never "slow"
+UP_WEIGHT = 0.2
+DOWN_WEIGHT = 0.01
+
+
+def slow(
+    state: SupervisorState,
+    probe: ProbeSnapshot,
+    previous: tuple[Sample, ...],
+    sample: Sample,
+    memory: Memory,
+    t: Thresholds,
+) -> Finding | None:
+    """The `slow` soft condition for this check, or None (judged on `memory.samples`, which
+    already hold this check's sample)."""
+    base = memory.baseline_throughput
+    rate = sample.throughput
+    if base is None or base <= 0 or state.status is not RunStatus.RUNNING or rate is None:
+        return None
+    since = _episode_since(memory, previous, sample, base, probe.at, t)
+    if since is None:
+        return None
+    return Finding(
+        Condition.SLOW, slow_reason(sample, rate, base, since, probe.at), soft=True, since=since
+    )
+
+
+def _episode_since(
+    memory: Memory,
+    previous: tuple[Sample, ...],
+    sample: Sample,
+    base: float,
+    now: datetime,
+    t: Thresholds,
+) -> datetime | None:
+    """When the slow episode this reading belongs to began; None: no episode."""
+    same_attempt = bool(previous) and previous[-1].attempt == sample.attempt
+    if memory.slow_since is not None and same_attempt:
+        return None if _recovered(memory, sample, base, now, t) else memory.slow_since
+    floor = base * t.throughput_drop
+    count, since = held_for(
+        memory.samples,
+        lambda s: _under(s, sample.attempt, floor),
+        # throughput is an average over a window, not an instant: sparse readings count
+        max_gap_s=float("inf"),
+    )
+    if count >= t.slow_checks and since is not None:
+        if (now - since).total_seconds() >= t.slow_hold_s:
+            return since
+    return None
+
+
+def _recovered(memory: Memory, sample: Sample, base: float, now: datetime, t: Thresholds) -> bool:
+    """An open episode ends as it began, on readings that hold: back above the recovered line
+    for `soft_hold_s` and `soft_checks` checks (one fast reading is no recovery)."""
+    line = base * t.throughput_recovered
+    count, since = held_for(
+        memory.samples,
+        lambda s: (
+            None if s.throughput is None else s.attempt == sample.attempt and s.throughput >= line
+        ),
+        max_gap_s=float("inf"),
+    )
+    return (
+        count >= t.soft_checks
+        and since is not None
+        and (now - since).total_seconds() >= (t.soft_hold_s)
+    )
+
+
+def _under(s: Sample, attempt: int, floor: float) -> bool | None:
+    if s.attempt != attempt:
+        return False  # another attempt's readings are not this episode
+    if s.throughput is None:
+        return None  # no reading (an eval longer than the window): no news
+    return s.status == RunStatus.RUNNING and s.throughput < floor
+
+
+def slow_reason(sample: Sample, rate: float, base: float, since: datetime, now: datetime) -> str:
+    """`throughput 0.90 steps/s, 45 % of the run's baseline 2.00 steps/s, low for 40m: at this
+    rate the remaining 36,000 steps take 11h07m (5h00m at the baseline)`."""
+    held = format_duration(round((now - since).total_seconds() / 60) * 60)
+    text = (
+        f"throughput {rate:.2f} steps/s, {100 * rate / base:.0f} % of the run's baseline "
+        f"{base:.2f} steps/s, low for {held}"
+    )
+    left = _steps_left(sample)
+    if left is None or rate <= 0:
+        return text
+    return (
+        f"{text}: at this rate the remaining {left:,} steps take {_hours(left / rate)} "
+        f"({_hours(left / base)} at the baseline)"
+    )
+
+
+def _steps_left(sample: Sample) -> int | None:
+    if sample.step is None or not sample.total_steps or sample.total_steps <= sample.step:
+        return None
+    return sample.total_steps - sample.step
+
+
+def _hours(seconds: float) -> str:
+    return format_duration(max(60, round(seconds / 60) * 60))
+
+
+def remember_slow(memory: Memory, found: tuple[Finding, ...], sample: Sample) -> Memory:
+    """Keep the open episode's start for the next check. A check with no reading (or whose
+    soft rules did not run) changes nothing: no news is neither a recovery nor a new episode."""
+    if sample.throughput is None:
+        return memory
+    since = next((f.since for f in found if f.key == Condition.SLOW), None)
+    return memory if since == memory.slow_since else replace(memory, slow_since=since)
+
+
+def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Memory:
+    """The run's established rate: an average of the readings that are not themselves slow."""
+    current = state.throughput
+    if current is None or current <= 0 or state.status is not RunStatus.RUNNING:
+        return memory
+    base = memory.baseline_throughput
+    if base is None:
+        return replace(memory, baseline_throughput=current)
+    if memory.slow_since is not None or current < base * t.throughput_drop:
+        return memory
+    weight = UP_WEIGHT if current >= base else DOWN_WEIGHT
+    return replace(memory, baseline_throughput=(1 - weight) * base + weight * current)
+
+
+def suspect_slow(sample: Sample, memory: Memory, t: Thresholds) -> bool:
+    """A reading under the line: looked at again every soft_hold_s, not at the next cruise tick,
+    so an episode is confirmed about `slow_hold_s` after it began."""
+    base = memory.baseline_throughput
+    if base is None or sample.throughput is None:
+        return False
+    return sample.throughput < base * t.throughput_drop
