@@ -24,6 +24,7 @@ from core.outside import CheckPolicy, Outside, ProviderAnswer, judge_outside
 from core.protocol import SupervisorState
 from core.rules import Assessment, Finding, Health, Observation, assess, next_check_s
 from core.statusline import status_line
+from core.throughput import past_due
 from core.topics import RunFacts
 from core.transitions import AlertPlan, plan_alerts
 from core.vocab import Condition, Event, WatchStatus, event_of
@@ -69,6 +70,7 @@ def decide(
     memory = memory_of(record)
     outside = judge_outside(record, obs, instance, memory, policy, open_alerts, now)
     a = _merge(assess(memory, obs, policy.rules, now, alerting=outside.lasting), outside)
+    a = _slow_past_due(a, record, outside.due_at, policy, now)
     line = _status_line(record, obs, a)
     terminal = a.health is Health.TERMINAL
     plan = plan_alerts(
@@ -120,6 +122,18 @@ def _merge(a: Assessment, outside: Outside) -> Assessment:
     findings = (*a.findings, *outside.findings)
     unjudged = a.unjudged | outside.unjudged
     return replace(a, findings=findings, memory=memory, health=health, unjudged=unjudged)
+
+
+def _slow_past_due(
+    a: Assessment, record: RunRecord, due_at: datetime | None, policy: CheckPolicy, now: datetime
+) -> Assessment:
+    """A slow run that would end after its deadline or cost cap stops it says so."""
+    if due_at is None or not a.memory.samples:
+        return a
+    what = "deadline" if due_at == record.deadline_at else "max_cost"
+    sample = a.memory.samples[-1]
+    found = tuple(past_due(f, sample, due_at, what, now, policy.tz) for f in a.findings)
+    return replace(a, findings=found)
 
 
 def _status_line(record: RunRecord, obs: Observation, a: Assessment) -> str:

@@ -23,9 +23,9 @@ the remaining steps at this rate against the same steps at the baseline.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 
-from core.durations import format_duration
+from core.durations import format_duration, local_time
 from core.findings import Finding, Thresholds, held_for
 from core.memory import Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
@@ -126,6 +126,23 @@ def slow_reason(sample: Sample, rate: float, base: float, since: datetime, now: 
         f"{text}: at this rate the remaining {left:,} steps take {_hours(left / rate)} "
         f"({_hours(left / base)} at the baseline)"
     )
+
+
+def past_due(
+    finding: Finding, sample: Sample, due_at: datetime, what: str, now: datetime, tz: tzinfo
+) -> Finding:
+    """The slow finding, its reason also saying when the run would end at this rate if that is
+    after `due_at`, when its deadline or max_cost (`what`) stops it. Called by core.decide,
+    which knows the run's deadline and cap."""
+    left = _steps_left(sample)
+    rate = sample.throughput
+    if finding.key != Condition.SLOW or left is None or not rate or rate <= 0:
+        return finding
+    end = now + timedelta(seconds=left / rate)
+    if end <= due_at:
+        return finding
+    later = f"{finding.reason}; it would end {local_time(end, now, tz)}, after its {what} stops it"
+    return replace(finding, reason=f"{later} at {local_time(due_at, now, tz)}")
 
 
 def _steps_left(sample: Sample) -> int | None:

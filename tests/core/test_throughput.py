@@ -131,3 +131,22 @@ def test_the_watcher_and_the_bench_decide_with_the_same_slow_rule(monkeypatch: A
     run = make_family_run("throughput_decay", 0, 7)
     outcome = simulate(run, POLICIES[0], bench_policy())
     assert seen and outcome.alert_keys.count("slow") == 1
+
+
+def test_a_slow_run_that_would_end_after_its_deadline_says_so() -> None:
+    record = RunRecord(
+        name=RUN, run_dir="/r", launched_at=T0, status="running", deadline_at=at(10 * 60)
+    )
+    obs = slowing([0, 20, 40, 60, 80], [2.0, 1.0, 1.0, 1.0, 1.0], total_steps=100_100)
+    open_alerts: dict[str, OpenAlert] = {}
+    said = []
+    for o in obs:
+        d = decide(record, o, None, open_alerts, CheckPolicy(), o.at)
+        open_alerts.update({a.condition: a for a in d.commit.alerts_opened})
+        record = d.record
+        said += d.told
+    (slow,) = said
+    assert slow.reason.endswith(
+        "; it would end 2026-11-29 07:46 UTC, after its deadline stops it at 13:00 UTC"
+    )
+    assert "after its" not in run_checks(obs)[-1].findings[0].reason  # no deadline: not said
