@@ -180,8 +180,16 @@ def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Me
 
 def suspect_slow(sample: Sample, memory: Memory, t: Thresholds) -> bool:
     """A reading under the line: looked at again every soft_hold_s, not at the next cruise tick,
-    so an episode is confirmed about `slow_hold_s` after it began."""
+    so an episode is confirmed about `slow_hold_s` after it began. A check with no reading (it
+    landed in an eval) keeps the suspicion of the last reading: no news clears nothing, and a
+    cruise cadence that keeps landing in evals must not hide a slide for hours."""
     base = memory.baseline_throughput
-    if base is None or sample.throughput is None:
-        return False
-    return sample.throughput < base * t.throughput_drop
+    last = next(
+        (
+            s.throughput
+            for s in reversed(memory.samples)
+            if s.attempt == sample.attempt and s.throughput is not None
+        ),
+        None,
+    )
+    return base is not None and last is not None and last < base * t.throughput_drop

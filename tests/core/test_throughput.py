@@ -150,3 +150,11 @@ def test_a_slow_run_that_would_end_after_its_deadline_says_so() -> None:
         "; it would end 2026-11-29 07:46 UTC, after its deadline stops it at 13:00 UTC"
     )
     assert "after its" not in run_checks(obs)[-1].findings[0].reason  # no deadline: not said
+
+
+def test_a_check_with_no_reading_keeps_a_slow_suspicion() -> None:
+    # the first reading under the line, then a check that lands in an eval (no reading)
+    results = run_checks(slowing([0, 30, 60], [2.0, 1.2, None]))
+    assert results[1].suspect and results[2].suspect
+    calm = run_checks(slowing([0, 30, 60], [2.0, 1.9, None]))
+    assert not calm[2].suspect
