@@ -158,3 +158,9 @@ def test_a_check_with_no_reading_keeps_a_slow_suspicion() -> None:
     assert results[1].suspect and results[2].suspect
     calm = run_checks(slowing([0, 30, 60], [2.0, 1.9, None]))
     assert not calm[2].suspect
+
+
+def test_an_open_episode_survives_a_watcher_restart() -> None:
+    memory = run_checks(slowing([0, 10, 25, 41], [2.0, 0.6, 0.6, 0.6]))[-1].memory
+    assert memory.slow_since == at(10)
+    assert Memory.from_json(memory.to_json()).slow_since == at(10)
