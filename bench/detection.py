@@ -91,6 +91,9 @@ def summarize_family(outcomes: list[Outcome], catch: bool) -> dict[str, Any]:
         "missed": sum(1 for o in outcomes if o.detected_s is None) if catch else None,
         "checks_per_run_day": sum(o.checks for o in outcomes) / days if days else None,
         "execs_per_run_day": sum(o.execs for o in outcomes) / days if days else None,
+        "session_requests_per_run_day": (
+            sum(o.session_requests for o in outcomes) / days if days else None
+        ),
         "false_alert_examples": [o.alert_keys[:6] for o in outcomes if o.false_alerts][:3],
         "alerts_per_run_mean": mean([o.alerts for o in outcomes]),
         "alerts_per_run_max": max((o.alerts for o in outcomes), default=0),
@@ -222,6 +225,7 @@ def summarize_policy(outcomes: list[Outcome]) -> dict[str, Any]:
     return {
         "checks_per_run_day": sum(o.checks for o in outcomes) / days,
         "execs_per_run_day": sum(o.execs for o in outcomes) / days,
+        "session_requests_per_run_day": sum(o.session_requests for o in outcomes) / days,
         "terminal_to_teardown_p95_s": percentile(ended, 95),
         "terminal_to_teardown_mean_s": mean(ended),
         "stall_detect_p95_s": percentile(stalls, 95),
@@ -256,14 +260,16 @@ def goals_for(policies: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         goal(
             "zero false alerts",
             ours["false_alerts"] == 0,
-            f"{ours['false_alerts']} false alerts on {ours['runs_with_false_alerts']} runs",
+            f"{ours['false_alerts']} false alerts ({ours['runs_with_false_alerts']} runs with one)",
         ),
         goal("checks <= 1/4 of 5-minute polling", ratio <= 0.25, f"{ratio:.3f} x"),
         goal(
-            "every SSH exec (probes, wait re-execs, ctl, ack) counted against 5-minute polling",
-            True,
-            f"{ours['execs_per_run_day']:.0f} vs {base['execs_per_run_day']:.0f} per run-day ="
-            f" {ours['execs_per_run_day'] / base['execs_per_run_day']:.2f} x",
+            "every SSH exec (session opens, ctl; probes, waits, acks when no session) "
+            "<= 1/4 of 5-minute polling's",
+            ours["execs_per_run_day"] <= base["execs_per_run_day"] / 4,
+            f"{ours['execs_per_run_day']:.1f} vs {base['execs_per_run_day']:.0f} per run-day ="
+            f" {ours['execs_per_run_day'] / base['execs_per_run_day']:.3f} x, plus"
+            f" {ours['session_requests_per_run_day']:.0f} session requests (no exec each)",
         ),
     ]
 

@@ -38,15 +38,18 @@ class Watching:
     label: str
     fixed_s: float | None = None  # constant interval instead of the adaptive cadence
     channel: bool = False
+    # the wait and the probes ride one `supervisor session` (issue 16): a request each, not an
+    # exec; execs are its opening, a reopening after each dark period, and ctl
+    session: bool = False
     exit_only: bool = False
     tree: bool = True  # False: an older supervisor that writes no process-tree activity
 
 
 POLICIES = (
-    Watching("adaptive_wait", "sleepwatch: adaptive + wait channel", channel=True),
+    Watching("adaptive_wait", "sleepwatch: adaptive + session wait", channel=True, session=True),
     Watching(
         "adaptive_wait_no_tree",
-        "sleepwatch, older supervisor (no process tree)",
+        "sleepwatch, older supervisor (no process tree, no session: execs)",
         channel=True,
         tree=False,
     ),
@@ -79,8 +82,10 @@ class Outcome:
     kills: int = 0
     false_kills: int = 0  # kill-attempts on a trainer that was not hung with an idle GPU
     # every SSH exec: each check's probe, each `supervisor wait` (re-exec'd after each answer
-    # and every WAIT_TIMEOUT_S of no news), each `ctl kill-attempt`, the end's ack
+    # and every WAIT_TIMEOUT_S of no news), each `ctl kill-attempt`, the end's ack; with a
+    # session, those (but ctl) are session requests and the execs open the session
     execs: int = 0
+    session_requests: int = 0
 
 
 def simulate(run: SimRun, watching: Watching, policy: Policy) -> Outcome:
@@ -115,7 +120,12 @@ class _Loop:
             woken + int(self.out.watched_s // WAIT_TIMEOUT_S) + 1 if self.watching.channel else 0
         )
         ack = 1 if self.out.teardown_s is not None or self.run.ended_s is not None else 0
-        self.out.execs = self.out.checks + waits + self.out.kills + ack
+        if self.watching.session:
+            opens = 1 + sum(1 for a, _ in self.run.dark if a < self.out.watched_s)
+            self.out.session_requests = self.out.checks + waits + ack
+            self.out.execs = opens + self.out.kills
+        else:
+            self.out.execs = self.out.checks + waits + self.out.kills + ack
         if self.run.kind == "hang" and self.out.idle_s is None:
             self.out.idle_s = DAY_S - (self.run.event_s or 0.0)  # never caught: idle to the end
         return self.out

@@ -70,3 +70,13 @@ def test_fleet_quick_runs_the_real_serve_over_real_ssh():
     probes = result["execs"].get("probe", 0) + result["session_requests"].get("probe", 0)
     assert probes > 0 and result["execs_per_check"] is not None
     assert result["window_a"]["loop_lag"]["n"] > 0 and result["cipher"]
+
+
+def test_with_a_session_the_checks_are_requests_and_the_execs_only_open_it():
+    run = make_run(next(i for i in range(200) if make_run(i, 7).kind == "healthy"), 7)
+    by_name = {w.name: w for w in POLICIES}
+    session = simulate(run, by_name["adaptive_wait"], Policy())
+    execs = simulate(run, by_name["adaptive_wait_no_tree"], Policy())  # an older supervisor
+    assert session.checks > 1 and session.session_requests > session.checks  # + waits, ack
+    assert session.execs == 1 + len(run.dark) + session.kills
+    assert execs.session_requests == 0 and execs.execs > execs.checks
