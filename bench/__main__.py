@@ -1,4 +1,4 @@
-"""`python -m bench [--quick]`: detection, fleet and supervisor overhead, one after the other.
+"""`python -m bench [--quick]`: detection, fleet, supervisor overhead and session latency, in turn.
 
 Each bench prints its table and goals and writes bench/results/<name>.json (with --quick:
 <name>.quick.json, so a smoke run never overwrites the real figures)."""
@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.common import machine
 
-BENCHES = ("detection", "fleet", "supervisor_overhead")
+BENCHES = ("detection", "fleet", "supervisor_overhead", "session_latency")
 
 
 def _entry(name: str) -> Callable[..., dict[str, Any]] | None:

@@ -2,10 +2,10 @@
 probe by SSH exec, over a real OpenSSH sshd on 127.0.0.1 (started here, for this user) against
 a real supervisor run dir: wall time per request and the watcher's CPU per request.
 
-Standalone (not in `make bench`): it needs /usr/sbin/sshd. Writes
-bench/results/session_latency.json. The instance side is this machine, so the exec figure
-holds no login-shell cost (a `.bashrc` with `pyenv init` adds ~120 ms per exec on a real host;
-the session pays it once)."""
+Part of `make bench` (it needs /usr/sbin/sshd, as the tests do). Writes
+bench/results/session_latency.json (with --quick: session_latency.quick.json). The instance
+side is this machine, so the exec figure holds no login-shell cost (a `.bashrc` with `pyenv
+init` adds ~120 ms per exec on a real host; the session pays it once)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncssh
 
-from bench.common import machine
+from bench.common import machine, now_iso
 from core.ssh import SshOptions, SshPool, SshTarget, SshTransport
 from core.supervisor_client import SupervisorClient
 from core.supervisor_session import SessionHub
@@ -116,23 +116,26 @@ async def measure(target: SshTarget, work: Path, n: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m bench.session_latency")
-    parser.add_argument("-n", type=int, default=400, help="session probes (execs: a quarter)")
-    args = parser.parse_args(argv)
+def main(quick: bool = False, n: int | None = None) -> dict[str, Any]:
+    n = n or (40 if quick else 400)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         proc, target = start_sshd(work)
         try:
-            result = asyncio.run(measure(target, work, args.n))
+            result = asyncio.run(measure(target, work, n))
         finally:
             proc.terminate()
             proc.wait()
+    result = {"bench": "session_latency", "quick": quick, "at": now_iso(), **result}
     print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results" / "session_latency.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    name = "session_latency.quick.json" if quick else "session_latency.json"
+    (ROOT / "bench" / "results" / name).write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(prog="python -m bench.session_latency")
+    parser.add_argument("-n", type=int, default=400, help="session probes (execs: a quarter)")
+    parser.add_argument("--quick", action="store_true", help="40 probes: a smoke run")
+    args = parser.parse_args()
+    main(args.quick, None if args.quick else args.n)
