@@ -33,7 +33,7 @@ from core.store_rows import prune_statements
 from core.store_rows import run_from_row as _run_from_row
 from core.store_rows import run_values as _run_values
 from core.store_rows import ts as _ts
-from core.vocab import pending_terminal_key
+from core.vocab import TeardownState, pending_terminal_key
 
 # Retention (see Store.prune): unsolicited chat updates must not grow the file without bound.
 AUDIT_KEEP_S = 90 * 86400.0
@@ -147,6 +147,17 @@ class Store(ButtonTables, OutboxTables):
             sql = f"SELECT * FROM runs WHERE name IN ({marks}) ORDER BY launched_at DESC, name"  # noqa: S608
             found += [_run_from_row(r) for r in await self._fetch("reading runs", sql, (*chunk,))]
         return found
+
+    async def kept_candidates(self) -> list[RunRecord]:
+        """Ended runs whose instance was not destroyed nor its keeping acknowledged (what
+        core.kept.is_kept looks at), not every run ever stored: read at every heartbeat."""
+        sql = (
+            "SELECT * FROM runs WHERE ended_at IS NOT NULL AND instance_id IS NOT NULL "
+            "AND kept_acked_at IS NULL AND (teardown IS NULL OR teardown != ?) "
+            "ORDER BY launched_at DESC, name"
+        )
+        rows = await self._fetch("listing kept instances", sql, (TeardownState.DESTROYED.value,))
+        return [_run_from_row(row) for row in rows]
 
     async def run_names(self) -> list[str]:
         rows = await self._fetch("listing runs", "SELECT name FROM runs ORDER BY name", ())

@@ -39,10 +39,10 @@ async def queue_kept_reminders(store: Store, config: Config, now: datetime) -> i
     how many were queued."""
     queued = 0
     try:
-        for record in await store.list_runs():
-            every_s = settings_for(config, record.name).kept_reminder_s
+        for record in await store.kept_candidates():  # not all 5,000 runs every 30 s
             if not is_kept(record):
                 continue
+            every_s = settings_for(config, record.name).kept_reminder_s
             uncollected = kept_uncollected(await store.get_meta(meta_key(record.name)))
             reminder = reminder_for(record, now, every_s, uncollected=uncollected)
             if reminder is not None:

@@ -15,6 +15,7 @@ from core.models import CheckCommit, MessageKind, OpenAlert, OutboundMessage, Ru
 from core.scheduling import jittered
 from core.service import resume_delays
 from core.store import CHECKS_KEEP_S, Store
+from core.vocab import TeardownState
 from core.watcher import Watcher
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
@@ -198,4 +199,25 @@ async def test_a_healthy_check_that_tells_nothing_skips_the_fsync_and_one_that_t
     assert "COMMIT" in statements and not any("synchronous" in s for s in statements)
     assert len(await store.recent_checks("r0001")) == 2
     assert (await store._fetch("reading", "PRAGMA synchronous", ()))[0][0] == 2  # FULL
+    await store.close()
+
+
+async def test_the_heartbeats_kept_instance_read_is_the_ended_undestroyed_runs_only(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    ended = {"ended_at": NOW, "instance_id": "42"}
+    for i, changes in enumerate(
+        [
+            {},  # live
+            ended,  # kept: a reminder is due in time
+            {**ended, "teardown": TeardownState.DESTROYED.value},
+            {**ended, "kept_acked_at": NOW},
+            {"ended_at": NOW},  # no cloud instance
+            {**ended, "teardown": TeardownState.FAILED.value},  # a destroy that failed: kept
+        ]
+    ):
+        await store.upsert_run(replace(record(i, None), **changes))  # type: ignore[arg-type]
+
+    assert sorted(r.name for r in await store.kept_candidates()) == ["r0001", "r0005"]
     await store.close()
