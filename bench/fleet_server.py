@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import json
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -96,27 +97,27 @@ def _heartbeat_s(command: str) -> float:
 
 
 async def session(process: asyncssh.SSHServerProcess[str], heartbeat_s: float = 15.0) -> None:
-    """A healthy instance's `supervisor session`: every probe answered, no event but timeouts."""
+    """A healthy instance's `supervisor session`: every probe answered, no event but timeouts,
+    a heartbeat every `heartbeat_s` (a timer, not a wait_for per line: this one process stands
+    in for thousands of instances, its CPU is kept small)."""
     user = process.get_extra_info("username")
     hello = {"session": 1, "heartbeat_s": heartbeat_s}
     process.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps(hello) + "\n")
-    timers: list[asyncio.TimerHandle] = []
     loop = asyncio.get_running_loop()
+    timers: list[asyncio.TimerHandle] = []
+
+    def beat() -> None:
+        process.stdout.write(f'{{"heartbeat": {time.time():.3f}}}\n')
+        timers[0] = loop.call_later(heartbeat_s, beat)
 
     def timeout(run_dir: str) -> None:
         state = {"status": "running", "attempt": 1}
         event = {"event": "timeout", "run_dir": run_dir, "state": state}
         process.stdout.write(json.dumps(event) + "\n")
 
+    timers.append(loop.call_later(heartbeat_s, beat))
     try:
-        while True:
-            try:
-                line = await asyncio.wait_for(process.stdin.readline(), heartbeat_s)
-            except TimeoutError:
-                process.stdout.write(json.dumps({"heartbeat": loop.time()}) + "\n")
-                continue
-            if not line:
-                break
+        while line := await process.stdin.readline():
             req = json.loads(line)
             answer: dict[str, Any] = {"ok": True}
             if req.get("cmd") == "probe":
