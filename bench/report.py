@@ -161,27 +161,31 @@ def _families(doc: dict[str, Any], families: dict[str, dict[str, dict[str, Any]]
 def _fleet(doc: dict[str, Any]) -> str:
     rows = []
     for r in doc.get("results", []):
-        start = r.get("start", {})
+        start, a = r.get("start", {}), r.get("window_a", {})
+        lag = a.get("loop_lag", {})
         rows.append(
             [
                 str(r.get("runs")),
                 f"{fmt(r.get('checks_per_s'))} of {fmt(r['runs'] / r['cadence_s'])}",
                 fmt(r.get("cpu_pct_at_cadence")),
                 fmt(r.get("cpu_ms_per_check"), 2),
+                f"{fmt(a.get('server_cpu_ms_per_check'), 2)} / {fmt(a.get('other_cpu_pct'), 0)} %",
                 f"{fmt(r.get('check_p50_ms'))} / {fmt(r.get('check_p99_ms'))}",
                 f"{fmt(r.get('bare_p50_ms'))} / {fmt(r.get('bare_p99_ms'))}",
                 fmt(r.get("p99_vs_bare"), 2),
                 f"{r.get('check_samples')} / {r.get('bare_samples')}",
+                f"{fmt(lag.get('p99_ms'))} / {fmt(lag.get('max_ms'))}",
                 fmt(r.get("rss_kib_per_run"), 0),
                 f"{start.get('unreachable_first_checks')} of {start.get('first_checks')}"
                 f" ({fmt(start.get('seconds'), 0)} s)",
-                fmt(r.get("execs_per_check"), 2),
+                f"{fmt(r.get('execs_per_check'), 2)} / "
+                f"{fmt(r.get('session_requests_per_check'), 2)}",
             ]
         )
     head = ["N", "checks/s done of needed", "CPU % of a core at the cadence", "CPU ms/check"]
-    head += ["check p50 / p99 ms"]
-    head += ["bare exec p50 / p99 ms", "p99 x bare", "samples", "KiB/run"]
-    head += ["unreachable first checks (restart)", "SSH execs/check"]
+    head += ["fake server ms/check / other work % of a core", "check p50 / p99 ms"]
+    head += ["bare exec p50 / p99 ms", "p99 x bare", "samples", "loop lag p99 / max ms"]
+    head += ["KiB/run", "unreachable first checks (restart)", "execs / session requests per check"]
     cadence = doc.get("cadence_s", "?")
     return (
         f"Fleet through the real serve, a check per run every {cadence} s"
@@ -305,8 +309,8 @@ def _fleet_summary(doc: dict[str, Any]) -> str:
     head += ["memory per run", "unreachable first checks after a restart"]
     return "\n".join(
         [
-            f"**Fleet** — the real `serve` (scheduler, wait channels, store, outbox) over real"
-            f" asyncssh to fake instances on 127.0.0.1 ({doc.get('at', '?')}, "
+            "**Fleet** — the real `serve` (scheduler, supervisor sessions, store, outbox) over"
+            f" real asyncssh to fake instances on 127.0.0.1 ({doc.get('at', '?')}, "
             f"{doc.get('machine', {}).get('cpu_count', '?')} CPUs shared with other work):",
             "",
             _md(head, rows),
