@@ -39,6 +39,15 @@ _EVAL_PREFIXES = (b"eval_", b"val_", b"eval/", b"val/", b"validation_")
 # Summary keys the HF Trainer prints once at the end: not a point on any curve.
 _SUMMARY = b"train_runtime"  # the HF Trainer's end-of-run averages
 _SKIP = re.compile(rb"(?i)(?:runtime|per_second|samples|steps_per|flos|epoch|grad_norm|step$)")
+_LINE_SPLIT = re.compile(rb"[\r\n]")
+# A line without one of these names no metric (a cheap test before the pair search); eval lines
+# are rare and each one matters: never thinned out.
+_MAYBE = re.compile(rb"(?i)loss|lr|learning_rate|val")
+_EVALISH = re.compile(rb"(?i)(?:eval|val)[_/]|validation_")
+# A flood (1,000 lines a second) gives hundreds of loss lines per read; a chart of 300 points
+# needs a few of them, evenly spaced, and the newest: reading every one cost the supervisor
+# ~2 % of a core on its own.
+LINES_PER_FEED = 16
 
 
 def pairs_in(line: bytes) -> Iterator[Tuple[str, str, float]]:
@@ -147,12 +156,12 @@ class MetricHistory:
         data = self._tail + chunk
         cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
         self._tail = data[cut + 1 :][-4096:] if cut >= 0 else data[-4096:]
-        x = float(step or 0)
-        for line in re.split(rb"[\r\n]", data[: cut + 1][-(256 << 10) :]):
-            hit = match_step(line, user) if line else None
-            if hit is not None:
-                x = float(hit[0])
-            for name, key, value in pairs_in(line):
+        lines = _LINE_SPLIT.split(data[: cut + 1][-(256 << 10) :])
+        x, known = float(step or 0), 0  # x: the last step named in lines[:known]
+        for index in _picked(lines):
+            x = _step_at(lines, known, index, x, user)
+            known = index + 1
+            for name, key, value in pairs_in(lines[index]):
                 if name == "eval":
                     if self.eval_key is None:
                         self.eval_key = key
@@ -192,6 +201,39 @@ def read_metrics(run_dir: str) -> Optional[Dict[str, Any]]:
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def _picked(lines: List[bytes]) -> List[int]:
+    """The lines worth a pair search: all that may name a metric, or, in a flood, every eval
+    line and the first that may in each of LINES_PER_FEED even slots, and the newest."""
+    if len(lines) <= LINES_PER_FEED:
+        return [i for i, line in enumerate(lines) if line and _MAYBE.search(line)]
+    slots = [k * len(lines) // LINES_PER_FEED for k in range(LINES_PER_FEED + 1)]
+    picked = {_first_maybe(lines, slots[k], slots[k + 1]) for k in range(LINES_PER_FEED)}
+    picked.add(_first_maybe(lines, len(lines) - 1, -1, -1))
+    if _EVALISH.search(b"\n".join(lines)):
+        picked.update(i for i, line in enumerate(lines) if _EVALISH.search(line))
+    picked.discard(-1)
+    return sorted(picked)
+
+
+def _first_maybe(lines: List[bytes], start: int, stop: int, step: int = 1) -> int:
+    for i in range(start, stop, step):
+        if lines[i] and _MAYBE.search(lines[i]):
+            return i
+    return -1
+
+
+def _step_at(
+    lines: List[bytes], low: int, index: int, x: float, user: Optional[Pattern[bytes]]
+) -> float:
+    """The step named by lines[index], else by the nearest line before it down to `low`,
+    else `x` (the step known before `low`)."""
+    for i in range(index, low - 1, -1):
+        hit = match_step(lines[i], user) if lines[i] else None
+        if hit is not None:
+            return float(hit[0])
+    return x
 
 
 def _is_point(value: Any) -> bool:

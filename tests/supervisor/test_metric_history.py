@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.chart import render_png
 from core.protocol import parse_probe
-from supervisor.metrics import METRICS_FILE, MetricHistory, Series
+from supervisor.metrics import LINES_PER_FEED, METRICS_FILE, MetricHistory, Series
 from supervisor.progress import ProgressTracker
 from tests.supervisor.conftest import Run, cli
 
@@ -58,6 +58,19 @@ def test_a_keras_log_with_inf_and_nan_losses_keeps_only_finite_points(tmp_path):
     history = replay("pg_keras_complete", tmp_path)
     values = [y for _, y in history.series["loss"].points]
     assert values and all(math.isfinite(v) for v in values)
+
+
+def test_a_flood_is_read_in_a_few_evenly_spaced_points_and_every_eval_line(tmp_path):
+    # 1,000 lines of one read (a trainer printing every step): a chart needs a few of them
+    lines = [f"step {i}/5000 loss={1 / i:.6f} lr=1e-05" for i in range(1, 1001)]
+    lines.insert(500, "{'eval_loss': 0.42, 'eval_runtime': 3.1, 'epoch': 1.0}")
+    history = MetricHistory(str(tmp_path))
+    history.feed(("\n".join(lines) + "\n").encode(), None)
+    loss = history.series["loss"].points
+    assert LINES_PER_FEED <= len(loss) <= LINES_PER_FEED + 2
+    assert loss[0] == (1.0, 1.0) and loss[-1] == (1000.0, 0.001)  # the first and the newest
+    assert all(y == round(1 / x, 6) for x, y in loss)  # each at the step its own line names
+    assert history.series["eval"].points == [(500.0, 0.42)]  # at the step printed before it
 
 
 def test_a_week_long_series_stays_bounded_keeps_its_shape_and_ends_at_the_newest_point():
