@@ -41,6 +41,7 @@ from tests.e2e.vast_helpers import (
     stop_supervisor,
     vast_provider,
     wait_for_status,
+    wait_for_step,
 )
 from tests.fixtures.fake_vast import Answer, RecordingSleep, vast_instance_doc
 
@@ -491,6 +492,7 @@ async def test_the_cost_so_far_is_hours_times_the_instance_price(
 ) -> None:
     flow: Flow = await open_flow()
     await running_and_checked(flow, tmp_path)
+    await wait_for_step(tmp_path)  # "running" comes before the trainer's first line
     flow.clock.advance(2.5 * 3600)
 
     [listed] = await flow.control.list_runs(flow.clock())

@@ -133,6 +133,16 @@ async def wait_for_status(tmp_path: Path, *statuses: str, polls: int = 300) -> d
     raise AssertionError(f"state.json never reached {statuses}: {read_state(tmp_path)}")
 
 
+async def wait_for_step(tmp_path: Path, polls: int = 900) -> dict[str, Any]:
+    """Until the supervisor has read a step from the trainer's log (bounded; not a timing)."""
+    for _ in range(polls):
+        state = read_state(tmp_path)
+        if state is not None and state.get("step"):
+            return state
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the trainer never printed a step: {read_state(tmp_path)}")
+
+
 def stop_supervisor(config: Config, tmp_path: Path) -> None:
     """The supervisor is a daemon on this machine that outlives sshd: stop it directly."""
     if not (run_dir(tmp_path) / "state.json").exists():
