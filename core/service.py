@@ -170,6 +170,9 @@ class Service:
         sender = asyncio.create_task(self.sender.run(self._stop, self._outbox_wake))
         self._tasks.append(log_if_failed(sender, "outbox sender"))
         self._tasks.append(log_if_failed(asyncio.create_task(self._beat()), "heartbeat"))
+        if self.gc_pacer is not None:
+            pacing = asyncio.create_task(self.gc_pacer.run(self._stop, self.clock))
+            self._tasks.append(log_if_failed(pacing, "gc pacing"))
         rescan = asyncio.create_task(self.rescan.run(self._stop, RESCAN_S))
         self._tasks.append(log_if_failed(rescan, "store rescan"))
         # The baseline is read before the runs are listed: a launch that commits in between is
@@ -282,8 +285,6 @@ class Service:
         found = await self.heartbeat.beat(problems)
         if await queue_kept_reminders(self.store, self.config, now):
             self._outbox_wake.set()
-        if self.gc_pacer is not None:
-            self.gc_pacer.tick(now)
         # the loop came round: systemd's watchdog is fed; the outside ping says how it is
         self.sd.watchdog()
         if self.pinger is not None:

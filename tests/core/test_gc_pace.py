@@ -3,6 +3,7 @@ frozen at each heartbeat, everything unfrozen and collected once an hour."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from datetime import UTC, datetime, timedelta
@@ -61,3 +62,15 @@ def test_survivors_are_frozen_and_cyclic_garbage_made_after_a_tick_is_still_coll
         assert kept.me is kept
     finally:
         gc.unfreeze()
+
+
+async def test_the_pacer_ticks_on_its_own_until_serve_stops() -> None:
+    seen = Calls()
+    pacer = GcPacer(every_s=0.0, collector=seen)
+    stop = asyncio.Event()
+    task = asyncio.create_task(pacer.run(stop, lambda: T0))
+    while seen.calls.count("freeze") < 3:
+        await asyncio.sleep(0)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    assert seen.calls[:5] == ["unfreeze", "collect", "freeze", "collect", "freeze"]
