@@ -71,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     manifest.add_argument("--max-files", type=int, default=2000)
     manifest.set_defaults(func=_cmd_manifest)
     session = sub.add_parser("session", help="JSON lines both ways until stdin closes")
-    session.add_argument("--heartbeat", type=float, default=15.0, help="seconds between beats")
+    session.add_argument(
+        "--heartbeat", type=float, default=60.0, help="a beat after this many silent seconds"
+    )
     session.set_defaults(func=_cmd_session)
     return parser
 

@@ -9,6 +9,7 @@ import json
 import queue
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ CEILING_S = 60.0
 
 
 class SessionProc:
-    def __init__(self) -> None:
-        argv = [SUPERVISOR_PY, "-m", "supervisor", "--framed", "session", "--heartbeat", "0.3"]
+    def __init__(self, heartbeat_s: float = 0.3) -> None:
+        argv = [SUPERVISOR_PY, "-m", "supervisor", "--framed", "session", "--heartbeat"]
+        argv.append(str(heartbeat_s))
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.lines: queue.Queue[bytes] = queue.Queue()
         self.pump = threading.Thread(target=self._pump, daemon=True)
@@ -174,3 +176,18 @@ def test_no_request_line_ends_the_session_and_what_it_reads_is_bounded(tmp_path:
     session.poll(0.0, 0.0)  # every watched dir is missing: each told once, then forgotten
     events = [json.loads(line) for line in out.getvalue().splitlines() if "event" in line]
     assert len(events) == MAX_WATCHES and not session.watches
+
+
+def test_a_busy_session_does_not_beat_and_an_idle_one_does() -> None:
+    # any line proves the session alive: beats only fill a silence of heartbeat_s (at 5,000
+    # runs the beats of busy sessions cost the watcher as much as its checks)
+    s = SessionProc(heartbeat_s=2.0)
+    try:
+        for req_id in range(1, 81):  # a request every 50 ms for 4 s: never 2 s of silence
+            s.send({"id": req_id, "cmd": "no-such-command"})
+            time.sleep(0.05)
+        seen = [json.loads(s.lines.get(timeout=CEILING_S)) for _ in range(80)]
+        assert [doc.get("id") for doc in seen] == list(range(1, 81))  # answers, no beat
+        assert "heartbeat" in s.next("heartbeat")  # then silence: it beats
+    finally:
+        assert s.close() == 0
