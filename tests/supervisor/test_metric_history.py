@@ -60,6 +60,22 @@ def test_a_keras_log_with_inf_and_nan_losses_keeps_only_finite_points(tmp_path):
     assert values and all(math.isfinite(v) for v in values)
 
 
+def test_a_recorded_flood_read_in_big_reads_keeps_a_few_true_points_and_the_newest(tmp_path):
+    # a plain loop printing every step as fast as it can (corpus/record.py), read 16 KiB at a
+    # time as the supervisor reads a trainer that prints faster than its tick
+    history = replay("pg_plain_flood", tmp_path, chunk=16384)
+    printed = {
+        float(w[1].split("/")[0]): float(w[2].split("=")[1])
+        for w in (line.split() for line in (LOGS / "pg_plain_flood.log").read_text().splitlines())
+        if len(w) == 3 and w[0] == "step"
+    }
+    loss = history.series["loss"].points
+    reads = -(-(LOGS / "pg_plain_flood.log").stat().st_size // 16384)
+    assert len(printed) > 1000 and 1 < len(loss) <= reads * (LINES_PER_FEED + 1)
+    assert all(printed[x] == y for x, y in loss)  # each at the step its own line names
+    assert loss[-1] == (5000.0, printed[5000.0])  # the chart ends where the run is
+
+
 def test_a_flood_is_read_in_a_few_evenly_spaced_points_and_every_eval_line(tmp_path):
     # 1,000 lines of one read (a trainer printing every step): a chart needs a few of them
     lines = [f"step {i}/5000 loss={1 / i:.6f} lr=1e-05" for i in range(1, 1001)]

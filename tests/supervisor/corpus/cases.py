@@ -483,6 +483,18 @@ CASES: list[Case] = [
         "a tqdm loop that raises at 77/300 (its bar shows 76; the error message says step 77)",
     ),
     Case(
+        "pg_plain_flood",
+        "python plain_loop.py --total 5000",
+        done("completed", 5000, 5000),
+        "a plain loop printing step N/M loss=... at every step, flat out: many lines a read",
+    ),
+    Case(
+        "pg_tqdm_flood",
+        "python tqdm_loop.py 5000",
+        done("completed", 5000, 5000),
+        "a tqdm bar redrawn at each of 5,000 steps (mininterval=0): many redraws a read",
+    ),
+    Case(
         "pg_user_regex",
         "python user_regex.py",
         done("completed", 40, 40),

@@ -203,11 +203,12 @@ def clean(output: bytes, workdir: str, venv: str) -> bytes:
     output = re.sub(rb"/tmp/tmp[A-Za-z0-9_]{6,}", b"/tmp/tmpXXXXXX", output)
     if len(output) <= HEAD_BYTES + TAIL_BYTES:
         return output
+    # a tqdm bar is one long line of "\r" redraws: "\r" is a line break for the cut as well
     head = output[:HEAD_BYTES]
-    head = head[: head.rfind(b"\n") + 1] or head
+    head = head[: max(head.rfind(b"\n"), head.rfind(b"\r")) + 1] or head
     tail = output[-TAIL_BYTES:]
-    cut = tail.find(b"\n")
-    tail = tail[cut + 1 :] if cut >= 0 else tail
+    cut = re.search(rb"[\r\n]", tail)
+    tail = tail[cut.end() :] if cut else tail
     dropped = len(output) - len(head) - len(tail)
     return head + b"[record.py: %d bytes trimmed]\n" % dropped + tail
 
