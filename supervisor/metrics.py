@@ -156,9 +156,10 @@ class MetricHistory:
         data = self._tail + chunk
         cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
         self._tail = data[cut + 1 :][-4096:] if cut >= 0 else data[-4096:]
-        lines = _LINE_SPLIT.split(data[: cut + 1][-(256 << 10) :])
+        text = data[: cut + 1][-(256 << 10) :]
+        lines = _LINE_SPLIT.split(text)
         x, known = float(step or 0), 0  # x: the last step named in lines[:known]
-        for index in _picked(lines):
+        for index in _picked(text, lines):
             x = _step_at(lines, known, index, x, user)
             known = index + 1
             for name, key, value in pairs_in(lines[index]):
@@ -203,15 +204,16 @@ def read_metrics(run_dir: str) -> Optional[Dict[str, Any]]:
     return doc if isinstance(doc, dict) else None
 
 
-def _picked(lines: List[bytes]) -> List[int]:
-    """The lines worth a pair search: all that may name a metric, or, in a flood, every eval
-    line and the first that may in each of LINES_PER_FEED even slots, and the newest."""
+def _picked(text: bytes, lines: List[bytes]) -> List[int]:
+    """The lines of `text` worth a pair search: all that may name a metric, or, in a flood,
+    every eval line and the first that may in each of LINES_PER_FEED even slots, and the
+    newest."""
     if len(lines) <= LINES_PER_FEED:
         return [i for i, line in enumerate(lines) if line and _MAYBE.search(line)]
     slots = [k * len(lines) // LINES_PER_FEED for k in range(LINES_PER_FEED + 1)]
     picked = {_first_maybe(lines, slots[k], slots[k + 1]) for k in range(LINES_PER_FEED)}
     picked.add(_first_maybe(lines, len(lines) - 1, -1, -1))
-    if _EVALISH.search(b"\n".join(lines)):
+    if _EVALISH.search(text):
         picked.update(i for i, line in enumerate(lines) if _EVALISH.search(line))
     picked.discard(-1)
     return sorted(picked)

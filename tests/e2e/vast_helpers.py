@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,24 +124,27 @@ def read_state(tmp_path: Path) -> dict[str, Any] | None:
     return doc
 
 
-async def wait_for_status(tmp_path: Path, *statuses: str, polls: int = 300) -> dict[str, Any]:
-    """Until the supervisor's state.json shows one of `statuses` (bounded; not a timing)."""
+async def wait_for_state(
+    tmp_path: Path, reached: Callable[[dict[str, Any]], bool], what: str, polls: int
+) -> dict[str, Any]:
+    """Until the supervisor's state.json is `reached` (bounded; not a timing)."""
     for _ in range(polls):
         state = read_state(tmp_path)
-        if state is not None and state.get("status") in statuses:
+        if state is not None and reached(state):
             return state
         await asyncio.sleep(0.1)
-    raise AssertionError(f"state.json never reached {statuses}: {read_state(tmp_path)}")
+    raise AssertionError(f"state.json never reached {what}: {read_state(tmp_path)}")
+
+
+async def wait_for_status(tmp_path: Path, *statuses: str, polls: int = 300) -> dict[str, Any]:
+    return await wait_for_state(
+        tmp_path, lambda state: state.get("status") in statuses, f"{statuses}", polls
+    )
 
 
 async def wait_for_step(tmp_path: Path, polls: int = 900) -> dict[str, Any]:
-    """Until the supervisor has read a step from the trainer's log (bounded; not a timing)."""
-    for _ in range(polls):
-        state = read_state(tmp_path)
-        if state is not None and state.get("step"):
-            return state
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the trainer never printed a step: {read_state(tmp_path)}")
+    """Until the supervisor has read a step from the trainer's log."""
+    return await wait_for_state(tmp_path, lambda state: bool(state.get("step")), "a step", polls)
 
 
 def stop_supervisor(config: Config, tmp_path: Path) -> None:
