@@ -127,10 +127,41 @@ def periodic_slow_phases(run: SimRun, rng: random.Random) -> None:
     # every 1-2 h a 15-40 min phase at 30-60 % of the rate, the trainer printing all along
     # (generation interleaved with training, a costlier curriculum stage): the run's own pattern
     _healthy_day(run)
+    _periodic_phases(run, rng)
+
+
+def _periodic_phases(run: SimRun, rng: random.Random) -> None:
     every, t = rng.uniform(3600, 7200), rng.uniform(1800, 3600)
     while t < DAY_S - 3600:
         run.dips.append((t, t + rng.uniform(15, 40) * MIN, rng.uniform(0.3, 0.6)))
         t += every
+
+
+def irregular_slow_phases(run: SimRun, rng: random.Random) -> None:
+    # a neighbour's jobs on a shared node: slow phases at random moments (gaps drawn from an
+    # exponential, mean 1-3 h a run), of random length around the run's own typical one (10-30
+    # min, each phase x a log-normal, sigma 0.4, at most 60 min: now and then one longer than
+    # any before it), at 30-65 % of the rate; the trainer prints all along (must not alert)
+    _healthy_day(run)
+    typical, gap = rng.uniform(10, 30) * MIN, rng.uniform(1, 3) * 3600
+    t = rng.uniform(1800, 3 * 3600)
+    while t < DAY_S - 3600:
+        length = min(60 * MIN, typical * rng.lognormvariate(0.0, 0.4))
+        run.dips.append((t, t + length, rng.uniform(0.3, 0.65)))
+        t += length + max(20 * MIN, rng.expovariate(1 / gap))
+
+
+def periodic_then_decay(run: SimRun, rng: random.Random) -> None:
+    # the periodic phases above all day, and from 6-14 h a true decay to 30 % over 2-8 h
+    # underneath them (the phases go on): caught although the run taught the rule to wait
+    start, ramp = rng.uniform(6 * 3600, 14 * 3600), rng.uniform(2 * 3600, 8 * 3600)
+    _periodic_phases(run, rng)
+    run.decay = (start, ramp)
+    run.live(0, start, 1)
+    run.live(start, DAY_S, 1, "decay", boot=False)
+    run.finish(DAY_S, "done", "completed", 1)
+    run.event_s = start + ramp * (0.5 / 0.7)  # under half the run's own rate from here
+    run.onset_s = start
 
 
 FAMILIES = (
@@ -164,11 +195,24 @@ FAMILIES = (
         "periodic_slow_phases",
         "every 1-2 h a 15-40 min phase at 30-60 % of the rate (must not alert)",
         periodic_slow_phases,
+        tuned=True,
     ),
     Family(
         "noisy_throughput",
         "throughput readings scattered +-20 % around the rate (must not alert)",
         noisy_throughput,
+    ),
+    Family(
+        "irregular_slow_phases",
+        "slow phases at random moments (mean gap 1-3 h), of random length (typically 10-30 "
+        "min, at most 60) at 30-65 % of the rate (must not alert)",
+        irregular_slow_phases,
+    ),
+    Family(
+        "periodic_then_decay",
+        "the periodic phases, then from 6-14 h a decay to 30 % over 2-8 h",
+        periodic_then_decay,
+        True,
     ),
 )
 KINDS = {
@@ -176,6 +220,7 @@ KINDS = {
     "idle_gpu_hang": "hang",
     "preempted": "preempted",
     "throughput_decay": "decay",
+    "periodic_then_decay": "decay",
 }
 
 
