@@ -17,6 +17,7 @@ from core.cadence import Cadence, Phase
 
 MAX_SAMPLES = 8
 MAX_ANNOUNCED = 32
+MAX_DIPS = 8  # the newest recovered throughput dips kept (core/throughput.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,12 @@ class Memory:
     # An open slow-throughput episode's first reading (core/throughput.py): it holds until the
     # rate is back near the run's own, so a decay sliding in and out of the line is one episode
     slow_since: datetime | None = None
+    # This run's own throughput dips (core/throughput.py): the first reading under the slow line
+    # of a dip not yet recovered, and how long the newest recovered ones lasted (seconds, from
+    # that first reading to the first reading back at the recovered line)
+    dip_since: datetime | None = None
+    dip_after: datetime | None = None  # the last reading at the run's rate before that one
+    dips_s: tuple[float, ...] = ()
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -81,6 +88,9 @@ class Memory:
         doc["deadline_warned_for"] = _iso(self.deadline_warned_for)
         doc["held_error_at"] = _iso(self.held_error_at)
         doc["slow_since"] = _iso(self.slow_since)
+        doc["dip_since"] = _iso(self.dip_since)
+        doc["dip_after"] = _iso(self.dip_after)
+        doc["dips_s"] = list(self.dips_s)
         return doc
 
     @classmethod
@@ -108,6 +118,10 @@ class Memory:
             held_error_quote=_text(doc.get("held_error_quote")),
             held_error_at=_parse(doc.get("held_error_at")),
             slow_since=_parse(doc.get("slow_since")),
+            # rows stored before dips were followed have neither key
+            dip_since=_parse(doc.get("dip_since")),
+            dip_after=_parse(doc.get("dip_after")),
+            dips_s=tuple(float(d) for d in doc.get("dips_s", ()))[-MAX_DIPS:],
         )
 
 

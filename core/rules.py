@@ -36,7 +36,7 @@ from core.protocol import ProbeSnapshot, SupervisorState
 from core.soft_rules import SOFT_RULES, keeps_alert_mode
 from core.soft_rules import suspect as soft_suspect
 from core.soft_rules import unjudged as soft_unjudged
-from core.throughput import remember_slow, update_baseline
+from core.throughput import remember_throughput
 from core.vocab import Condition, Event, RunStatus
 
 __all__ = [
@@ -164,7 +164,7 @@ def _assess_live(
                 findings.append(soft)
     unjudged = soft_unjudged(state, sample, memory)
     suspect = soft_suspect(state, sample, memory, t) and not any(f.soft for f in findings)
-    memory = update_baseline(remember_slow(memory, tuple(findings), sample), state, t)
+    memory = remember_throughput(memory, previous, sample, tuple(findings), state, t)
     kill = silent.kill
     found = tuple(findings)
     assessment = _finish(

@@ -2,7 +2,7 @@
 rate (the baseline) it is judged against, and what its message says.
 
 Called by core.soft_rules (`slow` is one of SOFT_RULES, run by core.rules.assess for a live
-run) and by core.rules (`update_baseline` and `remember_slow` after each check). The watcher
+run) and by core.rules (`remember_throughput` after each check). The watcher
 (core/watcher.py) and the detection bench (bench/detection_sim.py) both reach it through the
 same core.decide.decide, so the bench measures this code and no model of it.
 
@@ -16,6 +16,15 @@ Once in, the episode lasts until readings hold above `throughput_recovered` (85 
 `soft_hold_s` and `soft_checks` checks: a decay whose noisy readings cross the line back and
 forth is one message, not a drip, and the open alert is not re-sent on a timer
 (ConditionTraits.repeat). A missing reading is no news.
+A run whose rate regularly dips and comes back (a dataloader re-shuffle, a periodic eval on the
+train set, a neighbour on a shared node) has those dips as part of its normal behaviour: each
+dip under the line that came back up to the recovered line is remembered with the longest it
+may have lasted (from the reading before its first one under the line to the first reading
+back: readings are a cruise interval apart), and a slowdown is news only once it has also
+lasted, from its first reading under the line, DIP_MARGIN x the longest of the newest MAX_DIPS
+such dips (never more than HOLD_CAP x `slow_hold_s`: a run that once dipped for hours does not
+silence the rule for good). A run with no recovered dip is judged exactly as before: its first
+slow phase longer than the hold is told (nothing yet says it is the run's pattern).
 The message says how far the rate fell and, when the total is known, what it costs in time:
 the remaining steps at this rate against the same steps at the baseline.
 """
@@ -27,7 +36,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from core.durations import format_duration, local_time
 from core.findings import Finding, Thresholds, held_for
-from core.memory import Memory, Sample
+from core.memory import MAX_DIPS, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.vocab import Condition, RunStatus
 
@@ -36,6 +45,11 @@ from core.vocab import Condition, RunStatus
 # against the run's earlier pace, not followed down until it is never "slow"
 UP_WEIGHT = 0.2
 DOWN_WEIGHT = 0.01
+# a slowdown (from its first reading under the line: the least it has lasted) must outlast the
+# longest the run's recovered dips may have lasted (from the reading before each: the most) by
+# a quarter; a learned hold is at most HOLD_CAP x slow_hold_s
+DIP_MARGIN = 1.25
+HOLD_CAP = 4.0
 
 
 def slow(
@@ -55,9 +69,8 @@ def slow(
     since = _episode_since(memory, previous, sample, base, probe.at, t)
     if since is None:
         return None
-    return Finding(
-        Condition.SLOW, slow_reason(sample, rate, base, since, probe.at), soft=True, since=since
-    )
+    reason = slow_reason(sample, rate, base, since, probe.at, usual_s=max(memory.dips_s, default=0))
+    return Finding(Condition.SLOW, reason, soft=True, since=since)
 
 
 def _episode_since(
@@ -80,9 +93,20 @@ def _episode_since(
         max_gap_s=float("inf"),
     )
     if count >= t.slow_checks and since is not None:
-        if (now - since).total_seconds() >= t.slow_hold_s:
+        # the dip's first reading: readings between the lines since then broke the streak,
+        # not the dip (its learned length was measured from there too)
+        dip = memory.dip_since if same_attempt and memory.dip_since else since
+        held_s, dip_s = (now - since).total_seconds(), (now - min(dip, since)).total_seconds()
+        if held_s >= t.slow_hold_s and dip_s >= learned_hold_s(memory, t):
             return since
     return None
+
+
+def learned_hold_s(memory: Memory, t: Thresholds) -> float:
+    """How long a dip must last to be news: `slow_hold_s`, or DIP_MARGIN x the longest of the
+    run's recovered dips when that is longer (at most HOLD_CAP x `slow_hold_s`)."""
+    learned = DIP_MARGIN * max(memory.dips_s, default=0.0)
+    return max(t.slow_hold_s, min(learned, HOLD_CAP * t.slow_hold_s))
 
 
 def _recovered(memory: Memory, sample: Sample, base: float, now: datetime, t: Thresholds) -> bool:
@@ -111,20 +135,30 @@ def _under(s: Sample, attempt: int, floor: float) -> bool | None:
     return s.status == RunStatus.RUNNING and s.throughput < floor
 
 
-def slow_reason(sample: Sample, rate: float, base: float, since: datetime, now: datetime) -> str:
+def slow_reason(
+    sample: Sample,
+    rate: float,
+    base: float,
+    since: datetime,
+    now: datetime,
+    usual_s: float = 0.0,
+) -> str:
     """`throughput 0.90 steps/s, 45 % of the run's baseline 2.00 steps/s, low for 40m: at this
-    rate the remaining 36,000 steps take 11h07m (5h00m at the baseline)`."""
+    rate the remaining 36,000 steps take 11h07m (5h00m at the baseline)`; `usual_s`: the
+    longest dip the run recovered from, said when it has one."""
     held = format_duration(round((now - since).total_seconds() / 60) * 60)
     text = (
         f"throughput {rate:.2f} steps/s, {100 * rate / base:.0f} % of the run's baseline "
         f"{base:.2f} steps/s, low for {held}"
     )
+    if usual_s > 0:
+        text += f" (its slow phases so far came back within {_span(usual_s)})"
     left = _steps_left(sample)
     if left is None or rate <= 0:
         return text
     return (
-        f"{text}: at this rate the remaining {left:,} steps take {_hours(left / rate)} "
-        f"({_hours(left / base)} at the baseline)"
+        f"{text}: at this rate the remaining {left:,} steps take {_span(left / rate)} "
+        f"({_span(left / base)} at the baseline)"
     )
 
 
@@ -151,8 +185,51 @@ def _steps_left(sample: Sample) -> int | None:
     return sample.total_steps - sample.step
 
 
-def _hours(seconds: float) -> str:
+def _span(seconds: float) -> str:
     return format_duration(max(60, round(seconds / 60) * 60))
+
+
+def remember_throughput(
+    memory: Memory,
+    previous: tuple[Sample, ...],
+    sample: Sample,
+    found: tuple[Finding, ...],
+    state: SupervisorState,
+    t: Thresholds,
+) -> Memory:
+    """What the next check needs of this one's throughput: the open episode, the run's dips,
+    its established rate (in this order: the dip is judged on the rate the rule judged by)."""
+    memory = remember_dips(remember_slow(memory, found, sample), previous, sample, t)
+    return update_baseline(memory, state, t)
+
+
+def remember_dips(
+    memory: Memory, previous: tuple[Sample, ...], sample: Sample, t: Thresholds
+) -> Memory:
+    """Follow the run's own dips: the first reading under the slow line opens one (it began
+    after the reading before it), the first reading back at the recovered line closes it and
+    keeps the longest it may have lasted (the newest MAX_DIPS). A new attempt drops an open dip
+    (it was another attempt's); a check with no reading, or not running, changes nothing else."""
+    base, rate = memory.baseline_throughput, sample.throughput
+    if previous and previous[-1].attempt != sample.attempt and memory.dip_since:
+        memory = replace(memory, dip_since=None, dip_after=None)
+    if sample.status != RunStatus.RUNNING or base is None or base <= 0 or rate is None:
+        return memory
+    if rate < base * t.throughput_drop and memory.dip_since is None:
+        return replace(memory, dip_since=sample.at, dip_after=_last_reading(previous, sample))
+    if rate >= base * t.throughput_recovered and memory.dip_since is not None:
+        lasted = (sample.at - (memory.dip_after or memory.dip_since)).total_seconds()
+        dips = (*memory.dips_s, lasted)[-MAX_DIPS:]
+        return replace(memory, dip_since=None, dip_after=None, dips_s=dips)
+    return memory
+
+
+def _last_reading(previous: tuple[Sample, ...], sample: Sample) -> datetime:
+    """The newest earlier reading of this attempt (the dip began after it), else this one."""
+    earlier = (
+        s.at for s in reversed(previous) if s.attempt == sample.attempt and s.throughput is not None
+    )
+    return next(earlier, sample.at)
 
 
 def remember_slow(memory: Memory, found: tuple[Finding, ...], sample: Sample) -> Memory:
