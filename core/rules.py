@@ -36,7 +36,7 @@ from core.protocol import ProbeSnapshot, SupervisorState
 from core.soft_rules import SOFT_RULES, keeps_alert_mode
 from core.soft_rules import suspect as soft_suspect
 from core.soft_rules import unjudged as soft_unjudged
-from core.throughput import remember_throughput
+from core.throughput import recovering, remember_throughput
 from core.vocab import Condition, Event, RunStatus
 
 __all__ = [
@@ -78,7 +78,8 @@ class Assessment:
     new_attempt: bool = False
     # conditions this check could not judge (no reading): an open alert for them stays open
     unjudged: frozenset[str] = frozenset()
-    # a soft signal seen once: check again within the hold instead of at the next cruise tick
+    # a soft signal seen once, or an open slow alert's recovery: check again within the hold
+    # instead of at the next cruise tick
     suspect: bool = False
     # a silent trainer: when the stall or hang verdict could next change
     recheck_s: float | None = None
@@ -165,6 +166,7 @@ def _assess_live(
     unjudged = soft_unjudged(state, sample, memory)
     suspect = soft_suspect(state, sample, memory, t) and not any(f.soft for f in findings)
     memory = remember_throughput(memory, previous, sample, tuple(findings), state, t)
+    suspect = suspect or recovering(sample, memory, t)  # an open slow alert's recovery is checked
     kill = silent.kill
     found = tuple(findings)
     assessment = _finish(

@@ -15,7 +15,9 @@ background checkpoint upload, a noisy neighbour), and a collapse and a slow deca
 Once in, the episode lasts until readings hold above `throughput_recovered` (85 %) for
 `soft_hold_s` and `soft_checks` checks: a decay whose noisy readings cross the line back and
 forth is one message, not a drip, and the open alert is not re-sent on a timer
-(ConditionTraits.repeat). A missing reading is no news.
+(ConditionTraits.repeat). A reading back at that line is looked at again within `soft_hold_s`
+(`recovering`, through core.rules.next_check_s), so a recovery is confirmed or refuted while it
+lasts, not at a cruise tick that may land in the next slow phase. A missing reading is no news.
 A run whose rate regularly dips and comes back (a dataloader re-shuffle, a periodic eval on the
 train set, a neighbour on a shared node) has those dips as part of its normal behaviour: each
 dip under the line that came back up to the recovered line is remembered with the longest it
@@ -260,13 +262,27 @@ def suspect_slow(sample: Sample, memory: Memory, t: Thresholds) -> bool:
     so an episode is confirmed about `slow_hold_s` after it began. A check with no reading (it
     landed in an eval) keeps the suspicion of the last reading: no news clears nothing, and a
     cruise cadence that keeps landing in evals must not hide a slide for hours."""
-    base = memory.baseline_throughput
-    last = next(
-        (
-            s.throughput
-            for s in reversed(memory.samples)
-            if s.attempt == sample.attempt and s.throughput is not None
-        ),
-        None,
-    )
+    base, last = memory.baseline_throughput, _last_rate(sample, memory)
     return base is not None and last is not None and last < base * t.throughput_drop
+
+
+def recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
+    """An episode still open (`memory` as this check left it) whose last reading is back at the
+    recovered line: looked at again within soft_hold_s, so the recovery is confirmed (the alert
+    closes) or refuted while it lasts. At the cruise tick the next reading may land in the
+    run's next slow phase: the recovery is never seen to hold, and the open alert hides a true
+    decay under it for good."""
+    base, last = memory.baseline_throughput, _last_rate(sample, memory)
+    if memory.slow_since is None or base is None or last is None:
+        return False
+    return last >= base * t.throughput_recovered
+
+
+def _last_rate(sample: Sample, memory: Memory) -> float | None:
+    """This attempt's newest reading (`memory.samples` hold this check's)."""
+    rates = (
+        s.throughput
+        for s in reversed(memory.samples)
+        if s.attempt == sample.attempt and s.throughput is not None
+    )
+    return next(rates, None)
