@@ -22,10 +22,17 @@ from core.exit_plan import should_destroy
 from core.models import OpenAlert, RunRecord
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.rules import Observation, Policy
+from core.session_link import BEAT_GRACE_S, MISSED_BEATS
+from core.supervisor_session import HEARTBEAT_S
 
 EXEC_S = 1.0  # one SSH exec on a warm connection (probe, ctl)
 WAKE_DELAY_S = (0.5, 2.0)  # supervisor wait's 0.5 s poll, its return, the 0.3 s debounce
-BREAK_DELAY_S = (15.0, 120.0)  # the wait exec noticing a dead connection
+BREAK_DELAY_S = (15.0, 120.0)  # the wait exec noticing a dead connection (SSH keepalives)
+# A session idles the connection's keepalives (core/ssh_pool.py): its watcher notices a dead
+# link when beats are missed, MISSED_BEATS x heartbeat + grace after the last line it heard,
+# which came at most one heartbeat before the link died.
+_SILENT_S = HEARTBEAT_S * MISSED_BEATS + BEAT_GRACE_S
+SESSION_BREAK_DELAY_S = (_SILENT_S - HEARTBEAT_S, _SILENT_S)
 WAIT_TIMEOUT_S = 300.0  # [watcher] wait_timeout: a wait with no news is re-exec'd this often
 HORIZON_S = DAY_S + 3 * 3600
 EXIT_ONLY_HUMAN_S = 8 * 3600.0  # a decorator's message at night is read in the morning
@@ -139,7 +146,8 @@ class _Loop:
         wakes = [w + rng.uniform(*WAKE_DELAY_S) for w in events if w > after_s]
         wakes = [w for w in wakes if not self.run.dark_at(w)]  # the channel is down too
         # ...and its exec failing wakes one check (core/waiter.py), after the SSH keepalive
-        broke = [a + rng.uniform(*BREAK_DELAY_S) for a, _ in self.run.dark if a > after_s]
+        delay = SESSION_BREAK_DELAY_S if self.watching.session else BREAK_DELAY_S
+        broke = [a + rng.uniform(*delay) for a, _ in self.run.dark if a > after_s]
         return sorted(wakes + broke)
 
     def next_wake(self, t: float) -> float:

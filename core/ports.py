@@ -72,7 +72,9 @@ class Transport(Protocol):
         """Start argv as a long-lived process for the body of the `async with` (no deadline:
         `open_timeout_s` bounds getting a channel and starting it). Leaving the body closes its
         stdin (a well-behaved process exits on that) and its channel. An SSH transport holds
-        one lasting channel for it, off the probes' reserve."""
+        one lasting channel for it, off the probes' reserve. The caller watches the process's
+        liveness itself (the session's heartbeat): an SSH transport idles its keepalives on
+        that connection while the process is open."""
         ...
 
     async def put_tree(self, local_dir: Path, remote_dir: str) -> None:

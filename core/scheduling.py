@@ -39,6 +39,44 @@ def job_id(run: str) -> str:
     return f"check:{run}"
 
 
+class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
+    """AsyncIOScheduler whose wake-ups stay on the loop when they start there.
+
+    APScheduler 3 wakes its loop through call_soon_threadsafe on every add_job and every timer
+    firing: a write to the loop's self-pipe and one more turn of the loop each time, twice per
+    check (measured at 1,000 runs: the self-pipe's sends were a fifth of serve's syscalls).
+    Here a wake-up from the loop's own thread is a call_soon, and several in one turn (a burst
+    of re-arms) make one pass over the job store. From another thread it is still threadsafe.
+    """
+
+    _pass: asyncio.Handle | None = None
+
+    def wakeup(self) -> None:
+        loop = self._eventloop
+        if loop is None:
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if not on_loop:
+            loop.call_soon_threadsafe(self._process_now)
+        elif self._pass is None:
+            self._pass = loop.call_soon(self._process_now)
+
+    def _start_timer(self, wait_seconds: float | None) -> None:
+        self._stop_timer()
+        if wait_seconds is not None:
+            self._timeout = self._eventloop.call_later(wait_seconds, self._process_now)
+
+    def _process_now(self) -> None:
+        self._pass = None
+        if self._eventloop is None:
+            return  # shut down meanwhile
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
+
+
 class CheckScheduler:
     def __init__(
         self, check: Check, clock: Clock, *, jitter: Callable[[], float] = random.random
@@ -46,7 +84,7 @@ class CheckScheduler:
         self._check = check
         self._clock = clock
         self._jitter = jitter
-        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._scheduler = LoopScheduler(timezone="UTC")
         self._running: set[str] = set()
         self._again: set[str] = set()
         # A DateTrigger fires once: a firing that APScheduler skips (instance still counted as

@@ -93,7 +93,8 @@ class SshTransport:
             errors = asyncio.create_task(drain_tail(process.stderr, STDERR_KEEP_BYTES))
             errors.add_done_callback(retrieve_exception)
             try:
-                yield SshInteractive(process)
+                with pool.keepalive_idle(conn):
+                    yield SshInteractive(process)
             finally:
                 errors.cancel()
                 with suppress(asyncssh.Error, OSError, RuntimeError):

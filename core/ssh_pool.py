@@ -11,8 +11,8 @@ transfer); the composition root (core.runtime) builds the one pool of a process.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,6 +129,7 @@ class SshConnections:
         self._options = options or SshOptions()
         self._clock = clock
         self._slots: dict[_ConnKey, _Slot] = {}
+        self._beating: dict[asyncssh.SSHClientConnection, int] = {}  # sessions per connection
         self._connecting = asyncio.Semaphore(self._options.max_connecting)
 
     def stats(self, target: SshTarget) -> HostStats:
@@ -178,6 +179,25 @@ class SshConnections:
             raise TransportError(target.label, f"timed out after {timeout_s:g}s") from None
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(target.label, _describe(exc)) from exc
+
+    @contextmanager
+    def keepalive_idle(self, conn: asyncssh.SSHClientConnection) -> Iterator[None]:
+        """For the body, a process on `conn` proves the link with its own heartbeat (the
+        supervisor session beats after 60 s of silence, and its watcher drops it when a beat
+        is missed): SSH keepalives idle on `conn` meanwhile, and resume when the last such
+        process ends. At 5,000 runs a keepalive round trip per connection and minute cost as
+        much packet work as the checks' own requests."""
+        self._beating[conn] = self._beating.get(conn, 0) + 1
+        if self._beating[conn] == 1:
+            conn.set_keepalive(interval=0)
+        try:
+            yield
+        finally:
+            self._beating[conn] -= 1
+            if not self._beating[conn]:
+                del self._beating[conn]
+                if not conn.is_closed():
+                    conn.set_keepalive(interval=self._options.keepalive_interval_s)
 
     def _slot(self, target: SshTarget) -> _Slot:
         key = (target.host, target.port, target.user)

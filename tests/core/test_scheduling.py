@@ -78,3 +78,56 @@ async def test_a_check_that_fails_is_logged_and_rearmed(caplog: pytest.LogCaptur
     next_at = scheduler.next_run_at("llama-ft")
     assert next_at is not None
     assert (next_at - now()).total_seconds() > MIN_GRACE_S / 2  # not at once: a backoff
+
+
+async def test_rearms_on_the_loop_never_wake_it_through_its_self_pipe() -> None:
+    """Every re-arm and every firing used to go through call_soon_threadsafe (a self-pipe write
+    and one more turn of the loop, twice per check). From the loop's own thread they are plain
+    call_soon now, and checks still fire, each when it is due."""
+    loop = asyncio.get_running_loop()
+    threadsafe: list[object] = []
+    real = loop.call_soon_threadsafe
+
+    def counting(callback: object, *args: object, **kwargs: object) -> object:
+        threadsafe.append(callback)
+        return real(callback, *args, **kwargs)  # type: ignore[arg-type]
+
+    fired: list[str] = []
+
+    async def check(run: str) -> float | None:
+        fired.append(run)
+        return None  # one check each
+
+    scheduler = CheckScheduler(check, now, jitter=lambda: 0.5)
+    scheduler.start()
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    try:
+        await asyncio.sleep(0)  # the start's own (threadsafe) first pass
+        threadsafe.clear()
+        for i in range(50):
+            scheduler.schedule(f"run-{i}", 0.2 if i % 2 else 0.4)
+        scheduler.schedule("late", 3600.0)
+        await until(lambda: len(fired) == 50, "fifty checks")
+        assert threadsafe == []
+        assert fired[:25] == [f"run-{i}" for i in range(1, 50, 2)]  # the 0.2 s ones first
+        assert scheduler.next_run_at("late") is not None
+    finally:
+        loop.call_soon_threadsafe = real  # type: ignore[method-assign]
+        scheduler.shutdown()
+
+
+async def test_a_rearm_from_another_thread_still_wakes_the_loop() -> None:
+    fired = asyncio.Event()
+
+    async def check(run: str) -> float | None:
+        fired.set()
+        return None
+
+    scheduler = CheckScheduler(check, now, jitter=lambda: 0.5)
+    scheduler.start()
+    try:
+        await asyncio.sleep(0)
+        await asyncio.to_thread(scheduler.schedule, "from-a-thread", 0.1)
+        await asyncio.wait_for(fired.wait(), 30)
+    finally:
+        scheduler.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shlex
 import stat
 from collections.abc import AsyncIterator
@@ -299,3 +300,40 @@ async def test_a_server_allowing_fewer_sessions_teaches_the_pool_its_limit(
     assert stats.limit == 3
     assert stats.connects >= 3  # eight channels, three per connection
     await pool.close()
+
+
+async def test_keepalives_idle_while_a_session_process_is_open_and_resume_after(
+    sshd: SshdServer, pin_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A supervisor session beats on its own (and is dropped when a beat is missed), so the
+    connection carrying it sends no SSH keepalives meanwhile: at 5,000 runs they cost a packet
+    round trip per connection and minute. When it ends, keepalives resume."""
+    caplog.set_level(logging.DEBUG, logger="asyncssh")
+    options = SshOptions(connect_timeout_s=10, keepalive_interval_s=0.1)
+    pool = SshPool(pin_file, options=options)
+
+    def keepalives() -> int:
+        return sum("Sending keepalive request" in r.getMessage() for r in caplog.records)
+
+    async def until_a_keepalive() -> None:
+        caplog.clear()
+        for _ in range(600):
+            if keepalives():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("no keepalive was sent")
+
+    try:
+        transport = await pool.transport(sshd.target())
+        assert await _echo(transport) == b"ok\n"  # connections open lazily
+        await until_a_keepalive()  # an idle connection keeps its link alive itself
+        async with transport.open_process(["cat"], open_timeout_s=20) as proc:
+            caplog.clear()
+            await asyncio.sleep(1.0)  # ten keepalive intervals with nothing said
+            await proc.send(b"still here\n")
+            assert await proc.read(64) == b"still here\n"
+            assert keepalives() == 0
+        await until_a_keepalive()
+        assert await _echo(transport) == b"ok\n"
+    finally:
+        await pool.close()
