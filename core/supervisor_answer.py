@@ -22,8 +22,10 @@ from core.text import clean_line
 # The same text as supervisor.ANSWER_MARK (a contract test keeps them equal).
 ANSWER_MARK = b"@@sleepwatch-answer-v1@@"
 MAX_DEPTH = 32  # the supervisor's deepest answer is 4 levels; a 985-deep one is refused here
-# a JSON string (escapes included) or one bracket; everything else is skipped by finditer
-_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+# a JSON string, escapes included: brackets inside it are text, not nesting
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_OPENING = b"[{"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -90,15 +92,17 @@ def _decode(line: bytes, what: str) -> dict[str, Any]:
 
 
 def _deeper_than(data: bytes, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than `limit` (json's recursion would
+    otherwise be the bound). Strings go first, in C; a line with no more than `limit` opening
+    brackets at all cannot be too deep (every probe answer): only others are walked."""
+    structure = _STRINGS.sub(b"", data)
+    if structure.count(b"[") + structure.count(b"{") <= limit:
+        return False
     depth = 0
-    for token in _TOKENS.finditer(data):
-        char = token.group()
-        if char in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in (b"]", b"}"):
-            depth -= 1
+    for char in structure.translate(None, _NOT_BRACKETS):
+        depth += 1 if char in _OPENING else -1
+        if depth > limit:
+            return True
     return False
 
 
