@@ -264,7 +264,7 @@ def goals_for(policies: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         ),
         goal("checks <= 1/4 of 5-minute polling", ratio <= 0.25, f"{ratio:.3f} x"),
         goal(
-            "every SSH exec (session opens, ctl; probes, waits, acks when no session) "
+            "every SSH exec (session opens; probes, waits, acks, ctl when no session) "
             "<= 1/4 of 5-minute polling's",
             ours["execs_per_run_day"] <= base["execs_per_run_day"] / 4,
             f"{ours['execs_per_run_day']:.1f} vs {base['execs_per_run_day']:.0f} per run-day ="

@@ -90,7 +90,8 @@ class Outcome:
     false_kills: int = 0  # kill-attempts on a trainer that was not hung with an idle GPU
     # every SSH exec: each check's probe, each `supervisor wait` (re-exec'd after each answer
     # and every WAIT_TIMEOUT_S of no news), each `ctl kill-attempt`, the end's ack; with a
-    # session, those (but ctl) are session requests and the execs open the session
+    # session, those are session requests (a ctl too: core/supervisor_client.py) and the
+    # execs open the session
     execs: int = 0
     session_requests: int = 0
 
@@ -129,8 +130,8 @@ class _Loop:
         ack = 1 if self.out.teardown_s is not None or self.run.ended_s is not None else 0
         if self.watching.session:
             opens = 1 + sum(1 for a, _ in self.run.dark if a < self.out.watched_s)
-            self.out.session_requests = self.out.checks + waits + ack
-            self.out.execs = opens + self.out.kills
+            self.out.session_requests = self.out.checks + waits + ack + self.out.kills
+            self.out.execs = opens
         else:
             self.out.execs = self.out.checks + waits + self.out.kills + ack
         if self.run.kind == "hang" and self.out.idle_s is None:

@@ -204,15 +204,14 @@ class Store(ButtonTables, OutboxTables):
         return [(_dt(row[0]), str(row[1]), str(row[2])) for row in rows]
 
     async def run_for_check(self, name: str) -> tuple[RunRecord | None, dict[str, OpenAlert]]:
-        """The run and its open alerts, read in one call on the database's thread (a check
-        needs both: see Database._in_thread). Only checks write alerts, under the run's
-        lock, and a relaunch's reset is caught by the commit (StaleRun)."""
+        """The run and its open alerts, read in one snapshot (see Database._read). Only checks
+        write alerts, under the run's lock, and a relaunch's reset is caught by the commit."""
 
         def read(db: sqlite3.Connection) -> tuple[sqlite3.Row | None, list[sqlite3.Row]]:
-            row = db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
-            return row, db.execute(_OPEN_ALERTS, (name,)).fetchall()
+            rows = db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchall()
+            return (rows[0] if rows else None), db.execute(_OPEN_ALERTS, (name,)).fetchall()
 
-        row, alerts = await self._in_thread("reading a run", read)
+        row, alerts = await self._read("reading a run", read)
         return (_run_from_row(row) if row else None), _alerts_from_rows(alerts)
 
     async def open_alerts(self, run: str) -> dict[str, OpenAlert]:
