@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 4 * 1024 * 1024  # a probe's answer at most (64 KiB of log, escaped)
 MAX_NOISE_LINES = 200  # login banner / .bashrc lines before ANSWER_MARK at most
 MAX_UNASKED_LINES = 1000  # heartbeats and stray lines per heartbeat window: more is a flood
+UNWATCH_TIMEOUT_S = 30.0
 MISSED_BEATS = 3  # heartbeats missed in a row (plus a grace) before the session is dropped
 BEAT_GRACE_S = 5.0
 
@@ -58,6 +59,8 @@ class SessionLink:
         self._watches: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
+        self._unwatching: dict[str, asyncio.Task[None]] = {}
+        self.unwatched = 0  # unwatches the far end answered
 
     @property
     def alive(self) -> bool:
@@ -106,12 +109,36 @@ class SessionLink:
 
     def expect(self, run_dir: str) -> asyncio.Future[dict[str, Any]]:
         """The future of the next event pushed for `run_dir` (register before `watch`)."""
+        pending = self._unwatching.pop(run_dir, None)
+        if pending is not None:  # not sent yet: it would drop the watch about to be sent
+            pending.cancel()  # (sent already: it reaches the far end before the new watch)
         old = self._watches.pop(run_dir, None)
         if old is not None and not old.done():
             old.set_exception(SessionLost("replaced by a newer watch"))
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._watches[run_dir] = future
         return future
+
+    def unwatch_soon(self, run_dir: str) -> None:
+        """Drop `run_dir`'s watch on the far end too (its waiter was cancelled: the run ended
+        or was dropped), without waiting: else the supervisor keeps stepping it until its
+        timeout, and its event comes as a line nobody asked for."""
+        if self.alive and run_dir not in self._unwatching:
+            task = asyncio.create_task(self._unwatch(run_dir))
+            self._unwatching[run_dir] = task
+            task.add_done_callback(lambda done: self._unwatch_done(run_dir, done))
+
+    def _unwatch_done(self, run_dir: str, task: asyncio.Task[None]) -> None:
+        if self._unwatching.get(run_dir) is task:
+            del self._unwatching[run_dir]
+
+    async def _unwatch(self, run_dir: str) -> None:
+        try:
+            await self.request("unwatch", {"run_dir": run_dir}, UNWATCH_TIMEOUT_S)
+        except (SessionLost, SessionRefused) as exc:
+            log.info("%s: unwatch of %s: %s", self.transport.label, run_dir, exc)
+        else:
+            self.unwatched += 1
 
     def forget(self, run_dir: str, future: asyncio.Future[dict[str, Any]]) -> None:
         if self._watches.get(run_dir) is future:

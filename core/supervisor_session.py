@@ -123,6 +123,9 @@ class SessionHub:
         except (SessionLost, SessionRefused) as exc:
             log.info("%s: %s; waiting by exec", transport.label, exc)
             return None
+        except asyncio.CancelledError:
+            link.unwatch_soon(run_dir)
+            raise
         finally:
             link.forget(run_dir, event)
         self.events[str(doc.get("event"))[:20]] += 1

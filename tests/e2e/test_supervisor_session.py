@@ -236,3 +236,44 @@ async def test_a_session_whose_heartbeat_stops_is_dropped_and_execs_answer(
         await hub.close()
     assert probe.tail == ("exec",) and hub.requests["probe"] == 1
     assert hub.problem is not None and "heartbeat" in hub.problem
+
+
+async def test_a_cancelled_watch_is_dropped_on_the_far_end_too(tmp_path: Path) -> None:
+    """A waiter cancelled (its run ended or was dropped) unwatches its run dir on the real
+    supervisor session: the far end stops stepping it, and no event for it comes unasked."""
+    go = tmp_path / "go"
+    run_dir = start_run(tmp_path, go)
+    hub = SessionHub()
+    client = SupervisorClient(LocalTransport(), sys.executable, str(ROOT), 60.0, sessions=hub)
+    try:
+        async with asyncio.timeout(CEILING_S):
+
+            async def running() -> bool:
+                probe = await client.probe(str(run_dir), attempt=1, offset=0)
+                return probe.state is not None and probe.state.step == 1
+
+            await until(running, "the trainer's first step")
+            waiting = asyncio.create_task(
+                client.wait(str(run_dir), status="running", attempt=1, quiet_s=None, timeout_s=600)
+            )
+
+            async def watched() -> bool:
+                return hub.requests["watch"] == 1
+
+            await until(watched, "the watch")
+            await client.probe(str(run_dir), attempt=1, offset=0)  # answered after the watch
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            link = await hub.link(client.transport, client.session_argv(hub.heartbeat_s))
+            assert link is not None
+
+            async def unwatched() -> bool:
+                return link.unwatched == 1
+
+            await until(unwatched, "the unwatch's answer")
+            again = await link.request("unwatch", {"run_dir": str(run_dir)}, 30)
+            assert again["was_watching"] is False and again["watching"] == 0
+    finally:
+        go.touch()
+        await hub.close()
