@@ -117,8 +117,10 @@ def write_batch(db: sqlite3.Connection, batch: list[PreparedCheck]) -> list[Outc
 def _transaction(db: sqlite3.Connection, batch: list[PreparedCheck]) -> list[Outcome]:
     db.execute("BEGIN IMMEDIATE")  # the write lock up front (see Database._transaction)
     try:
-        outcomes = [_one(db, check) for check in batch]
-        db.execute("COMMIT")
+        alone = len(batch) == 1  # its own transaction is its all-or-nothing: no savepoint
+        outcomes = [_one(db, check, alone) for check in batch]
+        if db.in_transaction:  # (a check alone that failed has rolled it back)
+            db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:  # SQLite may have rolled back already (disk full)
             with contextlib.suppress(sqlite3.Error):
@@ -127,8 +129,9 @@ def _transaction(db: sqlite3.Connection, batch: list[PreparedCheck]) -> list[Out
     return outcomes
 
 
-def _one(db: sqlite3.Connection, check: PreparedCheck) -> Outcome:
-    db.execute("SAVEPOINT one_check")
+def _one(db: sqlite3.Connection, check: PreparedCheck, alone: bool) -> Outcome:
+    if not alone:
+        db.execute("SAVEPOINT one_check")
     outcome: Outcome
     try:
         outcome = apply_check(db, check)
@@ -138,6 +141,10 @@ def _one(db: sqlite3.Connection, check: PreparedCheck) -> Outcome:
         if not db.in_transaction:  # SQLite dropped the whole batch (disk full)
             raise
         outcome = exc
+    if alone:
+        if not isinstance(outcome, list):
+            db.execute("ROLLBACK")
+        return outcome
     if not isinstance(outcome, list):
         db.execute("ROLLBACK TO one_check")
     db.execute("RELEASE one_check")
