@@ -33,6 +33,13 @@ MISSED_BEATS = 3  # heartbeats missed in a row (plus a grace) before the session
 BEAT_GRACE_S = 5.0
 
 
+async def _exchange(
+    proc: Interactive, line: str, answer: asyncio.Future[dict[str, Any]]
+) -> dict[str, Any]:
+    await proc.send(line.encode() + b"\n")
+    return await answer
+
+
 class SessionLost(ProtocolError):
     """The session is gone (or was dropped); the caller uses the exec path instead. `sent`:
     the request may have reached the supervisor (a ctl must then not be sent again)."""
@@ -61,6 +68,8 @@ class SessionLink:
         self._task: asyncio.Task[None] | None = None
         self._unwatching: dict[str, asyncio.Task[None]] = {}
         self.unwatched = 0  # unwatches the far end answered
+        self._heard_at = 0.0  # loop time of the last line read
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @property
     def alive(self) -> bool:
@@ -93,8 +102,7 @@ class SessionLink:
         self._pending[req_id] = future
         try:
             line = json.dumps({"id": req_id, "cmd": cmd, **req}, allow_nan=False)
-            await self._guarded(proc.send(line.encode() + b"\n"), timeout_s, cmd)
-            doc = await self._guarded(future, timeout_s, cmd)
+            doc = await self._guarded(_exchange(proc, line, future), timeout_s, cmd)
         except SessionLost as exc:
             raise SessionLost(str(exc), sent=True) from None
         finally:
@@ -203,21 +211,33 @@ class SessionLink:
         loop = asyncio.get_running_loop()
         miss_s = self.heartbeat_s * MISSED_BEATS + BEAT_GRACE_S
         window_at, unasked = loop.time(), 0
-        while True:
-            try:
-                async with asyncio.timeout(miss_s):
-                    line = await reader.line()
-            except TimeoutError:
-                raise SessionLost(f"no line (heartbeat) for {miss_s:g}s") from None
-            if line is None:
-                raise SessionLost("the session ended (EOF)")
-            if self._dispatch(session_line(line)):
-                continue
-            if loop.time() - window_at > miss_s:
-                window_at, unasked = loop.time(), 0
-            unasked += 1
-            if unasked > MAX_UNASKED_LINES:  # each line is bounded, their number too
-                raise SessionLost(f"over {MAX_UNASKED_LINES} lines unasked in {miss_s:g}s")
+        # one watchdog, not a timeout per line: at 5,000 runs a timer armed and cancelled per
+        # line was loop work for nothing
+        self._heard_at = loop.time()
+        self._watchdog = loop.call_later(miss_s, self._silence, miss_s)
+        try:
+            while True:
+                line = await reader.line()
+                self._heard_at = loop.time()
+                if line is None:
+                    raise SessionLost("the session ended (EOF)")
+                if self._dispatch(session_line(line)):
+                    continue
+                if loop.time() - window_at > miss_s:
+                    window_at, unasked = loop.time(), 0
+                unasked += 1
+                if unasked > MAX_UNASKED_LINES:  # each line is bounded, their number too
+                    raise SessionLost(f"over {MAX_UNASKED_LINES} lines unasked in {miss_s:g}s")
+        finally:
+            self._watchdog.cancel()
+
+    def _silence(self, miss_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        quiet_s = loop.time() - self._heard_at
+        if quiet_s >= miss_s:
+            self.drop(f"no line (heartbeat) for {miss_s:g}s")
+        else:
+            self._watchdog = loop.call_later(miss_s - quiet_s, self._silence, miss_s)
 
     def _dispatch(self, doc: dict[str, Any]) -> bool:
         """Hand an answer or event to whoever waits for it; False when nobody does."""
