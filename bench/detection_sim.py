@@ -45,8 +45,8 @@ class Watching:
     label: str
     fixed_s: float | None = None  # constant interval instead of the adaptive cadence
     channel: bool = False
-    # the wait and the probes ride one `supervisor session` (issue 16): a request each, not an
-    # exec; execs are its opening, a reopening after each dark period, and ctl
+    # the wait, the probes and ctl ride one `supervisor session` (issue 16): a request each, not
+    # an exec; execs are its opening and a reopening after each dark period
     session: bool = False
     exit_only: bool = False
     tree: bool = True  # False: an older supervisor that writes no process-tree activity

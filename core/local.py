@@ -178,6 +178,9 @@ class LocalInteractive:
         except OSError as exc:
             raise TransportError(self._label, f"read failed: {exc}") from exc
 
+    def abort_link(self) -> None:
+        return None  # a local pipe has no link to lose
+
 
 async def _close_gently(process: asyncio.subprocess.Process, grace_s: float = 5.0) -> None:
     """EOF on its stdin (a session exits on it), then its whole group killed if it lingers."""

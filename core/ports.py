@@ -39,6 +39,13 @@ class Interactive(Protocol):
         """Up to `n` bytes of its stdout, b"" once it closed. Callers cap what they keep."""
         ...
 
+    def abort_link(self) -> None:
+        """The link under it looks dead (the process missed its heartbeats): drop that link,
+        so that everything else on it fails now and the next call reconnects. An SSH
+        transport's keepalives idle while the process is open, and would otherwise take two
+        more minutes to find the link dead."""
+        ...
+
 
 class Transport(Protocol):
     """Runs commands on one run's host (SSH, or this machine for the demo and tests).

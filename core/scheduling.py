@@ -51,6 +51,10 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
 
     _pass: asyncio.Handle | None = None
 
+    def start(self, paused: bool = False) -> None:
+        self._pass = None  # a pass left pending on a loop that closed never ran
+        super().start(paused)
+
     def wakeup(self) -> None:
         loop = self._eventloop
         if loop is None:

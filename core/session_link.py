@@ -54,8 +54,18 @@ class SessionRefused(ProtocolError):
 
 
 class SessionLink:
-    def __init__(self, transport: Transport, argv: Sequence[str], *, open_timeout_s: float):
+    def __init__(
+        self,
+        transport: Transport,
+        argv: Sequence[str],
+        *,
+        open_timeout_s: float,
+        max_heartbeat_s: float = 3600.0,
+    ):
         self.transport = transport
+        # the beat asked for: a hello promising a slower one is held to it (with SSH keepalives
+        # idle, a hostile "3600" would leave a dead link unnoticed for three hours)
+        self.max_heartbeat_s = max_heartbeat_s
         self.argv = list(argv)
         self.open_timeout_s = open_timeout_s
         self.hello: dict[str, Any] = {}
@@ -143,8 +153,8 @@ class SessionLink:
     async def _unwatch(self, run_dir: str) -> None:
         try:
             await self.request("unwatch", {"run_dir": run_dir}, UNWATCH_TIMEOUT_S)
-        except (SessionLost, SessionRefused) as exc:
-            log.info("%s: unwatch of %s: %s", self.transport.label, run_dir, exc)
+        except (SessionLost, SessionRefused) as exc:  # e.g. serve stopping: each waiter went
+            log.debug("%s: unwatch of %s: %s", self.transport.label, run_dir, exc)
         else:
             self.unwatched += 1
 
@@ -204,7 +214,7 @@ class SessionLink:
             raise ProtocolError("the session's first line is not its hello")
         beat = doc.get("heartbeat_s")
         if isinstance(beat, int | float) and 0.05 <= beat <= 3600:
-            self.heartbeat_s = float(beat)
+            self.heartbeat_s = min(float(beat), self.max_heartbeat_s)
         self.hello = doc
 
     async def _read(self, reader: LineReader) -> None:
@@ -235,7 +245,9 @@ class SessionLink:
         loop = asyncio.get_running_loop()
         quiet_s = loop.time() - self._heard_at
         if quiet_s >= miss_s:
-            self.drop(f"no line (heartbeat) for {miss_s:g}s")
+            if self._proc is not None:
+                self._proc.abort_link()
+            self.drop(f"no line (heartbeat) for {miss_s:g}s; its link dropped")
         else:
             self._watchdog = loop.call_later(miss_s - quiet_s, self._silence, miss_s)
 

@@ -94,7 +94,7 @@ class SshTransport:
             errors.add_done_callback(retrieve_exception)
             try:
                 with pool.keepalive_idle(conn):
-                    yield SshInteractive(process)
+                    yield SshInteractive(process, conn)
             finally:
                 errors.cancel()
                 with suppress(asyncssh.Error, OSError, RuntimeError):
@@ -162,8 +162,11 @@ class SshInteractive:
     """A long-lived remote process (core.ports.Interactive); asyncssh errors raised here
     become TransportError in the pool's channel around it."""
 
-    def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+    def __init__(
+        self, process: asyncssh.SSHClientProcess[bytes], conn: asyncssh.SSHClientConnection
+    ) -> None:
         self._process = process
+        self._conn = conn
 
     async def send(self, data: bytes) -> None:
         self._process.stdin.write(data)
@@ -172,6 +175,9 @@ class SshInteractive:
     async def read(self, n: int = -1) -> bytes:
         data = await self._process.stdout.read(n)
         return data if isinstance(data, bytes) else b""
+
+    def abort_link(self) -> None:
+        self._conn.abort()  # the pool sees it closed and connects anew on the next call
 
 
 class SftpReader:

@@ -1,7 +1,8 @@
 """One check's commit as statements: the run row (refused as stale when another process ended
 or relaunched the run meanwhile), the status line, the alerts opened, resolved and re-sent,
 and the messages queued. core.store.Store.commit_check writes the checks that finish together
-in one transaction (core/store_batch.py), each under a savepoint of its own, and all of it in
+in one transaction (core/store_batch.py), each under a savepoint of its own (a check alone:
+the transaction is its all-or-nothing), and all of it in
 ONE call on the database's thread (Database._in_thread): the values are made on the loop
 (`prepared`), the statements run there (`write_batch`).
 """
@@ -94,8 +95,9 @@ def apply_check(db: sqlite3.Connection, check: PreparedCheck) -> list[int]:
 
 def write_batch(db: sqlite3.Connection, batch: list[PreparedCheck]) -> list[Outcome]:
     """The checks of `batch` in one transaction (one fsync), each all-or-nothing under its own
-    savepoint: a stale or failing one is rolled back alone. Raises (nothing written) when
-    SQLite dropped the whole transaction (disk full) or could not begin it.
+    savepoint (one check alone: the transaction): a stale or failing one is rolled back
+    alone. Raises (nothing written) when SQLite dropped the whole transaction (disk full) or
+    could not begin it.
 
     A batch of healthy checks that queue no message and change no alert (nearly all of them)
     is committed without its fsync (synchronous NORMAL, for this transaction only): after a

@@ -189,10 +189,14 @@ def _open_reader(path: Path) -> sqlite3.Connection | None:
     cannot be had (reads then go through the database's thread)."""
     try:
         reader = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error:
+        return None
+    try:
         reader.row_factory = sqlite3.Row
         reader.execute("PRAGMA query_only = ON")
         reader.execute("PRAGMA busy_timeout = 0")  # never block the loop: fall back instead
     except sqlite3.Error:
+        reader.close()
         return None
     return reader
 

@@ -23,7 +23,9 @@ from core.text import clean_line
 ANSWER_MARK = b"@@sleepwatch-answer-v1@@"
 MAX_DEPTH = 32  # the supervisor's deepest answer is 4 levels; a 985-deep one is refused here
 # a JSON string, escapes included: brackets inside it are text, not nesting
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# An unterminated one runs to the end of the line: a pattern that had to find the closing quote
+# backtracked to the end from every quote of `"\"\"\"...` (quadratic: a 4 MiB line froze the loop)
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\[\s\S]?[^"\\]*)*(?:"|\Z)')
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 _OPENING = b"[{"
 M = TypeVar("M", bound=BaseModel)

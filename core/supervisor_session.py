@@ -164,7 +164,9 @@ class SessionHub:
         self, entry: _Entry, transport: Transport, argv: Sequence[str]
     ) -> SessionLink | None:
         loop = asyncio.get_running_loop()
-        link = SessionLink(transport, argv, open_timeout_s=self.open_timeout_s)
+        link = SessionLink(
+            transport, argv, open_timeout_s=self.open_timeout_s, max_heartbeat_s=self.heartbeat_s
+        )
         try:
             await link.start()
         except Exception as exc:  # no session there (an old supervisor, no channel): exec

@@ -13,7 +13,8 @@ import pytest
 from core.errors import ProtocolError
 from core.supervisor_answer import MAX_DEPTH, _deeper_than, session_line
 
-_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+# a string (an unterminated one runs to the end of the line) or one bracket
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\[\s\S]?[^"\\]*)*(?:"|\Z)|[\[\]{}]')
 
 
 def walked(data: bytes, limit: int) -> bool:
@@ -47,3 +48,13 @@ def test_the_fast_path_decides_as_the_walk_does_on_random_bracket_soup() -> None
         data = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 48)))
         limit = rng.choice((0, 1, 2, 3, 5))
         assert _deeper_than(data, limit) == walked(data, limit), (data, limit)
+
+
+def test_quotes_never_closed_are_read_in_one_pass() -> None:
+    """`"` then 1,000,000 escaped quotes and no closing one: a string pattern that must find
+    its closing quote backtracked to the end of the line from every quote (8 s for 40 KB,
+    days for the 4 MiB a line may hold, on the loop). Now the line is refused at once."""
+    hostile = b'"' + b'\\"' * 1_000_000
+    assert not _deeper_than(hostile + b"[[[[", 3)  # the open string runs to the end
+    with pytest.raises(ProtocolError, match="unreadable"):
+        session_line(hostile)

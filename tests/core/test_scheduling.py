@@ -102,7 +102,7 @@ async def test_rearms_on_the_loop_never_wake_it_through_its_self_pipe() -> None:
     scheduler.start()
     loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
     try:
-        await asyncio.sleep(0)  # the start's own (threadsafe) first pass
+        await asyncio.sleep(0)  # the start's own first pass
         threadsafe.clear()
         for i in range(50):
             scheduler.schedule(f"run-{i}", 0.2 if i % 2 else 0.4)

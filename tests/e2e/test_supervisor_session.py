@@ -149,6 +149,8 @@ HOSTILE = {
     "nan": ("sys.stdout.write('{\"heartbeat\": NaN}\\n')", "NaN"),
     "garbage": ("sys.stdout.write('\\x00\\xff not json at all\\n')", "unreadable"),
     "flood": ("sys.stdout.write('{\"heartbeat\": 1}\\n' * 5000)", "unasked"),
+    # 2 MB of escaped quotes never closed: the depth guard's string pattern was quadratic on it
+    "quotes": ("sys.stdout.write('\"' + '\\\\\"' * 1000000 + '\\n')", "unreadable"),
 }
 FAKE_MAIN = r"""
 import json, sys, time
@@ -277,3 +279,33 @@ async def test_a_cancelled_watch_is_dropped_on_the_far_end_too(tmp_path: Path) -
     finally:
         go.touch()
         await hub.close()
+
+
+async def test_a_silent_session_over_ssh_drops_its_link_and_what_else_rode_it_fails_now(
+    sshd: SshdServer, tmp_path: Path
+) -> None:
+    """SSH keepalives idle while a session is open, so a session that misses its beats takes
+    its connection down with it: a wait riding the same connection fails at once (it would
+    otherwise hang until keepalives, back on, found the link dead) and the exec path answers
+    on a new connection."""
+    root = tmp_path / "silent"
+    (root / "supervisor").mkdir(parents=True)
+    (root / "supervisor" / "__init__.py").write_text("")
+    (root / "supervisor" / "__main__.py").write_text(SILENT)
+    pool = SshPool(tmp_path / "known_hosts", options=SshOptions(backoff_initial_s=0.05))
+    hub = SessionHub()  # asks for 60 s beats; the hello's 0.1 s is held to
+    transport = SshTransport(pool, sshd.target(), SshOptions())
+    client = SupervisorClient(transport, sys.executable, str(root), 60.0, sessions=hub)
+    try:
+        async with asyncio.timeout(CEILING_S):
+            await transport.run(["true"], timeout_s=30)
+            riding = asyncio.create_task(transport.run(["sleep", "600"], timeout_s=900))
+            probe = await client.probe("/nowhere", attempt=1, offset=0)
+            with pytest.raises(TransportError):
+                await riding
+    finally:
+        await hub.close()
+        await pool.close()
+    assert probe.tail == ("exec",) and hub.problem is not None
+    assert "heartbeat" in hub.problem and "link dropped" in hub.problem
+    assert pool.stats(sshd.target()).connects == 2
