@@ -100,6 +100,11 @@ def unreachable_periods(run: SimRun, rng: random.Random) -> None:
 def throughput_decay(run: SimRun, rng: random.Random) -> None:
     # throughput and GPU fall slowly, over 4-12 h, to 30 %; the trainer keeps printing
     start, ramp = rng.uniform(2 * 3600, 8 * 3600), rng.uniform(4 * 3600, 12 * 3600)
+    _decay(run, start, ramp)
+
+
+def _decay(run: SimRun, start: float, ramp: float) -> None:
+    """A true decay to 30 % of the rate from `start` over `ramp` s; the run ends done."""
     run.decay = (start, ramp)
     run.live(0, start, 1)
     run.live(start, DAY_S, 1, "decay", boot=False)
@@ -156,12 +161,7 @@ def periodic_then_decay(run: SimRun, rng: random.Random) -> None:
     # underneath them (the phases go on): caught although the run taught the rule to wait
     start, ramp = rng.uniform(6 * 3600, 14 * 3600), rng.uniform(2 * 3600, 8 * 3600)
     _periodic_phases(run, rng)
-    run.decay = (start, ramp)
-    run.live(0, start, 1)
-    run.live(start, DAY_S, 1, "decay", boot=False)
-    run.finish(DAY_S, "done", "completed", 1)
-    run.event_s = start + ramp * (0.5 / 0.7)  # under half the run's own rate from here
-    run.onset_s = start
+    _decay(run, start, ramp)
 
 
 FAMILIES = (
