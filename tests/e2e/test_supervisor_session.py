@@ -159,7 +159,7 @@ if "session" in sys.argv:
     sys.stdout.flush()
     %s
     sys.stdout.flush()
-    time.sleep(600)
+    sys.stdin.read()  # until the watcher, dropping the session, closes it
 else:
     probe = {"probe": 1, "at": "2026-11-30T00:00:00Z", "state": None, "tail": ["exec"]}
     sys.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps(probe) + "\n")
@@ -299,7 +299,8 @@ async def test_a_silent_session_over_ssh_drops_its_link_and_what_else_rode_it_fa
     try:
         async with asyncio.timeout(CEILING_S):
             await transport.run(["true"], timeout_s=30)
-            riding = asyncio.create_task(transport.run(["sleep", "600"], timeout_s=900))
+            # a long wait on the same connection (its remote `timeout` ends it in 95 s anyway)
+            riding = asyncio.create_task(transport.run(["sleep", "600"], timeout_s=90))
             probe = await client.probe("/nowhere", attempt=1, offset=0)
             with pytest.raises(TransportError):
                 await riding
