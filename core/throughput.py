@@ -228,10 +228,8 @@ def remember_dips(
 
 def _last_reading(previous: tuple[Sample, ...], sample: Sample) -> datetime:
     """The newest earlier reading of this attempt (the dip began after it), else this one."""
-    earlier = (
-        s.at for s in reversed(previous) if s.attempt == sample.attempt and s.throughput is not None
-    )
-    return next(earlier, sample.at)
+    earlier = _newest_reading(previous, sample.attempt)
+    return sample.at if earlier is None else earlier.at
 
 
 def remember_slow(memory: Memory, found: tuple[Finding, ...], sample: Sample) -> Memory:
@@ -280,9 +278,11 @@ def recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
 
 def _last_rate(sample: Sample, memory: Memory) -> float | None:
     """This attempt's newest reading (`memory.samples` hold this check's)."""
-    rates = (
-        s.throughput
-        for s in reversed(memory.samples)
-        if s.attempt == sample.attempt and s.throughput is not None
-    )
-    return next(rates, None)
+    newest = _newest_reading(memory.samples, sample.attempt)
+    return None if newest is None else newest.throughput
+
+
+def _newest_reading(samples: tuple[Sample, ...], attempt: int) -> Sample | None:
+    """The newest of `samples` of `attempt` that has a throughput reading."""
+    readings = (s for s in reversed(samples) if s.attempt == attempt and s.throughput is not None)
+    return next(readings, None)
