@@ -2,9 +2,9 @@
 or relaunched the run meanwhile), the status line, the alerts opened, resolved and re-sent,
 and the messages queued. core.store.Store.commit_check writes the checks that finish together
 in one transaction (core/store_batch.py), each under a savepoint of its own (a check alone:
-the transaction is its all-or-nothing), and all of it in
-ONE call on the database's thread (Database._in_thread): the values are made on the loop
-(`prepared`), the statements run there (`write_batch`).
+the transaction is its all-or-nothing), and all of it in ONE call on the database's thread
+(Database._in_thread): the values are made on the loop (`prepared`), the statements run there
+(`write_batch`).
 """
 
 from __future__ import annotations
