@@ -98,23 +98,29 @@ def _heartbeat_s(command: str) -> float:
 
 async def session(process: asyncssh.SSHServerProcess[str], heartbeat_s: float = 15.0) -> None:
     """A healthy instance's `supervisor session`: every probe answered, no event but timeouts,
-    a heartbeat every `heartbeat_s` (a timer, not a wait_for per line: this one process stands
-    in for thousands of instances, its CPU is kept small)."""
+    a heartbeat only after `heartbeat_s` without a line, as supervisor/session.py beats (a
+    timer, not a wait_for per line: this one process stands in for thousands of instances, its
+    CPU is kept small)."""
     user = process.get_extra_info("username")
     hello = {"session": 1, "heartbeat_s": heartbeat_s}
-    process.stdout.write("\n@@sleepwatch-answer-v1@@\n" + json.dumps(hello) + "\n")
     loop = asyncio.get_running_loop()
+    wrote_at = [loop.time()]
     timers: list[asyncio.TimerHandle] = []
 
+    def write(line: str) -> None:
+        process.stdout.write(line)
+        wrote_at[0] = loop.time()
+
     def beat() -> None:
-        process.stdout.write(f'{{"heartbeat": {time.time():.3f}}}\n')
-        timers[0] = loop.call_later(heartbeat_s, beat)
+        if loop.time() - wrote_at[0] >= heartbeat_s - 0.001:  # a timer may fire a hair early
+            write(f'{{"heartbeat": {time.time():.3f}}}\n')
+        timers[0] = loop.call_at(wrote_at[0] + heartbeat_s, beat)
 
     def timeout(run_dir: str) -> None:
         state = {"status": "running", "attempt": 1}
-        event = {"event": "timeout", "run_dir": run_dir, "state": state}
-        process.stdout.write(json.dumps(event) + "\n")
+        write(json.dumps({"event": "timeout", "run_dir": run_dir, "state": state}) + "\n")
 
+    write("\n@@sleepwatch-answer-v1@@\n" + json.dumps(hello) + "\n")
     timers.append(loop.call_later(heartbeat_s, beat))
     try:
         while line := await process.stdin.readline():
@@ -125,7 +131,7 @@ async def session(process: asyncssh.SSHServerProcess[str], heartbeat_s: float = 
             elif req.get("cmd") == "watch":
                 when = float(req.get("timeout_s", 300.0))
                 timers.append(loop.call_later(when, timeout, str(req["run_dir"])))
-            process.stdout.write(json.dumps({"id": req.get("id"), "answer": answer}) + "\n")
+            write(json.dumps({"id": req.get("id"), "answer": answer}) + "\n")
     except (asyncssh.Error, OSError, asyncio.CancelledError):
         pass
     finally:

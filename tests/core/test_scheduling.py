@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.scheduling import MIN_GRACE_S, CheckScheduler
+from core.scheduling import MIN_GRACE_S, CheckScheduler, job_id
 
 
 def now() -> datetime:
@@ -129,5 +129,55 @@ async def test_a_rearm_from_another_thread_still_wakes_the_loop() -> None:
         await asyncio.sleep(0)
         await asyncio.to_thread(scheduler.schedule, "from-a-thread", 0.1)
         await asyncio.wait_for(fired.wait(), 30)
+    finally:
+        scheduler.shutdown()
+
+
+async def test_a_runs_one_job_lives_through_its_checks_and_goes_when_they_end() -> None:
+    """The job is re-armed in place (modify_job, not a new Job per check: a third of the cost),
+    says no next check while one is in flight, and is gone once a check returns None."""
+    seen: list[object] = []
+    due_while_checking: list[datetime | None] = []
+    scheduler: CheckScheduler
+
+    async def check(run: str) -> float | None:
+        seen.append(scheduler._scheduler.get_job(job_id(run)))
+        due_while_checking.append(scheduler.next_run_at(run))
+        return 0.2 if len(seen) < 3 else None
+
+    scheduler = CheckScheduler(check, now, jitter=lambda: 0.5)
+    scheduler.start()
+    try:
+        scheduler.schedule("llama-ft", 0.1)
+        await until(lambda: len(seen) == 3 and not scheduler.busy("llama-ft"), "three checks")
+        await asyncio.sleep(0.5)  # a fourth would fire by now
+        assert len(seen) == 3
+        assert seen[0] is not None and all(job is seen[0] for job in seen)
+        assert due_while_checking == [None, None, None]
+        assert scheduler.next_run_at("llama-ft") is None
+        assert scheduler._scheduler.get_job(job_id("llama-ft")) is None
+    finally:
+        scheduler.shutdown()
+
+
+async def test_a_rearm_made_during_the_last_check_is_kept() -> None:
+    """A check that ends the cadence (None) drops only its parked job: a time set meanwhile (a
+    resume, a wake from the chat) stands."""
+    done = asyncio.Event()
+    scheduler: CheckScheduler
+
+    async def check(run: str) -> float | None:
+        scheduler.schedule(run, 3600.0)
+        done.set()
+        return None
+
+    scheduler = CheckScheduler(check, now, jitter=lambda: 0.5)
+    scheduler.start()
+    try:
+        scheduler.schedule("llama-ft", 0.1)
+        await asyncio.wait_for(done.wait(), 30)
+        await until(lambda: not scheduler.busy("llama-ft"), "the check to end")
+        next_at = scheduler.next_run_at("llama-ft")
+        assert next_at is not None and (next_at - now()).total_seconds() > 3000
     finally:
         scheduler.shutdown()
