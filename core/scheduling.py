@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
@@ -37,6 +39,9 @@ MIN_DELAY_S = 0.1
 # Each interval a check returns is stretched or shrunk by up to half this fraction at random:
 # runs launched (or resumed) together drift apart instead of probing in lock-step forever.
 JITTER_FRACTION = 0.1
+# the armed timer counts as in time for a job due this much before it: the timer was set from
+# the wall clock a moment earlier (and the loop's clock is another clock)
+TIMER_SLACK_S = 0.05
 # where a fired job waits for its check to re-arm it: it never fires there
 PARKED_AT = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -71,8 +76,21 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
             on_loop = False
         if not on_loop:
             loop.call_soon_threadsafe(self._process_now)
-        elif self._pass is None:
+        elif self._pass is None and not self._armed_in_time():
             self._pass = loop.call_soon(self._process_now)
+
+    def _armed_in_time(self) -> bool:
+        """Whether the armed timer fires no later than the earliest job is due: then a pass now
+        would find nothing due and arm the same timer again. So it is for nearly every re-arm
+        (a check moved a minute on while others are due within milliseconds)."""
+        timer = self._timeout
+        if timer is None or timer.cancelled() or self.state != STATE_RUNNING:
+            return False
+        due = [at for store in self._jobstores.values() if (at := store.get_next_run_time())]
+        if not due:
+            return True
+        due_in_s = min(due).timestamp() - time.time()
+        return bool(timer.when() <= self._eventloop.time() + due_in_s + TIMER_SLACK_S)
 
     def _start_timer(self, wait_seconds: float | None) -> None:
         self._stop_timer()

@@ -181,3 +181,39 @@ async def test_a_rearm_made_during_the_last_check_is_kept() -> None:
         assert next_at is not None and (next_at - now()).total_seconds() > 3000
     finally:
         scheduler.shutdown()
+
+
+async def test_a_rearm_later_than_the_armed_timer_makes_no_pass_and_an_earlier_one_fires() -> None:
+    """A pass over the jobs is made only when a re-arm is due before the timer already armed:
+    moving checks a minute on (nearly every re-arm) costs no pass, a nearer one still fires."""
+    fired: list[str] = []
+
+    async def check(run: str) -> float | None:
+        fired.append(run)
+        return None
+
+    scheduler = CheckScheduler(check, now, jitter=lambda: 0.5)
+    passes: list[None] = []
+    real = scheduler._scheduler._process_jobs
+
+    def counting() -> float | None:
+        passes.append(None)
+        return real()  # type: ignore[no-any-return]
+
+    scheduler._scheduler._process_jobs = counting  # type: ignore[method-assign]
+    scheduler.start()
+    try:
+        scheduler.schedule("first", 600.0)
+        await asyncio.sleep(0.05)
+        passes.clear()
+        for i in range(20):
+            scheduler.schedule(f"later-{i}", 900.0 + i)
+            await asyncio.sleep(0)  # a pass would run here
+        scheduler.schedule("first", 700.0)  # moved on: the timer armed for 600 s still leads
+        await asyncio.sleep(0.05)
+        assert passes == []
+        scheduler.schedule("soon", 0.2)
+        await until(lambda: fired == ["soon"], "the nearer check")
+        assert scheduler.next_run_at("later-19") is not None
+    finally:
+        scheduler.shutdown()
