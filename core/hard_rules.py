@@ -23,6 +23,24 @@ ERROR_MARKERS = re.compile(
     r"Segmentation fault|core dumped|NCCL (error|WARN .*timeout)",
     re.MULTILINE,
 )
+# every match of ERROR_MARKERS holds one of these: a log without any has none (a substring
+# test is C's memchr; the pattern, tried at every position of a 1.6 KiB tqdm log, took 26 us)
+_MARKER_WORDS = (
+    "Traceback",
+    "Error: ",
+    "Exception: ",
+    "CUDA error",
+    "Segmentation fault",
+    "core dumped",
+    "NCCL ",
+)
+
+
+def error_marker(text: str) -> re.Match[str] | None:
+    """The first ERROR_MARKERS match in `text` (the same as its search, sooner on clean logs)."""
+    if not any(word in text for word in _MARKER_WORDS):
+        return None
+    return ERROR_MARKERS.search(text)
 
 
 def sample_of(
@@ -156,7 +174,7 @@ def retry_event(state: SupervisorState) -> Finding:
 def traceback_event(probe: ProbeSnapshot, state: SupervisorState) -> Finding | None:
     if probe.log is None or not probe.log.text:
         return None
-    match = ERROR_MARKERS.search(probe.log.text)
+    match = error_marker(probe.log.text)
     if match is None:
         return None
     # the marker and the lines after it (the traceback), bounded: if the error is told after
