@@ -129,8 +129,8 @@ class CheckScheduler:
         self._scheduler = LoopScheduler(timezone="UTC")
         self._running: set[str] = set()
         self._again: set[str] = set()
-        # A DateTrigger fires once: a firing that APScheduler skips (instance still counted as
-        # running, or missed) would end the run's checks for good. Re-arm it instead.
+        # A firing that APScheduler skips (instance still counted as running, or missed) leaves
+        # the job parked: the run's checks would end for good. Re-arm it instead.
         self._scheduler.add_listener(self._rearm, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
     def start(self) -> None:
