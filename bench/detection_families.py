@@ -24,6 +24,8 @@ class Family:
     what: str
     build: Callable[[SimRun, random.Random], None]
     catch: bool = False  # something to detect (a hang, a lost instance, a decay)
+    # what there is to catch is a slowdown: judged on what it had cost the run when told
+    slowdown: bool = False
     # the rules were designed or tuned looking at this family's results: no longer held out
     tuned: bool = False
 
@@ -148,6 +150,10 @@ def irregular_slow_phases(run: SimRun, rng: random.Random) -> None:
     # min, each phase x a log-normal, sigma 0.4, at most 60 min: now and then one longer than
     # any before it), at 30-65 % of the rate; the trainer prints all along (must not alert)
     _healthy_day(run)
+    _irregular_phases(run, rng)
+
+
+def _irregular_phases(run: SimRun, rng: random.Random) -> None:
     typical, gap = rng.uniform(10, 30) * MIN, rng.uniform(1, 3) * 3600
     t = rng.uniform(1800, 3 * 3600)
     while t < DAY_S - 3600:
@@ -162,6 +168,48 @@ def periodic_then_decay(run: SimRun, rng: random.Random) -> None:
     start, ramp = rng.uniform(6 * 3600, 14 * 3600), rng.uniform(2 * 3600, 8 * 3600)
     _periodic_phases(run, rng)
     _decay(run, start, ramp)
+
+
+def fast_decay(run: SimRun, rng: random.Random) -> None:
+    # a leak that bites quickly: the rate falls to 30 % over 20-90 min, from 2-20 h in
+    _decay(run, rng.uniform(2 * 3600, 20 * 3600), rng.uniform(20, 90) * MIN)
+
+
+def noisy_slow_decay(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-20 %, and from 2-8 h a decay to 30 % over 6-16 h
+    run.noise = 0.2
+    _decay(run, rng.uniform(2 * 3600, 8 * 3600), rng.uniform(6 * 3600, 16 * 3600))
+
+
+def _step_down(run: SimRun, start: float, share: float) -> None:
+    """From `start` the run trains at `share` of its rate for good; it ends done."""
+    _healthy_day(run)
+    run.step_down = (start, share)
+    run.event_s = run.onset_s = start
+
+
+def settled_lower(run: SimRun, rng: random.Random) -> None:
+    # a degraded host or a costlier stage that never ends: 50-68 % of the rate from 2-20 h on
+    _step_down(run, rng.uniform(2 * 3600, 20 * 3600), rng.uniform(0.5, 0.68))
+
+
+def phases_then_collapse(run: SimRun, rng: random.Random) -> None:
+    # a neighbour's slow phases (as irregular_slow_phases), then at 6-18 h a collapse to
+    # 20-45 % of the rate for good, the phases going on over it
+    start = rng.uniform(6 * 3600, 18 * 3600)
+    _step_down(run, start, rng.uniform(0.2, 0.45))
+    _irregular_phases(run, rng)
+
+
+def deep_short_phases(run: SimRun, rng: random.Random) -> None:
+    # every 30-120 min a 5-25 min phase at 5-25 % of the rate (a shard fetched from a slow
+    # bucket, a host-side preprocessing burst); the trainer prints all along (must not alert)
+    _healthy_day(run)
+    t = rng.uniform(1800, 3600)
+    while t < DAY_S - 3600:
+        length = rng.uniform(5, 25) * MIN
+        run.dips.append((t, t + length, rng.uniform(0.05, 0.25)))
+        t += length + rng.uniform(30, 120) * MIN
 
 
 FAMILIES = (
@@ -183,6 +231,7 @@ FAMILIES = (
         "throughput decays to 30 % over 4-12 h",
         throughput_decay,
         True,
+        slowdown=True,
         tuned=True,
     ),
     Family(
@@ -213,6 +262,35 @@ FAMILIES = (
         "the periodic phases, then from 6-14 h a decay to 30 % over 2-8 h",
         periodic_then_decay,
         True,
+        slowdown=True,
+    ),
+    # written before the lost-progress rule was built or measured (2026-11-30), to judge it
+    Family("fast_decay", "throughput decays to 30 % over 20-90 min", fast_decay, True, True),
+    Family(
+        "noisy_slow_decay",
+        "readings scattered +-20 %, a decay to 30 % over 6-16 h",
+        noisy_slow_decay,
+        True,
+        True,
+    ),
+    Family(
+        "settled_lower",
+        "the rate steps down to 50-68 % for good at 2-20 h",
+        settled_lower,
+        True,
+        True,
+    ),
+    Family(
+        "phases_then_collapse",
+        "irregular slow phases, then at 6-18 h a collapse to 20-45 % for good under them",
+        phases_then_collapse,
+        True,
+        True,
+    ),
+    Family(
+        "deep_short_phases",
+        "every 30-120 min a 5-25 min phase at 5-25 % of the rate (must not alert)",
+        deep_short_phases,
     ),
 )
 KINDS = {
@@ -221,6 +299,10 @@ KINDS = {
     "preempted": "preempted",
     "throughput_decay": "decay",
     "periodic_then_decay": "decay",
+    "fast_decay": "decay",
+    "noisy_slow_decay": "decay",
+    "settled_lower": "decay",
+    "phases_then_collapse": "decay",
 }
 
 

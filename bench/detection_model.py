@@ -89,6 +89,7 @@ class SimRun:
     ckpt_s: tuple[float, float] = (60.0, 180.0)  # silent, GPU idle
     dark: list[tuple[float, float]] = field(default_factory=list)  # unreachable periods
     decay: tuple[float, float] | None = None  # (start, ramp) of a slow throughput decay
+    step_down: tuple[float, float] | None = None  # (start, share): the rate falls for good
     dips: list[tuple[float, float, float]] = field(default_factory=list)  # (start, end, share)
     noise: float = 0.0  # each throughput reading scattered by up to this share either way
     event_s: float | None = None  # when the thing worth detecting happened
@@ -213,10 +214,24 @@ class SimRun:
         return self.phases[i].start
 
     def rate_share(self, t: float) -> float:
-        """The share of its own rate a decaying run trains at, at `t` (1.0 before the decay)."""
-        if self.decay is None or t < self.decay[0]:
-            return 1.0
-        return 1.0 - 0.7 * min(1.0, (t - self.decay[0]) / self.decay[1])
+        """The share of its own rate a decaying (or stepped-down) run trains at, at `t` (1.0
+        before either began); the run's own transient phases are not counted."""
+        share = 1.0
+        if self.decay is not None and t >= self.decay[0]:
+            share = 1.0 - 0.7 * min(1.0, (t - self.decay[0]) / self.decay[1])
+        if self.step_down is not None and t >= self.step_down[0]:
+            share *= self.step_down[1]
+        return share
+
+    def lost_s(self, start: float, end: float) -> float:
+        """The run's time a decay or step-down has cost from `start` to `end`: the integral of
+        (1 - rate_share), in seconds of training at its own rate (summed a minute at a time)."""
+        lost, t = 0.0, start
+        while t < end:
+            step = min(60.0, end - t)
+            lost += step * (1.0 - self.rate_share(t + step / 2))
+            t += step
+        return lost
 
     def dark_at(self, t: float) -> bool:
         return any(a <= t < b for a, b in self.dark)
@@ -233,12 +248,12 @@ class SimRun:
         util, speed = _gpu_and_speed(p.mode, rng)
         if p.degraded and speed is not None:
             speed *= 0.3
-        if self.decay is not None and speed is not None and t >= self.decay[0]:
+        share = self.rate_share(t)
+        if speed is not None and share < 1.0:
             # a silent phase (an eval, a checkpoint) keeps the rate the trainer last trained
             # at in the supervisor's window: the decayed one, not the run's first
-            share = self.rate_share(t)
             speed *= share
-            if p.mode == "decay" and util is not None:
+            if p.mode in OUTPUT_MODES and util is not None:
                 util *= share
         speed, util = self._dips_and_noise(t, p.mode, speed, util)
         if p.mode not in OUTPUT_MODES and (out is None or t - out > THROUGHPUT_WINDOW_S):

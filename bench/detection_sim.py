@@ -79,6 +79,8 @@ class Outcome:
     detected_s: float | None = None  # first message at or after the event
     alerted_s: float | None = None  # when that first reporting message went (from launch)
     alert_share: float | None = None  # a decay: the share of its own rate the run was at then
+    # a slowdown (a decay, a step down): the run's time it had cost from its onset by then
+    alert_cost_s: float | None = None
     alerts: int = 0  # messages other than the terminal one (one per episode is the goal)
     onset_s: float | None = None  # a gradual failure's start (a decay)
     event_s: float | None = None
@@ -223,7 +225,9 @@ class _Loop:
             if t >= onset and _detects(out.kind, keys):
                 out.detected_s = max(0.0, t + EXEC_S - out.event_s)
                 out.alerted_s = t + EXEC_S
-                out.alert_share = self.run.rate_share(t) if self.run.decay else None
+                slowdown = self.run.decay is not None or self.run.step_down is not None
+                out.alert_share = self.run.rate_share(t) if slowdown else None
+                out.alert_cost_s = self.run.lost_s(onset, t + EXEC_S) if slowdown else None
 
     def apply(self, d: CheckDecision, now: datetime) -> None:
         """What the store does with the commit's alerts."""
