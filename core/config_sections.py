@@ -74,6 +74,7 @@ class ThresholdsConfig(Strict):
     soft_checks: int = Field(2, ge=1)
     throughput_drop: float = Field(0.7, gt=0, lt=1)
     slow_hold: Seconds = 1800.0  # ...held this long (and 3 checks): longer than a transient dip
+    slow_lost: Seconds = 3600.0  # ...and cost the run this much of its time: news, not a phase
     unreachable_checks: int = Field(2, ge=1)
     resend_after: Seconds = 4 * 3600.0
     max_stall_kills: int = Field(1, ge=0)
@@ -103,6 +104,7 @@ class ThresholdsConfig(Strict):
             soft_checks=self.soft_checks,
             throughput_drop=self.throughput_drop,
             slow_hold_s=self.slow_hold,
+            slow_lost_s=self.slow_lost,
             unreachable_checks=self.unreachable_checks,
             resend_after_s=self.resend_after,
             max_stall_kills=self.max_stall_kills,

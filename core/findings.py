@@ -37,6 +37,8 @@ class Thresholds:
     throughput_drop: float = 0.7
     slow_hold_s: float = 1800.0
     slow_checks: int = 3
+    # ...and it has cost the run this much of its time (seconds of training at its own rate)
+    slow_lost_s: float = 3600.0
     throughput_recovered: float = 0.85  # an open slow episode ends only back above this share
     unreachable_checks: int = 2
     # ...and unreachable for at least this long (first failed check to now): a network blip

@@ -69,6 +69,13 @@ class Memory:
     dip_since: datetime | None = None
     dip_after: datetime | None = None  # the last reading at the run's rate before that one
     dips_s: tuple[float, ...] = ()
+    # The sag this attempt's rate is in (core/throughput.py): its first reading under the
+    # recovered line and the run's time it has cost since (seconds at the run's own rate);
+    # and this attempt's newest reading, the next one's interval starts there
+    sag_since: datetime | None = None
+    sag_lost_s: float = 0.0
+    read_at: datetime | None = None
+    read_rate: float | None = None
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -91,6 +98,8 @@ class Memory:
         doc["dip_since"] = _iso(self.dip_since)
         doc["dip_after"] = _iso(self.dip_after)
         doc["dips_s"] = list(self.dips_s)
+        doc["sag_since"] = _iso(self.sag_since)
+        doc["read_at"] = _iso(self.read_at)
         return doc
 
     @classmethod
@@ -122,6 +131,11 @@ class Memory:
             dip_since=_parse(doc.get("dip_since")),
             dip_after=_parse(doc.get("dip_after")),
             dips_s=tuple(float(d) for d in doc.get("dips_s", ()))[-MAX_DIPS:],
+            # nor has a row stored before sags were costed
+            sag_since=_parse(doc.get("sag_since")),
+            sag_lost_s=float(doc.get("sag_lost_s", 0.0)),
+            read_at=_parse(doc.get("read_at")),
+            read_rate=_float_or_none(doc.get("read_rate")),
         )
 
 

@@ -27,8 +27,11 @@ lasted, from its first reading under the line, DIP_MARGIN x the longest of the n
 such dips (never more than HOLD_CAP x `slow_hold_s`: a run that once dipped for hours does not
 silence the rule for good). A run with no recovered dip is judged exactly as before: its first
 slow phase longer than the hold is told (nothing yet says it is the run's pattern).
-The message says how far the rate fell and, when the total is known, what it costs in time:
-the remaining steps at this rate against the same steps at the baseline.
+Such a slowdown is news only once it has also cost the run `slow_lost_s` (an hour) of its time
+(core/slowdown_cost.py): a fresh run's slow phase that comes back before then is its own
+business; a collapse to 30 % is told after about 86 min, a decay once it has cost the hour.
+The message says how far the rate fell, what it has cost so far and, when the total is known,
+what it costs in time: the remaining steps at this rate against the same steps at the baseline.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from core.durations import format_duration, local_time
 from core.findings import Finding, Thresholds, held_for
 from core.memory import MAX_DIPS, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
+from core.slowdown_cost import remember_sag, sag_after
 from core.vocab import Condition, RunStatus
 
 # the baseline rises quickly with faster readings and falls only slowly with readings in the
@@ -68,10 +72,12 @@ def slow(
     rate = sample.throughput
     if base is None or base <= 0 or state.status is not RunStatus.RUNNING or rate is None:
         return None
-    since = _episode_since(memory, previous, sample, base, probe.at, t)
+    _, lost = sag_after(memory, previous, sample, t)
+    since = _episode_since(memory, previous, sample, base, probe.at, lost, t)
     if since is None:
         return None
-    reason = slow_reason(sample, rate, base, since, probe.at, usual_s=max(memory.dips_s, default=0))
+    usual_s = max(memory.dips_s, default=0)
+    reason = slow_reason(sample, rate, base, since, probe.at, usual_s=usual_s, lost_s=lost)
     return Finding(Condition.SLOW, reason, soft=True, since=since)
 
 
@@ -81,9 +87,11 @@ def _episode_since(
     sample: Sample,
     base: float,
     now: datetime,
+    lost_s: float,
     t: Thresholds,
 ) -> datetime | None:
-    """When the slow episode this reading belongs to began; None: no episode."""
+    """When the slow episode this reading belongs to began; None: no episode. A new one is
+    news once its sag has cost the run `slow_lost_s` of its time (`lost_s`)."""
     same_attempt = bool(previous) and previous[-1].attempt == sample.attempt
     if memory.slow_since is not None and same_attempt:
         return None if _recovered(memory, sample, base, now, t) else memory.slow_since
@@ -94,7 +102,7 @@ def _episode_since(
         # throughput is an average over a window, not an instant: sparse readings count
         max_gap_s=float("inf"),
     )
-    if count >= t.slow_checks and since is not None:
+    if count >= t.slow_checks and since is not None and lost_s >= t.slow_lost_s:
         # the dip's first reading: readings between the lines since then broke the streak,
         # not the dip (its learned length was measured from there too)
         dip = memory.dip_since if same_attempt and memory.dip_since else since
@@ -144,15 +152,19 @@ def slow_reason(
     since: datetime,
     now: datetime,
     usual_s: float = 0.0,
+    lost_s: float = 0.0,
 ) -> str:
-    """`throughput 0.90 steps/s, 45 % of the run's baseline 2.00 steps/s, low for 40m: at this
-    rate the remaining 36,000 steps take 11h07m (5h00m at the baseline)`; `usual_s`: the
-    longest dip the run recovered from, said when it has one."""
+    """`throughput 0.90 steps/s, 45 % of the run's baseline 2.00 steps/s, low for 1h40m,
+    costing the run 1h2m so far: at this rate the remaining 36,000 steps take 11h07m (5h00m
+    at the baseline)`; `usual_s`: the longest dip the run recovered from, said when it has
+    one; `lost_s`: what the slowdown has cost the run (its time at its own rate)."""
     held = format_duration(round((now - since).total_seconds() / 60) * 60)
     text = (
         f"throughput {rate:.2f} steps/s, {100 * rate / base:.0f} % of the run's baseline "
         f"{base:.2f} steps/s, low for {held}"
     )
+    if lost_s >= 60:
+        text += f", costing the run {_span(lost_s)} so far"
     if usual_s > 0:
         text += f" (its slow phases so far came back within {_span(usual_s)})"
     left = _steps_left(sample)
@@ -202,7 +214,7 @@ def remember_throughput(
     """What the next check needs of this one's throughput: the open episode, the run's dips,
     its established rate (in this order: the dip is judged on the rate the rule judged by)."""
     memory = remember_dips(remember_slow(memory, found, sample), previous, sample, t)
-    return update_baseline(memory, state, t)
+    return update_baseline(remember_sag(memory, previous, sample, t), state, t)
 
 
 def remember_dips(

@@ -9,12 +9,16 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.findings import Thresholds
 from core.memory import Memory
 from core.protocol import ProbeSnapshot, SupervisorState, parse_probe, parse_state
 from core.rules import Assessment, Observation, Policy, assess
 
 T0 = datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)
 RUN = "llama-ft"
+# the slow rule without its cost gate (`slow_lost_s` 0): the hold, the dips and the recovery
+# alone, for the tests of those; tests/core/test_throughput_cost.py tests the gate
+HELD_ONLY = Policy(thresholds=Thresholds(slow_lost_s=0.0))
 
 
 def at(minutes: float = 0.0, seconds: float = 0.0) -> datetime:

@@ -13,6 +13,7 @@ from core.memory import Memory
 from core.protocol import ProbeSnapshot
 from core.rules import Health, Observation, Policy, Thresholds, assess
 from tests.core.builders import (
+    HELD_ONLY,
     IDLE_TREE,
     at,
     failure,
@@ -222,17 +223,20 @@ def test_a_new_step_means_output_is_not_stale() -> None:
     assert "stale_output" not in keys(results[1])
 
 
-def test_slow_throughput_needs_three_checks_and_thirty_minutes() -> None:
+def test_slow_throughput_needs_three_checks_thirty_minutes_and_an_hour_lost() -> None:
     obs = [
         running(at(0), throughput=2.0),
         running(at(5), throughput=2.0),
         running(at(10), throughput=0.5),
         running(at(13), throughput=0.5),
         running(at(21), throughput=0.6),  # three checks, but only 11 minutes
-        running(at(40), throughput=0.6),
+        running(at(40), throughput=0.6),  # held 30 minutes, but about 23 minutes lost
+        running(at(100), throughput=0.5),  # about 67 minutes lost
     ]
     results = run_checks(obs)
-    assert [keys(r) for r in results] == [set(), set(), set(), set(), set(), {"slow"}]
+    assert [keys(r) for r in results] == [set(), set(), set(), set(), set(), set(), {"slow"}]
+    held_only = run_checks(obs, policy=HELD_ONLY)
+    assert "slow" in keys(held_only[5])  # the gate, not the hold, kept minute 40 quiet
     assert results[-1].findings[0].soft
     assert "baseline 2.00" in results[-1].findings[0].reason
 

@@ -14,7 +14,7 @@ from core.models import OpenAlert
 from core.rules import Policy, Thresholds
 from core.run_settings import policy_for
 from core.transitions import plan_alerts
-from tests.core.builders import at, keys, run_checks, running
+from tests.core.builders import HELD_ONLY, at, keys, run_checks, running
 
 
 def test_two_low_gpu_readings_thirty_minutes_apart_are_not_one_episode() -> None:
@@ -45,7 +45,8 @@ def test_a_missing_throughput_reading_leaves_an_open_slow_alert_open() -> None:
             running(at(25), throughput=0.5),
             running(at(41), throughput=0.5),
             running(at(44), throughput=None),  # in an eval longer than the window
-        ]
+        ],
+        policy=HELD_ONLY,
     )
     assert "slow" in keys(results[3])
     last = results[-1]
@@ -126,7 +127,8 @@ def test_a_missing_throughput_reading_neither_breaks_nor_extends_a_slow_episode(
             running(at(14), throughput=None),
             running(at(25), throughput=0.5),
             running(at(40), throughput=0.5),
-        ]
+        ],
+        policy=HELD_ONLY,
     )
     assert "slow" not in keys(results[-2])  # the missing reading is not a third check
     assert "slow" in keys(results[-1])

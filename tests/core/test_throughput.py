@@ -19,7 +19,7 @@ from core.memory import Memory
 from core.models import OpenAlert, RunRecord
 from core.rules import Observation
 from core.soft_rules import SOFT_RULES
-from tests.core.builders import T0, at, keys, run_checks, running
+from tests.core.builders import HELD_ONLY, T0, at, keys, run_checks, running
 
 RUN = "llama-ft"
 
@@ -70,11 +70,15 @@ def test_a_slow_decay_is_told_once_and_never_again_while_it_lasts() -> None:
 
 
 def test_the_message_says_what_the_slowdown_costs_in_time() -> None:
-    obs = slowing([0, 20, 40, 60, 80], [2.0, 1.0, 1.0, 1.0, 1.0], total_steps=100_100)
-    (finding,) = [f for f in run_checks(obs)[-1].findings if f.key == "slow"]
+    minutes = [0, 20, 40, 60, 80, 100, 120, 140]
+    obs = slowing(minutes, [2.0] + [1.0] * 7, total_steps=100_100)
+    results = run_checks(obs)
+    assert "slow" not in keys(results[-2])  # half the rate for 100 min: 55 min lost
+    (finding,) = [f for f in results[-1].findings if f.key == "slow"]
     assert finding.reason == (
-        "throughput 1.00 steps/s, 50 % of the run's baseline 2.00 steps/s, low for 1h: at "
-        "this rate the remaining 100,000 steps take 1d3h47m (13h53m at the baseline)"
+        "throughput 1.00 steps/s, 50 % of the run's baseline 2.00 steps/s, low for 2h, "
+        "costing the run 1h5m so far: at this rate the remaining 100,000 steps take 1d3h47m "
+        "(13h53m at the baseline)"
     )
     assert finding.soft
 
@@ -89,7 +93,7 @@ def test_a_dip_shorter_than_the_hold_is_not_told() -> None:
 def test_an_episode_ends_only_when_the_rate_holds_near_the_baseline_again() -> None:
     rates: list[float | None] = [2.0, 1.0, 1.0, 1.0, 1.0, 1.9, 1.0, None, 1.9, 1.9, 1.9]
     minutes = [0, 10, 20, 30, 40, 45, 50, 55, 60, 65, 72]
-    results = run_checks(slowing(minutes, rates))
+    results = run_checks(slowing(minutes, rates), policy=HELD_ONLY)
     flags = ["slow" in keys(r) for r in results]
     # told at 40; one fast reading (45) and a missing one (55) change nothing; back above 85 %
     # for ten minutes and two checks (60..72) ends it
@@ -141,7 +145,7 @@ def test_a_slow_run_that_would_end_after_its_deadline_says_so() -> None:
     open_alerts: dict[str, OpenAlert] = {}
     said = []
     for o in obs:
-        d = decide(record, o, None, open_alerts, CheckPolicy(), o.at)
+        d = decide(record, o, None, open_alerts, CheckPolicy(rules=HELD_ONLY), o.at)
         open_alerts.update({a.condition: a for a in d.commit.alerts_opened})
         record = d.record
         said += d.told
@@ -149,7 +153,8 @@ def test_a_slow_run_that_would_end_after_its_deadline_says_so() -> None:
     assert slow.reason.endswith(
         "; it would end 2026-11-29 07:46 UTC, after its deadline stops it at 13:00 UTC"
     )
-    assert "after its" not in run_checks(obs)[-1].findings[0].reason  # no deadline: not said
+    no_deadline = run_checks(obs, policy=HELD_ONLY)[-1].findings[0].reason
+    assert "after its" not in no_deadline  # not said
 
 
 def test_a_check_with_no_reading_keeps_a_slow_suspicion() -> None:
@@ -161,6 +166,7 @@ def test_a_check_with_no_reading_keeps_a_slow_suspicion() -> None:
 
 
 def test_an_open_episode_survives_a_watcher_restart() -> None:
-    memory = run_checks(slowing([0, 10, 25, 41], [2.0, 0.6, 0.6, 0.6]))[-1].memory
+    obs = slowing([0, 10, 25, 41], [2.0, 0.6, 0.6, 0.6])
+    memory = run_checks(obs, policy=HELD_ONLY)[-1].memory
     assert memory.slow_since == at(10)
     assert Memory.from_json(memory.to_json()).slow_since == at(10)

@@ -1,7 +1,8 @@
 """The `slow` rule learns the run's own dips (core/throughput.py): a run whose rate regularly
 dips and comes back is not told of a dip like those again, a true decay after them still is
 (later, by a known amount), and a run with no recovered dip is judged as before. Pure: data
-and an injected `now`, no I/O."""
+and an injected `now`, no I/O. The rule's cost gate is off here (HELD_ONLY): these are the
+dips' tests; tests/core/test_throughput_cost.py tests the gate."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from core import throughput
 from core.findings import Thresholds
 from core.memory import MAX_DIPS, Memory
 from core.rules import Assessment, Observation
-from tests.core.builders import T0, at, keys, run_checks, running
+from tests.core.builders import HELD_ONLY, T0, at, keys, run_checks, running
 
 RATE = 2.0  # steps/s: the run's own rate
 DIPS = [(60, 100), (150, 190), (240, 280), (330, 370)]  # 40-minute phases at 40 %, every 90 min
@@ -32,7 +33,7 @@ def checks(
 ) -> tuple[list[Observation], list[Assessment]]:
     """A reading every 10 minutes until `until`, through the rules as the watcher threads them."""
     obs = [read(m, rate_at(m, dips, decay_at)) for m in range(0, until + 1, 10)]
-    return obs, run_checks(obs)
+    return obs, run_checks(obs, policy=HELD_ONLY)
 
 
 def slow_at(obs: list[Observation], results: list[Assessment]) -> list[float]:
@@ -77,7 +78,7 @@ def test_a_true_decay_after_such_dips_is_still_told_40_minutes_later() -> None:
 def test_a_fresh_run_with_no_history_is_judged_as_before() -> None:
     # a 35-minute dip read every 5 minutes: told 30 minutes after its first reading
     obs = [read(m, RATE * (0.4 if 20 <= m < 55 else 1.0)) for m in range(0, 80, 5)]
-    results = run_checks(obs)
+    results = run_checks(obs, policy=HELD_ONLY)
     assert slow_at(obs, results)[0] == 50
     assert throughput.learned_hold_s(results[10].memory, Thresholds()) == 1800
     (finding,) = [f for f in results[10].findings if f.key == "slow"]
@@ -92,10 +93,10 @@ def test_a_learned_hold_is_bounded() -> None:
 
 def test_a_new_attempt_drops_an_open_dip_and_no_reading_keeps_it() -> None:
     obs = [read(0, RATE), read(10, RATE), read(20, 0.5), read(30, None)]
-    memory = run_checks(obs)[-1].memory
+    memory = run_checks(obs, policy=HELD_ONLY)[-1].memory
     assert (memory.dip_since, memory.dip_after) == (at(20), at(10))  # no reading: kept
     retry = running(at(40), attempt=2, throughput=RATE)
-    after = run_checks([retry], memory=memory)[-1].memory
+    after = run_checks([retry], memory=memory, policy=HELD_ONLY)[-1].memory
     assert after.dip_since is None and after.dips_s == ()  # another attempt's: not learned
 
 

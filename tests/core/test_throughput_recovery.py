@@ -3,7 +3,7 @@
 decay is a new episode, told; refuted, it is the same episode. Without it the next reading came
 at the cruise tick, 30 minutes on, in a periodic run's next slow phase: the recovery was never
 seen to hold and the alert, open for good, hid the decay under it. Pure: data and an injected
-`now`, no I/O."""
+`now`, no I/O. The rule's cost gate is off here (HELD_ONLY): these are the recovery's tests."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from core.decide import CheckDecision, CheckPolicy, decide
 from core.findings import Thresholds
 from core.models import OpenAlert, RunRecord
 from core.rules import Assessment, Observation, Policy, next_check_s
-from tests.core.builders import RUN, T0, at, keys, run_checks, running
+from tests.core.builders import HELD_ONLY, RUN, T0, at, keys, run_checks, running
 
 RATE = 2.0  # steps/s: the run's own rate
 HOLD_S = Thresholds().soft_hold_s  # a recovery holds this long (10 min) to close the alert
@@ -29,7 +29,7 @@ def open_alert_then(*later: tuple[float, float]) -> list[Assessment]:
     one at the rate at 80 (a cruise tick later than the last slow one), then `later`."""
     obs = [read(m, 1.0 if m < 20 else 0.4) for m in range(0, 80, 10)]
     obs += [read(80, 1.0), *(read(m, share) for m, share in later)]
-    return run_checks(obs)
+    return run_checks(obs, policy=HELD_ONLY)
 
 
 def test_an_open_slow_alerts_recovering_reading_is_looked_at_again_within_the_hold() -> None:
@@ -76,7 +76,7 @@ def watch(until_min: float) -> list[tuple[float, CheckDecision]]:
     minute = 0.0
     while minute <= until_min:
         obs = read(minute, phases_then_decay(minute))
-        d = decide(record, obs, None, open_alerts, CheckPolicy(), at(minute))
+        d = decide(record, obs, None, open_alerts, CheckPolicy(rules=HELD_ONLY), at(minute))
         open_alerts = {k: v for k, v in open_alerts.items() if k not in d.commit.alerts_resolved}
         open_alerts.update({a.condition: a for a in d.commit.alerts_opened})
         out.append((minute, d))
