@@ -157,7 +157,7 @@ def family_goals(families: dict[str, dict[str, dict[str, Any]]]) -> list[dict[st
             figure += (
                 f"; alerted at {100 * ours['alert_rate_share_p50']:.0f} % of its own rate (p50, "
                 f"lowest {100 * ours['alert_rate_share_min']:.0f} %), "
-                f"{fmt(ours['alert_after_onset_p50_min'])} min after the decay began (p50)"
+                f"{fmt(ours['alert_after_onset_p50_min'])} min after the slowdown began (p50)"
             )
         goals.append(
             goal(

@@ -256,6 +256,7 @@ FAMILIES = (
         "slow phases at random moments (mean gap 1-3 h), of random length (typically 10-30 "
         "min, at most 60) at 30-65 % of the rate (must not alert)",
         irregular_slow_phases,
+        tuned=True,  # its phase lengths set the cost gate's hour (slow_lost)
     ),
     Family(
         "periodic_then_decay",
@@ -263,6 +264,7 @@ FAMILIES = (
         periodic_then_decay,
         True,
         slowdown=True,
+        tuned=True,  # looked at when the cost gate was designed
     ),
     # written before the lost-progress rule was built or measured (2026-11-30), to judge it
     Family("fast_decay", "throughput decays to 30 % over 20-90 min", fast_decay, True, True),
