@@ -212,6 +212,27 @@ def deep_short_phases(run: SimRun, rng: random.Random) -> None:
         t += length + rng.uniform(30, 120) * MIN
 
 
+def input_bound(run: SimRun, rng: random.Random) -> None:
+    # the dataloader (or a CPU fallback) starves the GPU from the start: 3-9 % busy at the
+    # run's own, steady rate; a GPU paid for and unused (told as low_gpu)
+    run.gpu_scale = rng.uniform(0.03, 0.09)
+    _healthy_day(run)
+    run.event_s = sum(run.startup_s)  # training (at the starved GPU) begins
+
+
+def gpu_falls_idle(run: SimRun, rng: random.Random) -> None:
+    # at 2-20 h the GPU falls idle and the rate to 3-10 % for good (training fell back to the
+    # CPU): a slowdown, and an idle GPU
+    _step_down(run, rng.uniform(2 * 3600, 20 * 3600), rng.uniform(0.03, 0.10))
+
+
+def irregular_phases_then_decay(run: SimRun, rng: random.Random) -> None:
+    # a neighbour's slow phases, and from 6-16 h a decay to 30 % over 1-4 h under them
+    start, ramp = rng.uniform(6 * 3600, 16 * 3600), rng.uniform(3600, 4 * 3600)
+    _irregular_phases(run, rng)
+    _decay(run, start, ramp)
+
+
 FAMILIES = (
     Family("slow_startup", "silent start-up 8-20 min, GPU idle, CPU/disk busy", slow_startup),
     Family("long_checkpoints", "checkpoint saves 5-15 min, GPU idle, I/O busy", long_checkpoints),
@@ -294,6 +315,27 @@ FAMILIES = (
         "every 30-120 min a 5-25 min phase at 5-25 % of the rate (must not alert)",
         deep_short_phases,
     ),
+    # written after the cost gate's first measurement, before the changes it led to
+    Family(
+        "input_bound",
+        "GPU 3-9 % busy from the start at the run's own steady rate (told as low_gpu)",
+        input_bound,
+        True,
+    ),
+    Family(
+        "gpu_falls_idle",
+        "at 2-20 h the GPU falls idle and the rate to 3-10 % for good",
+        gpu_falls_idle,
+        True,
+        True,
+    ),
+    Family(
+        "irregular_phases_then_decay",
+        "irregular slow phases, and from 6-16 h a decay to 30 % over 1-4 h under them",
+        irregular_phases_then_decay,
+        True,
+        True,
+    ),
 )
 KINDS = {
     "busy_gpu_hang": "hang_busy",
@@ -305,6 +347,9 @@ KINDS = {
     "noisy_slow_decay": "decay",
     "settled_lower": "decay",
     "phases_then_collapse": "decay",
+    "input_bound": "gpu_idle",
+    "gpu_falls_idle": "decay",
+    "irregular_phases_then_decay": "decay",
 }
 
 

@@ -92,6 +92,7 @@ class SimRun:
     step_down: tuple[float, float] | None = None  # (start, share): the rate falls for good
     dips: list[tuple[float, float, float]] = field(default_factory=list)  # (start, end, share)
     noise: float = 0.0  # each throughput reading scattered by up to this share either way
+    gpu_scale: float = 1.0  # a training GPU's utilisation scaled by this (input-bound: < 0.1)
     event_s: float | None = None  # when the thing worth detecting happened
     onset_s: float | None = None  # a gradual one's start: alerts from here on are not false
     ended_s: float | None = None
@@ -255,6 +256,8 @@ class SimRun:
             speed *= share
             if p.mode in OUTPUT_MODES and util is not None:
                 util *= share
+        if self.gpu_scale != 1.0 and util is not None and p.mode in OUTPUT_MODES:
+            util *= self.gpu_scale
         speed, util = self._dips_and_noise(t, p.mode, speed, util)
         if p.mode not in OUTPUT_MODES and (out is None or t - out > THROUGHPUT_WINDOW_S):
             speed = None  # the supervisor's window holds no step any more

@@ -251,6 +251,8 @@ def _detects(kind: str, keys: list[str]) -> bool:
         return bool(names & {"hang", "stall_kill", "stall", "stale_output"})
     if kind in ("collapse", "decay"):
         return bool(names & {"slow", "low_gpu"})
+    if kind == "gpu_idle":
+        return "low_gpu" in names
     if kind == "preempted":
         return bool(names & {"unreachable", "instance_lost"})
     return True
