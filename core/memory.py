@@ -76,6 +76,8 @@ class Memory:
     sag_lost_s: float = 0.0
     read_at: datetime | None = None
     read_rate: float | None = None
+    sags_lost_s: tuple[float, ...] = ()  # the newest recovered sags: the most each may have cost
+    low_gpu_since: datetime | None = None  # an open low-GPU episode's start (core/soft_rules.py)
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -100,6 +102,8 @@ class Memory:
         doc["dips_s"] = list(self.dips_s)
         doc["sag_since"] = _iso(self.sag_since)
         doc["read_at"] = _iso(self.read_at)
+        doc["sags_lost_s"] = list(self.sags_lost_s)
+        doc["low_gpu_since"] = _iso(self.low_gpu_since)
         return doc
 
     @classmethod
@@ -136,6 +140,8 @@ class Memory:
             sag_lost_s=float(doc.get("sag_lost_s", 0.0)),
             read_at=_parse(doc.get("read_at")),
             read_rate=_float_or_none(doc.get("read_rate")),
+            sags_lost_s=tuple(float(d) for d in doc.get("sags_lost_s", ()))[-MAX_DIPS:],
+            low_gpu_since=_parse(doc.get("low_gpu_since")),
         )
 
 

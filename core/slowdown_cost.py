@@ -5,6 +5,14 @@ run's baseline). Its cost is the run's time lost to it: the integral of (1 - rat
 over the sag, in seconds of training at the run's own rate, summed reading by reading.
 Kept in Memory (`sag_since`, `sag_lost_s`, and the attempt's newest reading `read_at`,
 `read_rate`) from one check to the next, so a restarted watcher goes on counting.
+
+A run whose rate regularly sags and comes back (generation interleaved with training, a
+costlier curriculum stage, a neighbour on a shared node) has those sags as part of its normal
+behaviour: each recovered sag is remembered with the most it may have cost (its readings', and
+the interval to the reading back at the line at the last one's shortfall), and a slowdown is
+news once it has cost DIP_MARGIN x the most of the newest MAX_DIPS (never less than
+`slow_lost_s`, never more than LOST_CAP x it: a run that once lost hours does not silence the
+rule for good). A run with no recovered sag is judged on `slow_lost_s` alone.
 """
 
 from __future__ import annotations
@@ -13,8 +21,19 @@ from dataclasses import replace
 from datetime import datetime
 
 from core.findings import Thresholds
-from core.memory import Memory, Sample
+from core.memory import MAX_DIPS, Memory, Sample
 from core.vocab import RunStatus
+
+# a slowdown must cost a quarter more than the most any of the run's recovered sags may have
+DIP_MARGIN = 1.25
+LOST_CAP = 4.0
+
+
+def learned_lost_s(memory: Memory, t: Thresholds) -> float:
+    """What a slowdown must have cost to be news: `slow_lost_s`, or DIP_MARGIN x the most one
+    of the run's recovered sags may have cost when that is more (at most LOST_CAP x it)."""
+    learned = DIP_MARGIN * max(memory.sags_lost_s, default=0.0)
+    return max(t.slow_lost_s, min(learned, LOST_CAP * t.slow_lost_s))
 
 
 def sag_after(
@@ -46,13 +65,28 @@ def sag_after(
 def remember_sag(
     memory: Memory, previous: tuple[Sample, ...], sample: Sample, t: Thresholds
 ) -> Memory:
-    """Keep the sag (`sag_after`) and this attempt's newest reading for the next check."""
+    """Keep the sag (`sag_after`) and this attempt's newest reading for the next check; a sag
+    that ended is learned with the most it may have cost (another attempt's open one is not)."""
     new_attempt = bool(previous) and previous[-1].attempt != sample.attempt
     if new_attempt:
         memory = replace(memory, read_at=None, read_rate=None, sag_since=None, sag_lost_s=0.0)
     since, lost = sag_after(memory, previous, sample, t)
     if sample.throughput is None or sample.status != RunStatus.RUNNING:
         return memory
+    if since is None and memory.sag_since is not None:
+        memory = replace(
+            memory, sags_lost_s=(*memory.sags_lost_s, _most(memory, sample))[-MAX_DIPS:]
+        )
     return replace(
         memory, sag_since=since, sag_lost_s=lost, read_at=sample.at, read_rate=sample.throughput
     )
+
+
+def _most(memory: Memory, back: Sample) -> float:
+    """The most an ended sag may have cost: it may have lasted until just before the reading
+    back at the line, at its last reading's shortfall."""
+    base, last_at, last_rate = memory.baseline_throughput, memory.read_at, memory.read_rate
+    if not base or last_at is None or last_rate is None or back.at <= last_at:
+        return memory.sag_lost_s
+    tail = (back.at - last_at).total_seconds() * max(0.0, 1.0 - last_rate / base)
+    return memory.sag_lost_s + tail

@@ -69,15 +69,33 @@ def low_gpu(
     t: Thresholds,
 ) -> Finding | None:
     """Judged per GPU: the least busy GPU of those the run uses, so one idle rank of eight is
-    seen. A silent trainer whose tree is busy (loading, saving) explains an idle GPU."""
+    seen. A silent trainer whose tree is busy (loading, saving) explains an idle GPU. A GPU
+    that idles while the run's rate sagged under the slow line is a slowdown: the `slow` rule
+    judges it by what it costs (a slow phase that comes back is no news). Once told, the
+    episode (`memory.low_gpu_since`) lasts until the GPU holds busy for `soft_hold_s` and
+    `soft_checks` checks: low readings a cruise interval apart, or an eval's busy minutes in
+    an input-bound run, neither end it nor start another (that run was told "recovered" and
+    told again about every hour)."""
     low = _lowest(sample)
     if state.status is not RunStatus.RUNNING or low is None or sample.explained_idle:
+        return None
+    which = "" if sample.gpu_min_index is None else f" on GPU {sample.gpu_min_index}"
+    under = f"under {t.gpu_low_pct:.0f}%"
+    reason = f"GPU utilisation {low:.0f}%{which} ({under}) while training"
+    same_attempt = bool(previous) and previous[-1].attempt == sample.attempt
+    if memory.low_gpu_since is not None and same_attempt:
+        if _gpu_back(memory, sample, t):
+            return None
+        if low >= t.gpu_low_pct:
+            reason = f"GPU utilisation {under}{which} while training ({low:.0f}% at this check)"
+        return Finding(Condition.LOW_GPU, reason, soft=True, since=memory.low_gpu_since)
+    if _sagging(sample, memory, t):
         return None
     count, since = held_for(
         _explained_back(memory.samples),
         lambda s: (
             None
-            if s.explained_idle
+            if s.explained_idle or _sagging(s, memory, t)
             else s.status == RunStatus.RUNNING
             and s.attempt == sample.attempt
             and _lowest(s) is not None
@@ -85,9 +103,39 @@ def low_gpu(
         ),
         max_gap_s=2 * t.soft_hold_s,
     )
-    which = "" if sample.gpu_min_index is None else f" on GPU {sample.gpu_min_index}"
-    reason = f"GPU utilisation {low:.0f}%{which} (under {t.gpu_low_pct:.0f}%) while training"
     return _soft(Condition.LOW_GPU, reason, count, since, probe.at, t)
+
+
+def _gpu_back(memory: Memory, sample: Sample, t: Thresholds) -> bool:
+    """The least busy GPU has held at or above `gpu_low_pct` for `soft_hold_s` and
+    `soft_checks` checks (`memory.samples` hold this check's)."""
+    count, since = held_for(
+        memory.samples,
+        lambda s: (
+            None
+            if s.explained_idle or _lowest(s) is None
+            else s.attempt == sample.attempt and (_lowest(s) or 0.0) >= t.gpu_low_pct
+        ),
+        max_gap_s=float("inf"),
+    )
+    if count < t.soft_checks or since is None:
+        return False
+    return (sample.at - since).total_seconds() >= t.soft_hold_s
+
+
+def remember_low_gpu(memory: Memory, found: tuple[Finding, ...], sample: Sample) -> Memory:
+    """Keep the open low-GPU episode's start for the next check. A check with no GPU reading
+    (or an explained idle one) changes nothing: no news is no recovery."""
+    if _lowest(sample) is None or sample.explained_idle:
+        return memory
+    since = next((f.since for f in found if f.key == Condition.LOW_GPU), None)
+    return memory if since == memory.low_gpu_since else replace(memory, low_gpu_since=since)
+
+
+def _sagging(sample: Sample, memory: Memory, t: Thresholds) -> bool:
+    """The reading's rate is under the slow line of the run's own (the `slow` rule's to judge)."""
+    base, rate = memory.baseline_throughput, sample.throughput
+    return base is not None and rate is not None and rate < base * t.throughput_drop
 
 
 def _explained_back(samples: tuple[Sample, ...]) -> tuple[Sample, ...]:

@@ -18,18 +18,12 @@ forth is one message, not a drip, and the open alert is not re-sent on a timer
 (ConditionTraits.repeat). A reading back at that line is looked at again within `soft_hold_s`
 (`recovering`, through core.rules.next_check_s), so a recovery is confirmed or refuted while it
 lasts, not at a cruise tick that may land in the next slow phase. A missing reading is no news.
-A run whose rate regularly dips and comes back (a dataloader re-shuffle, a periodic eval on the
-train set, a neighbour on a shared node) has those dips as part of its normal behaviour: each
-dip under the line that came back up to the recovered line is remembered with the longest it
-may have lasted (from the reading before its first one under the line to the first reading
-back: readings are a cruise interval apart), and a slowdown is news only once it has also
-lasted, from its first reading under the line, DIP_MARGIN x the longest of the newest MAX_DIPS
-such dips (never more than HOLD_CAP x `slow_hold_s`: a run that once dipped for hours does not
-silence the rule for good). A run with no recovered dip is judged exactly as before: its first
-slow phase longer than the hold is told (nothing yet says it is the run's pattern).
-Such a slowdown is news only once it has also cost the run `slow_lost_s` (an hour) of its time
-(core/slowdown_cost.py): a fresh run's slow phase that comes back before then is its own
-business; a collapse to 30 % is told after about 86 min, a decay once it has cost the hour.
+Such a slowdown is news only once it has also cost the run `slow_lost_s` (an hour) of its time,
+or a quarter more than the most any of its recovered sags cost (core/slowdown_cost.py): a slow
+phase that comes back before then is the run's own business; a collapse to 30 % is told after
+about 86 min, a decay once it has cost the hour. Each dip under the line that came back to
+the recovered line is also remembered with the longest it may have lasted (`dips_s`): the
+message says it.
 The message says how far the rate fell, what it has cost so far and, when the total is known,
 what it costs in time: the remaining steps at this rate against the same steps at the baseline.
 """
@@ -43,7 +37,7 @@ from core.durations import format_duration, local_time
 from core.findings import Finding, Thresholds, held_for
 from core.memory import MAX_DIPS, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.slowdown_cost import remember_sag, sag_after
+from core.slowdown_cost import learned_lost_s, remember_sag, sag_after
 from core.vocab import Condition, RunStatus
 
 # the baseline rises quickly with faster readings and falls only slowly with readings in the
@@ -51,11 +45,6 @@ from core.vocab import Condition, RunStatus
 # against the run's earlier pace, not followed down until it is never "slow"
 UP_WEIGHT = 0.2
 DOWN_WEIGHT = 0.01
-# a slowdown (from its first reading under the line: the least it has lasted) must outlast the
-# longest the run's recovered dips may have lasted (from the reading before each: the most) by
-# a quarter; a learned hold is at most HOLD_CAP x slow_hold_s
-DIP_MARGIN = 1.25
-HOLD_CAP = 4.0
 
 
 def slow(
@@ -102,21 +91,9 @@ def _episode_since(
         # throughput is an average over a window, not an instant: sparse readings count
         max_gap_s=float("inf"),
     )
-    if count >= t.slow_checks and since is not None and lost_s >= t.slow_lost_s:
-        # the dip's first reading: readings between the lines since then broke the streak,
-        # not the dip (its learned length was measured from there too)
-        dip = memory.dip_since if same_attempt and memory.dip_since else since
-        held_s, dip_s = (now - since).total_seconds(), (now - min(dip, since)).total_seconds()
-        if held_s >= t.slow_hold_s and dip_s >= learned_hold_s(memory, t):
-            return since
-    return None
-
-
-def learned_hold_s(memory: Memory, t: Thresholds) -> float:
-    """How long a dip must last to be news: `slow_hold_s`, or DIP_MARGIN x the longest of the
-    run's recovered dips when that is longer (at most HOLD_CAP x `slow_hold_s`)."""
-    learned = DIP_MARGIN * max(memory.dips_s, default=0.0)
-    return max(t.slow_hold_s, min(learned, HOLD_CAP * t.slow_hold_s))
+    if count < t.slow_checks or since is None or (now - since).total_seconds() < t.slow_hold_s:
+        return None
+    return since if lost_s >= learned_lost_s(memory, t) else None
 
 
 def _recovered(memory: Memory, sample: Sample, base: float, now: datetime, t: Thresholds) -> bool:

@@ -195,12 +195,11 @@ class ConditionTraits:
     repeat: bool = True  # re-sent after `resend_after_s` while it lasts; False: told once
 
 
+_SOFT_ONCE: dict[str, bool] = {"soft": True, "needs_state": True, "loud": False, "repeat": False}
 CONDITION_TRAITS: dict[Condition, ConditionTraits] = {
     Condition.STALE_OUTPUT: ConditionTraits("no progress", soft=True, needs_state=True, loud=False),
-    Condition.LOW_GPU: ConditionTraits("GPU idle", soft=True, needs_state=True, loud=False),
-    Condition.SLOW: ConditionTraits(
-        "throughput down", soft=True, needs_state=True, loud=False, repeat=False
-    ),
+    Condition.LOW_GPU: ConditionTraits("GPU idle", **_SOFT_ONCE),
+    Condition.SLOW: ConditionTraits("throughput down", **_SOFT_ONCE),
     Condition.SUPERVISOR_DEAD: ConditionTraits("supervisor dead", needs_state=True),
     Condition.STALL: ConditionTraits("stalled again", needs_state=True),
     Condition.HANG: ConditionTraits("hung? (GPU busy, no progress)", needs_state=True),

@@ -1,0 +1,68 @@
+"""The `low_gpu` rule's episode (core/soft_rules.py): once told, a low GPU stays one episode
+until the GPU holds busy, however far apart the calm cadence reads it; a GPU idling while the
+run's rate sagged is the `slow` rule's to judge by its cost; a steady episode is told once.
+Found by the detection bench's held-out `input_bound` family (told "recovered" and told again
+about every hour, 26 messages a run-day) and `deep_short_phases` (52.7 % of runs alerted on
+slow phases that came back). Pure: data and an injected `now`, no I/O."""
+
+from __future__ import annotations
+
+from core.memory import Memory
+from core.models import OpenAlert
+from core.rules import Assessment, Observation
+from core.transitions import plan_alerts
+from core.vocab import TOLD_ONCE, Condition
+from tests.core.builders import at, keys, run_checks, running
+
+RATE = 2.0
+
+
+def read(minute: float, util: float, share: float = 1.0) -> Observation:
+    return running(at(minute), util_pct=util, throughput=RATE * share)
+
+
+def low_since(result: Assessment) -> object:
+    found = [f for f in result.findings if f.key == Condition.LOW_GPU]
+    return found[0].since if found else None
+
+
+def test_a_steady_low_gpu_read_a_cruise_interval_apart_stays_one_episode() -> None:
+    obs = [read(0, 90), read(10, 5), read(15, 5), read(20, 5)]
+    obs += [read(m, 5) for m in (50, 80, 110, 140)]  # the calm cadence: 30 minutes apart
+    results = run_checks(obs)
+    assert "low_gpu" not in keys(results[2]) and low_since(results[3]) == at(10)
+    assert [low_since(r) for r in results[4:]] == [at(10)] * 4
+
+
+def test_an_evals_busy_minutes_do_not_end_it_and_a_held_busy_gpu_does() -> None:
+    obs = [read(0, 90), read(10, 5), read(20, 5), read(50, 85), read(80, 5)]
+    results = run_checks(obs)
+    assert low_since(results[3]) == at(10)  # one busy reading (an eval): still open
+    assert low_since(results[4]) == at(10)
+    back = run_checks([read(110, 90), read(120, 92)], memory=results[-1].memory)
+    assert low_since(back[0]) == at(10)  # busy once: not yet held
+    assert "low_gpu" not in keys(back[1]) and back[1].memory.low_gpu_since is None
+
+
+def test_a_gpu_idling_while_the_rate_sagged_is_the_slow_rules() -> None:
+    start = [read(0, 90), read(10, 92)]  # the run's own rate: the baseline
+    sagged = run_checks([*start, *(read(m, 5, share=0.2) for m in (20, 30, 40, 50))])
+    assert not any("low_gpu" in keys(r) for r in sagged)
+    at_rate = run_checks([*start, *(read(m, 5) for m in (20, 30, 40, 50))])
+    assert "low_gpu" in keys(at_rate[-1])  # an idle GPU at the run's own rate is low_gpu's
+    # idle at the rate for 5 minutes, then the rate sags too: not told on the earlier readings
+    turned = run_checks([*start, read(20, 5), read(25, 5), read(35, 5, share=0.2)])
+    assert "low_gpu" not in keys(turned[-1])
+
+
+def test_a_steady_low_gpu_episode_is_told_once() -> None:
+    assert Condition.LOW_GPU in TOLD_ONCE
+    result = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    opened = {"low_gpu": OpenAlert("r", "low_gpu", at(20), at(20), "low GPU")}
+    later = plan_alerts(opened, result.findings, at(20 + 5 * 60), resend_after_s=4 * 3600)
+    assert later.resent == () and later.resolved == ()
+
+
+def test_the_episode_survives_a_restart() -> None:
+    memory = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1].memory
+    assert Memory.from_json(memory.to_json()).low_gpu_since == at(10)
