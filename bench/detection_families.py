@@ -309,11 +309,13 @@ FAMILIES = (
         phases_then_collapse,
         True,
         True,
+        tuned=True,  # its late collapses led to learning sags by cost
     ),
     Family(
         "deep_short_phases",
         "every 30-120 min a 5-25 min phase at 5-25 % of the rate (must not alert)",
         deep_short_phases,
+        tuned=True,  # led to low_gpu leaving a sagging rate to the slow rule
     ),
     # written after the cost gate's first measurement, before the changes it led to
     Family(
@@ -321,6 +323,7 @@ FAMILIES = (
         "GPU 3-9 % busy from the start at the run's own steady rate (told as low_gpu)",
         input_bound,
         True,
+        tuned=True,  # led to the low-GPU episode and its told-once
     ),
     Family(
         "gpu_falls_idle",
@@ -328,6 +331,7 @@ FAMILIES = (
         gpu_falls_idle,
         True,
         True,
+        tuned=True,  # its drip was seen before the low-GPU episode
     ),
     Family(
         "irregular_phases_then_decay",
