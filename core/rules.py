@@ -33,7 +33,7 @@ from core.hard_rules import (
 )
 from core.memory import MAX_ANNOUNCED, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.soft_rules import SOFT_RULES, keeps_alert_mode, remember_low_gpu
+from core.soft_rules import SOFT_RULES, gpu_recovering, keeps_alert_mode, remember_low_gpu
 from core.soft_rules import suspect as soft_suspect
 from core.soft_rules import unjudged as soft_unjudged
 from core.throughput import recovering, remember_throughput
@@ -167,7 +167,7 @@ def _assess_live(
     suspect = soft_suspect(state, sample, memory, t) and not any(f.soft for f in findings)
     memory = remember_throughput(memory, previous, sample, tuple(findings), state, t)
     memory = remember_low_gpu(memory, tuple(findings), sample)
-    suspect = suspect or recovering(sample, memory, t)  # an open slow alert's recovery is checked
+    suspect = suspect or recovering(sample, memory, t) or gpu_recovering(sample, memory, t)
     kill = silent.kill
     found = tuple(findings)
     assessment = _finish(

@@ -123,6 +123,17 @@ def _gpu_back(memory: Memory, sample: Sample, t: Thresholds) -> bool:
     return (sample.at - since).total_seconds() >= t.soft_hold_s
 
 
+def gpu_recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
+    """An open low-GPU episode (`memory` as this check left it) whose reading is busy: looked at
+    again within soft_hold_s, so the recovery is confirmed or refuted while it lasts. At the
+    cruise tick, a run that evaluates about as often kept landing in its evals: two busy
+    readings half an hour apart read as a GPU back, and the episode closed and reopened."""
+    lowest = _lowest(sample)
+    if memory.low_gpu_since is None or lowest is None or sample.explained_idle:
+        return False
+    return lowest >= t.gpu_low_pct
+
+
 def remember_low_gpu(memory: Memory, found: tuple[Finding, ...], sample: Sample) -> Memory:
     """Keep the open low-GPU episode's start for the next check. A check with no GPU reading
     (or an explained idle one) changes nothing: no news is no recovery."""

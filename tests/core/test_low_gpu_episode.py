@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from core.memory import Memory
 from core.models import OpenAlert
-from core.rules import Assessment, Observation
+from core.rules import Assessment, Observation, Policy, next_check_s
 from core.transitions import plan_alerts
 from core.vocab import TOLD_ONCE, Condition
 from tests.core.builders import at, keys, run_checks, running
@@ -66,3 +66,13 @@ def test_a_steady_low_gpu_episode_is_told_once() -> None:
 def test_the_episode_survives_a_restart() -> None:
     memory = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1].memory
     assert Memory.from_json(memory.to_json()).low_gpu_since == at(10)
+
+
+def test_a_busy_reading_in_an_open_episode_is_looked_at_again_within_the_hold() -> None:
+    # a run that evaluates every 30 minutes: the calm cadence kept landing in its evals, and
+    # two busy readings half an hour apart read as a GPU back (closed, and opened again)
+    results = run_checks([read(0, 90), read(10, 5), read(20, 5), read(50, 85)])
+    assert results[-1].suspect and low_since(results[-1]) == at(10)
+    assert next_check_s(results[-1], Policy(), at(50)) <= 600  # within soft_hold, not cruise
+    refuted = run_checks([read(60, 5), read(90, 88)], memory=results[-1].memory)
+    assert [low_since(r) for r in refuted] == [at(10), at(10)]  # the eval's reading: no recovery
