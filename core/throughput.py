@@ -80,7 +80,7 @@ def _episode_since(
     t: Thresholds,
 ) -> datetime | None:
     """When the slow episode this reading belongs to began; None: no episode. A new one is
-    news once its sag has cost the run `slow_lost_s` of its time (`lost_s`)."""
+    news once its sag has cost the run what `learned_lost_s` asks of it (`lost_s`)."""
     same_attempt = bool(previous) and previous[-1].attempt == sample.attempt
     if memory.slow_since is not None and same_attempt:
         return None if _recovered(memory, sample, base, now, t) else memory.slow_since
