@@ -93,3 +93,13 @@ def held_for(
             break
         count, since = count + 1, sample.at
     return count, since
+
+
+def soft_held(count: int, since: datetime | None, now: datetime, t: Thresholds) -> bool:
+    """A `held_for` streak long enough for a soft verdict: `soft_checks` checks and
+    `soft_hold_s` from its first one to `now`."""
+    return (
+        count >= t.soft_checks
+        and since is not None
+        and (now - since).total_seconds() >= t.soft_hold_s
+    )

@@ -70,9 +70,9 @@ def remember_sag(
     new_attempt = bool(previous) and previous[-1].attempt != sample.attempt
     if new_attempt:
         memory = replace(memory, read_at=None, read_rate=None, sag_since=None, sag_lost_s=0.0)
-    since, lost = sag_after(memory, previous, sample, t)
     if sample.throughput is None or sample.status != RunStatus.RUNNING:
         return memory
+    since, lost = sag_after(memory, previous, sample, t)
     if since is None and memory.sag_since is not None:
         memory = replace(
             memory, sags_lost_s=(*memory.sags_lost_s, _most(memory, sample))[-MAX_DIPS:]

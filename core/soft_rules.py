@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from core.findings import Finding, Thresholds, age_s, held_for, silent_since
+from core.findings import Finding, Thresholds, age_s, held_for, silent_since, soft_held
 from core.memory import Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.throughput import slow, suspect_slow
@@ -27,11 +27,7 @@ SoftRule = Callable[
 def _soft(
     key: Condition, reason: str, count: int, since: datetime | None, now: datetime, t: Thresholds
 ) -> Finding | None:
-    if count < t.soft_checks or since is None:
-        return None
-    if (now - since).total_seconds() < t.soft_hold_s:
-        return None
-    return Finding(key, reason, soft=True, since=since)
+    return Finding(key, reason, soft=True, since=since) if soft_held(count, since, now, t) else None
 
 
 def stale_output(
@@ -118,9 +114,7 @@ def _gpu_back(memory: Memory, sample: Sample, t: Thresholds) -> bool:
         ),
         max_gap_s=float("inf"),
     )
-    if count < t.soft_checks or since is None:
-        return False
-    return (sample.at - since).total_seconds() >= t.soft_hold_s
+    return soft_held(count, since, sample.at, t)
 
 
 def gpu_recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:

@@ -34,7 +34,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 
 from core.durations import format_duration, local_time
-from core.findings import Finding, Thresholds, held_for
+from core.findings import Finding, Thresholds, held_for, soft_held
 from core.memory import MAX_DIPS, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.slowdown_cost import learned_lost_s, remember_sag, sag_after
@@ -107,11 +107,7 @@ def _recovered(memory: Memory, sample: Sample, base: float, now: datetime, t: Th
         ),
         max_gap_s=float("inf"),
     )
-    return (
-        count >= t.soft_checks
-        and since is not None
-        and (now - since).total_seconds() >= (t.soft_hold_s)
-    )
+    return soft_held(count, since, now, t)
 
 
 def _under(s: Sample, attempt: int, floor: float) -> bool | None:
