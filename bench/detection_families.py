@@ -233,6 +233,36 @@ def irregular_phases_then_decay(run: SimRun, rng: random.Random) -> None:
     _decay(run, start, ramp)
 
 
+def noisy_step_down(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-20 %, and at 2-20 h the rate steps down to 50-68 % for good
+    run.noise = 0.2
+    _step_down(run, rng.uniform(2 * 3600, 20 * 3600), rng.uniform(0.5, 0.68))
+
+
+def noisy_slow_phases(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-20 %, and a neighbour's slow phases (must not alert)
+    run.noise = 0.2
+    irregular_slow_phases(run, rng)
+
+
+def rare_logger(run: SimRun, rng: random.Random) -> None:
+    # a trainer that prints (and so moves its step) only every 2-8 min (must not alert)
+    run.output_every_s = rng.uniform(2, 8) * MIN
+    _healthy_day(run)
+
+
+def input_bound_rare_logger(run: SimRun, rng: random.Random) -> None:
+    # input_bound, in a trainer that prints only every 2-8 min
+    run.output_every_s = rng.uniform(2, 8) * MIN
+    input_bound(run, rng)
+
+
+def input_bound_long_evals(run: SimRun, rng: random.Random) -> None:
+    # input_bound, with evals of 15-40 min every 1-2 h that keep the GPU busy
+    run.eval_s, run.eval_every_s = (15 * MIN, 40 * MIN), rng.uniform(3600, 7200)
+    input_bound(run, rng)
+
+
 FAMILIES = (
     Family("slow_startup", "silent start-up 8-20 min, GPU idle, CPU/disk busy", slow_startup),
     Family("long_checkpoints", "checkpoint saves 5-15 min, GPU idle, I/O busy", long_checkpoints),
@@ -340,6 +370,32 @@ FAMILIES = (
         True,
         True,
     ),
+    # written before the sag's and the idle GPU's next changes were built (2026-11-30)
+    Family(
+        "noisy_step_down",
+        "readings scattered +-20 %, the rate steps down to 50-68 % for good at 2-20 h",
+        noisy_step_down,
+        True,
+        True,
+    ),
+    Family(
+        "noisy_slow_phases",
+        "readings scattered +-20 %, irregular slow phases (must not alert)",
+        noisy_slow_phases,
+    ),
+    Family("rare_logger", "a healthy trainer printing every 2-8 min (must not alert)", rare_logger),
+    Family(
+        "input_bound_rare_logger",
+        "input_bound, the trainer printing every 2-8 min",
+        input_bound_rare_logger,
+        True,
+    ),
+    Family(
+        "input_bound_long_evals",
+        "input_bound, with 15-40 min evals every 1-2 h that keep the GPU busy",
+        input_bound_long_evals,
+        True,
+    ),
 )
 KINDS = {
     "busy_gpu_hang": "hang_busy",
@@ -354,6 +410,9 @@ KINDS = {
     "input_bound": "gpu_idle",
     "gpu_falls_idle": "decay",
     "irregular_phases_then_decay": "decay",
+    "noisy_step_down": "decay",
+    "input_bound_rare_logger": "gpu_idle",
+    "input_bound_long_evals": "gpu_idle",
 }
 
 

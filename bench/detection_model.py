@@ -92,6 +92,7 @@ class SimRun:
     step_down: tuple[float, float] | None = None  # (start, share): the rate falls for good
     dips: list[tuple[float, float, float]] = field(default_factory=list)  # (start, end, share)
     noise: float = 0.0  # each throughput reading scattered by up to this share either way
+    output_every_s: float = OUTPUT_EVERY_S  # how often the training trainer prints
     gpu_scale: float = 1.0  # a training GPU's utilisation scaled by this (input-bound: < 0.1)
     event_s: float | None = None  # when the thing worth detecting happened
     onset_s: float | None = None  # a gradual one's start: alerts from here on are not false
@@ -243,7 +244,7 @@ class SimRun:
         p = self.phase_at(t)
         rng = self.rng
         if p.mode in OUTPUT_MODES:
-            out: float | None = max(p.start, t - ((t - p.start) % OUTPUT_EVERY_S))
+            out: float | None = max(p.start, t - ((t - p.start) % self.output_every_s))
         else:
             out = p.out_base
         util, speed = _gpu_and_speed(p.mode, rng)
