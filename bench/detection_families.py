@@ -389,12 +389,14 @@ FAMILIES = (
         "input_bound, the trainer printing every 2-8 min",
         input_bound_rare_logger,
         True,
+        tuned=True,  # its results led to the episode's quiet readings (2026-11-30)
     ),
     Family(
         "input_bound_long_evals",
         "input_bound, with 15-40 min evals every 1-2 h that keep the GPU busy",
         input_bound_long_evals,
         True,
+        tuned=True,  # its results led to the episode's quiet readings (2026-11-30)
     ),
 )
 KINDS = {

@@ -51,6 +51,7 @@ def sample_of(
     used = [g for g in used_gpus(probe) if g.util_pct is not None]
     lowest = min(used, key=lambda g: g.util_pct or 0.0) if used else None
     silent_s = age_s(probe.at, silent_since(state, memory))
+    quiet = silent_s is not None and silent_s >= min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
     busy = tree_busy(state, probe, t)
     return Sample(
         at=probe.at,
@@ -67,10 +68,10 @@ def sample_of(
         tree_busy=busy,
         # silent while the tree computes or moves bytes: loading, compiling, saving
         explained_idle=bool(busy)
-        and silent_s is not None
-        and silent_s >= min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
+        and quiet
         and lowest is not None
         and (lowest.util_pct or 0.0) < t.gpu_low_pct,
+        quiet=quiet,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from itertools import islice
 
 from core.findings import Finding, Thresholds, age_s, held_for, silent_since, soft_held
 from core.memory import Memory, Sample
@@ -69,26 +70,27 @@ def low_gpu(
     that idles while the run's rate sagged under the slow line is a slowdown: the `slow` rule
     judges it by what it costs (a slow phase that comes back is no news). Once told, the
     episode (`memory.low_gpu_since`) lasts until the GPU holds busy for `soft_hold_s` and
-    `soft_checks` checks: low readings a cruise interval apart, or an eval's busy minutes in
+    `soft_checks` checks taken while the trainer printed (`Sample.quiet`: a reading in a
+    silence is no news): low readings a cruise interval apart, or an eval's busy minutes in
     an input-bound run, neither end it nor start another (that run was told "recovered" and
-    told again about every hour)."""
+    told again about every hour; with 15-40 min evals, 26 times a day)."""
     low = _lowest(sample)
-    if state.status is not RunStatus.RUNNING or low is None or sample.explained_idle:
+    if state.status is not RunStatus.RUNNING or low is None:
         return None
-    which = "" if sample.gpu_min_index is None else f" on GPU {sample.gpu_min_index}"
     under = f"under {t.gpu_low_pct:.0f}%"
-    reason = f"GPU utilisation {low:.0f}%{which} ({under}) while training"
     same_attempt = bool(previous) and previous[-1].attempt == sample.attempt
     if memory.low_gpu_since is not None and same_attempt:
-        if _gpu_back(memory, sample, t):
-            return None
+        if _unread(sample) or _gpu_back(memory, sample, t):
+            return None  # a silence is no news (core.soft_rules.unjudged keeps the alert)
+        which = _which(sample)
+        reason = f"GPU utilisation {low:.0f}%{which} ({under}) while training"
         if low >= t.gpu_low_pct:
             reason = f"GPU utilisation {under}{which} while training ({low:.0f}% at this check)"
         return Finding(Condition.LOW_GPU, reason, soft=True, since=memory.low_gpu_since)
-    if _sagging(sample, memory, t):
+    if sample.explained_idle or _sagging(sample, memory, t):
         return None
     count, since = held_for(
-        _explained_back(memory.samples),
+        _silence_back(memory.samples, lambda s: s.explained_idle),
         lambda s: (
             None
             if s.explained_idle or _sagging(s, memory, t)
@@ -99,17 +101,22 @@ def low_gpu(
         ),
         max_gap_s=2 * t.soft_hold_s,
     )
+    reason = f"GPU utilisation {low:.0f}%{_which(sample)} ({under}) while training"
     return _soft(Condition.LOW_GPU, reason, count, since, probe.at, t)
+
+
+def _which(sample: Sample) -> str:
+    return "" if sample.gpu_min_index is None else f" on GPU {sample.gpu_min_index}"
 
 
 def _gpu_back(memory: Memory, sample: Sample, t: Thresholds) -> bool:
     """The least busy GPU has held at or above `gpu_low_pct` for `soft_hold_s` and
     `soft_checks` checks (`memory.samples` hold this check's)."""
     count, since = held_for(
-        memory.samples,
+        _silence_back(memory.samples, _unread),
         lambda s: (
             None
-            if s.explained_idle or _lowest(s) is None
+            if _unread(s) or _lowest(s) is None
             else s.attempt == sample.attempt and (_lowest(s) or 0.0) >= t.gpu_low_pct
         ),
         max_gap_s=float("inf"),
@@ -123,7 +130,7 @@ def gpu_recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
     cruise tick, a run that evaluates about as often kept landing in its evals: two busy
     readings half an hour apart read as a GPU back, and the episode closed and reopened."""
     lowest = _lowest(sample)
-    if memory.low_gpu_since is None or lowest is None or sample.explained_idle:
+    if memory.low_gpu_since is None or lowest is None or _unread(sample):
         return False
     return lowest >= t.gpu_low_pct
 
@@ -131,9 +138,9 @@ def gpu_recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
 def remember_low_gpu(memory: Memory, found: tuple[Finding, ...], sample: Sample) -> Memory:
     """Keep the open low-GPU episode's start for the next check. A check with no GPU reading
     (or an explained idle one) changes nothing: no news is no recovery."""
-    if _lowest(sample) is None or sample.explained_idle:
-        return memory
     since = next((f.since for f in found if f.key == Condition.LOW_GPU), None)
+    if since is None and (_lowest(sample) is None or _unread(sample)):
+        return memory
     return memory if since == memory.low_gpu_since else replace(memory, low_gpu_since=since)
 
 
@@ -143,17 +150,27 @@ def _sagging(sample: Sample, memory: Memory, t: Thresholds) -> bool:
     return base is not None and rate is not None and rate < base * t.throughput_drop
 
 
-def _explained_back(samples: tuple[Sample, ...]) -> tuple[Sample, ...]:
-    """A reading taken early in a silence that a later reading shows was loading or saving
-    (same attempt, same last output) is explained too: a check that lands in the first
-    minutes of a checkpoint write is not an idle GPU while training."""
+def _silence_back(
+    samples: tuple[Sample, ...], unread: Callable[[Sample], bool]
+) -> tuple[Sample, ...]:
+    """A reading taken early in a silence that a later reading shows went on (same attempt,
+    same last output) is the silence's too: a check that lands in the first minute of a
+    checkpoint write is not an idle GPU while training, nor one in an eval's first minute a
+    busy one."""
     out = list(samples)
     for i in range(len(out) - 2, -1, -1):
         s, later = out[i], out[i + 1]
         same = (s.attempt, s.last_output_at) == (later.attempt, later.last_output_at)
-        if later.explained_idle and same and not s.explained_idle:
-            out[i] = replace(s, explained_idle=True)
+        if unread(later) and same and not unread(s):
+            out[i] = replace(s, quiet=True, explained_idle=later.explained_idle)
     return tuple(out)
+
+
+def _unread(sample: Sample) -> bool:
+    """A reading that says nothing of an open episode's GPU while training: taken in a
+    silence (an eval's busy GPU, a save's idle one). Not used for an episode's onset: a
+    trainer that prints every few minutes is silent at most checks."""
+    return sample.quiet or sample.explained_idle
 
 
 def _lowest(sample: Sample) -> float | None:
@@ -166,7 +183,7 @@ def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozense
     if state.status is not RunStatus.RUNNING:
         return frozenset()
     missing = set()
-    if _lowest(sample) is None or sample.explained_idle:
+    if _lowest(sample) is None or _unread(sample):
         missing.add(Condition.LOW_GPU)
     if sample.throughput is None or memory.baseline_throughput is None:
         missing.add(Condition.SLOW)
@@ -176,9 +193,17 @@ def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozense
 def suspect(state: SupervisorState, sample: Sample, memory: Memory, t: Thresholds) -> bool:
     if state.status is not RunStatus.RUNNING:
         return False
-    lowest = _lowest(sample)
-    low_gpu = lowest is not None and lowest < t.gpu_low_pct and not sample.explained_idle
-    return low_gpu or suspect_slow(sample, memory, t)
+    return _gpu_suspect(sample, memory, t) or suspect_slow(sample, memory, t)
+
+
+def _gpu_suspect(sample: Sample, memory: Memory, t: Thresholds) -> bool:
+    """One of the two newest GPU readings is low (an explained one is skipped): a busy reading
+    right after a low one (an eval's first minutes) is looked at again within the hold, not
+    at the next cruise tick."""
+    samples = reversed(memory.samples)
+    read = (s for s in samples if s.attempt == sample.attempt and not s.explained_idle)
+    newest = list(islice((low for s in read if (low := _lowest(s)) is not None), 2))
+    return any(low < t.gpu_low_pct for low in newest)
 
 
 SOFT_SETTLE_S = 900.0  # under MAX_SAMPLES alert-mode checks, or an episode never looks old

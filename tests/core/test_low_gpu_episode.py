@@ -7,18 +7,27 @@ slow phases that came back). Pure: data and an injected `now`, no I/O."""
 
 from __future__ import annotations
 
-from core.memory import Memory
+from core.findings import held_for
+from core.memory import Memory, Sample
 from core.models import OpenAlert
 from core.rules import Assessment, Observation, Policy, next_check_s
 from core.transitions import plan_alerts
 from core.vocab import TOLD_ONCE, Condition
-from tests.core.builders import at, keys, run_checks, running
+from tests.core.builders import at, keys, run_checks, running, tree
 
 RATE = 2.0
 
 
 def read(minute: float, util: float, share: float = 1.0) -> Observation:
     return running(at(minute), util_pct=util, throughput=RATE * share)
+
+
+def in_eval(minute: float, began: float, util: float = 88) -> Observation:
+    """A reading `minute - began` minutes into an eval: the trainer silent since it began, its
+    tree busy (the eval's dataloader), the GPU busy."""
+    return running(
+        at(minute), util_pct=util, throughput=RATE, output_at=at(began), **tree(at(minute))
+    )
 
 
 def low_since(result: Assessment) -> object:
@@ -76,3 +85,55 @@ def test_a_busy_reading_in_an_open_episode_is_looked_at_again_within_the_hold() 
     assert next_check_s(results[-1], Policy(), at(50)) <= 600  # within soft_hold, not cruise
     refuted = run_checks([read(60, 5), read(90, 88)], memory=results[-1].memory)
     assert [low_since(r) for r in refuted] == [at(10), at(10)]  # the eval's reading: no recovery
+
+
+def test_a_long_evals_busy_minutes_are_no_news_for_an_open_episode() -> None:
+    # input_bound_long_evals (held out): 15-40 min evals held busy past the hold, the episode
+    # closed in each and opened again after it, 26 messages a run-day
+    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    evals = [in_eval(m, began=28) for m in (30, 38, 47)]  # silent 2, 10 and 19 min: quiet
+    results = run_checks([*evals, read(55, 5)], memory=told.memory)
+    assert [r.memory.low_gpu_since for r in results] == [at(10)] * 4
+    # each eval check is no news (the open alert stays), the reading after it is the episode's
+    assert all(Condition.LOW_GPU in r.unjudged for r in results[:3])
+    assert low_since(results[3]) == at(10)
+    # the same busy readings while the trainer prints: the GPU is back
+    printing = run_checks([read(m, 88) for m in (30, 38, 47)], memory=told.memory)
+    assert printing[-1].memory.low_gpu_since is None
+
+
+def test_an_evals_first_minute_is_the_silences_once_a_later_check_shows_it() -> None:
+    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    # 40 s into the eval (not yet quiet), then 9 and 18 min in, same silence: not a GPU back
+    results = run_checks([in_eval(m, began=29.3) for m in (30, 38.3, 47.3)], memory=told.memory)
+    assert results[-1].memory.low_gpu_since == at(10)
+
+
+def test_a_busy_reading_right_after_a_low_one_is_looked_at_again_within_the_hold() -> None:
+    results = run_checks([read(0, 90), read(2, 5), read(6, 88)])
+    assert results[-1].suspect  # an eval's first minute, or the GPU back: seen again soon
+    assert next_check_s(results[-1], Policy(), at(6)) <= 600
+    calm = run_checks([read(0, 90), read(2, 88), read(6, 88)])
+    assert not calm[-1].suspect
+
+
+def test_a_streaks_gap_counts_every_check_not_only_the_judged_ones() -> None:
+    def sample(minute: float, verdict: bool | None) -> Sample:
+        return Sample(at=at(minute), reachable=True, step=None if verdict is None else 1)
+
+    def holds(s: Sample) -> bool | None:
+        return None if s.step is None else True
+
+    # two judged readings 24 min apart with a check between them that could not tell: one
+    # streak under a 20-min gap (every check of it was 12 min from the next)
+    assert held_for((sample(0, True), sample(12, None), sample(24, True)), holds, 1200) == (
+        2,
+        at(0),
+    )
+    # with no check between them, 24 min apart is two episodes
+    assert held_for((sample(0, True), sample(24, True)), holds, 1200) == (1, at(24))
+    # a gap before the streak began does not matter
+    assert held_for((sample(0, False), sample(24, True), sample(54, None)), holds, 1200) == (
+        1,
+        at(24),
+    )
