@@ -81,18 +81,15 @@ def held_for(
 ) -> tuple[int, datetime | None]:
     """How many of the newest samples satisfy `holds` in a row, and when the first of them was.
     `holds` answers None for a sample that could not tell (no reading): it is skipped, so a
-    missing reading neither breaks nor extends an episode. Two checks further apart than
-    `max_gap_s` are not one episode: two idle readings that a 30-minute cadence happens to land
-    on are not a GPU idle for 30 minutes (a skipped check between them is still a check)."""
-    count, since, newer = 0, None, None
+    missing reading neither breaks nor extends an episode. Two readings further apart than
+    `max_gap_s` are not one episode: two checkpoint writes that a 30-minute cadence happens
+    to land on are not a GPU idle for 30 minutes."""
+    count, since = 0, None
     for sample in reversed(samples):
-        if count and newer is not None and (newer - sample.at).total_seconds() > max_gap_s:
-            break
-        newer = sample.at
         verdict = holds(sample)
         if verdict is None:
             continue
-        if not verdict:
+        if not verdict or (since is not None and (since - sample.at).total_seconds() > max_gap_s):
             break
         count, since = count + 1, sample.at
     return count, since

@@ -7,8 +7,7 @@ slow phases that came back). Pure: data and an injected `now`, no I/O."""
 
 from __future__ import annotations
 
-from core.findings import held_for
-from core.memory import Memory, Sample
+from core.memory import Memory
 from core.models import OpenAlert
 from core.rules import Assessment, Observation, Policy, next_check_s
 from core.transitions import plan_alerts
@@ -116,24 +115,3 @@ def test_a_busy_reading_right_after_a_low_one_is_looked_at_again_within_the_hold
     calm = run_checks([read(0, 90), read(2, 88), read(6, 88)])
     assert not calm[-1].suspect
 
-
-def test_a_streaks_gap_counts_every_check_not_only_the_judged_ones() -> None:
-    def sample(minute: float, verdict: bool | None) -> Sample:
-        return Sample(at=at(minute), reachable=True, step=None if verdict is None else 1)
-
-    def holds(s: Sample) -> bool | None:
-        return None if s.step is None else True
-
-    # two judged readings 24 min apart with a check between them that could not tell: one
-    # streak under a 20-min gap (every check of it was 12 min from the next)
-    assert held_for((sample(0, True), sample(12, None), sample(24, True)), holds, 1200) == (
-        2,
-        at(0),
-    )
-    # with no check between them, 24 min apart is two episodes
-    assert held_for((sample(0, True), sample(24, True)), holds, 1200) == (1, at(24))
-    # a gap before the streak began does not matter
-    assert held_for((sample(0, False), sample(24, True), sample(54, None)), holds, 1200) == (
-        1,
-        at(24),
-    )
