@@ -114,4 +114,3 @@ def test_a_busy_reading_right_after_a_low_one_is_looked_at_again_within_the_hold
     assert next_check_s(results[-1], Policy(), at(6)) <= 600
     calm = run_checks([read(0, 90), read(2, 88), read(6, 88)])
     assert not calm[-1].suspect
-
