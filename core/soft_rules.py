@@ -136,8 +136,9 @@ def gpu_recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
 
 
 def remember_low_gpu(memory: Memory, found: tuple[Finding, ...], sample: Sample) -> Memory:
-    """Keep the open low-GPU episode's start for the next check. A check with no GPU reading
-    (or an explained idle one) changes nothing: no news is no recovery."""
+    """Keep the open low-GPU episode's start for the next check. A check with no GPU reading,
+    or one taken in a silence, changes nothing unless the rule told it: no news is no
+    recovery."""
     since = next((f.since for f in found if f.key == Condition.LOW_GPU), None)
     if since is None and (_lowest(sample) is None or _unread(sample)):
         return memory

@@ -103,9 +103,14 @@ def test_a_long_evals_busy_minutes_are_no_news_for_an_open_episode() -> None:
 
 def test_an_evals_first_minute_is_the_silences_once_a_later_check_shows_it() -> None:
     told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
-    # 40 s into the eval (not yet quiet), then 9 and 18 min in, same silence: not a GPU back
-    results = run_checks([in_eval(m, began=29.3) for m in (30, 38.3, 47.3)], memory=told.memory)
-    assert results[-1].memory.low_gpu_since == at(10)
+    # two evals, each read 40 s in (not yet quiet: busy readings 15 min apart would hold as a
+    # GPU back) and again 3 min in, in the same silence: both first readings were the evals'
+    evals = [(29.3, 30), (29.3, 33), (44.3, 45), (44.3, 48)]
+    results = run_checks([in_eval(m, began=b) for b, m in evals], memory=told.memory)
+    assert [r.memory.low_gpu_since for r in results] == [at(10)] * 4
+    # the same two first readings with no later check in their silence: the GPU is back
+    unseen = run_checks([in_eval(m, began=b) for b, m in evals[::2]], memory=told.memory)
+    assert unseen[-1].memory.low_gpu_since is None
 
 
 def test_a_busy_reading_right_after_a_low_one_is_looked_at_again_within_the_hold() -> None:
