@@ -22,7 +22,8 @@ from core.messages import alert_message, episode_findings, log_context, recovery
 from core.models import CheckCommit, OpenAlert, OutboundMessage, RunRecord
 from core.outside import CheckPolicy, Outside, ProviderAnswer, judge_outside
 from core.protocol import SupervisorState
-from core.rules import Assessment, Finding, Health, Observation, assess, next_check_s
+from core.rules import Assessment, Finding, Health, Observation, Policy, assess, next_check_s
+from core.slowdown_cost import deadline_gate
 from core.statusline import status_line
 from core.throughput import past_due
 from core.topics import RunFacts
@@ -69,7 +70,8 @@ def decide(
     (SSH answered, no provider, no instance)."""
     memory = memory_of(record)
     outside = judge_outside(record, obs, instance, memory, policy, open_alerts, now)
-    a = _merge(assess(memory, obs, policy.rules, now, alerting=outside.lasting), outside)
+    rules = _deadline_rules(policy.rules, obs, memory, outside.due_at, now)
+    a = _merge(assess(memory, obs, rules, now, alerting=outside.lasting), outside)
     a = _slow_past_due(a, record, outside.due_at, policy, now)
     line = _status_line(record, obs, a)
     terminal = a.health is Health.TERMINAL
@@ -122,6 +124,15 @@ def _merge(a: Assessment, outside: Outside) -> Assessment:
     findings = (*a.findings, *outside.findings)
     unjudged = a.unjudged | outside.unjudged
     return replace(a, findings=findings, memory=memory, health=health, unjudged=unjudged)
+
+
+def _deadline_rules(
+    rules: Policy, obs: Observation, memory: Memory, due_at: datetime | None, now: datetime
+) -> Policy:
+    """The rules, the slowdown's cost gate waived if this rate makes the run miss `due_at`."""
+    state = obs.probe.state if obs.probe else None
+    gate = deadline_gate(rules.thresholds, state, memory.baseline_throughput, due_at, now)
+    return rules if gate is rules.thresholds else replace(rules, thresholds=gate)
 
 
 def _slow_past_due(

@@ -12,21 +12,53 @@ behaviour: each recovered sag is remembered with the most it may have cost (its 
 the interval to the reading back at the line at the last one's shortfall), and a slowdown is
 news once it has cost DIP_MARGIN x the most of the newest MAX_DIPS (never less than
 `slow_lost_s`, never more than LOST_CAP x it: a run that once lost hours does not silence the
-rule for good). A run with no recovered sag is judged on `slow_lost_s` alone.
+rule for good). A run with no recovered sag is judged on `slow_lost_s` alone. The gate is
+waived (`deadline_gate`, applied by core.decide) when at this rate the run would miss its
+deadline or max_cost and at its own rate would not.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.findings import Thresholds
 from core.memory import MAX_DIPS, Memory, Sample
+from core.protocol import SupervisorState
 from core.vocab import RunStatus
 
 # a slowdown must cost a quarter more than the most any of the run's recovered sags may have
 DIP_MARGIN = 1.25
 LOST_CAP = 4.0
+
+
+def deadline_gate(
+    t: Thresholds,
+    state: SupervisorState | None,
+    base: float | None,
+    due_at: datetime | None,
+    now: datetime,
+) -> Thresholds:
+    """The thresholds with the cost gate waived when the slowdown is what makes the run miss its
+    deadline or max_cost (`due_at`, whichever stops it first; `now` on the same clock): at this
+    rate it would end after `due_at`, at its own rate before it. Waiting for the hour's cost
+    would spend hours a person could use to act (/extend, or fix the host). A run that would
+    miss it even at its own rate is the deadline warning's news, not the slowdown's."""
+    if state is None or due_at is None or not base or base <= 0:
+        return t
+    left, rate = _left(state.step, state.total_steps), state.throughput
+    if left is None or not rate or rate <= 0:
+        return t
+    ends_at, ends_at_base = (now + timedelta(seconds=left / r) for r in (rate, base))
+    return replace(t, slow_lost_s=0.0) if ends_at > due_at >= ends_at_base else t
+
+
+def steps_left(sample: Sample) -> int | None:
+    return _left(sample.step, sample.total_steps)
+
+
+def _left(step: int | None, total: int | None) -> int | None:
+    return None if step is None or not total or total <= step else total - step
 
 
 def learned_lost_s(memory: Memory, t: Thresholds) -> float:

@@ -21,7 +21,9 @@ lasts, not at a cruise tick that may land in the next slow phase. A missing read
 Such a slowdown is news only once it has also cost the run `slow_lost_s` (an hour) of its time,
 or a quarter more than the most any of its recovered sags cost (core/slowdown_cost.py): a slow
 phase that comes back before then is the run's own business; a collapse to 30 % is told after
-about 86 min, a decay once it has cost the hour. Each dip under the line that came back to
+about 86 min, a decay once it has cost the hour. One that makes the run miss its deadline or
+max_cost (and would not at its own rate) is told at the hold (core/slowdown_cost.py
+`deadline_gate`, applied by core.decide). Each dip under the line that came back to
 the recovered line is also remembered with the longest it may have lasted (`dips_s`): the
 message says it.
 The message says how far the rate fell, what it has cost so far and, when the total is known,
@@ -37,7 +39,7 @@ from core.durations import format_duration, local_time
 from core.findings import Finding, Thresholds, held_for, soft_held
 from core.memory import MAX_DIPS, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.slowdown_cost import learned_lost_s, remember_sag, sag_after
+from core.slowdown_cost import learned_lost_s, remember_sag, sag_after, steps_left
 from core.vocab import Condition, RunStatus
 
 # the baseline rises quickly with faster readings and falls only slowly with readings in the
@@ -140,7 +142,7 @@ def slow_reason(
         text += f", costing the run {_span(lost_s)} so far"
     if usual_s > 0:
         text += f" (its slow phases so far came back within {_span(usual_s)})"
-    left = _steps_left(sample)
+    left = steps_left(sample)
     if left is None or rate <= 0:
         return text
     return (
@@ -155,7 +157,7 @@ def past_due(
     """The slow finding, its reason also saying when the run would end at this rate if that is
     after `due_at`, when its deadline or max_cost (`what`) stops it. Called by core.decide,
     which knows the run's deadline and cap."""
-    left = _steps_left(sample)
+    left = steps_left(sample)
     rate = sample.throughput
     if finding.key != Condition.SLOW or left is None or not rate or rate <= 0:
         return finding
@@ -164,12 +166,6 @@ def past_due(
         return finding
     later = f"{finding.reason}; it would end {local_time(end, now, tz)}, after its {what} stops it"
     return replace(finding, reason=f"{later} at {local_time(due_at, now, tz)}")
-
-
-def _steps_left(sample: Sample) -> int | None:
-    if sample.step is None or not sample.total_steps or sample.total_steps <= sample.step:
-        return None
-    return sample.total_steps - sample.step
 
 
 def _span(seconds: float) -> str:

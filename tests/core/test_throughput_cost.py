@@ -7,9 +7,11 @@ and an injected `now`, no I/O."""
 from __future__ import annotations
 
 from core.config import ThresholdsConfig
+from core.decide import CheckPolicy, decide
 from core.memory import Memory
+from core.models import OpenAlert, RunRecord
 from core.rules import Assessment
-from tests.core.builders import HELD_ONLY, at, keys, run_checks, running
+from tests.core.builders import HELD_ONLY, T0, at, keys, run_checks, running
 
 RATE = 2.0  # steps/s: the run's own rate
 
@@ -99,3 +101,33 @@ def test_a_sag_survives_a_watcher_restart() -> None:
 def test_the_gate_is_configured_as_slow_lost() -> None:
     assert ThresholdsConfig().thresholds().slow_lost_s == 3600.0
     assert ThresholdsConfig(slow_lost="45m").thresholds().slow_lost_s == 2700.0
+
+
+def deadline_run(deadline_min: float) -> list[list[str]]:
+    """A run at 2 steps/s with 20,000 steps to go (2.8 h at its rate) slows to 40 % from
+    minute 20 (6.9 h to go): what each check tells, through the watcher's own `decide`."""
+    record = RunRecord(
+        name="r", run_dir="/r", launched_at=T0, status="running", deadline_at=at(deadline_min)
+    )
+    shares = [(0, 1.0), (10, 1.0), (20, 0.4), (30, 0.4), (40, 0.4), (50, 0.4), (60, 0.4)]
+    open_alerts: dict[str, OpenAlert] = {}
+    said = []
+    for m, share in shares:
+        o = running(at(m), throughput=RATE * share, total_steps=20_100)
+        d = decide(record, o, None, open_alerts, CheckPolicy(), o.at)
+        open_alerts.update({a.condition: a for a in d.commit.alerts_opened})
+        record = d.record
+        said.append([f.reason for f in d.told if f.key == "slow"])
+    return said
+
+
+def test_a_slowdown_that_makes_the_run_miss_its_deadline_is_told_at_the_hold() -> None:
+    # at 40 % the run ends past its 5-h deadline, at its own rate well before: told once the
+    # 30-min hold holds (minute 50), not after the hour's cost (18 min of it so far)
+    said = deadline_run(5 * 60)
+    assert [i for i, reasons in enumerate(said) if reasons] == [5]
+    assert "after its deadline stops it" in said[5][0]
+    # a deadline that even this rate makes: the cost gate, as for any run
+    assert not any(deadline_run(20 * 60))
+    # one it misses even at its own rate: the deadline's news, not the slowdown's
+    assert not any(deadline_run(2 * 60))
