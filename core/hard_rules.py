@@ -50,6 +50,7 @@ def sample_of(
     gpu_util = mean_util(probe)
     used = [g for g in used_gpus(probe) if g.util_pct is not None]
     lowest = min(used, key=lambda g: g.util_pct or 0.0) if used else None
+    low = None if lowest is None else (lowest.util_pct or 0.0)
     silent_s = age_s(probe.at, silent_since(state, memory))
     quiet = silent_s is not None and silent_s >= min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
     busy = tree_busy(state, probe, t)
@@ -67,11 +68,8 @@ def sample_of(
         gpu_min_index=None if lowest is None or len(used) < 2 else lowest.index,
         tree_busy=busy,
         # silent while the tree computes or moves bytes: loading, compiling, saving
-        explained_idle=bool(busy)
-        and quiet
-        and lowest is not None
-        and (lowest.util_pct or 0.0) < t.gpu_low_pct,
-        quiet=quiet,
+        explained_idle=bool(busy) and quiet and low is not None and low < t.gpu_low_pct,
+        busy_silent=quiet and low is not None and low >= t.gpu_low_pct,
     )
 
 

@@ -38,9 +38,9 @@ class Sample:
     gpu_min_index: int | None = None  # which one, when the run uses several
     tree_busy: bool | None = None  # the trainer's tree moved CPU or I/O lately; None: unknown
     explained_idle: bool = False  # silent with a busy tree: an idle GPU is loading or saving
-    # silent for the explained-silence window: an eval, a save, a load (or a stall or hang,
-    # the silence rules' to judge), not the GPU while training
-    quiet: bool = False
+    # silent for the explained-silence window with the GPU busy: an eval (or a hang, the silence
+    # rules' to judge); it says nothing of the GPU while training
+    busy_silent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +182,7 @@ def _sample_from_json(doc: dict[str, Any]) -> Sample:
         gpu_min_index=doc.get("gpu_min_index"),
         tree_busy=doc.get("tree_busy"),
         explained_idle=bool(doc.get("explained_idle", False)),
-        quiet=bool(doc.get("quiet", False)),
+        busy_silent=bool(doc.get("busy_silent", False)),
     )
 
 

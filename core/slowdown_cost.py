@@ -42,8 +42,9 @@ def deadline_gate(
     """The thresholds with the cost gate waived when the slowdown is what makes the run miss its
     deadline or max_cost (`due_at`, whichever stops it first; `now` on the same clock): at this
     rate it would end after `due_at`, at its own rate before it. Waiting for the hour's cost
-    would spend hours a person could use to act (/extend, or fix the host). A run that would
-    miss it even at its own rate is the deadline warning's news, not the slowdown's."""
+    would spend hours a person could use to act (/extend, or fix the host). For a run that
+    would miss it even at its own rate the slowdown does not change that outcome: the gate
+    stands (the deadline's hour-ahead warning still comes)."""
     if state is None or due_at is None or not base or base <= 0:
         return t
     left, rate = _left(state.step, state.total_steps), state.throughput

@@ -70,8 +70,8 @@ def low_gpu(
     that idles while the run's rate sagged under the slow line is a slowdown: the `slow` rule
     judges it by what it costs (a slow phase that comes back is no news). Once told, the
     episode (`memory.low_gpu_since`) lasts until the GPU holds busy for `soft_hold_s` and
-    `soft_checks` checks taken while the trainer printed (`Sample.quiet`: a reading in a
-    silence is no news): low readings a cruise interval apart, or an eval's busy minutes in
+    `soft_checks` checks taken while the trainer printed (`Sample.busy_silent`: a busy reading
+    in a silence is no news): low readings a cruise interval apart, or an eval's busy minutes in
     an input-bound run, neither end it nor start another (that run was told "recovered" and
     told again about every hour; with 15-40 min evals, 26 times a day)."""
     low = _lowest(sample)
@@ -80,7 +80,7 @@ def low_gpu(
     under = f"under {t.gpu_low_pct:.0f}%"
     same_attempt = bool(previous) and previous[-1].attempt == sample.attempt
     if memory.low_gpu_since is not None and same_attempt:
-        if _unread(sample) or _gpu_back(memory, sample, t):
+        if _no_news(sample, memory) or _gpu_back(memory, sample, t):
             return None  # a silence is no news (core.soft_rules.unjudged keeps the alert)
         which = _which(sample)
         reason = f"GPU utilisation {low:.0f}%{which} ({under}) while training"
@@ -111,17 +111,42 @@ def _which(sample: Sample) -> str:
 
 def _gpu_back(memory: Memory, sample: Sample, t: Thresholds) -> bool:
     """The least busy GPU has held at or above `gpu_low_pct` for `soft_hold_s` and
-    `soft_checks` checks (`memory.samples` hold this check's)."""
+    `soft_checks` checks (`memory.samples` hold this check's), busy readings in a silence
+    skipped (an eval's), unless every kept reading of the attempt is one: a trainer that prints
+    less often than it is checked would keep its episode open for good."""
+    samples = _silence_back(memory.samples, _unread)
+    skip = _skips(samples, sample.attempt)
     count, since = held_for(
-        _silence_back(memory.samples, _unread),
+        samples,
         lambda s: (
             None
-            if _unread(s) or _lowest(s) is None
+            if skip(s) or _lowest(s) is None
             else s.attempt == sample.attempt and (_lowest(s) or 0.0) >= t.gpu_low_pct
         ),
         max_gap_s=float("inf"),
     )
     return soft_held(count, since, sample.at, t)
+
+
+def _explained(sample: Sample) -> bool:
+    return sample.explained_idle
+
+
+def _skips(samples: tuple[Sample, ...], attempt: int) -> Callable[[Sample], bool]:
+    """Which readings an open episode skips: those in a silence (`_unread`), unless every kept
+    reading of the attempt is one and the trainer printed twice between them (three
+    silences, not one long eval): then only the explained idle ones."""
+    mine = [s for s in samples if s.attempt == attempt and _lowest(s) is not None]
+    if any(not _unread(s) for s in mine) or len({s.last_output_at for s in mine}) < 3:
+        return _unread
+    return _explained
+
+
+def _no_news(sample: Sample, memory: Memory) -> bool:
+    """This check's GPU reading says nothing of an open episode (`memory.samples` hold it)."""
+    if memory.low_gpu_since is None:
+        return _unread(sample)
+    return _skips(_silence_back(memory.samples, _unread), sample.attempt)(sample)
 
 
 def gpu_recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
@@ -130,8 +155,10 @@ def gpu_recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
     cruise tick, a run that evaluates about as often kept landing in its evals: two busy
     readings half an hour apart read as a GPU back, and the episode closed and reopened."""
     lowest = _lowest(sample)
-    if memory.low_gpu_since is None or lowest is None or _unread(sample):
+    if memory.low_gpu_since is None or lowest is None or sample.explained_idle:
         return False
+    # a busy reading in a silence too: the cruise tick can keep landing in evals that come
+    # about as often, and a trainer that prints no more often reads the same
     return lowest >= t.gpu_low_pct
 
 
@@ -140,8 +167,9 @@ def remember_low_gpu(memory: Memory, found: tuple[Finding, ...], sample: Sample)
     or one taken in a silence, changes nothing unless the rule told it: no news is no
     recovery."""
     since = next((f.since for f in found if f.key == Condition.LOW_GPU), None)
-    if since is None and (_lowest(sample) is None or _unread(sample)):
-        return memory
+    retried = len(memory.samples) > 1 and memory.samples[-2].attempt != sample.attempt
+    if since is None and not retried and (_lowest(sample) is None or _no_news(sample, memory)):
+        return memory  # a retry's first reading is in the old attempt's silence: it ends it
     return memory if since == memory.low_gpu_since else replace(memory, low_gpu_since=since)
 
 
@@ -163,15 +191,15 @@ def _silence_back(
         s, later = out[i], out[i + 1]
         same = (s.attempt, s.last_output_at) == (later.attempt, later.last_output_at)
         if unread(later) and same and not unread(s):
-            out[i] = replace(s, quiet=True, explained_idle=later.explained_idle)
+            out[i] = replace(s, busy_silent=later.busy_silent, explained_idle=later.explained_idle)
     return tuple(out)
 
 
 def _unread(sample: Sample) -> bool:
     """A reading that says nothing of an open episode's GPU while training: taken in a
-    silence (an eval's busy GPU, a save's idle one). Not used for an episode's onset: a
-    trainer that prints every few minutes is silent at most checks."""
-    return sample.quiet or sample.explained_idle
+    silence with the GPU busy (an eval) or explained idle (a save, a load). Not used for an
+    episode's onset: a trainer that prints every few minutes is silent at most checks."""
+    return sample.busy_silent or sample.explained_idle
 
 
 def _lowest(sample: Sample) -> float | None:
@@ -180,11 +208,12 @@ def _lowest(sample: Sample) -> float | None:
 
 
 def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozenset[str]:
-    """No reading is no news: a missing GPU or throughput reading neither opens nor closes."""
+    """No reading is no news: a missing GPU or throughput reading neither opens nor closes,
+    nor does a GPU reading taken in a silence (busy in an eval, idle while saving)."""
     if state.status is not RunStatus.RUNNING:
         return frozenset()
     missing = set()
-    if _lowest(sample) is None or _unread(sample):
+    if _lowest(sample) is None or _no_news(sample, memory):
         missing.add(Condition.LOW_GPU)
     if sample.throughput is None or memory.baseline_throughput is None:
         missing.add(Condition.SLOW)
@@ -201,6 +230,8 @@ def _gpu_suspect(sample: Sample, memory: Memory, t: Thresholds) -> bool:
     """One of the two newest GPU readings is low (an explained one is skipped): a busy reading
     right after a low one (an eval's first minutes) is looked at again within the hold, not
     at the next cruise tick."""
+    if memory.low_gpu_since is not None and _no_news(sample, memory):
+        return False  # an open episode's own recheck is gpu_recovering's
     samples = reversed(memory.samples)
     read = (s for s in samples if s.attempt == sample.attempt and not s.explained_idle)
     newest = list(islice((low for s in read if (low := _lowest(s)) is not None), 2))

@@ -119,3 +119,41 @@ def test_a_busy_reading_right_after_a_low_one_is_looked_at_again_within_the_hold
     assert next_check_s(results[-1], Policy(), at(6)) <= 600
     calm = run_checks([read(0, 90), read(2, 88), read(6, 88)])
     assert not calm[-1].suspect
+
+
+def test_a_low_reading_in_a_silence_is_still_low_for_an_open_episode() -> None:
+    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    # busy while printing at 30 and 40, but idle (nothing explains it) 3 min into a silence
+    # between them: not a GPU that held busy
+    quiet_low = running(at(35), util_pct=5, throughput=RATE, output_at=at(32))
+    results = run_checks([read(30, 88), quiet_low, read(40, 88)], memory=told.memory)
+    assert [r.memory.low_gpu_since for r in results] == [at(10)] * 3
+
+
+def test_a_trainer_that_prints_less_often_than_it_is_checked_can_end_its_episode() -> None:
+    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    # from minute 30 the GPU is busy, and every check lands 5 min after the trainer last
+    # printed: each reading is in a silence, so none is news while a printed one is kept
+    rare = [in_eval(m, began=m - 5) for m in range(30, 120, 10)]
+    results = run_checks(rare, memory=told.memory)
+    assert results[4].memory.low_gpu_since == at(10)  # minute 70: printed readings still kept
+    assert results[-1].memory.low_gpu_since is None  # all 8 kept readings silent: judged
+
+
+def test_a_retry_ends_the_old_attempts_episode() -> None:
+    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    # attempt 2's first check: its trainer has not printed yet (silent since attempt 1's last
+    # output), the GPU busy; then it prints
+    first = running(at(30), attempt=2, util_pct=88, throughput=RATE, output_at=at(20))
+    retry = running(at(40), attempt=2, util_pct=88, throughput=RATE)
+    results = run_checks([first, retry], memory=told.memory)
+    assert [r.memory.low_gpu_since for r in results] == [None, None]
+    assert "low_gpu" not in keys(results[-1])
+
+
+def test_many_checks_in_one_long_eval_do_not_end_the_episode() -> None:
+    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    # alert-mode checks every 3 min through one 40-min eval: every kept reading is in a
+    # silence, but one silence (an eval), not a trainer that prints rarely
+    results = run_checks([in_eval(m, began=22) for m in range(24, 62, 3)], memory=told.memory)
+    assert [r.memory.low_gpu_since for r in results] == [at(10)] * len(results)
