@@ -90,7 +90,7 @@ def low_gpu(
     if sample.explained_idle or _sagging(sample, memory, t):
         return None
     count, since = held_for(
-        _silence_back(memory.samples, lambda s: s.explained_idle),
+        _silence_back(memory.samples, _explained),
         lambda s: (
             None
             if s.explained_idle or _sagging(s, memory, t)
@@ -167,9 +167,10 @@ def remember_low_gpu(memory: Memory, found: tuple[Finding, ...], sample: Sample)
     or one taken in a silence, changes nothing unless the rule told it: no news is no
     recovery."""
     since = next((f.since for f in found if f.key == Condition.LOW_GPU), None)
+    # a retry's first reading sits in the old attempt's silence: it still ends the episode
     retried = len(memory.samples) > 1 and memory.samples[-2].attempt != sample.attempt
     if since is None and not retried and (_lowest(sample) is None or _no_news(sample, memory)):
-        return memory  # a retry's first reading is in the old attempt's silence: it ends it
+        return memory
     return memory if since == memory.low_gpu_since else replace(memory, low_gpu_since=since)
 
 

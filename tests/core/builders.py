@@ -9,8 +9,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.decide import CheckDecision, CheckPolicy, decide
 from core.findings import Thresholds
 from core.memory import Memory
+from core.models import OpenAlert, RunRecord
 from core.protocol import ProbeSnapshot, SupervisorState, parse_probe, parse_state
 from core.rules import Assessment, Observation, Policy, assess
 
@@ -198,3 +200,20 @@ def run_checks(
 
 def keys(result: Assessment) -> set[str]:
     return {f.key for f in result.findings}
+
+
+def decide_checks(
+    observations: Iterable[Observation], record: RunRecord, policy: CheckPolicy | None = None
+) -> list[CheckDecision]:
+    """Checks through the watcher's own `decide`, the alerts applied as the store does."""
+    policy = policy or CheckPolicy()
+    open_alerts: dict[str, OpenAlert] = {}
+    out = []
+    for obs in observations:
+        d = decide(record, obs, None, open_alerts, policy, obs.at)
+        for key in d.commit.alerts_resolved:
+            open_alerts.pop(key, None)
+        open_alerts.update({a.condition: a for a in d.commit.alerts_opened})
+        record = d.record
+        out.append(d)
+    return out

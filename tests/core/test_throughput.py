@@ -16,10 +16,10 @@ from bench.detection_sim import POLICIES, simulate
 from core import throughput
 from core.decide import CheckDecision, CheckPolicy, decide
 from core.memory import Memory
-from core.models import OpenAlert, RunRecord
+from core.models import RunRecord
 from core.rules import Observation
 from core.soft_rules import SOFT_RULES
-from tests.core.builders import HELD_ONLY, T0, at, keys, run_checks, running
+from tests.core.builders import HELD_ONLY, T0, at, decide_checks, keys, run_checks, running
 
 RUN = "llama-ft"
 
@@ -31,16 +31,7 @@ def slowing(minutes: list[float], rates: list[float | None], **doc: Any) -> list
 def decisions(observations: list[Observation]) -> list[CheckDecision]:
     """Checks through the watcher's own `decide`, the alerts applied as the store does."""
     record = RunRecord(name=RUN, run_dir="/r", launched_at=T0, status="running")
-    open_alerts: dict[str, OpenAlert] = {}
-    out = []
-    for obs in observations:
-        d = decide(record, obs, None, open_alerts, CheckPolicy(), obs.at)
-        for key in d.commit.alerts_resolved:
-            open_alerts.pop(key, None)
-        open_alerts.update({a.condition: a for a in d.commit.alerts_opened})
-        record = d.record
-        out.append(d)
-    return out
+    return decide_checks(observations, record)
 
 
 def told(ds: list[CheckDecision]) -> list[str]:
@@ -142,14 +133,8 @@ def test_a_slow_run_that_would_end_after_its_deadline_says_so() -> None:
         name=RUN, run_dir="/r", launched_at=T0, status="running", deadline_at=at(10 * 60)
     )
     obs = slowing([0, 20, 40, 60, 80], [2.0, 1.0, 1.0, 1.0, 1.0], total_steps=100_100)
-    open_alerts: dict[str, OpenAlert] = {}
-    said = []
-    for o in obs:
-        d = decide(record, o, None, open_alerts, CheckPolicy(rules=HELD_ONLY), o.at)
-        open_alerts.update({a.condition: a for a in d.commit.alerts_opened})
-        record = d.record
-        said += d.told
-    (slow,) = said
+    ds = decide_checks(obs, record, CheckPolicy(rules=HELD_ONLY))
+    (slow,) = [f for d in ds for f in d.told]
     assert slow.reason.endswith(
         "; it would end 2026-11-29 07:46 UTC, after its deadline stops it at 13:00 UTC"
     )

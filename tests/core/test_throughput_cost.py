@@ -7,11 +7,10 @@ and an injected `now`, no I/O."""
 from __future__ import annotations
 
 from core.config import ThresholdsConfig
-from core.decide import CheckPolicy, decide
 from core.memory import Memory
-from core.models import OpenAlert, RunRecord
+from core.models import RunRecord
 from core.rules import Assessment
-from tests.core.builders import HELD_ONLY, T0, at, keys, run_checks, running
+from tests.core.builders import HELD_ONLY, T0, at, decide_checks, keys, run_checks, running
 
 RATE = 2.0  # steps/s: the run's own rate
 
@@ -110,15 +109,8 @@ def deadline_run(deadline_min: float) -> list[list[str]]:
         name="r", run_dir="/r", launched_at=T0, status="running", deadline_at=at(deadline_min)
     )
     shares = [(0, 1.0), (10, 1.0), (20, 0.4), (30, 0.4), (40, 0.4), (50, 0.4), (60, 0.4)]
-    open_alerts: dict[str, OpenAlert] = {}
-    said = []
-    for m, share in shares:
-        o = running(at(m), throughput=RATE * share, total_steps=20_100)
-        d = decide(record, o, None, open_alerts, CheckPolicy(), o.at)
-        open_alerts.update({a.condition: a for a in d.commit.alerts_opened})
-        record = d.record
-        said.append([f.reason for f in d.told if f.key == "slow"])
-    return said
+    obs = [running(at(m), throughput=RATE * s, total_steps=20_100) for m, s in shares]
+    return [[f.reason for f in d.told if f.key == "slow"] for d in decide_checks(obs, record)]
 
 
 def test_a_slowdown_that_makes_the_run_miss_its_deadline_is_told_at_the_hold() -> None:
