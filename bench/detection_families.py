@@ -263,6 +263,61 @@ def input_bound_long_evals(run: SimRun, rng: random.Random) -> None:
     input_bound(run, rng)
 
 
+# -- noise shapes the slow rule was not tuned on (written 2026-12-01, before any rule change) ----
+
+
+def _uniform(share: float) -> Callable[[float, random.Random], float]:
+    return lambda _t, rng: rng.uniform(1 - share, 1 + share)
+
+
+def gaussian_step_down(run: SimRun, rng: random.Random) -> None:
+    # readings scattered normally (sigma 10-15 %, a long tail both ways), and at 2-20 h the rate
+    # steps down to 50-65 % for good
+    sigma = rng.uniform(0.10, 0.15)
+    run.scatter = lambda _t, r: max(0.3, r.gauss(1.0, sigma))
+    _step_down(run, rng.uniform(2 * 3600, 20 * 3600), rng.uniform(0.5, 0.65))
+
+
+def noisy_collapse(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-25 %, and at 2-20 h a collapse to 25-45 % of the rate for good
+    run.scatter = _uniform(0.25)
+    _step_down(run, rng.uniform(2 * 3600, 20 * 3600), rng.uniform(0.25, 0.45))
+
+
+def noisy_periodic_phases(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-25 %, and the periodic slow phases (must not alert)
+    run.scatter = _uniform(0.25)
+    periodic_slow_phases(run, rng)
+
+
+def noise_grows(run: SimRun, rng: random.Random) -> None:
+    # a shared host that gets busy: readings scattered +-5 %, from 4-12 h on +-30 % (must not
+    # alert)
+    at = rng.uniform(4 * 3600, 12 * 3600)
+    run.scatter = lambda t, r: r.uniform(0.95, 1.05) if t < at else r.uniform(0.7, 1.3)
+    _healthy_day(run)
+
+
+def slow_batches(run: SimRun, rng: random.Random) -> None:
+    # now and then a reading's window holds a long batch or a GC pause: 5-15 % of readings at
+    # 40-70 % of the rate, the rest as usual (must not alert)
+    odds = rng.uniform(0.05, 0.15)
+    run.scatter = lambda _t, r: r.uniform(0.4, 0.7) if r.random() < odds else 1.0
+    _healthy_day(run)
+
+
+def noisy_dips(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-20 %, and 1-4 transient slowdowns (must not alert)
+    run.scatter = _uniform(0.2)
+    throughput_dips(run, rng)
+
+
+def noisy_fast_decay(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-20 %, and from 2-20 h the rate falls to 30 % over 20-90 min
+    run.scatter = _uniform(0.2)
+    fast_decay(run, rng)
+
+
 FAMILIES = (
     Family("slow_startup", "silent start-up 8-20 min, GPU idle, CPU/disk busy", slow_startup),
     Family("long_checkpoints", "checkpoint saves 5-15 min, GPU idle, I/O busy", long_checkpoints),
@@ -398,6 +453,39 @@ FAMILIES = (
         True,
         tuned=True,  # its results led to the episode's quiet readings (2026-11-30)
     ),
+    Family(
+        "gaussian_step_down",
+        "readings scattered normally (sigma 10-15 %), a step down to 50-65 % for good",
+        gaussian_step_down,
+        True,
+        True,
+    ),
+    Family(
+        "noisy_collapse",
+        "readings scattered +-25 %, a collapse to 25-45 % for good",
+        noisy_collapse,
+        True,
+        True,
+    ),
+    Family(
+        "noisy_periodic_phases",
+        "readings scattered +-25 %, periodic slow phases (must not alert)",
+        noisy_periodic_phases,
+    ),
+    Family("noise_grows", "scatter +-5 %, from 4-12 h +-30 % (must not alert)", noise_grows),
+    Family(
+        "slow_batches",
+        "5-15 % of readings at 40-70 % of the rate (must not alert)",
+        slow_batches,
+    ),
+    Family("noisy_dips", "readings scattered +-20 %, transient dips (must not alert)", noisy_dips),
+    Family(
+        "noisy_fast_decay",
+        "readings scattered +-20 %, a decay to 30 % over 20-90 min",
+        noisy_fast_decay,
+        True,
+        True,
+    ),
 )
 KINDS = {
     "busy_gpu_hang": "hang_busy",
@@ -415,6 +503,9 @@ KINDS = {
     "noisy_step_down": "decay",
     "input_bound_rare_logger": "gpu_idle",
     "input_bound_long_evals": "gpu_idle",
+    "gaussian_step_down": "decay",
+    "noisy_collapse": "decay",
+    "noisy_fast_decay": "decay",
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -92,6 +93,8 @@ class SimRun:
     step_down: tuple[float, float] | None = None  # (start, share): the rate falls for good
     dips: list[tuple[float, float, float]] = field(default_factory=list)  # (start, end, share)
     noise: float = 0.0  # each throughput reading scattered by up to this share either way
+    # each reading at `t` also multiplied by scatter(t, rng) (the held-out noise shapes)
+    scatter: Callable[[float, random.Random], float] | None = None
     output_every_s: float = OUTPUT_EVERY_S  # how often the training trainer prints
     gpu_scale: float = 1.0  # a training GPU's utilisation scaled by this (input-bound: < 0.1)
     event_s: float | None = None  # when the thing worth detecting happened
@@ -303,6 +306,8 @@ class SimRun:
                     util *= share
         if self.noise:
             speed *= self.rng.uniform(1 - self.noise, 1 + self.noise)
+        if self.scatter is not None:
+            speed *= self.scatter(t, self.rng)
         return speed, util
 
     def _power(self, p: Phase, util: float) -> float:
