@@ -318,6 +318,20 @@ def noisy_fast_decay(run: SimRun, rng: random.Random) -> None:
     fast_decay(run, rng)
 
 
+# -- a trainer that prints every few minutes, with the hard cases (written 2026-12-01,
+# before the low-GPU rule learned a trainer's print gap) -------------------------------------
+
+
+def _rare(
+    build: Callable[[SimRun, random.Random], None],
+) -> Callable[[SimRun, random.Random], None]:
+    def rare(run: SimRun, rng: random.Random) -> None:
+        run.output_every_s = rng.uniform(2, 8) * MIN
+        build(run, rng)
+
+    return rare
+
+
 FAMILIES = (
     Family("slow_startup", "silent start-up 8-20 min, GPU idle, CPU/disk busy", slow_startup),
     Family("long_checkpoints", "checkpoint saves 5-15 min, GPU idle, I/O busy", long_checkpoints),
@@ -486,6 +500,40 @@ FAMILIES = (
         True,
         True,
     ),
+    Family(
+        "rare_logger_long_checkpoints",
+        "printing every 2-8 min, checkpoint saves 5-15 min, GPU idle, I/O busy",
+        _rare(long_checkpoints),
+    ),
+    Family(
+        "rare_logger_slow_startup",
+        "printing every 2-8 min, silent start-up 8-20 min, GPU idle, CPU/disk busy",
+        _rare(slow_startup),
+    ),
+    Family(
+        "rare_logger_long_eval_cpu",
+        "printing every 2-8 min, evals 15-40 min on the CPU, GPU idle",
+        _rare(long_evals("eval_cpu")),
+    ),
+    Family(
+        "rare_logger_idle_hang",
+        "printing every 2-8 min, then a hang, GPU idle",
+        _rare(idle_hang),
+        True,
+    ),
+    Family(
+        "rare_logger_busy_hang",
+        "printing every 2-8 min, then a deadlock, GPU spinning",
+        _rare(busy_hang),
+        True,
+    ),
+    Family(
+        "rare_logger_gpu_falls_idle",
+        "printing every 2-8 min, then the GPU falls idle and the rate to 3-10 %",
+        _rare(gpu_falls_idle),
+        True,
+        True,
+    ),
 )
 KINDS = {
     "busy_gpu_hang": "hang_busy",
@@ -506,6 +554,9 @@ KINDS = {
     "gaussian_step_down": "decay",
     "noisy_collapse": "decay",
     "noisy_fast_decay": "decay",
+    "rare_logger_idle_hang": "hang",
+    "rare_logger_busy_hang": "hang_busy",
+    "rare_logger_gpu_falls_idle": "decay",
 }
 
 
