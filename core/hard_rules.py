@@ -17,6 +17,7 @@ from core.silence import Silence, judge_silence, tree_busy, used_gpus
 from core.vocab import Condition, Event
 
 EXPLAINED_SILENCE_S = 120.0
+PRINT_GAP_CHECKS = 4  # kept checks of the attempt before its print gap is learned
 
 ERROR_MARKERS = re.compile(
     r"Traceback \(most recent call last\)|^[\w.]*(Error|Exception): |CUDA error|"
@@ -52,7 +53,10 @@ def sample_of(
     lowest = min(used, key=lambda g: g.util_pct or 0.0) if used else None
     low = None if lowest is None else (lowest.util_pct or 0.0)
     silent_s = age_s(probe.at, silent_since(state, memory))
+    # a busy GPU after the window may be an eval: the window, not the print gap, says so (a
+    # rare printer's eval read in its first minutes would otherwise end a low-GPU episode)
     quiet = silent_s is not None and silent_s >= min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
+    unusual = silent_s is not None and silent_s >= unusual_silence_s(memory, state.attempt, t)
     busy = tree_busy(state, probe, t)
     return Sample(
         at=probe.at,
@@ -68,9 +72,28 @@ def sample_of(
         gpu_min_index=None if lowest is None or len(used) < 2 else lowest.index,
         tree_busy=busy,
         # silent while the tree computes or moves bytes: loading, compiling, saving
-        explained_idle=bool(busy) and quiet and low is not None and low < t.gpu_low_pct,
+        explained_idle=bool(busy) and unusual and low is not None and low < t.gpu_low_pct,
         busy_silent=quiet and low is not None and low >= t.gpu_low_pct,
     )
+
+
+def unusual_silence_s(memory: Memory, attempt: int, t: Thresholds) -> float:
+    """How long this trainer must have been silent for an idle GPU to be explained (loading,
+    compiling, saving): the explained-silence window, or the trainer's own print gap when it
+    prints less often. A trainer that logs every 5 min is silent for minutes at most checks:
+    its idle GPU is starved, not saving. The gap is learned from the silences of this
+    attempt's kept checks, 4 x their lower quartile (silences at random checks are spread
+    evenly over the gap; a quartile holds when up to 3 in 4 checks land in evals or saves),
+    at most half the stall threshold."""
+    window = min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
+    gaps = sorted(
+        (s.at - s.last_output_at).total_seconds()
+        for s in memory.samples
+        if s.attempt == attempt and s.last_output_at is not None
+    )
+    if len(gaps) < PRINT_GAP_CHECKS:
+        return window
+    return min(t.stall_after_s / 2, max(window, 4 * gaps[len(gaps) // 4]))
 
 
 def heartbeat_streak(

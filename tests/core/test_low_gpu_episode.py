@@ -157,3 +157,47 @@ def test_many_checks_in_one_long_eval_do_not_end_the_episode() -> None:
     # silence, but one silence (an eval), not a trainer that prints rarely
     results = run_checks([in_eval(m, began=22) for m in range(24, 62, 3)], memory=told.memory)
     assert [r.memory.low_gpu_since for r in results] == [at(10)] * len(results)
+
+
+def rare(minute: float, util: float, printed: float) -> Observation:
+    """A reading of a trainer that last printed at `printed`, its tree busy (the dataloader)."""
+    return running(
+        at(minute), util_pct=util, throughput=RATE, output_at=at(printed), **tree(at(minute))
+    )
+
+
+# a trainer that prints every 5 min, checked every 10: silent 1-4 min at each check
+RARE_PRINTS = [(0, 0), (10, 8), (20, 16), (30, 28), (40, 37), (50, 49), (60, 57)]
+
+
+def test_a_trainer_that_prints_every_few_minutes_is_told_its_gpu_is_starved() -> None:
+    busy = [rare(m, 90, p) for m, p in RARE_PRINTS[:4]]
+    starved = [rare(m, 5, p) for m, p in RARE_PRINTS[4:]]
+    results = run_checks([*busy, *starved])
+    # 3-4 min into its own print gap: not a save or a load, an idle GPU while training
+    assert [r.memory.samples[-1].explained_idle for r in results[4:]] == [False] * 3
+    assert low_since(results[-1]) == at(40)
+
+
+def test_the_same_silence_in_a_trainer_that_prints_every_second_is_explained() -> None:
+    busy = [rare(m, 90, m) for m, _ in RARE_PRINTS[:4]]
+    saving = rare(40, 5, 36)  # 4 min silent, the GPU idle, the tree writing: a save
+    results = run_checks([*busy, saving])
+    assert results[-1].memory.samples[-1].explained_idle
+    assert low_since(results[-1]) is None
+
+
+def test_the_learned_print_gap_is_at_most_half_the_stall_threshold() -> None:
+    busy = [rare(m, 90, p) for m, p in RARE_PRINTS[:4]]  # silences 0, 2, 4, 2 min: gap 8 min
+    # 7 min silent: within that gap, but past its cap (5 min, half the 10-min stall): a save
+    results = run_checks([*busy, rare(45, 5, 38)])
+    assert results[-1].memory.samples[-1].explained_idle
+    assert not run_checks([*busy, rare(45, 5, 41)])[-1].memory.samples[-1].explained_idle
+
+
+def test_checks_that_land_in_evals_do_not_teach_a_long_print_gap() -> None:
+    # a trainer that prints every second: 3 of its 6 kept checks landed 10-30 min into evals
+    evals = [rare(0, 90, 0), in_eval(30, 20), rare(40, 90, 40), in_eval(70, 40)]
+    evals += [rare(80, 90, 80), in_eval(110, 95)]
+    results = run_checks([*evals, rare(120, 5, 117)])  # then 3 min silent, GPU idle: a save
+    assert results[-1].memory.samples[-1].explained_idle
