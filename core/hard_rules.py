@@ -80,20 +80,37 @@ def sample_of(
 def unusual_silence_s(memory: Memory, attempt: int, t: Thresholds) -> float:
     """How long this trainer must have been silent for an idle GPU to be explained (loading,
     compiling, saving): the explained-silence window, or the trainer's own print gap when it
-    prints less often. A trainer that logs every 5 min is silent for minutes at most checks:
-    its idle GPU is starved, not saving. The gap is learned from the silences of this
-    attempt's kept checks, 4 x their lower quartile (silences at random checks are spread
-    evenly over the gap; a quartile holds when up to 3 in 4 checks land in evals or saves),
-    at most half the stall threshold."""
+    prints less often, at most half the stall threshold. A trainer that logs every 5 min is
+    silent for minutes at most checks: its idle GPU is starved, not saving.
+
+    The gap is learned from this attempt's kept checks that found a print newer than the
+    check before (`_fresh_silences`): a recheck in the same silence (an eval's, a save's)
+    says nothing of the gap. Silences at checks that land at random in the gap spread evenly
+    over it; the gap is the least of the n counted silences x (n + 1), its uniform order
+    statistic's scale: one check at a frequent printer's print moment keeps it at the window,
+    however many of its checks land in evals, saves or wake-ups on a silence."""
     window = min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
-    gaps = sorted(
-        (s.at - s.last_output_at).total_seconds()
-        for s in memory.samples
-        if s.attempt == attempt and s.last_output_at is not None
-    )
+    gaps = _fresh_silences(memory, attempt)
     if len(gaps) < PRINT_GAP_CHECKS:
         return window
-    return min(t.stall_after_s / 2, max(window, 4 * gaps[len(gaps) // 4]))
+    learned = min(gaps) * (len(gaps) + 1)
+    return min(t.stall_after_s / 2, max(window, learned))
+
+
+def _fresh_silences(memory: Memory, attempt: int) -> list[float]:
+    """Seconds since the last print at each kept check of `attempt` whose print was newer than
+    the previous check's and came from this attempt (after `attempt_seen_at`: the supervisor
+    keeps the old attempt's last output until the new trainer prints)."""
+    out, before = [], None
+    for s in memory.samples:
+        printed = s.last_output_at
+        fresh = printed is not None and printed != before
+        if s.attempt == attempt and fresh and printed is not None:
+            seen = memory.attempt_seen_at
+            if seen is None or printed >= seen:
+                out.append((s.at - printed).total_seconds())
+        before = printed
+    return out
 
 
 def heartbeat_streak(

@@ -37,7 +37,9 @@ class Sample:
     gpu_min_pct: float | None = None  # the least busy of the GPUs the run uses
     gpu_min_index: int | None = None  # which one, when the run uses several
     tree_busy: bool | None = None  # the trainer's tree moved CPU or I/O lately; None: unknown
-    explained_idle: bool = False  # silent with a busy tree: an idle GPU is loading or saving
+    # silent with a busy tree for longer than the trainer's own print gap (at least 2 min): an
+    # idle GPU is loading or saving
+    explained_idle: bool = False
     # silent for the explained-silence window with the GPU busy: an eval (or a hang, the silence
     # rules' to judge); it says nothing of the GPU while training
     busy_silent: bool = False

@@ -66,7 +66,8 @@ def low_gpu(
     t: Thresholds,
 ) -> Finding | None:
     """Judged per GPU: the least busy GPU of those the run uses, so one idle rank of eight is
-    seen. A silent trainer whose tree is busy (loading, saving) explains an idle GPU. A GPU
+    seen. A silent trainer whose tree is busy (loading, saving) explains an idle GPU, once
+    the silence is longer than its own print gap (core.hard_rules.unusual_silence_s). A GPU
     that idles while the run's rate sagged under the slow line is a slowdown: the `slow` rule
     judges it by what it costs (a slow phase that comes back is no news). Once told, the
     episode (`memory.low_gpu_since`) lasts until the GPU holds busy for `soft_hold_s` and

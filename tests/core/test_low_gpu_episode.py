@@ -159,40 +159,79 @@ def test_many_checks_in_one_long_eval_do_not_end_the_episode() -> None:
     assert [r.memory.low_gpu_since for r in results] == [at(10)] * len(results)
 
 
-def rare(minute: float, util: float, printed: float) -> Observation:
+def rare(minute: float, util: float, printed: float, attempt: int = 1) -> Observation:
     """A reading of a trainer that last printed at `printed`, its tree busy (the dataloader)."""
     return running(
-        at(minute), util_pct=util, throughput=RATE, output_at=at(printed), **tree(at(minute))
+        at(minute),
+        attempt=attempt,
+        util_pct=util,
+        throughput=RATE,
+        output_at=at(printed),
+        **tree(at(minute)),
     )
 
 
-# a trainer that prints every 5 min, checked every 10: silent 1-4 min at each check
-RARE_PRINTS = [(0, 0), (10, 8), (20, 16), (30, 28), (40, 37), (50, 49), (60, 57)]
+# a trainer that prints every 4-5 min, checked every 10 min: 3-4 min silent at each check (the
+# first check's print predates the attempt's first sight: not counted); learned gap 15 min,
+# capped at 5 (half the 10-min stall)
+BUSY_RARE = [rare(m, 90, p) for m, p in ((0, -10), (10, 7), (20, 16), (30, 27), (40, 36))]
+
+
+def explained(results: list[Assessment]) -> bool:
+    return results[-1].memory.samples[-1].explained_idle
 
 
 def test_a_trainer_that_prints_every_few_minutes_is_told_its_gpu_is_starved() -> None:
-    busy = [rare(m, 90, p) for m, p in RARE_PRINTS[:4]]
-    starved = [rare(m, 5, p) for m, p in RARE_PRINTS[4:]]
-    results = run_checks([*busy, *starved])
+    starved = [rare(m, 5, p) for m, p in ((50, 46), (60, 57), (70, 66))]
+    results = run_checks([*BUSY_RARE, *starved])
     # 3-4 min into its own print gap: not a save or a load, an idle GPU while training
+    assert [r.memory.samples[-1].explained_idle for r in results[5:]] == [False] * 3
+    assert low_since(results[-1]) == at(50)
+
+
+def test_the_same_silence_in_a_trainer_that_prints_every_second_is_explained() -> None:
+    busy = [rare(m, 90, m) for m in (0, 10, 20, 30, 40)]
+    results = run_checks([*busy, rare(50, 5, 46)])  # 4 min silent, GPU idle, tree writing
+    assert explained(results) and low_since(results[-1]) is None
+
+
+def test_the_learned_print_gap_is_at_most_half_the_stall_threshold() -> None:
+    # 7 min silent: within the learned 15 min, past its 5-min cap: a save; 4 min: not one
+    assert explained(run_checks([*BUSY_RARE, rare(50, 5, 43)]))
+    assert not explained(run_checks([*BUSY_RARE, rare(50, 5, 46)]))
+
+
+def test_a_learned_gap_under_the_window_leaves_the_window() -> None:
+    # prints about every minute: silences 3-48 s, a learned gap of 15 s; a reading 48 s into
+    # a print gap with the GPU idle is not a save (the 2-min window holds, not the 15 s)
+    busy = [rare(m, 90, m - s) for m, s in ((0, 0.8), (10, 0.05), (20, 0.7), (30, 0.8))]
+    starved = [rare(m, 5, m - 0.8) for m in (40, 50, 60)]
+    results = run_checks([*busy, *starved])
     assert [r.memory.samples[-1].explained_idle for r in results[4:]] == [False] * 3
     assert low_since(results[-1]) == at(40)
 
 
-def test_the_same_silence_in_a_trainer_that_prints_every_second_is_explained() -> None:
-    busy = [rare(m, 90, m) for m, _ in RARE_PRINTS[:4]]
-    saving = rare(40, 5, 36)  # 4 min silent, the GPU idle, the tree writing: a save
-    results = run_checks([*busy, saving])
-    assert results[-1].memory.samples[-1].explained_idle
-    assert low_since(results[-1]) is None
+def test_rechecks_in_one_silence_count_once() -> None:
+    # prints every ~24 s (gap 2 min at most), then two 40-min evals each read three times:
+    # a wake-up 10 min in and two rechecks; then 3 min into a save: a save
+    checks = [rare(10, 90, 9.6), *(in_eval(m, 20) for m in (30, 42, 54))]
+    checks += [rare(60, 90, 59.6), rare(64, 90, 63.6), *(in_eval(m, 70) for m in (80, 92))]
+    assert explained(run_checks([*checks, rare(100, 5, 97)]))
 
 
-def test_the_learned_print_gap_is_at_most_half_the_stall_threshold() -> None:
-    busy = [rare(m, 90, p) for m, p in RARE_PRINTS[:4]]  # silences 0, 2, 4, 2 min: gap 8 min
-    # 7 min silent: within that gap, but past its cap (5 min, half the 10-min stall): a save
-    results = run_checks([*busy, rare(45, 5, 38)])
-    assert results[-1].memory.samples[-1].explained_idle
-    assert not run_checks([*busy, rare(45, 5, 41)])[-1].memory.samples[-1].explained_idle
+def test_the_gap_is_learned_from_four_counted_checks_on() -> None:
+    # two counted silences (3 and 4 min): too few to learn from, the 2-min window holds
+    assert explained(run_checks([*BUSY_RARE[:3], rare(30, 5, 27)]))
+
+
+def test_a_retrys_silences_before_its_first_print_teach_no_gap() -> None:
+    first = [rare(m, 90, m) for m in (0, 10, 20)]
+    # attempt 1 printed last at 21.5; attempt 2 loads silently (its state still shows that
+    # print), then prints about every minute: three counted silences, too few to learn from
+    loading = [rare(m, 3, 21.5, attempt=2) for m in (24, 26, 28)]
+    printing = [rare(m, 90, m - 1, attempt=2) for m in (38, 48, 58)]
+    results = run_checks([*first, *loading, *printing, rare(68, 5, 65, attempt=2)])
+    assert explained(results)  # 3 min into a save
 
 
 def test_checks_that_land_in_evals_do_not_teach_a_long_print_gap() -> None:
