@@ -17,7 +17,7 @@ from core.silence import Silence, judge_silence, tree_busy, used_gpus
 from core.vocab import Condition, Event
 
 EXPLAINED_SILENCE_S = 120.0
-PRINT_GAP_CHECKS = 4  # kept checks of the attempt before its print gap is learned
+PRINT_GAP_CHECKS = 4  # counted checks (unusual_silence_s) before a print gap is learned
 
 ERROR_MARKERS = re.compile(
     r"Traceback \(most recent call last\)|^[\w.]*(Error|Exception): |CUDA error|"
