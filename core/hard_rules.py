@@ -55,9 +55,16 @@ def sample_of(
     silent_s = age_s(probe.at, silent_since(state, memory))
     # a busy GPU after the window may be an eval: the window, not the print gap, says so (a
     # rare printer's eval read in its first minutes would otherwise end a low-GPU episode)
-    quiet = silent_s is not None and silent_s >= min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
-    unusual = silent_s is not None and silent_s >= unusual_silence_s(memory, state.attempt, t)
+    quiet = silent_s is not None and silent_s >= explained_window_s(t)
     busy = tree_busy(state, probe, t)
+    idle = low is not None and low < t.gpu_low_pct
+    # the print gap only for an idle GPU in a busy silence: not every check's work
+    unusual = (
+        bool(busy)
+        and idle
+        and silent_s is not None
+        and silent_s >= unusual_silence_s(memory, state.attempt, t)
+    )
     return Sample(
         at=probe.at,
         reachable=True,
@@ -72,7 +79,7 @@ def sample_of(
         gpu_min_index=None if lowest is None or len(used) < 2 else lowest.index,
         tree_busy=busy,
         # silent while the tree computes or moves bytes: loading, compiling, saving
-        explained_idle=bool(busy) and unusual and low is not None and low < t.gpu_low_pct,
+        explained_idle=unusual,
         busy_silent=quiet and low is not None and low >= t.gpu_low_pct,
     )
 
@@ -89,7 +96,7 @@ def unusual_silence_s(memory: Memory, attempt: int, t: Thresholds) -> float:
     over it; the gap is the least of the n counted silences x (n + 1), its uniform order
     statistic's scale: one check at a frequent printer's print moment keeps it at the window,
     however many of its checks land in evals, saves or wake-ups on a silence."""
-    window = min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
+    window = explained_window_s(t)
     gaps = _fresh_silences(memory, attempt)
     if len(gaps) < PRINT_GAP_CHECKS:
         return window
@@ -101,16 +108,19 @@ def _fresh_silences(memory: Memory, attempt: int) -> list[float]:
     """Seconds since the last print at each kept check of `attempt` whose print was newer than
     the previous check's and came from this attempt (after `attempt_seen_at`: the supervisor
     keeps the old attempt's last output until the new trainer prints)."""
-    out, before = [], None
+    out, before, seen = [], None, memory.attempt_seen_at
     for s in memory.samples:
         printed = s.last_output_at
-        fresh = printed is not None and printed != before
-        if s.attempt == attempt and fresh and printed is not None:
-            seen = memory.attempt_seen_at
+        if s.attempt == attempt and printed is not None and printed != before:
             if seen is None or printed >= seen:
                 out.append((s.at - printed).total_seconds())
         before = printed
     return out
+
+
+def explained_window_s(t: Thresholds) -> float:
+    """The least silence that can explain an idle GPU, or mark a busy one as an eval's."""
+    return min(EXPLAINED_SILENCE_S, t.stall_after_s / 5)
 
 
 def heartbeat_streak(
