@@ -7,6 +7,7 @@ the message is never sent again by this process meanwhile: the window then lasts
 goes through. Alerts due together that were created within `coalesce_s` of each other go out as
 one message. Terminal messages wait `hold_s` after this sender first saw them, so that runs
 ending together are told in the order they ended (each is queued when its teardown is done).
+A stopping service flushes what is due, holds off, for at most FLUSH_S.
 
 Which rows go out together, and the retry backoff, are decided by core.batching (pure). Run by
 core.service as a background task, woken when a check or a command queues a message; the
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 PERMANENT_DEFER_S = 86400.0
 CREDENTIALS_RETRY_S = 60.0
 RETRY_AFTER_CAP_S = 3600.0  # Telegram's flood waits can be long, but never nan or a year
+FLUSH_S = 10.0  # a stopping serve's last drain (systemd waits 90 s before its SIGKILL)
 
 
 class OutboxStore(Protocol):
@@ -80,7 +82,8 @@ class OutboxSender:
         self._hold_s = hold_s
         self._poll_s = poll_s
         self._last_delivery_at: datetime | None = None
-        self.not_before: datetime | None = None
+        self.not_before: datetime | None = None  # a failed delivery's gate
+        self._held_until: datetime | None = None  # a held batch's release (see _held)
         self.credentials_refused: DeliveryError | None = None
         # Delivered by this process, not yet marked sent (the mark failed): never sent again.
         self._unmarked: dict[int, datetime] = {}
@@ -91,7 +94,7 @@ class OutboxSender:
         now = self._clock()
         if self.not_before is not None and now < self.not_before:
             return 0
-        self.not_before = None
+        self.not_before = self._held_until = None
         sent = await self._retry_marks()
         items = [i for i in await self._store.pending(now) if i.id not in self._unmarked]
         self._first_seen = {i.id: self._first_seen.get(i.id, now) for i in items}
@@ -104,11 +107,25 @@ class OutboxSender:
             sent += outcome
         return sent
 
+    async def flush(self, timeout_s: float = FLUSH_S) -> int:
+        """The last drain of a stopping service: what is due goes now, holds off (they wait for
+        siblings, and no check is left to queue one), within `timeout_s` (a stop must not
+        hang). A failure's gate still stands. Returns how many rows were marked sent; what is
+        left waits in the store for the next start."""
+        hold_s, self._hold_s = self._hold_s, 0.0
+        try:
+            return await asyncio.wait_for(self.drain_once(), timeout_s)
+        except Exception as exc:  # a timeout or a failing store: nothing is lost
+            log.warning("outbox not flushed: %s", exc or type(exc).__name__)
+            return 0
+        finally:
+            self._hold_s = hold_s
+
     def _held(self, batch: Batch, now: datetime) -> bool:
         """A fresh alert waits `hold_s` so that siblings created just after it can join it; a
         terminal message waits as long after it was first seen, so that one of a run that
         ended earlier, queued just after, goes first. It and everything after it wait (the
-        gate is set to its release time)."""
+        drain waits for its release time)."""
         kind = batch.message.kind
         if self._hold_s <= 0 or kind not in (MessageKind.ALERT, MessageKind.TERMINAL):
             return False
@@ -117,7 +134,7 @@ class OutboxSender:
             since = self._first_seen.get(batch.item_ids[0], now)
         release_at = since + timedelta(seconds=self._hold_s)
         if now < release_at:
-            self.not_before = release_at
+            self._held_until = release_at
             return True
         return False
 
@@ -201,9 +218,10 @@ class OutboxSender:
             await _wait_any(stop, wake, self._next_wait_s())
 
     def _next_wait_s(self) -> float:
-        if self.not_before is None:
+        gates = [at for at in (self.not_before, self._held_until) if at is not None]
+        if not gates:
             return self._poll_s
-        gate_s = (self.not_before - self._clock()).total_seconds()
+        gate_s = (min(gates) - self._clock()).total_seconds()
         return max(0.05, min(self._poll_s, gate_s))
 
 

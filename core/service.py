@@ -262,6 +262,7 @@ class Service:
                 await task
         self._tasks.clear()
         self._waiters.clear()
+        await self.sender.flush()  # bounded: what is due goes before the process does
         if self.sessions is not None:
             await self.sessions.close()
 

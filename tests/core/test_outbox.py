@@ -271,6 +271,44 @@ async def test_hold_lets_a_fresh_alert_wait_for_its_siblings(store, clock, sleep
     assert notifier.delivered[0].title == "2 alerts: first; second"
 
 
+async def test_a_stopping_service_flushes_a_held_terminal_message(store, clock, sleeps):
+    """A terminal message waits `hold_s` for a sibling run's; a serve stopped inside that wait
+    sends it anyway (it would sit unsent until the next serve, perhaps never)."""
+    notifier = RecordingNotifier()
+    sender = make_sender(store, notifier, clock, sleeps, hold_s=60.0)
+    await put(store, clock, alert("offline"))
+    clock.advance(61)
+    await put(store, clock, terminal("stopped (instance lost)"))
+
+    assert await sender.drain_once() == 1  # the alert; the terminal message is held
+    assert await sender.flush() == 1
+    assert [m.title for m in notifier.delivered] == ["offline", "stopped (instance lost)"]
+    assert (await store.outbox_counts())[1] == 0
+
+
+async def test_a_flush_keeps_a_failed_deliverys_gate(store, clock, sleeps):
+    notifier = RecordingNotifier()
+    notifier.failures.append(DeliveryError("telegram: 500"))
+    sender = make_sender(store, notifier, clock, sleeps, hold_s=60.0)
+    await put(store, clock, terminal("done"))
+    assert await sender.flush() == 0  # failed: deferred, the gate is up
+    assert await sender.flush() == 0  # the gate stands: not hammered again on the way out
+    assert notifier.delivered == []
+    assert notifier.failures == []
+
+
+async def test_a_flush_that_cannot_finish_gives_up_in_time_and_keeps_the_row(store, clock):
+    class Hangs(RecordingNotifier):
+        async def deliver(self, message: OutboundMessage) -> None:
+            await asyncio.Event().wait()  # Telegram never answers
+
+    sender = OutboxSender(store, Hangs(), clock)
+    await put(store, clock, terminal("done"))
+
+    assert await sender.flush(timeout_s=0.05) == 0
+    assert await due_ids(store, clock()) == [1]  # still there for the next serve
+
+
 async def test_run_drains_on_wake_and_stops_on_stop(store, clock, sleeps):
     notifier = RecordingNotifier()
     sender = make_sender(store, notifier, clock, sleeps, poll_s=30.0)

@@ -201,6 +201,18 @@ def db_rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
         conn.close()
 
 
+def ended_and_told(db: Path, run: str) -> bool:
+    """The run is over and every message is sent, read in ONE statement (one snapshot): read
+    apart, the count could predate the terminal message its ending queues just before it."""
+    if not db.exists():
+        return False
+    sql = (
+        "SELECT live, (SELECT count(*) FROM outbox WHERE sent_at IS NULL) FROM runs WHERE name = ?"
+    )
+    rows = db_rows(db, sql, (run,))
+    return bool(rows) and rows[0] == (0, 0)
+
+
 def local_config(
     tmp_path: Path,
     command: str,

@@ -25,6 +25,7 @@ from tests.reliability.helpers import (
     STEP_TRAINER,
     Cli,
     db_rows,
+    ended_and_told,
     wait_for,
     write_config,
 )
@@ -62,10 +63,7 @@ class World:
         return rows[0] if rows else ()
 
     def ended(self) -> bool:
-        if not self.db.exists():
-            return False
-        unsent = db_rows(self.db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")[0][0]
-        return bool(self.row()) and self.row()[2] == 0 and unsent == 0
+        return ended_and_told(self.db, RUN)
 
     def checked(self, status: str) -> bool:
         if not self.db.exists():

@@ -28,6 +28,7 @@ from tests.reliability.helpers import (
     STEP_TRAINER,
     Cli,
     db_rows,
+    ended_and_told,
     process_gone,
     wait_for,
     write_config,
@@ -91,11 +92,7 @@ class Setup:
         }
 
     def ended(self) -> bool:
-        if not self.db.exists():
-            return False
-        rows = db_rows(self.db, "SELECT live FROM runs")
-        unsent = db_rows(self.db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")[0][0]
-        return bool(rows) and rows[0][0] == 0 and unsent == 0
+        return ended_and_told(self.db, RUN)
 
     def checked(self, status: str) -> bool:
         lines = db_rows(self.db, "SELECT status_line FROM checks") if self.db.exists() else []

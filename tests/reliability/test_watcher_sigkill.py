@@ -24,6 +24,7 @@ from tests.reliability.helpers import (
     RUN,
     Cli,
     db_rows,
+    ended_and_told,
     trainer_command,
     wait_for,
     write_config,
@@ -106,14 +107,6 @@ def outbox_rows(db: Path) -> list[tuple[str, OutboundMessage, str | None]]:
     return [(kind, OutboundMessage.from_json(json.loads(doc)), sent) for kind, doc, sent in rows]
 
 
-def run_finished(db: Path) -> bool:
-    if not db.exists():
-        return False
-    rows = db_rows(db, "SELECT live, status FROM runs WHERE name = ?", (RUN,))
-    unsent = db_rows(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-    return bool(rows) and rows[0][0] == 0 and unsent[0][0] == 0
-
-
 @pytest.mark.slow
 async def test_serve_sigkilled_20_times_delivers_each_message_once_and_tears_down_once(
     tmp_path: Path, sshd: SshdServer, fake_telegram: FakeTelegram, fake_vast: FakeVast
@@ -137,7 +130,7 @@ async def test_serve_sigkilled_20_times_delivers_each_message_once_and_tears_dow
             up = lambda: len(fake_telegram.calls) > calls_before  # noqa: E731
             await wait_for(up, 30, every_s=0.05, what="the last serve to be up")
             await wait_for(
-                lambda: run_finished(db), 120, what="the run to end and the outbox to drain"
+                lambda: ended_and_told(db, RUN), 120, what="the run to end and the outbox to drain"
             )
             await asyncio.sleep(1.0)  # a last chance for a duplicate to show up
             serve.send_signal(signal.SIGTERM)
