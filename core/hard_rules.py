@@ -129,6 +129,8 @@ def heartbeat_streak(
     """Whether the supervisor's heartbeat is stale now, with the streak of stale checks."""
     stale = heartbeat_stale(state, probe, t)
     streak = memory.heartbeat_stale_streak + 1 if stale else 0
+    if streak == memory.heartbeat_stale_streak:
+        return memory, stale
     return replace(memory, heartbeat_stale_streak=streak), stale
 
 

@@ -9,7 +9,7 @@ core.control for /status.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -151,7 +151,7 @@ class Memory:
 
 
 _MEMORY_FIELDS = tuple(f.name for f in fields(Memory))
-_SAMPLE_FIELDS = tuple(f.name for f in fields(Sample))
+_SAMPLE_DEFAULTS = tuple((f.name, f.default) for f in fields(Sample) if f.default is not MISSING)
 
 
 def _shallow(value: object, names: tuple[str, ...]) -> dict[str, Any]:
@@ -163,9 +163,15 @@ def _text(value: Any) -> str | None:
 
 
 def _sample_to_json(sample: Sample) -> dict[str, Any]:
-    doc = _shallow(sample, _SAMPLE_FIELDS)
-    doc["at"] = sample.at.isoformat()
-    doc["last_output_at"] = _iso(sample.last_output_at)
+    """Only the fields off their default (_sample_from_json's defaults are the same): a run's
+    memory is encoded and decoded at every check, and most of a sample is None."""
+    doc: dict[str, Any] = {"at": sample.at.isoformat(), "reachable": sample.reachable}
+    for name, default in _SAMPLE_DEFAULTS:
+        value = getattr(sample, name)
+        if value != default:
+            doc[name] = value
+    if sample.last_output_at is not None:
+        doc["last_output_at"] = sample.last_output_at.isoformat()
     return doc
 
 

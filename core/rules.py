@@ -108,7 +108,8 @@ def assess(
         return _assess_unreachable(memory, obs, policy, now, alerting)
     probe = obs.probe
     state = probe.state
-    memory = replace(memory, unreachable_streak=0)
+    if memory.unreachable_streak:  # replace() only for a change: it runs at every check
+        memory = replace(memory, unreachable_streak=0)
     if state is None:
         finding = invalid_state(memory, probe, t, now)
         sample = Sample(at=probe.at, reachable=True)
@@ -191,9 +192,8 @@ def _error_episode(
     If the attempt dies of it, the retry's message (or the end's) tells it, with the excerpt;
     if the trainer is still running `error_hold_s` later, it is told as an error in the log.
     Returns the memory, the event to tell now, and when to look again."""
-    cleared = replace(memory, held_error_key=None, held_error_quote=None, held_error_at=None)
     if dying:
-        return cleared, None, None
+        return _cleared(memory), None, None
     if memory.held_error_key is None or memory.held_error_at is None:
         if fresh is None or fresh.key in memory.announced:
             return memory, None, None
@@ -205,7 +205,14 @@ def _error_episode(
     if waited_s < error_hold_s(t):
         return memory, None, error_hold_s(t) - waited_s
     told = Finding(memory.held_error_key, ERROR_REASON, event=True, quote=memory.held_error_quote)
-    return cleared, told, None
+    return _cleared(memory), told, None
+
+
+def _cleared(memory: Memory) -> Memory:
+    held = (memory.held_error_key, memory.held_error_quote, memory.held_error_at)
+    if held == (None, None, None):
+        return memory
+    return replace(memory, held_error_key=None, held_error_quote=None, held_error_at=None)
 
 
 def _finish(
