@@ -255,6 +255,22 @@ async def test_a_run_that_ended_before_anyone_looked_gets_no_deadline_soon_alert
 
 
 @pytest.mark.slow
+async def test_a_serve_stopped_the_moment_its_run_ends_still_sends_the_terminal_message(
+    world: World, sshd: SshdServer, fake_telegram: FakeTelegram, fake_vast: FakeVast
+) -> None:
+    # The terminal message waits 3 s in the outbox (runs ending together are told in order);
+    # a SIGTERM inside that wait used to leave it unsent until the next serve, if any.
+    configure(world.tmp_path, sshd, fake_telegram, fake_vast, steps=3, step_s=0.05)
+    await world.launch()
+    await world.start_serve()
+    await wait_for(lambda: world.row()[2:3] == (0,), 60, every_s=0.02, what="the run to end")
+    await world.stop_serve()
+
+    assert sum("done (completed)" in t for t in sent(fake_telegram)) == 1, sent(fake_telegram)
+    assert db_rows(world.db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == [(0,)]
+
+
+@pytest.mark.slow
 async def test_a_serve_killed_while_its_delete_was_in_flight_says_destroyed_once(
     world: World, sshd: SshdServer, fake_telegram: FakeTelegram, fake_vast: FakeVast
 ) -> None:
