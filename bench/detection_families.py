@@ -318,6 +318,55 @@ def noisy_fast_decay(run: SimRun, rng: random.Random) -> None:
     fast_decay(run, rng)
 
 
+# -- more noise shapes, written 2026-12-01 (second session) before any rule change: the rules
+# were never tuned on them ------------------------------------------------------------------
+
+
+def noisy_long_phases(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-25 %, and a neighbour's slow phases of 20-45 min at 35-60 % of the
+    # rate every 1-3 h (must not alert)
+    run.scatter = _uniform(0.25)
+    _healthy_day(run)
+    t = rng.uniform(1800, 3 * 3600)
+    while t < DAY_S - 3600:
+        length = rng.uniform(20, 45) * MIN
+        run.dips.append((t, t + length, rng.uniform(0.35, 0.6)))
+        t += length + rng.uniform(1, 3) * 3600
+
+
+def lognormal_decay(run: SimRun, rng: random.Random) -> None:
+    # readings x a log-normal (sigma 0.15: a long tail of fast windows), and from 2-10 h a
+    # decay to 30 % over 3-10 h
+    run.scatter = lambda _t, r: r.lognormvariate(0.0, 0.15)
+    _decay(run, rng.uniform(2 * 3600, 10 * 3600), rng.uniform(3 * 3600, 10 * 3600))
+
+
+def bursty_noise(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-5 %, but +-35 % during 1-2 h bursts every 3-6 h (a neighbour's
+    # jobs on the host's storage) (must not alert)
+    bursts: list[tuple[float, float]] = []
+    t = rng.uniform(3600, 4 * 3600)
+    while t < DAY_S:
+        bursts.append((t, t + rng.uniform(1, 2) * 3600))
+        t += rng.uniform(3, 6) * 3600
+
+    def scatter(at_s: float, r: random.Random) -> float:
+        share = 0.35 if any(a <= at_s < b for a, b in bursts) else 0.05
+        return r.uniform(1 - share, 1 + share)
+
+    run.scatter = scatter
+    _healthy_day(run)
+
+
+def noisy_step_with_dips(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-15 %, transient dips, and at 2-20 h a step down to 45-60 % for good
+    run.scatter = _uniform(0.15)
+    _step_down(run, rng.uniform(2 * 3600, 20 * 3600), rng.uniform(0.45, 0.6))
+    for _ in range(rng.randint(1, 4)):
+        start = rng.uniform(1800, DAY_S - 3600)
+        run.dips.append((start, start + rng.uniform(2, 20) * MIN, rng.uniform(0.2, 0.7)))
+
+
 # -- a trainer that prints every few minutes, with the hard cases (written 2026-12-01,
 # before the low-GPU rule learned a trainer's print gap) -------------------------------------
 
@@ -506,6 +555,30 @@ FAMILIES = (
         True,
     ),
     Family(
+        "noisy_long_phases",
+        "readings scattered +-25 %, slow phases of 20-45 min every 1-3 h (must not alert)",
+        noisy_long_phases,
+    ),
+    Family(
+        "lognormal_decay",
+        "readings x a log-normal (sigma 0.15), a decay to 30 % over 3-10 h",
+        lognormal_decay,
+        True,
+        True,
+    ),
+    Family(
+        "bursty_noise",
+        "scatter +-5 %, +-35 % in 1-2 h bursts every 3-6 h (must not alert)",
+        bursty_noise,
+    ),
+    Family(
+        "noisy_step_with_dips",
+        "readings scattered +-15 %, transient dips, a step down to 45-60 % for good",
+        noisy_step_with_dips,
+        True,
+        True,
+    ),
+    Family(
         "rare_logger_long_checkpoints",
         "printing every 2-8 min, checkpoint saves 5-15 min, GPU idle, I/O busy",
         _rare(long_checkpoints),
@@ -559,6 +632,8 @@ KINDS = {
     "gaussian_step_down": "decay",
     "noisy_collapse": "decay",
     "noisy_fast_decay": "decay",
+    "lognormal_decay": "decay",
+    "noisy_step_with_dips": "decay",
     "rare_logger_idle_hang": "hang",
     "rare_logger_busy_hang": "hang_busy",
     "rare_logger_gpu_falls_idle": "decay",
