@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 HEALTHY_WITHIN_S = 120.0
 LOUD_EVERY_S = 60.0
+FULL_CLEARED_S = 300.0  # writable this long after a full disk: the next one is a new episode
 
 
 def stderr_line(line: str) -> None:
@@ -78,6 +79,7 @@ class Heartbeat:
         self._alarm = alarm
         self._shouted_at: datetime | None = None
         self._full_alerted = False
+        self._writable_since: datetime | None = None
 
     async def beat(self, problems: Mapping[str, str]) -> list[str]:
         """One heartbeat: try a write, alert, shout, write the file. Returns the problems."""
@@ -87,16 +89,22 @@ class Heartbeat:
         found = list(problems.values())
         if self._store.write_error is not None:
             found.insert(0, f"store writes fail: {self._store.write_error}")
-        await self._alert_disk_full()
+        await self._alert_disk_full(now)
         self._shout(now, found)
         await asyncio.to_thread(self._write, now, found)
         return found
 
-    async def _alert_disk_full(self) -> None:
+    async def _alert_disk_full(self, now: datetime) -> None:
+        """Once per episode: an episode ends only after FULL_CLEARED_S of writes that went
+        through (on a full disk one write can still land in space SQLite already holds, and
+        the next fails again: that is the same episode, not a second message)."""
         error = self._store.write_error
         if not isinstance(error, StoreFull):
-            self._full_alerted = False
+            self._writable_since = self._writable_since or now
+            if (now - self._writable_since).total_seconds() >= FULL_CLEARED_S:
+                self._full_alerted = False
             return
+        self._writable_since = None
         if self._full_alerted:
             return
         message = OutboundMessage(

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest_asyncio
 
 from core.console import ConsoleNotifier
-from core.health import HEALTHY_WITHIN_S, Heartbeat, read_heartbeat
+from core.errors import StoreError, StoreFull
+from core.health import FULL_CLEARED_S, HEALTHY_WITHIN_S, Heartbeat, read_heartbeat
+from core.models import OutboundMessage
 from core.store import Store
 from tests.conftest import FakeClock
 
@@ -59,3 +61,42 @@ def test_health_reads_age_problems_and_the_older_format(clock: FakeClock) -> Non
     assert read_heartbeat(sick, now, where=where).reason == "store writes fail: disk full"
     for broken in (None, "", "{", '{"at": 5}', "[]", '{"problems": []}'):
         assert not read_heartbeat(broken, now, where=where).healthy
+
+
+class FillingStore:
+    """What the heartbeat reads of the store: its last write error, set by the test."""
+
+    def __init__(self) -> None:
+        self.write_error: StoreError | None = None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        return None
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.delivered: list[OutboundMessage] = []
+
+    async def deliver(self, message: OutboundMessage) -> None:
+        self.delivered.append(message)
+
+
+async def test_a_full_disk_is_one_alert_though_a_write_goes_through_in_between(
+    clock: FakeClock,
+) -> None:
+    store, notifier = FillingStore(), Recording()
+    heartbeat = Heartbeat(store, notifier, clock, file=None, alarm=lambda _line: None)  # type: ignore[arg-type]
+    full = StoreFull("disk full writing the store")
+    for error in (full, None, full, None, full):  # a write lands in space SQLite held
+        store.write_error = error
+        await heartbeat.beat({})
+        clock.advance(15)
+    assert len(notifier.delivered) == 1
+
+    store.write_error = None  # room again, for good
+    for _ in range(int(FULL_CLEARED_S // 15) + 1):
+        await heartbeat.beat({})
+        clock.advance(15)
+    store.write_error = full  # a new episode
+    await heartbeat.beat({})
+    assert len(notifier.delivered) == 2
