@@ -9,6 +9,7 @@ something to catch, detected p95 < 15 min.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -367,6 +368,63 @@ def noisy_step_with_dips(run: SimRun, rng: random.Random) -> None:
         run.dips.append((start, start + rng.uniform(2, 20) * MIN, rng.uniform(0.2, 0.7)))
 
 
+# -- shapes written 2026-12-01 (third session) before the slow rule's sag-end, first-readings and
+# hold changes were judged on them: held out from that change ----------------------------------
+
+
+def startup_burst(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-15 %, and the first 10-30 min of training 30-60 % faster (short
+    # sequences first, a warm page cache) before the run settles at its rate (must not alert)
+    burst, fast = rng.uniform(10, 30) * MIN, rng.uniform(1.3, 1.6)
+    _healthy_day(run)
+    begins = sum(run.startup_s)
+    run.scatter = lambda t, r: r.uniform(0.85, 1.15) * (fast if t < begins + burst else 1.0)
+
+
+def diurnal_drift(run: SimRun, rng: random.Random) -> None:
+    # the rate drifts +-10-15 % with a period of 4-8 h (a shared host's load, thermals), the
+    # readings scattered +-15 % on top (must not alert)
+    swing, period, phase = rng.uniform(0.10, 0.15), rng.uniform(4, 8) * 3600, rng.random()
+    _healthy_day(run)
+    run.scatter = lambda t, r: (
+        (1 + swing * math.sin(2 * math.pi * (t / period + phase))) * r.uniform(0.85, 1.15)
+    )
+
+
+def two_step_down(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-15 %: at 2-10 h the rate steps to 78-88 %, 2-6 h later to 50-60 %,
+    # for good
+    run.scatter = _uniform(0.15)
+    first = rng.uniform(2 * 3600, 10 * 3600)
+    _step_down(run, first, rng.uniform(0.78, 0.88))
+    run.later_steps.append((first + rng.uniform(2, 6) * 3600, rng.uniform(0.5, 0.6)))
+
+
+def collapse_partial_recovery(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-10 %: at 2-16 h a collapse to 20-35 % for 1-2 h, then back only to
+    # 55-65 % for good
+    run.scatter = _uniform(0.10)
+    start = rng.uniform(2 * 3600, 16 * 3600)
+    _step_down(run, start, rng.uniform(0.2, 0.35))
+    run.later_steps.append((start + rng.uniform(1, 2) * 3600, rng.uniform(0.55, 0.65)))
+
+
+def heavy_tailed_phases(run: SimRun, rng: random.Random) -> None:
+    # readings scattered normally (sigma 8 %), 5 % of them x 0.4-0.6 or x 1.4-1.8 (a window
+    # with a long stall or a burst of cached batches), and a neighbour's slow phases (must not
+    # alert)
+    def scatter(_t: float, r: random.Random) -> float:
+        odd = r.random()
+        if odd < 0.025:
+            return r.uniform(0.4, 0.6)
+        if odd < 0.05:
+            return r.uniform(1.4, 1.8)
+        return max(0.5, r.gauss(1.0, 0.08))
+
+    run.scatter = scatter
+    irregular_slow_phases(run, rng)
+
+
 # -- a trainer that prints every few minutes, with the hard cases (written 2026-12-01,
 # before the low-GPU rule learned a trainer's print gap) -------------------------------------
 
@@ -579,6 +637,36 @@ FAMILIES = (
         True,
     ),
     Family(
+        "startup_burst",
+        "readings +-15 %, the first 10-30 min of training 30-60 % faster (must not alert)",
+        startup_burst,
+    ),
+    Family(
+        "diurnal_drift",
+        "the rate drifting +-10-15 % over 4-8 h, readings +-15 % (must not alert)",
+        diurnal_drift,
+    ),
+    Family(
+        "two_step_down",
+        "readings +-15 %, a step to 78-88 %, 2-6 h later to 50-60 % for good",
+        two_step_down,
+        True,
+        True,
+    ),
+    Family(
+        "collapse_partial_recovery",
+        "readings +-10 %, a collapse to 20-35 % for 1-2 h, then 55-65 % for good",
+        collapse_partial_recovery,
+        True,
+        True,
+    ),
+    Family(
+        "heavy_tailed_phases",
+        "readings sigma 8 % with 5 % far out either way, a neighbour's slow phases (must not "
+        "alert)",
+        heavy_tailed_phases,
+    ),
+    Family(
         "rare_logger_long_checkpoints",
         "printing every 2-8 min, checkpoint saves 5-15 min, GPU idle, I/O busy",
         _rare(long_checkpoints),
@@ -634,6 +722,8 @@ KINDS = {
     "noisy_fast_decay": "decay",
     "lognormal_decay": "decay",
     "noisy_step_with_dips": "decay",
+    "two_step_down": "decay",
+    "collapse_partial_recovery": "decay",
     "rare_logger_idle_hang": "hang",
     "rare_logger_busy_hang": "hang_busy",
     "rare_logger_gpu_falls_idle": "decay",

@@ -91,6 +91,7 @@ class SimRun:
     dark: list[tuple[float, float]] = field(default_factory=list)  # unreachable periods
     decay: tuple[float, float] | None = None  # (start, ramp) of a slow throughput decay
     step_down: tuple[float, float] | None = None  # (start, share): the rate falls for good
+    later_steps: list[tuple[float, float]] = field(default_factory=list)  # then (start, share)
     dips: list[tuple[float, float, float]] = field(default_factory=list)  # (start, end, share)
     noise: float = 0.0  # each throughput reading scattered by up to this share either way
     # each reading at `t` also multiplied by scatter(t, rng) (the held-out noise shapes)
@@ -225,7 +226,7 @@ class SimRun:
         if self.decay is not None and t >= self.decay[0]:
             share = 1.0 - 0.7 * min(1.0, (t - self.decay[0]) / self.decay[1])
         if self.step_down is not None and t >= self.step_down[0]:
-            share *= self.step_down[1]
+            share *= next(s for a, s in reversed((self.step_down, *self.later_steps)) if t >= a)
         return share
 
     def lost_s(self, start: float, end: float) -> float:
