@@ -477,6 +477,7 @@ FAMILIES = (
         "noisy_throughput",
         "throughput readings scattered +-20 % around the rate (must not alert)",
         noisy_throughput,
+        tuned=True,
     ),
     Family(
         "irregular_slow_phases",
@@ -494,13 +495,16 @@ FAMILIES = (
         tuned=True,  # looked at when the cost gate was designed
     ),
     # written before the lost-progress rule was built or measured (2026-11-30), to judge it
-    Family("fast_decay", "throughput decays to 30 % over 20-90 min", fast_decay, True, True),
+    Family(
+        "fast_decay", "throughput decays to 30 % over 20-90 min", fast_decay, True, True, tuned=True
+    ),
     Family(
         "noisy_slow_decay",
         "readings scattered +-20 %, a decay to 30 % over 6-16 h",
         noisy_slow_decay,
         True,
         True,
+        tuned=True,
     ),
     Family(
         "settled_lower",
@@ -508,6 +512,7 @@ FAMILIES = (
         settled_lower,
         True,
         True,
+        tuned=True,
     ),
     Family(
         "phases_then_collapse",
@@ -553,11 +558,13 @@ FAMILIES = (
         noisy_step_down,
         True,
         True,
+        tuned=True,
     ),
     Family(
         "noisy_slow_phases",
         "readings scattered +-20 %, irregular slow phases (must not alert)",
         noisy_slow_phases,
+        tuned=True,
     ),
     Family(
         "rare_logger",
@@ -585,6 +592,7 @@ FAMILIES = (
         gaussian_step_down,
         True,
         True,
+        tuned=True,
     ),
     Family(
         "noisy_collapse",
@@ -592,30 +600,42 @@ FAMILIES = (
         noisy_collapse,
         True,
         True,
+        tuned=True,
     ),
     Family(
         "noisy_periodic_phases",
         "readings scattered +-25 %, periodic slow phases (must not alert)",
         noisy_periodic_phases,
+        tuned=True,
     ),
-    Family("noise_grows", "scatter +-5 %, from 4-12 h +-30 % (must not alert)", noise_grows),
+    Family(
+        "noise_grows", "scatter +-5 %, from 4-12 h +-30 % (must not alert)", noise_grows, tuned=True
+    ),
     Family(
         "slow_batches",
         "5-15 % of readings at 40-70 % of the rate (must not alert)",
         slow_batches,
+        tuned=True,
     ),
-    Family("noisy_dips", "readings scattered +-20 %, transient dips (must not alert)", noisy_dips),
+    Family(
+        "noisy_dips",
+        "readings scattered +-20 %, transient dips (must not alert)",
+        noisy_dips,
+        tuned=True,
+    ),
     Family(
         "noisy_fast_decay",
         "readings scattered +-20 %, a decay to 30 % over 20-90 min",
         noisy_fast_decay,
         True,
         True,
+        tuned=True,
     ),
     Family(
         "noisy_long_phases",
         "readings scattered +-25 %, slow phases of 20-45 min every 1-3 h (must not alert)",
         noisy_long_phases,
+        tuned=True,
     ),
     Family(
         "lognormal_decay",
@@ -623,11 +643,13 @@ FAMILIES = (
         lognormal_decay,
         True,
         True,
+        tuned=True,
     ),
     Family(
         "bursty_noise",
         "scatter +-5 %, +-35 % in 1-2 h bursts every 3-6 h (must not alert)",
         bursty_noise,
+        tuned=True,
     ),
     Family(
         "noisy_step_with_dips",
@@ -635,6 +657,7 @@ FAMILIES = (
         noisy_step_with_dips,
         True,
         True,
+        tuned=True,
     ),
     Family(
         "startup_burst",
@@ -699,6 +722,7 @@ FAMILIES = (
         _rare(gpu_falls_idle),
         True,
         True,
+        tuned=True,
     ),
 )
 KINDS = {

@@ -17,6 +17,7 @@ from core.cadence import Cadence, Phase
 
 MAX_SAMPLES = 8
 MAX_ANNOUNCED = 32
+OLD_ROW = 100  # readings counted for a baseline stored before they were counted
 MAX_DIPS = 8  # the newest recovered throughput dips kept (core/throughput.py)
 
 
@@ -52,6 +53,7 @@ class Memory:
     attempt_seen: int = 0
     attempt_seen_at: datetime | None = None  # probe time of the first check that saw it
     baseline_throughput: float | None = None
+    baseline_readings: int = 0  # readings that set it (core/throughput.py FIRST_READINGS)
     unreachable_streak: int = 0
     heartbeat_stale_streak: int = 0
     stall_kills: tuple[int, ...] = ()
@@ -82,6 +84,9 @@ class Memory:
     read_at: datetime | None = None
     read_rate: float | None = None
     sags_lost_s: tuple[float, ...] = ()  # the newest recovered sags: the most each may have cost
+    # the open sag's level: the mean of its readings under the slow line, and how many
+    sag_rate: float | None = None
+    sag_readings: int = 0
     low_gpu_since: datetime | None = None  # an open low-GPU episode's start (core/soft_rules.py)
 
     def with_sample(self, sample: Sample) -> Memory:
@@ -114,12 +119,15 @@ class Memory:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Memory:
         cadence = doc.get("cadence") or {}
+        base = doc.get("baseline_throughput")
         return cls(
             launched_at=datetime.fromisoformat(doc["launched_at"]),
             samples=tuple(_sample_from_json(s) for s in doc.get("samples", ())),
             attempt_seen=int(doc.get("attempt_seen", 0)),
             attempt_seen_at=_parse(doc.get("attempt_seen_at")),
-            baseline_throughput=doc.get("baseline_throughput"),
+            baseline_throughput=base,
+            # a row stored before readings were counted has an established baseline
+            baseline_readings=int(doc.get("baseline_readings", 0 if base is None else OLD_ROW)),
             unreachable_streak=int(doc.get("unreachable_streak", 0)),
             heartbeat_stale_streak=int(doc.get("heartbeat_stale_streak", 0)),
             stall_kills=tuple(int(a) for a in doc.get("stall_kills", ())),
@@ -146,6 +154,8 @@ class Memory:
             read_at=_parse(doc.get("read_at")),
             read_rate=_float_or_none(doc.get("read_rate")),
             sags_lost_s=tuple(float(d) for d in doc.get("sags_lost_s", ()))[-MAX_DIPS:],
+            sag_rate=_float_or_none(doc.get("sag_rate")),
+            sag_readings=int(doc.get("sag_readings", 0)),
             low_gpu_since=_parse(doc.get("low_gpu_since")),
         )
 

@@ -30,6 +30,9 @@ from core.vocab import RunStatus
 # a slowdown must cost a quarter more than the most any of the run's recovered sags may have
 DIP_MARGIN = 1.25
 LOST_CAP = 4.0
+# a deep sag ends on a reading half again its own level (`back_line`)
+BACK_FACTOR = 1.5
+LEVEL_SPREAD = 1.3  # a reading this far above the sag's level is not of it (`_sag_level`)
 
 
 def deadline_gate(
@@ -76,16 +79,16 @@ def sag_after(
     seconds of training at the run's own rate. A sag is the rate under the recovered line.
     Each reading adds the time since the attempt's previous reading at the mean of the two
     readings' shortfalls from the baseline (the rate between readings is not seen: an eval
-    or an unreachable hour is costed from the readings either side). A reading back at the
-    recovered line ends the sag; a new attempt starts afresh; a check with no reading, or a
-    run not running, changes nothing."""
+    or an unreachable hour is costed from the readings either side). A reading back at
+    `back_line` ends the sag; a new attempt starts afresh; a check with no reading, or a run
+    not running, changes nothing."""
     base, rate = memory.baseline_throughput, sample.throughput
     if rate is None or base is None or base <= 0 or sample.status != RunStatus.RUNNING:
         return memory.sag_since, memory.sag_lost_s
-    if rate >= base * t.throughput_recovered:
-        return None, 0.0
     if not previous or previous[-1].attempt != sample.attempt:
-        return sample.at, 0.0
+        return (None, 0.0) if rate >= base * t.throughput_recovered else (sample.at, 0.0)
+    if rate >= back_line(memory, base, t):
+        return None, 0.0
     lost, last_at, last_rate = memory.sag_lost_s, memory.read_at, memory.read_rate
     if memory.sag_since is None:
         lost = 0.0
@@ -110,9 +113,48 @@ def remember_sag(
         memory = replace(
             memory, sags_lost_s=(*memory.sags_lost_s, _most(memory, sample))[-MAX_DIPS:]
         )
+    level, count = _sag_level(memory, sample, since, t)
     return replace(
-        memory, sag_since=since, sag_lost_s=lost, read_at=sample.at, read_rate=sample.throughput
+        memory,
+        sag_since=since,
+        sag_lost_s=lost,
+        read_at=sample.at,
+        read_rate=sample.throughput,
+        sag_rate=level,
+        sag_readings=count,
     )
+
+
+def _sag_level(
+    memory: Memory, sample: Sample, since: datetime | None, t: Thresholds
+) -> tuple[float | None, int]:
+    """The sag's level: the mean of its readings under the slow line, and how many. A noisy
+    healthy reading is not of it: one that opened the sag above that line, or one just under
+    it between two phases (more than LEVEL_SPREAD x the level)."""
+    base, rate = memory.baseline_throughput, sample.throughput
+    if since is None:
+        return None, 0
+    level, count = (memory.sag_rate, memory.sag_readings) if memory.sag_since else (None, 0)
+    if rate is None or not base or rate >= base * t.throughput_drop:
+        return level, count
+    if level is None or not count:
+        return rate, 1
+    if rate > LEVEL_SPREAD * level:
+        return level, count  # a healthy reading between two phases, just under the line
+    return (level * count + rate) / (count + 1), count + 1
+
+
+def back_line(memory: Memory, base: float, t: Thresholds) -> float:
+    """The rate a reading must reach to end the open sag: the recovered line, or for a deep sag
+    BACK_FACTOR x its level (`_sag_level`) when that is lower, never under the slow line. Under
+    noise a healthy reading after a slow phase often misses the recovered line: the sag went
+    on into the run's next phase and their costs added up to an alert. A run that stepped
+    down or decays does not read half again its own level (its sag goes on); a phase that
+    ends does."""
+    line = base * t.throughput_recovered
+    if memory.sag_since is None or memory.sag_rate is None:
+        return line
+    return max(base * t.throughput_drop, min(line, BACK_FACTOR * memory.sag_rate))
 
 
 def _most(memory: Memory, back: Sample) -> float:

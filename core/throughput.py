@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
+from statistics import median
 
 from core.durations import format_duration, local_time
 from core.findings import Finding, Thresholds, held_for, soft_held
@@ -42,11 +43,15 @@ from core.protocol import ProbeSnapshot, SupervisorState
 from core.slowdown_cost import learned_lost_s, remember_sag, sag_after, steps_left
 from core.vocab import Condition, RunStatus
 
-# the baseline rises quickly with faster readings and falls only slowly with readings in the
-# healthy band; readings under the slow line never move it: a decay over hours is measured
-# against the run's earlier pace, not followed down until it is never "slow"
-UP_WEIGHT = 0.2
-DOWN_WEIGHT = 0.01
+# The run's own rate (the baseline): the median of its first FIRST_READINGS readings (one fast
+# window at the start does not set it), then the mean of its readings back at the
+# recovered line, the newest weighing at least MIN_WEIGHT. Readings under that line never move
+# it: a decay is measured against the run's earlier pace, not followed down until it is never
+# "slow". An average, not a high-water mark: under noise the old fast-up, slow-down average sat
+# near the top of the readings (+13-16 % at +-20-25 %), every healthy reading looked like a
+# shortfall, and a run's slow phases merged into alerts.
+FIRST_READINGS = 5
+MIN_WEIGHT = 0.05
 
 
 def slow(
@@ -86,10 +91,10 @@ def _episode_since(
     same_attempt = bool(previous) and previous[-1].attempt == sample.attempt
     if memory.slow_since is not None and same_attempt:
         return None if _recovered(memory, sample, base, now, t) else memory.slow_since
-    floor = base * t.throughput_drop
+    floor, line = base * t.throughput_drop, base * t.throughput_recovered
     count, since = held_for(
         memory.samples,
-        lambda s: _under(s, sample.attempt, floor),
+        lambda s: _under(s, sample.attempt, floor, line),
         # throughput is an average over a window, not an instant: sparse readings count
         max_gap_s=float("inf"),
     )
@@ -112,10 +117,12 @@ def _recovered(memory: Memory, sample: Sample, base: float, now: datetime, t: Th
     return soft_held(count, since, now, t)
 
 
-def _under(s: Sample, attempt: int, floor: float) -> bool | None:
+def _under(s: Sample, attempt: int, floor: float, line: float) -> bool | None:
+    """A reading under the slow line holds the episode; one back at the recovered line breaks
+    it; one between the two (a noisy reading of a rate just under the line) is no news."""
     if s.attempt != attempt:
         return False  # another attempt's readings are not this episode
-    if s.throughput is None:
+    if s.throughput is None or floor <= s.throughput < line:
         return None  # no reading (an eval longer than the window): no news
     return s.status == RunStatus.RUNNING and s.throughput < floor
 
@@ -223,17 +230,26 @@ def remember_slow(memory: Memory, found: tuple[Finding, ...], sample: Sample) ->
 
 
 def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Memory:
-    """The run's established rate: an average of the readings that are not themselves slow."""
+    """The run's established rate (FIRST_READINGS, MIN_WEIGHT)."""
     current = state.throughput
     if current is None or current <= 0 or state.status is not RunStatus.RUNNING:
         return memory
     base = memory.baseline_throughput
     if base is None:
-        return replace(memory, baseline_throughput=current)
+        return replace(memory, baseline_throughput=current, baseline_readings=1)
     if memory.slow_since is not None or current < base * t.throughput_drop:
+        return memory  # a slow reading is not the run's rate, even among its first
+    n = memory.baseline_readings + 1
+    if n <= FIRST_READINGS:
+        floor = base * t.throughput_drop
+        first = [s.throughput for s in memory.samples if s.throughput and s.throughput >= floor]
+        return replace(memory, baseline_throughput=median(first), baseline_readings=n)
+    if current < base * t.throughput_recovered:
         return memory
-    weight = UP_WEIGHT if current >= base else DOWN_WEIGHT
-    return replace(memory, baseline_throughput=(1 - weight) * base + weight * current)
+    weight = max(1 / n, MIN_WEIGHT)
+    return replace(
+        memory, baseline_throughput=(1 - weight) * base + weight * current, baseline_readings=n
+    )
 
 
 def suspect_slow(sample: Sample, memory: Memory, t: Thresholds) -> bool:
@@ -250,11 +266,12 @@ def recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
     recovered line: looked at again within soft_hold_s, so the recovery is confirmed (the alert
     closes) or refuted while it lasts. At the cruise tick the next reading may land in the
     run's next slow phase: the recovery is never seen to hold, and the open alert hides a true
-    decay under it for good."""
+    decay under it for good. So is a sag left open under a reading now at the line (the run's
+    first readings moved the baseline down under it): the next reading says which it was."""
     base, last = memory.baseline_throughput, _last_rate(sample, memory)
-    if memory.slow_since is None or base is None or last is None:
+    if base is None or last is None or last < base * t.throughput_recovered:
         return False
-    return last >= base * t.throughput_recovered
+    return memory.slow_since is not None or memory.sag_since is not None
 
 
 def _last_rate(sample: Sample, memory: Memory) -> float | None:
