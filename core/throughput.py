@@ -9,9 +9,11 @@ same core.decide.decide, so the bench measures this code and no model of it.
 What a person needs told: a run that goes slower than it went will miss its deadline or cost
 far more, whatever the cause (a leaking dataloader, thermal throttling, a filling disk). It is
 not a stall: the trainer prints, and nothing is killed. It is told, once and silently, when
-every reading has been under `throughput_drop` (70 %) of the run's own established rate for
-`slow_hold_s` (30 min) and `slow_checks` checks: longer than a transient dip lasts (a
-background checkpoint upload, a noisy neighbour), and a collapse and a slow decay alike.
+the readings have been under `throughput_drop` (70 %) of the run's own established rate for
+`slow_hold_s` (30 min) and `slow_checks` checks (one between that line and the recovered one,
+a noisy reading of a rate just under the line, is no news; one at the recovered line ends
+it): longer than a transient dip lasts (a background checkpoint upload, a noisy neighbour),
+and a collapse and a slow decay alike.
 Once in, the episode lasts until readings hold above `throughput_recovered` (85 %) for
 `soft_hold_s` and `soft_checks` checks: a decay whose noisy readings cross the line back and
 forth is one message, not a drip, and the open alert is not re-sent on a timer
