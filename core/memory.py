@@ -161,7 +161,12 @@ class Memory:
 
 
 _MEMORY_FIELDS = tuple(f.name for f in fields(Memory))
-_SAMPLE_DEFAULTS = tuple((f.name, f.default) for f in fields(Sample) if f.default is not MISSING)
+# last_output_at is a datetime: written as ISO text by _sample_to_json itself
+_SAMPLE_DEFAULTS = tuple(
+    (f.name, f.default)
+    for f in fields(Sample)
+    if f.default is not MISSING and f.name != "last_output_at"
+)
 
 
 def _shallow(value: object, names: tuple[str, ...]) -> dict[str, Any]:
