@@ -45,13 +45,14 @@ from core.protocol import ProbeSnapshot, SupervisorState
 from core.slowdown_cost import learned_lost_s, remember_sag, sag_after, steps_left
 from core.vocab import Condition, RunStatus
 
-# The run's own rate (the baseline): the median of its first FIRST_READINGS readings (one fast
-# window at the start does not set it), then the mean of its readings back at the
-# recovered line, the newest weighing at least MIN_WEIGHT. Readings under that line never move
-# it: a decay is measured against the run's earlier pace, not followed down until it is never
-# "slow". An average, not a high-water mark: under noise the old fast-up, slow-down average sat
-# near the top of the readings (+13-16 % at +-20-25 %), every healthy reading looked like a
-# shortfall, and a run's slow phases merged into alerts.
+# The run's own rate (the baseline): the median of its first FIRST_READINGS readings that are
+# not slow (one fast window at the start does not set it), then the mean of its readings back
+# at the recovered line, the newest weighing at least MIN_WEIGHT. Readings under that line never
+# move it: a decay is measured against the run's earlier pace, not followed down until it is
+# never "slow". Under noise that mean sits a little over the true rate (about 1.04-1.08 x at
+# +-20-25 % readings, the low ones left out); the old fast-up, slow-down average sat near the
+# top of them (1.09-1.16 x), every healthy reading looked like a shortfall, and a run's slow
+# phases merged into alerts.
 FIRST_READINGS = 5
 MIN_WEIGHT = 0.05
 
