@@ -240,11 +240,11 @@ def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Me
     base = memory.baseline_throughput
     if base is None:
         return replace(memory, baseline_throughput=current, baseline_readings=1)
-    if memory.slow_since is not None or current < base * t.throughput_drop:
+    floor = base * t.throughput_drop
+    if memory.slow_since is not None or current < floor:
         return memory  # a slow reading is not the run's rate, even among its first
     n = memory.baseline_readings + 1
     if n <= FIRST_READINGS:
-        floor = base * t.throughput_drop
         first = [s.throughput for s in memory.samples if s.throughput and s.throughput >= floor]
         return replace(memory, baseline_throughput=median(first), baseline_readings=n)
     if current < base * t.throughput_recovered:

@@ -1,8 +1,10 @@
 """The `slow` rule under noisy readings (core/throughput.py, core/slowdown_cost.py): the run's
-rate is the mean of its readings, not their top; a deep sag ends on a reading half again its
-own level; a reading between the slow and the recovered line is no news to the hold. Each test
-fails on the rule as it stood before (a fast-up, slow-down average as the rate; a sag ended
-only at the recovered line; any reading over the slow line broke the hold). Pure: data and an
+rate is the mean of its readings at the recovered line or above, not their top; a deep sag ends
+on a reading half again its own level; a reading between the slow and the recovered line is no
+news to the hold. Eight of these tests fail on the rule as it stood before (a fast-up,
+slow-down average as the rate; a sag ended only at the recovered line; any reading over the
+slow line broke the hold); the other two guard what it already did right (a slow reading
+among the first is not the rate; a deep step's scatter never ends its sag). Pure: data and an
 injected `now`, no I/O."""
 
 from __future__ import annotations
