@@ -425,6 +425,52 @@ def heavy_tailed_phases(run: SimRun, rng: random.Random) -> None:
     irregular_slow_phases(run, rng)
 
 
+# -- GPU readings the low-GPU rule was not tuned on (written 2026-12-01, fourth session, before
+# any change to that rule was judged on them) -------------------------------------------------
+
+
+def bursty_input_bound(run: SimRun, rng: random.Random) -> None:
+    # input_bound, but the read lands on a batch the GPU is computing now and then: 15-25 % of
+    # training readings at 25-60 %, the rest at the starved 3-9 %
+    odds = rng.uniform(0.15, 0.25)
+    run.gpu_reading = lambda _t, util, r: r.uniform(25, 60) if r.random() < odds else util
+    input_bound(run, rng)
+
+
+def input_bound_retry(run: SimRun, rng: random.Random) -> None:
+    # healthy for 1-4 h, then a crash the supervisor fixes; the retry's dataloader has lost
+    # its workers and starves the GPU (3-9 %) from its start
+    crash = rng.uniform(3600, 4 * 3600)
+    run.live(0, crash, 1)
+    restart = run.fail_attempt(crash, 1, "missing_module", fix="missing_module")
+    run.live(restart, DAY_S, 2)
+    run.finish(DAY_S, "done", "completed", 2)
+    scale = rng.uniform(0.03, 0.09)
+    run.gpu_reading = lambda t, util, _r: util * scale if t >= restart else util
+    run.onset_s = crash  # the crash's own message is not a false alert
+    run.event_s = restart + sum(run.startup_s)
+
+
+def input_bound_slow_startup(run: SimRun, rng: random.Random) -> None:
+    # input_bound after a silent 8-20 min start-up (loading, then compiling), GPU idle in it
+    run.startup_s = (rng.uniform(3, 8) * MIN, rng.uniform(5, 12) * MIN)
+    input_bound(run, rng)
+
+
+def idle_blips(run: SimRun, rng: random.Random) -> None:
+    # a healthy run whose read lands on host-side work now and then: 3-8 % of training
+    # readings at 0-8 % (must not alert)
+    odds = rng.uniform(0.03, 0.08)
+    run.gpu_reading = lambda _t, util, r: r.uniform(0, 8) if r.random() < odds else util
+    _healthy_day(run)
+
+
+def rare_logger_idle_blips(run: SimRun, rng: random.Random) -> None:
+    # idle_blips in a trainer that prints only every 2-8 min (must not alert)
+    run.output_every_s = rng.uniform(2, 8) * MIN
+    idle_blips(run, rng)
+
+
 # -- a trainer that prints every few minutes, with the hard cases (written 2026-12-01,
 # before the low-GPU rule learned a trainer's print gap) -------------------------------------
 
@@ -690,6 +736,34 @@ FAMILIES = (
         heavy_tailed_phases,
     ),
     Family(
+        "bursty_input_bound",
+        "input_bound, 15-25 % of training readings at 25-60 % (a batch at the read)",
+        bursty_input_bound,
+        True,
+    ),
+    Family(
+        "input_bound_retry",
+        "healthy 1-4 h, a fixed crash, the retry starved at 3-9 % GPU",
+        input_bound_retry,
+        True,
+    ),
+    Family(
+        "input_bound_slow_startup",
+        "input_bound after a silent 8-20 min start-up, GPU idle",
+        input_bound_slow_startup,
+        True,
+    ),
+    Family(
+        "idle_blips",
+        "healthy, 3-8 % of training GPU readings at 0-8 % (must not alert)",
+        idle_blips,
+    ),
+    Family(
+        "rare_logger_idle_blips",
+        "idle_blips, printing every 2-8 min (must not alert)",
+        rare_logger_idle_blips,
+    ),
+    Family(
         "rare_logger_long_checkpoints",
         "printing every 2-8 min, checkpoint saves 5-15 min, GPU idle, I/O busy",
         _rare(long_checkpoints),
@@ -748,6 +822,9 @@ KINDS = {
     "noisy_step_with_dips": "decay",
     "two_step_down": "decay",
     "collapse_partial_recovery": "decay",
+    "bursty_input_bound": "gpu_idle",
+    "input_bound_retry": "gpu_idle",
+    "input_bound_slow_startup": "gpu_idle",
     "rare_logger_idle_hang": "hang",
     "rare_logger_busy_hang": "hang_busy",
     "rare_logger_gpu_falls_idle": "decay",

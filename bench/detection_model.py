@@ -98,6 +98,8 @@ class SimRun:
     scatter: Callable[[float, random.Random], float] | None = None
     output_every_s: float = OUTPUT_EVERY_S  # how often the training trainer prints
     gpu_scale: float = 1.0  # a training GPU's utilisation scaled by this (input-bound: < 0.1)
+    # a training GPU's reading at `t` (after gpu_scale) replaced by gpu_reading(t, util, rng)
+    gpu_reading: Callable[[float, float, random.Random], float] | None = None
     event_s: float | None = None  # when the thing worth detecting happened
     onset_s: float | None = None  # a gradual one's start: alerts from here on are not false
     ended_s: float | None = None
@@ -263,6 +265,8 @@ class SimRun:
                 util *= share
         if self.gpu_scale != 1.0 and util is not None and p.mode in OUTPUT_MODES:
             util *= self.gpu_scale
+        if self.gpu_reading is not None and util is not None and p.mode in OUTPUT_MODES:
+            util = self.gpu_reading(t, util, rng)
         speed, util = self._dips_and_noise(t, p.mode, speed, util)
         if p.mode not in OUTPUT_MODES and (out is None or t - out > THROUGHPUT_WINDOW_S):
             speed = None  # the supervisor's window holds no step any more
