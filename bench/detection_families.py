@@ -471,6 +471,42 @@ def rare_logger_idle_blips(run: SimRun, rng: random.Random) -> None:
     idle_blips(run, rng)
 
 
+# -- written with the five above, but not run until the low-GPU change was final: held out from
+# it ----------------------------------------------------------------------------------------
+
+
+def epoch_shuffles(run: SimRun, rng: random.Random) -> None:
+    # every 1-3 h a 2-6 min stretch of host-side work (a shard shuffled, a new file opened)
+    # while the trainer prints: its GPU readings at 0-8 % (must not alert)
+    spans: list[tuple[float, float]] = []
+    t = rng.uniform(1800, 3 * 3600)
+    while t < DAY_S - 3600:
+        spans.append((t, t + rng.uniform(2, 6) * MIN))
+        t += rng.uniform(1, 3) * 3600
+    run.gpu_reading = lambda at_s, util, r: (
+        r.uniform(0, 8) if any(a <= at_s < b for a, b in spans) else util
+    )
+    _healthy_day(run)
+
+
+def rare_logger_bursty_input_bound(run: SimRun, rng: random.Random) -> None:
+    # bursty_input_bound in a trainer that prints only every 2-8 min
+    run.output_every_s = rng.uniform(2, 8) * MIN
+    bursty_input_bound(run, rng)
+
+
+def input_bound_frequent_evals(run: SimRun, rng: random.Random) -> None:
+    # input_bound, with a 5-9 min eval (GPU busy) every 15-30 min
+    run.eval_every_s = rng.uniform(15, 30) * MIN
+    input_bound(run, rng)
+
+
+def idle_blips_long_checkpoints(run: SimRun, rng: random.Random) -> None:
+    # idle_blips, with checkpoint saves of 5-15 min (GPU idle, I/O busy) (must not alert)
+    run.ckpt_s = (5 * MIN, 15 * MIN)
+    idle_blips(run, rng)
+
+
 # -- a trainer that prints every few minutes, with the hard cases (written 2026-12-01,
 # before the low-GPU rule learned a trainer's print gap) -------------------------------------
 
@@ -764,6 +800,28 @@ FAMILIES = (
         rare_logger_idle_blips,
     ),
     Family(
+        "epoch_shuffles",
+        "every 1-3 h, 2-6 min of host-side work at 0-8 % GPU while printing (must not alert)",
+        epoch_shuffles,
+    ),
+    Family(
+        "rare_logger_bursty_input_bound",
+        "bursty_input_bound, printing every 2-8 min",
+        rare_logger_bursty_input_bound,
+        True,
+    ),
+    Family(
+        "input_bound_frequent_evals",
+        "input_bound, a 5-9 min eval every 15-30 min",
+        input_bound_frequent_evals,
+        True,
+    ),
+    Family(
+        "idle_blips_long_checkpoints",
+        "idle_blips, with 5-15 min checkpoint saves, GPU idle (must not alert)",
+        idle_blips_long_checkpoints,
+    ),
+    Family(
         "rare_logger_long_checkpoints",
         "printing every 2-8 min, checkpoint saves 5-15 min, GPU idle, I/O busy",
         _rare(long_checkpoints),
@@ -825,6 +883,8 @@ KINDS = {
     "bursty_input_bound": "gpu_idle",
     "input_bound_retry": "gpu_idle",
     "input_bound_slow_startup": "gpu_idle",
+    "rare_logger_bursty_input_bound": "gpu_idle",
+    "input_bound_frequent_evals": "gpu_idle",
     "rare_logger_idle_hang": "hang",
     "rare_logger_busy_hang": "hang_busy",
     "rare_logger_gpu_falls_idle": "decay",
