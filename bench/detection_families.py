@@ -523,7 +523,12 @@ def _rare(
 
 FAMILIES = (
     Family("slow_startup", "silent start-up 8-20 min, GPU idle, CPU/disk busy", slow_startup),
-    Family("long_checkpoints", "checkpoint saves 5-15 min, GPU idle, I/O busy", long_checkpoints),
+    Family(
+        "long_checkpoints",
+        "checkpoint saves 5-15 min, GPU idle, I/O busy",
+        long_checkpoints,
+        tuned=True,  # the low-GPU onset (2026-12-01, fourth session) was designed on it
+    ),
     Family("long_eval_busy", "evals 15-40 min, GPU busy, dataloader reading", long_evals("eval")),
     Family(
         "long_eval_in_memory",
@@ -776,28 +781,33 @@ FAMILIES = (
         "input_bound, 15-25 % of training readings at 25-60 % (a batch at the read)",
         bursty_input_bound,
         True,
+        tuned=True,  # the low-GPU onset (2026-12-01, fourth session) was designed on it
     ),
     Family(
         "input_bound_retry",
         "healthy 1-4 h, a fixed crash, the retry starved at 3-9 % GPU",
         input_bound_retry,
         True,
+        tuned=True,  # the low-GPU onset (2026-12-01, fourth session) was designed on it
     ),
     Family(
         "input_bound_slow_startup",
         "input_bound after a silent 8-20 min start-up, GPU idle",
         input_bound_slow_startup,
         True,
+        tuned=True,  # the low-GPU onset (2026-12-01, fourth session) was designed on it
     ),
     Family(
         "idle_blips",
         "healthy, 3-8 % of training GPU readings at 0-8 % (must not alert)",
         idle_blips,
+        tuned=True,  # the low-GPU onset (2026-12-01, fourth session) was designed on it
     ),
     Family(
         "rare_logger_idle_blips",
         "idle_blips, printing every 2-8 min (must not alert)",
         rare_logger_idle_blips,
+        tuned=True,  # the low-GPU onset (2026-12-01, fourth session) was designed on it
     ),
     Family(
         "epoch_shuffles",

@@ -154,13 +154,13 @@ CASES = {
         [{"disk_low"}, set()],
     ),
     "muted: a soft alert stays quiet": Case(
-        checks(running(at(20), util_pct=3), running(at(30), util_pct=4)),
-        [set(), set()],
+        checks(*(running(at(m), util_pct=3) for m in (20, 23, 26, 30))),
+        [set(), set(), set(), set()],
         record={"muted_until": at(120)},
     ),
     "not muted: the same soft alert speaks": Case(
-        checks(running(at(20), util_pct=3), running(at(30), util_pct=4)),
-        [set(), {"low_gpu"}],
+        checks(*(running(at(m), util_pct=3) for m in (20, 23, 26, 30))),
+        [set(), set(), set(), {"low_gpu"}],
         open_after={"low_gpu"},
     ),
     "muted: a stall still speaks and is still killed": Case(

@@ -29,24 +29,26 @@ def in_eval(minute: float, began: float, util: float = 88) -> Observation:
     )
 
 
+# a GPU read low four times over the 10-min hold (ONSET_READINGS): told at 20, low since 10
+TOLD = [read(0, 90), read(10, 5), read(13, 5), read(16, 5), read(20, 5)]
+
+
 def low_since(result: Assessment) -> object:
     found = [f for f in result.findings if f.key == Condition.LOW_GPU]
     return found[0].since if found else None
 
 
 def test_a_steady_low_gpu_read_a_cruise_interval_apart_stays_one_episode() -> None:
-    obs = [read(0, 90), read(10, 5), read(15, 5), read(20, 5)]
-    obs += [read(m, 5) for m in (50, 80, 110, 140)]  # the calm cadence: 30 minutes apart
+    obs = [*TOLD, *(read(m, 5) for m in (50, 80, 110, 140))]  # then 30 minutes apart
     results = run_checks(obs)
-    assert "low_gpu" not in keys(results[2]) and low_since(results[3]) == at(10)
-    assert [low_since(r) for r in results[4:]] == [at(10)] * 4
+    assert "low_gpu" not in keys(results[3]) and low_since(results[4]) == at(10)
+    assert [low_since(r) for r in results[5:]] == [at(10)] * 4
 
 
 def test_an_evals_busy_minutes_do_not_end_it_and_a_held_busy_gpu_does() -> None:
-    obs = [read(0, 90), read(10, 5), read(20, 5), read(50, 85), read(80, 5)]
-    results = run_checks(obs)
-    assert low_since(results[3]) == at(10)  # one busy reading (an eval): still open
-    assert low_since(results[4]) == at(10)
+    results = run_checks([*TOLD, read(50, 85), read(80, 5)])
+    assert low_since(results[5]) == at(10)  # one busy reading (an eval): still open
+    assert low_since(results[6]) == at(10)
     back = run_checks([read(110, 90), read(120, 92)], memory=results[-1].memory)
     assert low_since(back[0]) == at(10)  # busy once: not yet held
     assert "low_gpu" not in keys(back[1]) and back[1].memory.low_gpu_since is None
@@ -65,21 +67,21 @@ def test_a_gpu_idling_while_the_rate_sagged_is_the_slow_rules() -> None:
 
 def test_a_steady_low_gpu_episode_is_told_once() -> None:
     assert Condition.LOW_GPU in TOLD_ONCE
-    result = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    result = run_checks(TOLD)[-1]
     opened = {"low_gpu": OpenAlert("r", "low_gpu", at(20), at(20), "low GPU")}
     later = plan_alerts(opened, result.findings, at(20 + 5 * 60), resend_after_s=4 * 3600)
     assert later.resent == () and later.resolved == ()
 
 
 def test_the_episode_survives_a_restart() -> None:
-    memory = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1].memory
+    memory = run_checks(TOLD)[-1].memory
     assert Memory.from_json(memory.to_json()).low_gpu_since == at(10)
 
 
 def test_a_busy_reading_in_an_open_episode_is_looked_at_again_within_the_hold() -> None:
     # a run that evaluates every 30 minutes: the calm cadence kept landing in its evals, and
     # two busy readings half an hour apart read as a GPU back (closed, and opened again)
-    results = run_checks([read(0, 90), read(10, 5), read(20, 5), read(50, 85)])
+    results = run_checks([*TOLD, read(50, 85)])
     assert results[-1].suspect and low_since(results[-1]) == at(10)
     assert next_check_s(results[-1], Policy(), at(50)) <= 600  # within soft_hold, not cruise
     refuted = run_checks([read(60, 5), read(90, 88)], memory=results[-1].memory)
@@ -89,7 +91,7 @@ def test_a_busy_reading_in_an_open_episode_is_looked_at_again_within_the_hold() 
 def test_a_long_evals_busy_minutes_are_no_news_for_an_open_episode() -> None:
     # input_bound_long_evals (held out): 15-40 min evals held busy past the hold, the episode
     # closed in each and opened again after it, 26 messages a run-day
-    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    told = run_checks(TOLD)[-1]
     evals = [in_eval(m, began=28) for m in (30, 38, 47)]  # silent 2, 10 and 19 min: quiet
     results = run_checks([*evals, read(55, 5)], memory=told.memory)
     assert [r.memory.low_gpu_since for r in results] == [at(10)] * 4
@@ -102,7 +104,7 @@ def test_a_long_evals_busy_minutes_are_no_news_for_an_open_episode() -> None:
 
 
 def test_an_evals_first_minute_is_the_silences_once_a_later_check_shows_it() -> None:
-    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    told = run_checks(TOLD)[-1]
     # two evals, each read 40 s in (not yet quiet: busy readings 15 min apart would hold as a
     # GPU back) and again 3 min in, in the same silence: both first readings were the evals'
     evals = [(29.3, 30), (29.3, 33), (44.3, 45), (44.3, 48)]
@@ -122,7 +124,7 @@ def test_a_busy_reading_right_after_a_low_one_is_looked_at_again_within_the_hold
 
 
 def test_a_low_reading_in_a_silence_is_still_low_for_an_open_episode() -> None:
-    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    told = run_checks(TOLD)[-1]
     # busy while printing at 30 and 40, but idle (nothing explains it) 3 min into a silence
     # between them: not a GPU that held busy
     quiet_low = running(at(35), util_pct=5, throughput=RATE, output_at=at(32))
@@ -131,7 +133,7 @@ def test_a_low_reading_in_a_silence_is_still_low_for_an_open_episode() -> None:
 
 
 def test_a_trainer_that_prints_less_often_than_it_is_checked_can_end_its_episode() -> None:
-    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    told = run_checks(TOLD)[-1]
     # from minute 30 the GPU is busy, and every check lands 5 min after the trainer last
     # printed: each reading is in a silence, so none is news while a printed one is kept
     rare = [in_eval(m, began=m - 5) for m in range(30, 120, 10)]
@@ -141,7 +143,7 @@ def test_a_trainer_that_prints_less_often_than_it_is_checked_can_end_its_episode
 
 
 def test_a_retry_ends_the_old_attempts_episode() -> None:
-    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    told = run_checks(TOLD)[-1]
     # attempt 2's first check: its trainer has not printed yet (silent since attempt 1's last
     # output), the GPU busy; then it prints
     first = running(at(30), attempt=2, util_pct=88, throughput=RATE, output_at=at(20))
@@ -152,7 +154,7 @@ def test_a_retry_ends_the_old_attempts_episode() -> None:
 
 
 def test_many_checks_in_one_long_eval_do_not_end_the_episode() -> None:
-    told = run_checks([read(0, 90), read(10, 5), read(20, 5)])[-1]
+    told = run_checks(TOLD)[-1]
     # alert-mode checks every 3 min through one 40-min eval: every kept reading is in a
     # silence, but one silence (an eval), not a trainer that prints rarely
     results = run_checks([in_eval(m, began=22) for m in range(24, 62, 3)], memory=told.memory)
@@ -182,10 +184,10 @@ def explained(results: list[Assessment]) -> bool:
 
 
 def test_a_trainer_that_prints_every_few_minutes_is_told_its_gpu_is_starved() -> None:
-    starved = [rare(m, 5, p) for m, p in ((50, 46), (60, 57), (70, 66))]
+    starved = [rare(m, 5, p) for m, p in ((50, 46), (60, 57), (70, 66), (80, 76))]
     results = run_checks([*BUSY_RARE, *starved])
     # 3-4 min into its own print gap: not a save or a load, an idle GPU while training
-    assert [r.memory.samples[-1].explained_idle for r in results[5:]] == [False] * 3
+    assert [r.memory.samples[-1].explained_idle for r in results[5:]] == [False] * 4
     assert low_since(results[-1]) == at(50)
 
 
@@ -205,9 +207,9 @@ def test_a_learned_gap_under_the_window_leaves_the_window() -> None:
     # prints about every minute: silences 3-48 s, a learned gap of 15 s; a reading 48 s into
     # a print gap with the GPU idle is not a save (the 2-min window holds, not the 15 s)
     busy = [rare(m, 90, m - s) for m, s in ((0, 0.8), (10, 0.05), (20, 0.7), (30, 0.8))]
-    starved = [rare(m, 5, m - 0.8) for m in (40, 50, 60)]
+    starved = [rare(m, 5, m - 0.8) for m in (40, 50, 60, 70)]
     results = run_checks([*busy, *starved])
-    assert [r.memory.samples[-1].explained_idle for r in results[4:]] == [False] * 3
+    assert [r.memory.samples[-1].explained_idle for r in results[4:]] == [False] * 4
     assert low_since(results[-1]) == at(40)
 
 

@@ -26,7 +26,11 @@ def test_two_low_gpu_readings_thirty_minutes_apart_are_not_one_episode() -> None
 
 
 def test_low_gpu_readings_within_the_hold_still_alert() -> None:
-    results = run_checks([running(at(0), util_pct=2), running(at(10), util_pct=1)])
+    results = run_checks([running(at(m), util_pct=2) for m in (0, 4, 7)] + [running(at(10))])
+    assert "low_gpu" not in keys(results[-1])  # the newest reading is busy
+    results = run_checks(
+        [running(at(m), util_pct=2) for m in (0, 4, 7)] + [running(at(10), util_pct=1)]
+    )
     assert "low_gpu" in keys(results[-1])
 
 
