@@ -507,6 +507,44 @@ def idle_blips_long_checkpoints(run: SimRun, rng: random.Random) -> None:
     idle_blips(run, rng)
 
 
+# -- a run's first hour, written 2026-12-01 (fourth session) before the slow rule learned a
+# warm-up: held out from that change ----------------------------------------------------------
+
+
+def slow_first_minutes(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-10 %, the first 15-40 min of training at 50-75 % of the rate
+    # (recompiles, a cold cache) before it reaches its rate (must not alert)
+    slow_s, share = rng.uniform(15, 40) * MIN, rng.uniform(0.5, 0.75)
+    _healthy_day(run)
+    begins = sum(run.startup_s)
+    run.scatter = lambda t, r: r.uniform(0.9, 1.1) * (share if t < begins + slow_s else 1.0)
+
+
+def long_startup_burst(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-10 %, the first 30-60 min of training 30-50 % faster (a longer
+    # curriculum stage) (must not alert)
+    burst, fast = rng.uniform(30, 60) * MIN, rng.uniform(1.3, 1.5)
+    _healthy_day(run)
+    begins = sum(run.startup_s)
+    run.scatter = lambda t, r: r.uniform(0.9, 1.1) * (fast if t < begins + burst else 1.0)
+
+
+def early_step_down(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-10 %, and 40-90 min into the run the rate steps down to 45-60 % for
+    # good (a neighbour arrives early)
+    run.scatter = _uniform(0.10)
+    _step_down(run, rng.uniform(40, 90) * MIN, rng.uniform(0.45, 0.6))
+
+
+def boost_then_throttle(run: SimRun, rng: random.Random) -> None:
+    # readings scattered +-10 %, the first 5-15 min of training 15-30 % faster (boost clocks
+    # on a cold GPU, then its thermal limit) (must not alert)
+    burst, fast = rng.uniform(5, 15) * MIN, rng.uniform(1.15, 1.3)
+    _healthy_day(run)
+    begins = sum(run.startup_s)
+    run.scatter = lambda t, r: r.uniform(0.9, 1.1) * (fast if t < begins + burst else 1.0)
+
+
 # -- a trainer that prints every few minutes, with the hard cases (written 2026-12-01,
 # before the low-GPU rule learned a trainer's print gap) -------------------------------------
 
@@ -832,6 +870,28 @@ FAMILIES = (
         idle_blips_long_checkpoints,
     ),
     Family(
+        "slow_first_minutes",
+        "readings +-10 %, the first 15-40 min of training at 50-75 % (must not alert)",
+        slow_first_minutes,
+    ),
+    Family(
+        "long_startup_burst",
+        "readings +-10 %, the first 30-60 min of training 30-50 % faster (must not alert)",
+        long_startup_burst,
+    ),
+    Family(
+        "early_step_down",
+        "readings +-10 %, a step down to 45-60 % for good 40-90 min into the run",
+        early_step_down,
+        True,
+        True,
+    ),
+    Family(
+        "boost_then_throttle",
+        "readings +-10 %, the first 5-15 min of training 15-30 % faster (must not alert)",
+        boost_then_throttle,
+    ),
+    Family(
         "rare_logger_long_checkpoints",
         "printing every 2-8 min, checkpoint saves 5-15 min, GPU idle, I/O busy",
         _rare(long_checkpoints),
@@ -895,6 +955,7 @@ KINDS = {
     "input_bound_slow_startup": "gpu_idle",
     "rare_logger_bursty_input_bound": "gpu_idle",
     "input_bound_frequent_evals": "gpu_idle",
+    "early_step_down": "decay",
     "rare_logger_idle_hang": "hang",
     "rare_logger_busy_hang": "hang_busy",
     "rare_logger_gpu_falls_idle": "decay",
