@@ -1,9 +1,8 @@
 """`assess`: one check's health, findings and recovery action, from data and `now` alone.
 
-Called by core.decide.decide (the watcher's check and the detection bench) and nowhere else;
-its rules live in core.hard_rules (the supervisor dead, a silent trainer, a retry, a
-traceback), core.soft_rules (soft signals) and core.silence; next_check_s turns its cadence
-into the next interval.
+Called by core.decide.decide (the watcher's check and the detection bench) only; its rules
+live in core.hard_rules (the supervisor dead, a silent trainer, a retry, a traceback),
+core.soft_rules (soft signals) and core.silence; next_check_s turns them into the next check.
 
 Each rule is a small function returning a Finding or None. Lasting *conditions* open an alert
 keyed by (run, condition) and close with one recovery message; one-shot *events* (a retry, a
@@ -21,6 +20,7 @@ from datetime import datetime
 
 from core.cadence import CadencePolicy, advance, next_interval
 from core.findings import Finding, Health, Thresholds
+from core.gpu_onset import onset_recheck_s
 from core.hard_rules import ERROR_MARKERS as ERROR_MARKERS
 from core.hard_rules import (
     dead_reason,
@@ -33,14 +33,7 @@ from core.hard_rules import (
 )
 from core.memory import MAX_ANNOUNCED, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.soft_rules import (
-    SOFT_RULES,
-    gpu_recovering,
-    gpu_suspect,
-    keeps_alert_mode,
-    onset_recheck_s,
-    remember_low_gpu,
-)
+from core.soft_rules import SOFT_RULES, gpu_recovering, keeps_alert_mode, remember_low_gpu
 from core.soft_rules import suspect as soft_suspect
 from core.soft_rules import unjudged as soft_unjudged
 from core.throughput import recovering, remember_throughput
@@ -88,10 +81,7 @@ class Assessment:
     # a soft signal seen once, or an open slow alert's recovery: check again within the hold
     # instead of at the next cruise tick
     suspect: bool = False
-    # a low-GPU onset under way: check again every onset_recheck_s, so its readings are taken
-    # within the hold
-    gpu_onset: bool = False
-    # a silent trainer: when the stall or hang verdict could next change
+    # when a verdict could next change: a silent trainer's stall or hang, a low-GPU onset's
     recheck_s: float | None = None
 
     @property
@@ -175,22 +165,18 @@ def _assess_live(
             if soft:
                 findings.append(soft)
     unjudged = soft_unjudged(state, sample, memory)
-    told_soft = any(f.soft for f in findings)
-    suspect = soft_suspect(state, sample, memory, t) and not told_soft
-    gpu_onset = not told_soft and gpu_suspect(state, sample, memory, t, read=True)
+    suspect = soft_suspect(state, sample, memory, t) and not any(f.soft for f in findings)
+    onset_s = onset_recheck_s(state, sample, memory, t) if suspect else None
     memory = remember_throughput(memory, previous, sample, tuple(findings), state, t)
     memory = remember_low_gpu(memory, tuple(findings), sample)
     suspect = suspect or recovering(sample, memory, t) or gpu_recovering(sample, memory, t)
-    kill = silent.kill
-    found = tuple(findings)
+    found, kill = tuple(findings), silent.kill
     assessment = _finish(
         memory, found, policy, state, kill=kill, new_attempt=new_attempt, alerting=alerting
     )
-    rechecks = [r for r in (silent.silence.recheck_s, error_recheck_s) if r is not None]
+    rechecks = [r for r in (silent.silence.recheck_s, error_recheck_s, onset_s) if r is not None]
     recheck_s = min(rechecks) if rechecks else None
-    return replace(
-        assessment, unjudged=unjudged, suspect=suspect, gpu_onset=gpu_onset, recheck_s=recheck_s
-    )
+    return replace(assessment, unjudged=unjudged, suspect=suspect, recheck_s=recheck_s)
 
 
 def error_hold_s(t: Thresholds) -> float:
@@ -307,9 +293,6 @@ def next_check_s(
     )
     if interval is not None and assessment.suspect:
         interval = min(interval, max(policy.thresholds.soft_hold_s, policy.cadence.min_interval_s))
-    if interval is not None and assessment.gpu_onset:
-        onset_s = onset_recheck_s(policy.thresholds)
-        interval = min(interval, max(onset_s, policy.cadence.min_interval_s))
     if interval is not None and assessment.recheck_s is not None:
         # a silent trainer is judged again when its verdict can change (a stall, a hang),
         # not at the next 30-minute tick: the wait channel wakes once per silence only

@@ -9,11 +9,11 @@ fired.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from core.findings import Finding, Thresholds, age_s, held_for, silent_since, soft_held
-from core.hard_rules import explained_window_s, unusual_silence_s
+from core.gpu_onset import ONSET_READINGS, gpu_suspect, low_onset, lowest_util, sagging
 from core.memory import Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.throughput import slow, suspect_slow
@@ -75,7 +75,7 @@ def low_gpu(
     in a silence is no news): low readings a cruise interval apart, or an eval's busy minutes in
     an input-bound run, neither end it nor start another (that run was told "recovered" and
     told again about every hour; with 15-40 min evals, 26 times a day)."""
-    low = _lowest(sample)
+    low = lowest_util(sample)
     if state.status is not RunStatus.RUNNING or low is None:
         return None
     under = f"under {t.gpu_low_pct:.0f}%"
@@ -88,7 +88,7 @@ def low_gpu(
         if low >= t.gpu_low_pct:
             reason = f"GPU utilisation {under}{which} while training ({low:.0f}% at this check)"
         return Finding(Condition.LOW_GPU, reason, soft=True, since=memory.low_gpu_since)
-    if sample.explained_idle or _sagging(sample, memory, t) or low >= t.gpu_low_pct:
+    if sample.explained_idle or sagging(sample, memory, t) or low >= t.gpu_low_pct:
         return None
     onset = low_onset(sample, memory, t)
     if onset.score < ONSET_READINGS or onset.since is None:
@@ -97,79 +97,6 @@ def low_gpu(
         return None
     reason = f"GPU utilisation {low:.0f}%{_which(sample)} ({under}) while training"
     return Finding(Condition.LOW_GPU, reason, soft=True, since=onset.since)
-
-
-ONSET_READINGS = 4  # low readings, net of busy ones, that an episode's onset needs
-# what a busy reading takes back from an onset: about the log-odds of a busy reading over a
-# low one's, for a starved GPU that reads busy at one read in five against a healthy one that
-# reads idle at one in twelve (ln(0.2/0.92) / ln(0.8/0.08))
-BUSY_SETBACK = 0.65
-
-
-@dataclass(frozen=True, slots=True)
-class Onset:
-    score: float = 0.0  # low readings less BUSY_SETBACK for each busy one, never under 0
-    since: datetime | None = None  # the first low reading of the streak
-    newest_read: bool = False  # this check's reading counted (not skipped as an eval's, ...)
-
-
-def low_onset(sample: Sample, memory: Memory, t: Thresholds) -> Onset:
-    """How far the kept readings of this attempt (`memory.samples` hold this check's) have come
-    towards a low-GPU episode: each low reading adds 1, a busy one takes back BUSY_SETBACK,
-    a streak that falls to 0 or has a gap over 2 x soft_hold_s starts afresh. Two low readings
-    in a row were enough before: a healthy run whose read lands on host-side work one check in
-    twenty was told on a day in five. A starved GPU that a read finds computing a batch now and
-    then still gets there. Skipped: a sagging reading (the `slow` rule's), a busy one in a
-    silence longer than this trainer's print gap (an eval's). Low readings taken in one silence
-    (longer than the explained window) count once: a save or a load is one silence however
-    often it is read, while a starved trainer that prints every few minutes is idle in each of
-    its silences. Explained idle readings are counted this way too: the print gap that
-    explains them is learned from a few checks and is often too short for a rare printer."""
-    score, since, last, read = 0.0, None, None, False
-    gap = unusual_silence_s(memory, sample.attempt, t)
-    counted: object = _NONE  # the silence (last print) of the newest low reading
-    for s in memory.samples:
-        low = _lowest(s)
-        read = False
-        if s.attempt != sample.attempt or s.status != RunStatus.RUNNING or low is None:
-            continue
-        if _sagging(s, memory, t) or _in_eval(s, low, gap, t):
-            continue
-        if _quiet(s, t) and s.last_output_at == counted:
-            continue  # a silence's low readings count once: a save, a load is one silence
-        read = True
-        if last is not None and (s.at - last).total_seconds() > 2 * t.soft_hold_s:
-            score, since = 0.0, None
-        last = s.at
-        if low < t.gpu_low_pct:
-            score, since, counted = score + 1.0, since or s.at, s.last_output_at
-        else:
-            score = max(0.0, score - BUSY_SETBACK)
-            since = since if score >= 1 else None  # the episode begins at its next low reading
-    return Onset(score, since, read)
-
-
-_NONE = object()
-
-
-def _quiet(sample: Sample, t: Thresholds) -> bool:
-    printed = sample.last_output_at
-    return printed is None or (sample.at - printed).total_seconds() >= explained_window_s(t)
-
-
-def _in_eval(sample: Sample, low: float, gap_s: float, t: Thresholds) -> bool:
-    """A busy reading in a silence longer than the trainer's print gap: an eval's, no news of
-    its GPU while training. A rare printer's busy readings in its usual silences count."""
-    printed = sample.last_output_at
-    if low < t.gpu_low_pct or not sample.busy_silent or printed is None:
-        return False
-    return (sample.at - printed).total_seconds() >= gap_s
-
-
-def onset_recheck_s(t: Thresholds) -> float:
-    """How soon a check whose onset is under way is looked at again: ONSET_READINGS readings
-    fit in the hold."""
-    return t.soft_hold_s / (ONSET_READINGS - 1)
 
 
 def _which(sample: Sample) -> str:
@@ -187,8 +114,8 @@ def _gpu_back(memory: Memory, sample: Sample, t: Thresholds) -> bool:
         samples,
         lambda s: (
             None
-            if skip(s) or _lowest(s) is None
-            else s.attempt == sample.attempt and (_lowest(s) or 0.0) >= t.gpu_low_pct
+            if skip(s) or lowest_util(s) is None
+            else s.attempt == sample.attempt and (lowest_util(s) or 0.0) >= t.gpu_low_pct
         ),
         max_gap_s=float("inf"),
     )
@@ -203,7 +130,7 @@ def _skips(samples: tuple[Sample, ...], attempt: int) -> Callable[[Sample], bool
     """Which readings an open episode skips: those in a silence (`_unread`), unless every kept
     reading of the attempt is one and the trainer printed twice between them (three
     silences, not one long eval): then only the explained idle ones."""
-    mine = [s for s in samples if s.attempt == attempt and _lowest(s) is not None]
+    mine = [s for s in samples if s.attempt == attempt and lowest_util(s) is not None]
     if any(not _unread(s) for s in mine) or len({s.last_output_at for s in mine}) < 3:
         return _unread
     return _explained
@@ -221,7 +148,7 @@ def gpu_recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
     again within soft_hold_s, so the recovery is confirmed or refuted while it lasts. At the
     cruise tick, a run that evaluates about as often kept landing in its evals: two busy
     readings half an hour apart read as a GPU back, and the episode closed and reopened."""
-    lowest = _lowest(sample)
+    lowest = lowest_util(sample)
     if memory.low_gpu_since is None or lowest is None or sample.explained_idle:
         return False
     # a busy reading in a silence too: the cruise tick can keep landing in evals that come
@@ -236,15 +163,9 @@ def remember_low_gpu(memory: Memory, found: tuple[Finding, ...], sample: Sample)
     since = next((f.since for f in found if f.key == Condition.LOW_GPU), None)
     # a retry's first reading sits in the old attempt's silence: it still ends the episode
     retried = len(memory.samples) > 1 and memory.samples[-2].attempt != sample.attempt
-    if since is None and not retried and (_lowest(sample) is None or _no_news(sample, memory)):
+    if since is None and not retried and (lowest_util(sample) is None or _no_news(sample, memory)):
         return memory
     return memory if since == memory.low_gpu_since else replace(memory, low_gpu_since=since)
-
-
-def _sagging(sample: Sample, memory: Memory, t: Thresholds) -> bool:
-    """The reading's rate is under the slow line of the run's own (the `slow` rule's to judge)."""
-    base, rate = memory.baseline_throughput, sample.throughput
-    return base is not None and rate is not None and rate < base * t.throughput_drop
 
 
 def _silence_back(
@@ -270,18 +191,13 @@ def _unread(sample: Sample) -> bool:
     return sample.busy_silent or sample.explained_idle
 
 
-def _lowest(sample: Sample) -> float | None:
-    # samples stored by an older watcher have only the mean
-    return sample.gpu_min_pct if sample.gpu_min_pct is not None else sample.gpu_util_pct
-
-
 def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozenset[str]:
     """No reading is no news: a missing GPU or throughput reading neither opens nor closes,
     nor does a GPU reading taken in a silence (busy in an eval, idle while saving)."""
     if state.status is not RunStatus.RUNNING:
         return frozenset()
     missing = set()
-    if _lowest(sample) is None or _no_news(sample, memory):
+    if lowest_util(sample) is None or _no_news(sample, memory):
         missing.add(Condition.LOW_GPU)
     if sample.throughput is None or memory.baseline_throughput is None:
         missing.add(Condition.SLOW)
@@ -292,20 +208,6 @@ def suspect(state: SupervisorState, sample: Sample, memory: Memory, t: Threshold
     if state.status is not RunStatus.RUNNING:
         return False
     return gpu_suspect(state, sample, memory, t) or suspect_slow(sample, memory, t)
-
-
-def gpu_suspect(
-    state: SupervisorState, sample: Sample, memory: Memory, t: Thresholds, *, read: bool = False
-) -> bool:
-    """A low-GPU onset is under way (`low_onset`): looked at again within the hold. With `read`,
-    only when this check's reading counted: then every `onset_recheck_s`, so the onset's
-    readings are taken within the hold and a chance reading is cleared. A reading skipped (an
-    eval's) is rechecked at the hold: every 200 s through a 40-min eval would fill the kept
-    samples with the eval and push out the low reading the onset began with."""
-    if state.status is not RunStatus.RUNNING or memory.low_gpu_since is not None:
-        return False  # an open episode's own recheck is gpu_recovering's
-    onset = low_onset(sample, memory, t)
-    return onset.score > 0 and (onset.newest_read or not read)
 
 
 SOFT_SETTLE_S = 900.0  # under MAX_SAMPLES alert-mode checks, or an episode never looks old

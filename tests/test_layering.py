@@ -62,10 +62,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "metric_history",
     ),
     "rules": (
-        "rules", "hard_rules", "soft_rules", "silence", "deadline", "disk", "cost", "kept",
-        "transitions", "exit_plan", "exit_effects", "decide", "outside", "gate", "messages",
-        "endings", "statusline", "check_failures", "instance", "collect_report", "batching",
-        "answers", "throughput", "slowdown_cost",
+        "rules", "hard_rules", "soft_rules", "gpu_onset", "silence", "deadline", "disk", "cost",
+        "kept", "transitions", "exit_plan", "exit_effects", "decide", "outside", "gate",
+        "messages", "endings", "statusline", "check_failures", "instance", "collect_report",
+        "batching", "answers", "throughput", "slowdown_cost",
     ),
     "settings": ("config", "config_sections", "run_settings"),
     "adapters": (

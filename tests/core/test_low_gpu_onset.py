@@ -7,8 +7,8 @@ GPU read busy one read in five, told after 113 min at p95). Pure: data and an in
 from __future__ import annotations
 
 from core.findings import Thresholds
+from core.gpu_onset import onset_interval_s
 from core.rules import Assessment, Observation, Policy, next_check_s
-from core.soft_rules import onset_recheck_s
 from core.vocab import Condition
 from tests.core.builders import at, run_checks, running, tree
 
@@ -57,5 +57,17 @@ def test_an_evals_busy_readings_are_no_news_to_an_onset() -> None:
     assert told(results) == [False] * 5 + [True]
     assert results[-1].findings[0].since == at(10)
     # the onset is looked at again at the hold during the eval, every third of it otherwise
-    assert next_check_s(results[1], Policy(), at(13)) == onset_recheck_s(Thresholds())
+    assert next_check_s(results[1], Policy(), at(13)) == onset_interval_s(Thresholds())
     assert next_check_s(results[3], Policy(), at(20)) == Thresholds().soft_hold_s
+
+
+def test_saves_after_each_eval_count_half() -> None:
+    # evaluates every 20 min (busy, skipped), then saves (idle in a busy silence: explained);
+    # each save read once: four saves are two low readings' worth, and with one low reading
+    # while it prints, three: not an episode
+    cycle = []
+    for start in (10, 30, 50, 70):
+        cycle += [silent(start + 7, 90, since=start), silent(start + 15, 1, since=start + 9)]
+    results = run_checks([read(0, 95), *cycle, read(88, 5)])
+    assert all(r.memory.samples[-1].explained_idle for r in results[2:9:2])
+    assert not any(told(results))

@@ -190,7 +190,7 @@ def test_two_low_readings_ten_minutes_apart_are_a_chance_not_an_episode() -> Non
     results = run_checks(obs)
     assert all(r.findings == () for r in results)
     # looked at again soon while the two low readings outweigh the busy ones, then calm
-    assert [r.gpu_onset for r in results] == [True] * 5 + [False]
+    assert [r.recheck_s for r in results] == [200.0] * 5 + [None]
     assert next_check_s(results[1], Policy(), at(30)) == 200.0  # the hold's third
 
 
