@@ -788,6 +788,7 @@ FAMILIES = (
         "startup_burst",
         "readings +-15 %, the first 10-30 min of training 30-60 % faster (must not alert)",
         startup_burst,
+        tuned=True,  # the slow rule's warm-up settle (2026-12-01, fourth session) came from it
     ),
     Family(
         "diurnal_drift",

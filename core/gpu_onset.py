@@ -93,9 +93,18 @@ def onset_interval_s(t: Thresholds) -> float:
 def onset_recheck_s(
     state: SupervisorState, sample: Sample, memory: Memory, t: Thresholds
 ) -> float | None:
-    """`onset_interval_s` while an onset is under way and this check's reading counted (the
-    watcher's next check comes within it: core.rules.next_check_s), else None."""
-    return onset_interval_s(t) if gpu_suspect(state, sample, memory, t, read=True) else None
+    """`onset_interval_s` while an onset is under way and this check's reading counted, or
+    while an open episode reads busy as the trainer prints (its end needs ONSET_READINGS busy
+    readings in a row, core.soft_rules._gpu_back), else None. The watcher's next check comes
+    within it (core.rules.next_check_s). A busy reading in a silence (an eval's) is looked at
+    at the hold: every 200 s through an eval would fill the kept samples with its silence."""
+    if memory.low_gpu_since is None:
+        return onset_interval_s(t) if gpu_suspect(state, sample, memory, t, read=True) else None
+    low = lowest_util(sample)
+    busy = low is not None and low >= t.gpu_low_pct
+    printing = not (sample.busy_silent or sample.explained_idle)
+    live = state.status is RunStatus.RUNNING
+    return onset_interval_s(t) if busy and printing and live else None
 
 
 def sagging(sample: Sample, memory: Memory, t: Thresholds) -> bool:

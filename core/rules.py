@@ -166,7 +166,7 @@ def _assess_live(
                 findings.append(soft)
     unjudged = soft_unjudged(state, sample, memory)
     suspect = soft_suspect(state, sample, memory, t) and not any(f.soft for f in findings)
-    onset_s = onset_recheck_s(state, sample, memory, t) if suspect else None
+    onset_s = onset_recheck_s(state, sample, memory, t)
     memory = remember_throughput(memory, previous, sample, tuple(findings), state, t)
     memory = remember_low_gpu(memory, tuple(findings), sample)
     suspect = suspect or recovering(sample, memory, t) or gpu_recovering(sample, memory, t)

@@ -105,9 +105,10 @@ def _which(sample: Sample) -> str:
 
 def _gpu_back(memory: Memory, sample: Sample, t: Thresholds) -> bool:
     """The least busy GPU has held at or above `gpu_low_pct` for `soft_hold_s` and
-    `soft_checks` checks (`memory.samples` hold this check's), busy readings in a silence
-    skipped (an eval's), unless every kept reading of the attempt is one: a trainer that prints
-    less often than it is checked would keep its episode open for good."""
+    ONSET_READINGS checks (`memory.samples` hold this check's; two were a starved GPU's chance
+    pair of busy reads, and a bursty run was told again up to 13 times a day), busy readings
+    in a silence skipped (an eval's), unless every kept reading of the attempt is one: a
+    trainer that prints less often than it is checked would keep its episode open for good."""
     samples = _silence_back(memory.samples, _unread)
     skip = _skips(samples, sample.attempt)
     count, since = held_for(
@@ -119,7 +120,7 @@ def _gpu_back(memory: Memory, sample: Sample, t: Thresholds) -> bool:
         ),
         max_gap_s=float("inf"),
     )
-    return soft_held(count, since, sample.at, t)
+    return count >= ONSET_READINGS and soft_held(count, since, sample.at, t)
 
 
 def _explained(sample: Sample) -> bool:
