@@ -372,13 +372,19 @@ def noisy_step_with_dips(run: SimRun, rng: random.Random) -> None:
 # hold changes were judged on them: held out from that change ----------------------------------
 
 
+def _first_minutes(run: SimRun, span_s: float, share: float, scatter: tuple[float, float]) -> None:
+    """A healthy day whose first `span_s` of training go at `share` of the rate, each reading
+    also x uniform(*scatter)."""
+    _healthy_day(run)
+    begins = sum(run.startup_s)
+    run.scatter = lambda t, r: r.uniform(*scatter) * (share if t < begins + span_s else 1.0)
+
+
 def startup_burst(run: SimRun, rng: random.Random) -> None:
     # readings scattered +-15 %, and the first 10-30 min of training 30-60 % faster (short
     # sequences first, a warm page cache) before the run settles at its rate (must not alert)
     burst, fast = rng.uniform(10, 30) * MIN, rng.uniform(1.3, 1.6)
-    _healthy_day(run)
-    begins = sum(run.startup_s)
-    run.scatter = lambda t, r: r.uniform(0.85, 1.15) * (fast if t < begins + burst else 1.0)
+    _first_minutes(run, burst, fast, (0.85, 1.15))
 
 
 def diurnal_drift(run: SimRun, rng: random.Random) -> None:
@@ -515,18 +521,14 @@ def slow_first_minutes(run: SimRun, rng: random.Random) -> None:
     # readings scattered +-10 %, the first 15-40 min of training at 50-75 % of the rate
     # (recompiles, a cold cache) before it reaches its rate (must not alert)
     slow_s, share = rng.uniform(15, 40) * MIN, rng.uniform(0.5, 0.75)
-    _healthy_day(run)
-    begins = sum(run.startup_s)
-    run.scatter = lambda t, r: r.uniform(0.9, 1.1) * (share if t < begins + slow_s else 1.0)
+    _first_minutes(run, slow_s, share, (0.9, 1.1))
 
 
 def long_startup_burst(run: SimRun, rng: random.Random) -> None:
     # readings scattered +-10 %, the first 30-60 min of training 30-50 % faster (a longer
     # curriculum stage) (must not alert)
     burst, fast = rng.uniform(30, 60) * MIN, rng.uniform(1.3, 1.5)
-    _healthy_day(run)
-    begins = sum(run.startup_s)
-    run.scatter = lambda t, r: r.uniform(0.9, 1.1) * (fast if t < begins + burst else 1.0)
+    _first_minutes(run, burst, fast, (0.9, 1.1))
 
 
 def early_step_down(run: SimRun, rng: random.Random) -> None:
@@ -540,9 +542,7 @@ def boost_then_throttle(run: SimRun, rng: random.Random) -> None:
     # readings scattered +-10 %, the first 5-15 min of training 15-30 % faster (boost clocks
     # on a cold GPU, then its thermal limit) (must not alert)
     burst, fast = rng.uniform(5, 15) * MIN, rng.uniform(1.15, 1.3)
-    _healthy_day(run)
-    begins = sum(run.startup_s)
-    run.scatter = lambda t, r: r.uniform(0.9, 1.1) * (fast if t < begins + burst else 1.0)
+    _first_minutes(run, burst, fast, (0.9, 1.1))
 
 
 # -- a trainer that prints every few minutes, with the issue's hard cases (written 2026-12-01,
