@@ -53,9 +53,7 @@ class Memory:
     attempt_seen: int = 0
     attempt_seen_at: datetime | None = None  # probe time of the first check that saw it
     baseline_throughput: float | None = None
-    baseline_readings: int = 0  # readings that set it (core/run_rate.py FIRST_READINGS)
-    # the run's first rate reading (its warm-up began); None once a warm-up sag settled it
-    rate_from: datetime | None = None
+    baseline_readings: int = 0  # readings that set it (core/throughput.py FIRST_READINGS)
     unreachable_streak: int = 0
     heartbeat_stale_streak: int = 0
     stall_kills: tuple[int, ...] = ()
@@ -114,7 +112,6 @@ class Memory:
         doc["dips_s"] = list(self.dips_s)
         doc["sag_since"] = _iso(self.sag_since)
         doc["read_at"] = _iso(self.read_at)
-        doc["rate_from"] = _iso(self.rate_from)
         doc["sags_lost_s"] = list(self.sags_lost_s)
         doc["low_gpu_since"] = _iso(self.low_gpu_since)
         return doc
@@ -131,8 +128,6 @@ class Memory:
             baseline_throughput=base,
             # a row stored before readings were counted has an established baseline
             baseline_readings=int(doc.get("baseline_readings", 0 if base is None else OLD_ROW)),
-            # a row stored before the warm-up has none: its baseline, if any, is established
-            rate_from=_parse(doc.get("rate_from")),
             unreachable_streak=int(doc.get("unreachable_streak", 0)),
             heartbeat_stale_streak=int(doc.get("heartbeat_stale_streak", 0)),
             stall_kills=tuple(int(a) for a in doc.get("stall_kills", ())),

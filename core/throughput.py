@@ -36,14 +36,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
+from statistics import median
 
 from core.durations import format_duration, local_time
 from core.findings import Finding, Thresholds, held_for, soft_held
 from core.memory import MAX_DIPS, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
-from core.run_rate import update_baseline
 from core.slowdown_cost import learned_lost_s, remember_sag, sag_after, steps_left
 from core.vocab import Condition, RunStatus
+
+# The run's own rate (the baseline): the median of its first FIRST_READINGS readings that are
+# not slow (one fast window at the start does not set it), then the mean of its readings back
+# at the recovered line, the newest weighing at least MIN_WEIGHT. Readings under that line never
+# move it: a decay is measured against the run's earlier pace, not followed down until it is
+# never "slow". Under noise that mean sits a little over the true rate (about 1.04-1.08 x at
+# +-20-25 % readings, the low ones left out); the old fast-up, slow-down average sat near the
+# top of them (1.09-1.16 x), every healthy reading looked like a shortfall, and a run's slow
+# phases merged into alerts.
+FIRST_READINGS = 5
+MIN_WEIGHT = 0.05
 
 
 def slow(
@@ -219,6 +230,29 @@ def remember_slow(memory: Memory, found: tuple[Finding, ...], sample: Sample) ->
         return memory
     since = next((f.since for f in found if f.key == Condition.SLOW), None)
     return memory if since == memory.slow_since else replace(memory, slow_since=since)
+
+
+def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Memory:
+    """The run's established rate (FIRST_READINGS, MIN_WEIGHT)."""
+    current = state.throughput
+    if current is None or current <= 0 or state.status is not RunStatus.RUNNING:
+        return memory
+    base = memory.baseline_throughput
+    if base is None:
+        return replace(memory, baseline_throughput=current, baseline_readings=1)
+    floor = base * t.throughput_drop
+    if memory.slow_since is not None or current < floor:
+        return memory  # a slow reading is not the run's rate, even among its first
+    n = memory.baseline_readings + 1
+    if n <= FIRST_READINGS:
+        first = [s.throughput for s in memory.samples if s.throughput and s.throughput >= floor]
+        return replace(memory, baseline_throughput=median(first), baseline_readings=n)
+    if current < base * t.throughput_recovered:
+        return memory
+    weight = max(1 / n, MIN_WEIGHT)
+    return replace(
+        memory, baseline_throughput=(1 - weight) * base + weight * current, baseline_readings=n
+    )
 
 
 def suspect_slow(sample: Sample, memory: Memory, t: Thresholds) -> bool:

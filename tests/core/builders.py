@@ -181,13 +181,6 @@ def fresh_memory(launched_at: datetime = T0) -> Memory:
     return Memory(launched_at=launched_at)
 
 
-def warmed_memory(launched_at: datetime = T0) -> Memory:
-    """A run past its warm-up (core/run_rate.py WARM_UP_S: its first rate reading was an hour
-    ago) with no established rate yet: a sag it shows from now on is a slowdown, not its
-    warm-up settling."""
-    return Memory(launched_at=launched_at, rate_from=launched_at - timedelta(hours=1))
-
-
 def run_checks(
     observations: Iterable[Observation],
     *,
@@ -203,17 +196,6 @@ def run_checks(
         memory = result.memory
         results.append(result)
     return results
-
-
-def run_warm_checks(
-    observations: Iterable[Observation],
-    *,
-    policy: Policy | None = None,
-    memory: Memory | None = None,
-) -> list[Assessment]:
-    """`run_checks` for a run past its warm-up unless `memory` says otherwise: the slow rule's
-    tests judge a slowdown, not a warm-up settling lower."""
-    return run_checks(observations, policy=policy, memory=memory or warmed_memory())
 
 
 def keys(result: Assessment) -> set[str]:

@@ -12,7 +12,7 @@ from core.models import OpenAlert
 from core.rules import Assessment, Observation, Policy, next_check_s
 from core.transitions import plan_alerts
 from core.vocab import TOLD_ONCE, Condition
-from tests.core.builders import at, keys, run_checks, run_warm_checks, running, tree
+from tests.core.builders import at, keys, run_checks, running, tree
 
 RATE = 2.0
 
@@ -58,12 +58,12 @@ def test_an_evals_busy_minutes_do_not_end_it_and_a_held_busy_gpu_does() -> None:
 
 def test_a_gpu_idling_while_the_rate_sagged_is_the_slow_rules() -> None:
     start = [read(0, 90), read(10, 92)]  # the run's own rate: the baseline
-    sagged = run_warm_checks([*start, *(read(m, 5, share=0.2) for m in (20, 30, 40, 50))])
+    sagged = run_checks([*start, *(read(m, 5, share=0.2) for m in (20, 30, 40, 50))])
     assert not any("low_gpu" in keys(r) for r in sagged)
-    at_rate = run_warm_checks([*start, *(read(m, 5) for m in (20, 30, 40, 50))])
+    at_rate = run_checks([*start, *(read(m, 5) for m in (20, 30, 40, 50))])
     assert "low_gpu" in keys(at_rate[-1])  # an idle GPU at the run's own rate is low_gpu's
     # idle at the rate for 5 minutes, then the rate sags too: not told on the earlier readings
-    turned = run_warm_checks([*start, read(20, 5), read(25, 5), read(35, 5, share=0.2)])
+    turned = run_checks([*start, read(20, 5), read(25, 5), read(35, 5, share=0.2)])
     assert "low_gpu" not in keys(turned[-1])
 
 

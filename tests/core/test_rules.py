@@ -22,7 +22,6 @@ from tests.core.builders import (
     keys,
     make_probe,
     run_checks,
-    run_warm_checks,
     running,
     state_doc,
     unreachable,
@@ -251,9 +250,9 @@ def test_slow_throughput_needs_three_checks_thirty_minutes_and_an_hour_lost() ->
         running(at(40), throughput=0.6),  # held 30 minutes, but about 23 minutes lost
         running(at(100), throughput=0.5),  # about 67 minutes lost
     ]
-    results = run_warm_checks(obs)
+    results = run_checks(obs)
     assert [keys(r) for r in results] == [set(), set(), set(), set(), set(), set(), {"slow"}]
-    held_only = run_warm_checks(obs, policy=HELD_ONLY)
+    held_only = run_checks(obs, policy=HELD_ONLY)
     assert "slow" in keys(held_only[5])  # the gate, not the hold, kept minute 40 quiet
     assert results[-1].findings[0].soft
     assert "baseline 2.00" in results[-1].findings[0].reason
@@ -261,7 +260,7 @@ def test_slow_throughput_needs_three_checks_thirty_minutes_and_an_hour_lost() ->
 
 def test_throughput_just_above_half_the_baseline_is_fine() -> None:
     obs = [running(at(m), throughput=t) for m, t in ((0, 2.0), (10, 1.1), (20, 1.1), (30, 1.1))]
-    assert all(r.findings == () for r in run_warm_checks(obs))
+    assert all(r.findings == () for r in run_checks(obs))
 
 
 # -- unreachable ----------------------------------------------------------------------------

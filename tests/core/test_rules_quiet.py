@@ -14,7 +14,7 @@ from core.models import OpenAlert
 from core.rules import Policy, Thresholds
 from core.run_settings import policy_for
 from core.transitions import plan_alerts
-from tests.core.builders import HELD_ONLY, at, keys, run_checks, run_warm_checks, running
+from tests.core.builders import HELD_ONLY, at, keys, run_checks, running
 
 
 def test_two_low_gpu_readings_thirty_minutes_apart_are_not_one_episode() -> None:
@@ -42,7 +42,7 @@ def test_a_first_soft_signal_makes_the_check_a_suspect_one() -> None:
 
 
 def test_a_missing_throughput_reading_leaves_an_open_slow_alert_open() -> None:
-    results = run_warm_checks(
+    results = run_checks(
         [
             running(at(0), throughput=2.0),
             running(at(10), throughput=0.5),
@@ -124,7 +124,7 @@ def test_policy_defaults_match_the_contract() -> None:
 
 
 def test_a_missing_throughput_reading_neither_breaks_nor_extends_a_slow_episode() -> None:
-    results = run_warm_checks(
+    results = run_checks(
         [
             running(at(0), throughput=2.0),
             running(at(10), throughput=0.5),

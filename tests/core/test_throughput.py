@@ -19,16 +19,7 @@ from core.memory import Memory
 from core.models import RunRecord
 from core.rules import Observation
 from core.soft_rules import SOFT_RULES
-from tests.core.builders import (
-    HELD_ONLY,
-    T0,
-    at,
-    decide_checks,
-    keys,
-    run_warm_checks,
-    running,
-    warmed_memory,
-)
+from tests.core.builders import HELD_ONLY, T0, at, decide_checks, keys, run_checks, running
 
 RUN = "llama-ft"
 
@@ -39,9 +30,7 @@ def slowing(minutes: list[float], rates: list[float | None], **doc: Any) -> list
 
 def decisions(observations: list[Observation]) -> list[CheckDecision]:
     """Checks through the watcher's own `decide`, the alerts applied as the store does."""
-    record = RunRecord(
-        name=RUN, run_dir="/r", launched_at=T0, status="running", memory=warmed_memory().to_json()
-    )
+    record = RunRecord(name=RUN, run_dir="/r", launched_at=T0, status="running")
     return decide_checks(observations, record)
 
 
@@ -79,7 +68,7 @@ def test_a_slow_decay_is_told_once_and_never_again_while_it_lasts() -> None:
 def test_the_message_says_what_the_slowdown_costs_in_time() -> None:
     minutes = [0, 20, 40, 60, 80, 100, 120, 140]
     obs = slowing(minutes, [2.0] + [1.0] * 7, total_steps=100_100)
-    results = run_warm_checks(obs)
+    results = run_checks(obs)
     assert "slow" not in keys(results[-2])  # half the rate for 100 min: 55 min lost
     (finding,) = [f for f in results[-1].findings if f.key == "slow"]
     assert finding.reason == (
@@ -100,7 +89,7 @@ def test_a_dip_shorter_than_the_hold_is_not_told() -> None:
 def test_an_episode_ends_only_when_the_rate_holds_near_the_baseline_again() -> None:
     rates: list[float | None] = [2.0, 1.0, 1.0, 1.0, 1.0, 1.9, 1.0, None, 1.9, 1.9, 1.9]
     minutes = [0, 10, 20, 30, 40, 45, 50, 55, 60, 65, 72]
-    results = run_warm_checks(slowing(minutes, rates), policy=HELD_ONLY)
+    results = run_checks(slowing(minutes, rates), policy=HELD_ONLY)
     flags = ["slow" in keys(r) for r in results]
     # told at 40; one fast reading (45) and a missing one (55) change nothing; back above 85 %
     # for ten minutes and two checks (60..72) ends it
@@ -109,7 +98,7 @@ def test_an_episode_ends_only_when_the_rate_holds_near_the_baseline_again() -> N
 
 
 def test_the_baseline_is_not_followed_down_by_a_decay() -> None:
-    results = run_warm_checks(decay(hours=8, every_min=30))
+    results = run_checks(decay(hours=8, every_min=30))
     assert results[-1].memory.baseline_throughput is not None
     assert results[-1].memory.baseline_throughput > 1.95
 
@@ -117,13 +106,13 @@ def test_the_baseline_is_not_followed_down_by_a_decay() -> None:
 def test_a_retry_starts_a_new_episode() -> None:
     obs = slowing([0, 10, 25, 41], [2.0, 0.6, 0.6, 0.6])
     obs.append(running(at(45), attempt=2, throughput=0.6))
-    last = run_warm_checks(obs)[-1]
+    last = run_checks(obs)[-1]
     assert "slow" not in keys(last)  # the new attempt's readings are judged on their own
 
 
 def test_remember_slow_keeps_the_episode_when_there_is_no_reading() -> None:
     memory = Memory(launched_at=T0, slow_since=at(10))
-    sample = run_warm_checks([running(at(50), throughput=None)])[0].memory.samples[-1]
+    sample = run_checks([running(at(50), throughput=None)])[0].memory.samples[-1]
     assert throughput.remember_slow(memory, (), sample).slow_since == at(10)
 
 
@@ -146,12 +135,7 @@ def test_the_watcher_and_the_bench_decide_with_the_same_slow_rule(monkeypatch: A
 
 def test_a_slow_run_that_would_end_after_its_deadline_says_so() -> None:
     record = RunRecord(
-        name=RUN,
-        run_dir="/r",
-        launched_at=T0,
-        status="running",
-        deadline_at=at(10 * 60),
-        memory=warmed_memory().to_json(),
+        name=RUN, run_dir="/r", launched_at=T0, status="running", deadline_at=at(10 * 60)
     )
     obs = slowing([0, 20, 40, 60, 80], [2.0, 1.0, 1.0, 1.0, 1.0], total_steps=100_100)
     ds = decide_checks(obs, record, CheckPolicy(rules=HELD_ONLY))
@@ -159,20 +143,20 @@ def test_a_slow_run_that_would_end_after_its_deadline_says_so() -> None:
     assert slow.reason.endswith(
         "; it would end 2026-11-29 07:46 UTC, after its deadline stops it at 13:00 UTC"
     )
-    no_deadline = run_warm_checks(obs, policy=HELD_ONLY)[-1].findings[0].reason
+    no_deadline = run_checks(obs, policy=HELD_ONLY)[-1].findings[0].reason
     assert "after its" not in no_deadline  # not said
 
 
 def test_a_check_with_no_reading_keeps_a_slow_suspicion() -> None:
     # the first reading under the line, then a check that lands in an eval (no reading)
-    results = run_warm_checks(slowing([0, 30, 60], [2.0, 1.2, None]))
+    results = run_checks(slowing([0, 30, 60], [2.0, 1.2, None]))
     assert results[1].suspect and results[2].suspect
-    calm = run_warm_checks(slowing([0, 30, 60], [2.0, 1.9, None]))
+    calm = run_checks(slowing([0, 30, 60], [2.0, 1.9, None]))
     assert not calm[2].suspect
 
 
 def test_an_open_episode_survives_a_watcher_restart() -> None:
     obs = slowing([0, 10, 25, 41], [2.0, 0.6, 0.6, 0.6])
-    memory = run_warm_checks(obs, policy=HELD_ONLY)[-1].memory
+    memory = run_checks(obs, policy=HELD_ONLY)[-1].memory
     assert memory.slow_since == at(10)
     assert Memory.from_json(memory.to_json()).slow_since == at(10)

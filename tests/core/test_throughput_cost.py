@@ -10,16 +10,7 @@ from core.config import ThresholdsConfig
 from core.memory import Memory
 from core.models import RunRecord
 from core.rules import Assessment
-from tests.core.builders import (
-    HELD_ONLY,
-    T0,
-    at,
-    decide_checks,
-    keys,
-    run_warm_checks,
-    running,
-    warmed_memory,
-)
+from tests.core.builders import HELD_ONLY, T0, at, decide_checks, keys, run_checks, running
 
 RATE = 2.0  # steps/s: the run's own rate
 
@@ -30,7 +21,7 @@ def reads(*points: tuple[float, float | None], attempt: int = 1) -> list[Assessm
         running(at(m), throughput=None if s is None else RATE * s, attempt=attempt)
         for m, s in points
     ]
-    return run_warm_checks(obs)
+    return run_checks(obs)
 
 
 def every_10(start: float, stop: float, share: float | None) -> list[tuple[float, float | None]]:
@@ -49,7 +40,7 @@ def test_a_fresh_runs_slow_phase_that_comes_back_is_not_told() -> None:
     assert not any("slow" in keys(r) for r in results)
     lost = max(r.memory.sag_lost_s for r in results)
     assert lost == 24.5 * 60
-    held_only = run_warm_checks(
+    held_only = run_checks(
         [running(at(m), throughput=RATE * s) for m, s in points], policy=HELD_ONLY
     )
     assert any("slow" in keys(r) for r in held_only)  # the hold alone told it
@@ -92,7 +83,7 @@ def test_a_new_attempt_starts_a_fresh_sag() -> None:
     first = reads(*every_10(0, 30, 1.0), *every_10(30, 100, 0.3))
     memory = first[-1].memory
     assert memory.sag_lost_s > 45 * 60
-    retry = run_warm_checks([running(at(100), throughput=0.6, attempt=2)], memory=memory)[-1]
+    retry = run_checks([running(at(100), throughput=0.6, attempt=2)], memory=memory)[-1]
     assert retry.memory.sag_lost_s == 0.0 and retry.memory.sag_since == at(100)
     assert "slow" not in keys(retry)
 
@@ -115,12 +106,7 @@ def deadline_run(deadline_min: float) -> list[list[str]]:
     """A run at 2 steps/s with 20,000 steps to go (2.8 h at its rate) slows to 40 % from
     minute 20 (6.9 h to go): what each check tells, through the watcher's own `decide`."""
     record = RunRecord(
-        name="r",
-        run_dir="/r",
-        launched_at=T0,
-        status="running",
-        deadline_at=at(deadline_min),
-        memory=warmed_memory().to_json(),
+        name="r", run_dir="/r", launched_at=T0, status="running", deadline_at=at(deadline_min)
     )
     shares = [(0, 1.0), (10, 1.0), (20, 0.4), (30, 0.4), (40, 0.4), (50, 0.4), (60, 0.4)]
     obs = [running(at(m), throughput=RATE * s, total_steps=20_100) for m, s in shares]

@@ -9,7 +9,7 @@ from core.findings import Thresholds
 from core.memory import MAX_DIPS, Memory
 from core.rules import Assessment, Observation
 from core.slowdown_cost import learned_lost_s
-from tests.core.builders import T0, at, keys, run_warm_checks, running
+from tests.core.builders import T0, at, keys, run_checks, running
 
 RATE = 2.0  # steps/s: the run's own rate
 # 100-minute phases at 30 % of the rate: each costs 66.5 min by its last reading, and the most
@@ -35,7 +35,7 @@ def checks(
 ) -> tuple[list[Observation], list[Assessment]]:
     """A reading every 10 minutes until `until`, through the rules as the watcher threads them."""
     obs = [read(m, rate_at(m, phases, decay_at)) for m in range(0, until + 1, 10)]
-    return obs, run_warm_checks(obs)
+    return obs, run_checks(obs)
 
 
 def slow_at(obs: list[Observation], results: list[Assessment]) -> list[float]:
@@ -86,10 +86,10 @@ def test_a_learned_cost_is_bounded() -> None:
 
 def test_a_new_attempt_drops_an_open_sag_and_dip_and_no_reading_keeps_them() -> None:
     obs = [read(0, RATE), read(10, RATE), read(20, 0.5), read(30, None)]
-    memory = run_warm_checks(obs)[-1].memory
+    memory = run_checks(obs)[-1].memory
     assert (memory.dip_since, memory.dip_after) == (at(20), at(10))  # no reading: kept
     assert memory.sag_since == at(20) and memory.sag_lost_s > 0
-    after = run_warm_checks([read(40, RATE, attempt=2)], memory=memory)[-1].memory
+    after = run_checks([read(40, RATE, attempt=2)], memory=memory)[-1].memory
     assert after.dip_since is None and after.dips_s == ()  # another attempt's: not learned
     assert after.sag_since is None and after.sags_lost_s == ()
 

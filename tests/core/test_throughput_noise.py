@@ -13,12 +13,12 @@ from core.findings import Thresholds
 from core.memory import OLD_ROW, Memory
 from core.rules import Assessment
 from core.slowdown_cost import back_line
-from tests.core.builders import T0, at, keys, run_warm_checks, running
+from tests.core.builders import T0, at, keys, run_checks, running
 
 
 def reads(points: list[tuple[float, float | None]]) -> list[Assessment]:
     """(minute, steps/s) readings; None: a check with no reading."""
-    return run_warm_checks([running(at(m), throughput=r) for m, r in points])
+    return run_checks([running(at(m), throughput=r) for m, r in points])
 
 
 def told(results: list[Assessment], points: list[tuple[float, float | None]]) -> list[float]:

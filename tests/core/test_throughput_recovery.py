@@ -13,16 +13,7 @@ from core.decide import CheckDecision, CheckPolicy, decide
 from core.findings import Thresholds
 from core.models import OpenAlert, RunRecord
 from core.rules import Assessment, Observation, Policy, next_check_s
-from tests.core.builders import (
-    HELD_ONLY,
-    RUN,
-    T0,
-    at,
-    keys,
-    run_warm_checks,
-    running,
-    warmed_memory,
-)
+from tests.core.builders import HELD_ONLY, RUN, T0, at, keys, run_checks, running
 
 RATE = 2.0  # steps/s: the run's own rate
 HOLD_S = Thresholds().soft_hold_s  # a recovery holds this long (10 min) to close the alert
@@ -38,7 +29,7 @@ def open_alert_then(*later: tuple[float, float]) -> list[Assessment]:
     one at the rate at 80 (a cruise tick later than the last slow one), then `later`."""
     obs = [read(m, 1.0 if m < 20 else 0.4) for m in range(0, 80, 10)]
     obs += [read(80, 1.0), *(read(m, share) for m, share in later)]
-    return run_warm_checks(obs, policy=HELD_ONLY)
+    return run_checks(obs, policy=HELD_ONLY)
 
 
 def test_an_open_slow_alerts_recovering_reading_is_looked_at_again_within_the_hold() -> None:
@@ -75,13 +66,7 @@ def phases_then_decay(minute: float) -> float:
 def watch(until_min: float) -> list[tuple[float, CheckDecision]]:
     """The watcher's loop, pure: decide each check, commit it, check again when it says."""
     record = replace(
-        RunRecord(
-            name=RUN,
-            run_dir="/workspace/runs/x",
-            launched_at=T0,
-            instance_id="4242",
-            memory=warmed_memory().to_json(),
-        ),
+        RunRecord(name=RUN, run_dir="/workspace/runs/x", launched_at=T0, instance_id="4242"),
         status="running",
         attempt=1,
         max_attempts=3,
