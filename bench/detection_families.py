@@ -788,7 +788,7 @@ FAMILIES = (
         "startup_burst",
         "readings +-15 %, the first 10-30 min of training 30-60 % faster (must not alert)",
         startup_burst,
-        tuned=True,  # the slow rule's warm-up settle (2026-12-01, fourth session) came from it
+        tuned=True,  # a warm-up settle was designed on it (2026-12-01, fourth session; reverted)
     ),
     Family(
         "diurnal_drift",
@@ -874,11 +874,13 @@ FAMILIES = (
         "slow_first_minutes",
         "readings +-10 %, the first 15-40 min of training at 50-75 % (must not alert)",
         slow_first_minutes,
+        tuned=True,  # chose between rules on it (the warm-up settle, reverted 2026-12-01)
     ),
     Family(
         "long_startup_burst",
         "readings +-10 %, the first 30-60 min of training 30-50 % faster (must not alert)",
         long_startup_burst,
+        tuned=True,  # chose between rules on it (the warm-up settle, reverted 2026-12-01)
     ),
     Family(
         "early_step_down",
@@ -886,11 +888,13 @@ FAMILIES = (
         early_step_down,
         True,
         True,
+        tuned=True,  # chose between rules on it (the warm-up settle, reverted 2026-12-01)
     ),
     Family(
         "boost_then_throttle",
         "readings +-10 %, the first 5-15 min of training 15-30 % faster (must not alert)",
         boost_then_throttle,
+        tuned=True,  # chose between rules on it (the warm-up settle, reverted 2026-12-01)
     ),
     Family(
         "rare_logger_long_checkpoints",
