@@ -559,6 +559,40 @@ def _rare(
     return rare
 
 
+# -- a trainer's print gap, written 2026-12-01 (fifth session) before the low-GPU rule's print
+# gap was estimated afresh: held out from that change -----------------------------------------
+
+
+def _jittery(
+    build: Callable[[SimRun, random.Random], None],
+) -> Callable[[SimRun, random.Random], None]:
+    # a trainer that prints every 2-8 min, each print up to 30-60 % of that late (it prints
+    # every N steps, and its batches are of uneven length)
+    def jittery(run: SimRun, rng: random.Random) -> None:
+        run.output_every_s = rng.uniform(2, 8) * MIN
+        run.output_jitter = rng.uniform(0.3, 0.6)
+        build(run, rng)
+
+    return jittery
+
+
+def _minutely(
+    build: Callable[[SimRun, random.Random], None],
+) -> Callable[[SimRun, random.Random], None]:
+    # a trainer that prints every 1-2.5 min: about the explained-silence window
+    def minutely(run: SimRun, rng: random.Random) -> None:
+        run.output_every_s = rng.uniform(1, 2.5) * MIN
+        build(run, rng)
+
+    return minutely
+
+
+def input_bound_long_checkpoints(run: SimRun, rng: random.Random) -> None:
+    # input_bound, with checkpoint saves of 5-15 min (GPU idle, I/O busy)
+    run.ckpt_s = (5 * MIN, 15 * MIN)
+    input_bound(run, rng)
+
+
 FAMILIES = (
     Family("slow_startup", "silent start-up 8-20 min, GPU idle, CPU/disk busy", slow_startup),
     Family(
@@ -931,6 +965,50 @@ FAMILIES = (
         True,
         tuned=True,
     ),
+    Family(
+        "jittery_rare_input_bound",
+        "input_bound, printing every 2-8 min, each print up to 30-60 % late",
+        _jittery(input_bound),
+        True,
+    ),
+    Family(
+        "jittery_rare_long_checkpoints",
+        "long_checkpoints, printing every 2-8 min, each print up to 30-60 % late",
+        _jittery(long_checkpoints),
+    ),
+    Family(
+        "jittery_rare_idle_blips",
+        "idle_blips, printing every 2-8 min, each print up to 30-60 % late",
+        _jittery(idle_blips),
+    ),
+    Family(
+        "jittery_rare_busy_hang",
+        "a busy-GPU hang, printing every 2-8 min, each print up to 30-60 % late",
+        _jittery(busy_hang),
+        True,
+    ),
+    Family(
+        "rare_logger_epoch_shuffles",
+        "epoch_shuffles, printing every 2-8 min (must not alert)",
+        _rare(epoch_shuffles),
+    ),
+    Family(
+        "rare_input_bound_long_checkpoints",
+        "input_bound with checkpoint saves of 5-15 min, printing every 2-8 min",
+        _rare(input_bound_long_checkpoints),
+        True,
+    ),
+    Family(
+        "minute_logger_input_bound",
+        "input_bound, printing every 1-2.5 min",
+        _minutely(input_bound),
+        True,
+    ),
+    Family(
+        "minute_logger_long_checkpoints",
+        "long_checkpoints, printing every 1-2.5 min (must not alert)",
+        _minutely(long_checkpoints),
+    ),
 )
 KINDS = {
     "busy_gpu_hang": "hang_busy",
@@ -964,6 +1042,10 @@ KINDS = {
     "rare_logger_idle_hang": "hang",
     "rare_logger_busy_hang": "hang_busy",
     "rare_logger_gpu_falls_idle": "decay",
+    "jittery_rare_input_bound": "gpu_idle",
+    "jittery_rare_busy_hang": "hang_busy",
+    "rare_input_bound_long_checkpoints": "gpu_idle",
+    "minute_logger_input_bound": "gpu_idle",
 }
 
 

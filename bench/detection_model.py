@@ -97,6 +97,9 @@ class SimRun:
     # each reading at `t` also multiplied by scatter(t, rng) (the held-out noise shapes)
     scatter: Callable[[float, random.Random], float] | None = None
     output_every_s: float = OUTPUT_EVERY_S  # how often the training trainer prints
+    # each print lands up to this share of output_every_s after its slot (batches of uneven
+    # length: a trainer printing every N steps), so its gaps vary by up to that share either way
+    output_jitter: float = 0.0
     gpu_scale: float = 1.0  # a training GPU's utilisation scaled by this (input-bound: < 0.1)
     # a training GPU's reading at `t` (after gpu_scale) replaced by gpu_reading(t, util, rng)
     gpu_reading: Callable[[float, float, random.Random], float] | None = None
@@ -241,6 +244,22 @@ class SimRun:
             t += step
         return lost
 
+    def last_print(self, start: float, t: float) -> float:
+        """When a trainer training since `start` last printed before `t`."""
+        every = self.output_every_s
+        if not self.output_jitter:
+            return max(start, t - ((t - start) % every))
+        k = int((t - start) // every)
+        at = start + k * every + self._print_offset(k)
+        if at > t:  # this slot's print is still to come
+            at = start + (k - 1) * every + self._print_offset(k - 1) if k else start
+        return max(start, at)
+
+    def _print_offset(self, k: int) -> float:
+        return (
+            self.output_jitter * self.output_every_s * random.Random(self.seed * 7919 + k).random()
+        )
+
     def dark_at(self, t: float) -> bool:
         return any(a <= t < b for a, b in self.dark)
 
@@ -250,7 +269,7 @@ class SimRun:
         p = self.phase_at(t)
         rng = self.rng
         if p.mode in OUTPUT_MODES:
-            out: float | None = max(p.start, t - ((t - p.start) % self.output_every_s))
+            out: float | None = self.last_print(p.start, t)
         else:
             out = p.out_base
         util, speed = _gpu_and_speed(p.mode, rng)

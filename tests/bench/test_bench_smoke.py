@@ -80,3 +80,13 @@ def test_with_a_session_the_checks_are_requests_and_the_execs_only_open_it():
     assert session.checks > 1 and session.session_requests > session.checks  # + waits, ack
     assert session.execs == 1 + len(run.dark) + session.kills
     assert execs.session_requests == 0 and execs.execs > execs.checks
+
+
+def test_a_jittery_trainer_prints_at_uneven_gaps_never_in_the_future():
+    run = make_family_run("jittery_rare_long_checkpoints", 0, 7)
+    every, jitter = run.output_every_s, run.output_jitter
+    prints = sorted({run.last_print(0.0, t) for t in range(0, 6 * 3600, 7)})
+    gaps = [b - a for a, b in zip(prints[1:], prints[2:], strict=False)]
+    assert all(run.last_print(0.0, t) <= t for t in range(0, 6 * 3600, 7))
+    assert all(every * (1 - jitter) - 7 <= g <= every * (1 + jitter) + 7 for g in gaps)
+    assert max(gaps) - min(gaps) > every * jitter / 2  # uneven, not a fixed period
