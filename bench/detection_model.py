@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from supervisor.progress import RARE_STALE
+
 DAY_S = 86400.0
 FAR_S = 10 * DAY_S
 T0 = datetime(2026, 11, 28, 0, 0, 0, tzinfo=UTC)
@@ -287,8 +289,11 @@ class SimRun:
         if self.gpu_reading is not None and util is not None and p.mode in OUTPUT_MODES:
             util = self.gpu_reading(t, util, rng)
         speed, util = self._dips_and_noise(t, p.mode, speed, util)
-        if p.mode not in OUTPUT_MODES and (out is None or t - out > THROUGHPUT_WINDOW_S):
-            speed = None  # the supervisor's window holds no step any more
+        stale_s = max(THROUGHPUT_WINDOW_S, RARE_STALE * self.output_every_s)
+        if p.mode not in OUTPUT_MODES and (out is None or t - out > stale_s):
+            # the supervisor's window holds no step any more (a trainer that prints less
+            # often than the window: none for two of its print gaps)
+            speed = None
         terminal = p.mode == "terminal"
         beat = p.start if terminal else t - (t % HEARTBEAT_S)
         failure = next((f for w, f in reversed(self.failures) if w <= t), None)

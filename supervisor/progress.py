@@ -111,6 +111,11 @@ def _recent(complete: bytes) -> bytes:
 # total a chunk could hold, for the flood path of ProgressTracker.feed
 _ANY_TOTAL = re.compile(rb"\d+\s*/\s*(\d+)")
 FLOOD_SEGMENTS = 64
+# a trainer that moves its step less often than the throughput window (it prints every few
+# minutes) is read over its last RARE_RECORDS moves (ProgressTracker._rare_throughput)
+RARE_RECORDS = 3
+RARE_SPREAD = 3.0  # its two gaps within this ratio: a trainer printing up to 50 % late
+RARE_STALE = 2.0  # no move for this many gaps: a silence (an eval, a save, a hang)
 
 
 def _flood_hits(complete: bytes, total: Optional[int]) -> Optional[List[Step]]:
@@ -141,6 +146,9 @@ class ProgressTracker:
         self.step: Optional[int] = None
         self.total: Optional[int] = None
         self._samples: Deque[Tuple[float, int]] = collections.deque()
+        # the last RARE_RECORDS step moves whatever their age: a trainer that prints its step
+        # less often than the window has no two in it
+        self._moves: Deque[Tuple[float, int]] = collections.deque(maxlen=RARE_RECORDS)
         self._tail = b""
 
     def restart_line(self) -> None:
@@ -184,8 +192,10 @@ class ProgressTracker:
             return False
         if self.step is not None and step < self.step:
             self._samples.clear()
+            self._moves.clear()
         self.step = step
         self._samples.append((now, step))
+        self._moves.append((now, step))
         while self._samples and now - self._samples[0][0] > self.window_s:
             self._samples.popleft()
         return True
@@ -193,9 +203,29 @@ class ProgressTracker:
     def throughput(self, now: float) -> Optional[float]:
         while len(self._samples) > 2 and now - self._samples[0][0] > self.window_s:
             self._samples.popleft()
-        if len(self._samples) < 2 or now - self._samples[-1][0] > self.window_s:
-            return None  # too few samples, or the step has not moved for a whole window
-        (t0, s0), (t1, s1) = self._samples[0], self._samples[-1]
-        if t1 <= t0 or s1 < s0:
+        if len(self._samples) >= 2 and now - self._samples[-1][0] <= self.window_s:
+            return _rate(self._samples[0], self._samples[-1])
+        return self._rare_throughput(now)
+
+    def _rare_throughput(self, now: float) -> Optional[float]:
+        """With fewer than two moves in the window (a trainer that prints every few minutes,
+        or one silent in an eval, a save, a hang): the rate over its last RARE_RECORDS moves,
+        while their two gaps are alike (neither held an eval or a save: a trainer back from
+        one is not slow) and the newest move is younger than RARE_STALE x the longer gap.
+        Else None: the step has not moved for longer than the trainer's own gap."""
+        if len(self._moves) < RARE_RECORDS:
             return None
-        return (s1 - s0) / (t1 - t0)
+        (ta, _), (tb, _), (tc, _) = self._moves
+        short, long = sorted((tb - ta, tc - tb))
+        if short <= 0 or long > RARE_SPREAD * short:
+            return None
+        if now - tc > RARE_STALE * long:
+            return None
+        return _rate(self._moves[0], self._moves[-1])
+
+
+def _rate(first: Tuple[float, int], last: Tuple[float, int]) -> Optional[float]:
+    (t0, s0), (t1, s1) = first, last
+    if t1 <= t0 or s1 < s0:
+        return None
+    return (s1 - s0) / (t1 - t0)
