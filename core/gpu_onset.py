@@ -59,7 +59,7 @@ def low_onset(sample: Sample, memory: Memory, t: Thresholds) -> Onset:
             score, since = 0.0, None
         last = s.at
         if low < t.gpu_low_pct:
-            score += EXPLAINED_CREDIT if s.explained_idle else 1.0
+            score += EXPLAINED_CREDIT if _explained(s, gap) else 1.0
             since, counted = since or s.at, s.last_output_at
         else:
             score = max(0.0, score - BUSY_SETBACK)
@@ -73,6 +73,16 @@ _NONE = object()
 def _quiet(sample: Sample, t: Thresholds) -> bool:
     printed = sample.last_output_at
     return printed is None or (sample.at - printed).total_seconds() >= explained_window_s(t)
+
+
+def _explained(sample: Sample, gap_s: float) -> bool:
+    """An idle reading explained when it was taken (a busy silence longer than the print gap
+    learned by then) and still by the gap learned since: a rare printer's first readings are
+    judged on the explained window, before its gap is known."""
+    printed = sample.last_output_at
+    if not sample.explained_idle or printed is None:
+        return sample.explained_idle
+    return (sample.at - printed).total_seconds() >= gap_s
 
 
 def _in_eval(sample: Sample, low: float, gap_s: float, t: Thresholds) -> bool:
@@ -93,13 +103,17 @@ def onset_interval_s(t: Thresholds) -> float:
 def onset_recheck_s(
     state: SupervisorState, sample: Sample, memory: Memory, t: Thresholds
 ) -> float | None:
-    """`onset_interval_s` while an onset is under way and this check's reading counted, or
-    while an open episode reads busy as the trainer prints (its end needs ONSET_READINGS busy
-    readings in a row, core.soft_rules._gpu_back), else None. The watcher's next check comes
-    within it (core.rules.next_check_s). A busy reading in a silence (an eval's) is looked at
-    at the hold: every 200 s through an eval would fill the kept samples with its silence."""
+    """`onset_interval_s` (or the trainer's print gap when longer: a silence's low readings
+    count once, so the next that can count is in its next silence) while an onset is under
+    way and this check's reading counted, or while an open episode reads busy as the trainer
+    prints (its end needs ONSET_READINGS busy readings in a row, core.soft_rules._gpu_back),
+    else None. The watcher's next check comes within it (core.rules.next_check_s). A busy
+    reading in a silence (an eval's) is looked at at the hold: every 200 s through an eval
+    would fill the kept samples with its silence."""
     if memory.low_gpu_since is None:
-        return onset_interval_s(t) if gpu_suspect(state, sample, memory, t, read=True) else None
+        if not gpu_suspect(state, sample, memory, t, read=True):
+            return None
+        return max(onset_interval_s(t), unusual_silence_s(memory, sample.attempt, t))
     low = lowest_util(sample)
     busy = low is not None and low >= t.gpu_low_pct
     printing = not (sample.busy_silent or sample.explained_idle)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
+from statistics import median
 
 from core.findings import Finding, Thresholds, age_s, silent_since
 from core.memory import Memory, Sample
@@ -92,29 +93,30 @@ def unusual_silence_s(memory: Memory, attempt: int, t: Thresholds) -> float:
 
     The gap is learned from this attempt's kept checks that found a print newer than the
     check before (`_fresh_silences`): a recheck in the same silence (an eval's, a save's)
-    says nothing of the gap. Silences at checks that land at random in the gap spread evenly
-    over it; the gap is the least of the n counted silences x (n + 1), its uniform order
-    statistic's scale: one check at a frequent printer's print moment keeps it at the window,
-    however many of its checks land in evals, saves or wake-ups on a silence."""
-    window = explained_window_s(t)
-    gaps = _fresh_silences(memory, attempt)
+    says nothing of the gap, nor does a silence of the stall threshold (the wait channel wakes
+    a check there). Silences at checks that land at random in the gap spread evenly over it:
+    the gap is twice their median. The least of n silences x (n + 1) was used before: as
+    likely, but one check just after a rare printer's print made it the window (in the
+    detection bench half the time), and its starved silences read as saves.
+    """
+    window, cap = explained_window_s(t), t.stall_after_s / 2
+    gaps = [s for s in _fresh_silences(memory, attempt) if s < t.stall_after_s]
     if len(gaps) < PRINT_GAP_CHECKS:
         return window
-    learned = min(gaps) * (len(gaps) + 1)
-    return min(t.stall_after_s / 2, max(window, learned))
+    return min(cap, max(window, 2 * median(gaps)))
 
 
 def _fresh_silences(memory: Memory, attempt: int) -> list[float]:
     """Seconds since the last print at each kept check of `attempt` whose print was newer than
     the previous check's and came from this attempt (after `attempt_seen_at`: the supervisor
     keeps the old attempt's last output until the new trainer prints)."""
-    out, before, seen = [], None, memory.attempt_seen_at
-    for s in memory.samples:
+    out, seen, kept = [], memory.attempt_seen_at, memory.samples
+    # the oldest kept check's print may be an older check's: its silence is not known fresh
+    for before, s in zip(kept, kept[1:], strict=False):
         printed = s.last_output_at
-        if s.attempt == attempt and printed is not None and printed != before:
+        if s.attempt == attempt and printed is not None and printed != before.last_output_at:
             if seen is None or printed >= seen:
                 out.append((s.at - printed).total_seconds())
-        before = printed
     return out
 
 

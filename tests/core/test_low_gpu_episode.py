@@ -177,8 +177,8 @@ def rare(minute: float, util: float, printed: float, attempt: int = 1) -> Observ
 
 
 # a trainer that prints every 4-5 min, checked every 10 min: 3-4 min silent at each check (the
-# first check's print predates the attempt's first sight: not counted); learned gap 15 min,
-# capped at 5 (half the 10-min stall)
+# first check's print predates the attempt's first sight: not counted); learned gap 7 min
+# (twice the median silence), capped at 5 (half the 10-min stall)
 BUSY_RARE = [rare(m, 90, p) for m, p in ((0, -10), (10, 7), (20, 16), (30, 27), (40, 36))]
 
 
