@@ -892,6 +892,7 @@ FAMILIES = (
         "bursty_input_bound, printing every 2-8 min",
         rare_logger_bursty_input_bound,
         True,
+        tuned=True,  # the print gap's estimate (2026-12-01, fifth session) was chosen on it
     ),
     Family(
         "input_bound_frequent_evals",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from supervisor.progress import RARE_STALE
+from supervisor.progress import RARE_RECORDS, RARE_STALE
 
 DAY_S = 86400.0
 FAR_S = 10 * DAY_S
@@ -262,6 +262,17 @@ class SimRun:
             self.output_jitter * self.output_every_s * random.Random(self.seed * 7919 + k).random()
         )
 
+    def _first_moves(self, p: Phase, t: float) -> bool:
+        """A trainer that prints less often than the supervisor's throughput window, before
+        its attempt's third print (supervisor/progress.py RARE_RECORDS moves)."""
+        if self.output_every_s <= THROUGHPUT_WINDOW_S:
+            return False
+        trained = (
+            q.start for q in self.phases if q.attempt == p.attempt and q.mode in OUTPUT_MODES
+        )
+        first = next(trained, None)
+        return first is not None and t < first + (RARE_RECORDS - 1) * self.output_every_s
+
     def dark_at(self, t: float) -> bool:
         return any(a <= t < b for a, b in self.dark)
 
@@ -289,6 +300,8 @@ class SimRun:
         if self.gpu_reading is not None and util is not None and p.mode in OUTPUT_MODES:
             util = self.gpu_reading(t, util, rng)
         speed, util = self._dips_and_noise(t, p.mode, speed, util)
+        if speed is not None and self._first_moves(p, t):
+            speed = None  # a rare printer's supervisor reads its rate from its third move on
         stale_s = max(THROUGHPUT_WINDOW_S, RARE_STALE * self.output_every_s)
         if p.mode not in OUTPUT_MODES and (out is None or t - out > stale_s):
             # the supervisor's window holds no step any more (a trainer that prints less
