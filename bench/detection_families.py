@@ -899,6 +899,7 @@ FAMILIES = (
         "input_bound, a 5-9 min eval every 15-30 min",
         input_bound_frequent_evals,
         True,
+        tuned=True,  # the onset's eval recheck (2026-12-01, fifth session) was chosen on it
     ),
     Family(
         "idle_blips_long_checkpoints",

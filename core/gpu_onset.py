@@ -108,10 +108,13 @@ def onset_recheck_s(
     way and this check's reading counted, or while an open episode reads busy as the trainer
     prints (its end needs ONSET_READINGS busy readings in a row, core.soft_rules._gpu_back),
     else None. The watcher's next check comes within it (core.rules.next_check_s). A busy
-    reading in a silence (an eval's) is looked at at the hold: every 200 s through an eval
-    would fill the kept samples with its silence."""
+    reading in a silence (an eval's) of an onset a low reading's worth on is looked at again
+    at twice that: every 200 s through a 40-min eval would fill the kept samples with its
+    silence, and at the hold a 5-9 min eval cost a starved run's onset 10 min."""
     if memory.low_gpu_since is None:
         if not gpu_suspect(state, sample, memory, t, read=True):
+            if sample.busy_silent and low_onset(sample, memory, t).score >= 1:
+                return 2 * onset_interval_s(t)
             return None
         return max(onset_interval_s(t), unusual_silence_s(memory, sample.attempt, t))
     low = lowest_util(sample)

@@ -56,9 +56,20 @@ def test_an_evals_busy_readings_are_no_news_to_an_onset() -> None:
     results = run_checks([*lows, *evaluating, read(22, 5), read(25, 5)])
     assert told(results) == [False] * 5 + [True]
     assert results[-1].findings[0].since == at(10)
-    # the onset is looked at again at the hold during the eval, every third of it otherwise
+    # the onset is looked at again every third of the hold while the trainer prints, every
+    # two thirds in the eval: every 200 s through a 40-min eval would fill the kept samples
+    # with it, at the hold a 5-9 min eval cost the onset 10 min (input_bound p95 24.9 min)
     assert next_check_s(results[1], Policy(), at(13)) == onset_interval_s(Thresholds())
-    assert next_check_s(results[3], Policy(), at(20)) == Thresholds().soft_hold_s
+    assert next_check_s(results[3], Policy(), at(20)) == 2 * onset_interval_s(Thresholds())
+
+
+def test_an_onset_of_half_a_reading_is_not_read_more_often_in_an_eval() -> None:
+    # one save read (idle in a busy silence: half a low reading), then an eval: no onset
+    # worth reading the eval more often for (a healthy run's saves are that)
+    checks = [read(0, 95), silent(10, 1, since=7), silent(17, 90, since=13)]
+    results = run_checks(checks)
+    assert results[1].memory.samples[-1].explained_idle
+    assert next_check_s(results[-1], Policy(), at(17)) > 2 * onset_interval_s(Thresholds())
 
 
 def test_saves_after_each_eval_count_half() -> None:
