@@ -549,42 +549,39 @@ def boost_then_throttle(run: SimRun, rng: random.Random) -> None:
 # before the low-GPU rule learned a trainer's print gap) -------------------------------------
 
 
-def _rare(
-    build: Callable[[SimRun, random.Random], None],
-) -> Callable[[SimRun, random.Random], None]:
-    def rare(run: SimRun, rng: random.Random) -> None:
-        run.output_every_s = rng.uniform(2, 8) * MIN
-        build(run, rng)
+Build = Callable[[SimRun, random.Random], None]
 
-    return rare
+
+def _printing(
+    lo_min: float, hi_min: float, late: tuple[float, float] | None = None
+) -> Callable[[Build], Build]:
+    """`build`, in a trainer that prints every `lo_min`-`hi_min` min, each print up to a share
+    drawn from `late` of that late (`SimRun.output_jitter`)."""
+
+    def wrap(build: Build) -> Build:
+        def printing(run: SimRun, rng: random.Random) -> None:
+            run.output_every_s = rng.uniform(lo_min, hi_min) * MIN
+            if late is not None:
+                run.output_jitter = rng.uniform(*late)
+            build(run, rng)
+
+        return printing
+
+    return wrap
+
+
+_rare = _printing(2, 8)
 
 
 # -- a trainer's print gap, written 2026-12-01 (fifth session) before the low-GPU rule's print
 # gap was estimated afresh: held out from that change -----------------------------------------
 
 
-def _jittery(
-    build: Callable[[SimRun, random.Random], None],
-) -> Callable[[SimRun, random.Random], None]:
-    # a trainer that prints every 2-8 min, each print up to 30-60 % of that late (it prints
-    # every N steps, and its batches are of uneven length)
-    def jittery(run: SimRun, rng: random.Random) -> None:
-        run.output_every_s = rng.uniform(2, 8) * MIN
-        run.output_jitter = rng.uniform(0.3, 0.6)
-        build(run, rng)
-
-    return jittery
-
-
-def _minutely(
-    build: Callable[[SimRun, random.Random], None],
-) -> Callable[[SimRun, random.Random], None]:
-    # a trainer that prints every 1-2.5 min: about the explained-silence window
-    def minutely(run: SimRun, rng: random.Random) -> None:
-        run.output_every_s = rng.uniform(1, 2.5) * MIN
-        build(run, rng)
-
-    return minutely
+# a trainer that prints every 2-8 min, each print up to 30-60 % of that late (it prints every
+# N steps, and its batches are of uneven length)
+_jittery = _printing(2, 8, (0.3, 0.6))
+# a trainer that prints every 1-2.5 min: about the explained-silence window
+_minutely = _printing(1, 2.5)
 
 
 def input_bound_long_checkpoints(run: SimRun, rng: random.Random) -> None:
