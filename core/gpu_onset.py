@@ -28,7 +28,23 @@ class Onset:
     newest_read: bool = False  # this check's reading counted (not skipped as an eval's, ...)
 
 
+# one check asks for its onset up to four times (low_gpu, suspect, the recheck): the newest
+# answer is kept with the very objects it was computed from, so a hit cannot be stale
+_newest: tuple[Sample, Memory, Thresholds, Onset] | None = None
+
+
 def low_onset(sample: Sample, memory: Memory, t: Thresholds) -> Onset:
+    """`_low_onset`, computed once for the same sample, memory and thresholds."""
+    global _newest
+    newest = _newest
+    if newest is not None and newest[0] is sample and newest[1] is memory and newest[2] is t:
+        return newest[3]
+    onset = _low_onset(sample, memory, t)
+    _newest = (sample, memory, t, onset)
+    return onset
+
+
+def _low_onset(sample: Sample, memory: Memory, t: Thresholds) -> Onset:
     """How far the kept readings of this attempt (`memory.samples` hold this check's) have come
     towards a low-GPU episode: each low reading adds 1, a busy one takes back BUSY_SETBACK,
     a streak that falls to 0 or has a gap over 2 x soft_hold_s starts afresh. Two low readings
