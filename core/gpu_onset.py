@@ -129,10 +129,13 @@ def onset_recheck_s(
     silence, and at the hold a 5-9 min eval cost a starved run's onset 10 min."""
     if memory.low_gpu_since is None:
         if not gpu_suspect(state, sample, memory, t, read=True):
-            if sample.busy_silent and low_onset(sample, memory, t).score >= 1:
+            live = state.status is RunStatus.RUNNING
+            if live and sample.busy_silent and low_onset(sample, memory, t).score >= 1:
                 return 2 * onset_interval_s(t)
             return None
-        return max(onset_interval_s(t), unusual_silence_s(memory, sample.attempt, t))
+        # never past the hold: a gap of twice it between counted readings restarts the onset
+        gap = unusual_silence_s(memory, sample.attempt, t)
+        return min(t.soft_hold_s, max(onset_interval_s(t), gap))
     low = lowest_util(sample)
     busy = low is not None and low >= t.gpu_low_pct
     printing = not (sample.busy_silent or sample.explained_idle)
@@ -157,10 +160,10 @@ def gpu_suspect(
     """A low-GPU onset is under way (`low_onset`): looked at again within the hold. With `read`,
     only when this check's reading counted and is not explained (a save's, a load's): then
     every `onset_interval_s`, so the onset's readings are taken within the hold and a chance
-    reading is cleared. A reading skipped (an eval's) is rechecked at the hold: every 200 s
-    through a 40-min eval would fill the kept samples with the eval and push out the low
-    reading the onset began with; nor can a save's next reading add to it (its silence counts
-    once)."""
+    reading is cleared. A reading skipped (an eval's) is not (`onset_recheck_s` says when):
+    every 200 s through a 40-min eval would fill the kept samples with the eval and push out
+    the low reading the onset began with; nor can a save's next reading add to it (its
+    silence counts once)."""
     if state.status is not RunStatus.RUNNING or memory.low_gpu_since is not None:
         return False  # an open episode's own recheck is gpu_recovering's
     onset = low_onset(sample, memory, t)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from core.findings import Thresholds
 from core.hard_rules import unusual_silence_s
-from core.rules import Assessment, Observation
+from core.rules import Assessment, Observation, Policy
 from core.vocab import Condition
 from tests.core.builders import at, run_checks, running, tree
 
@@ -34,10 +34,11 @@ def told_at(results: list[Assessment]) -> int | None:
 
 
 def test_one_check_just_after_a_print_does_not_make_a_rare_printer_frequent() -> None:
-    # prints every 5 min; one check 10 s after a print, the others 2-4 min into the gap: twice
-    # the median silence (the least x 5 made it 50 s: the window, every silence "a save")
-    silences = ((0, 1), (10, 1 / 6), (20, 3), (30, 2), (40, 4))
-    assert gap_after([rare(m, 90, m - s) for m, s in silences]) == CAP_S
+    # prints every 4 min; one check 10 s after a print, the others 1.5-2.5 min into the gap:
+    # twice the median silence, 3.5 min (the least x 5 made it 50 s: the window, every silence
+    # "a save")
+    silences = ((0, 1), (10, 1 / 6), (20, 2), (30, 1.5), (40, 2.5))
+    assert gap_after([rare(m, 90, m - s) for m, s in silences]) == 210.0
 
 
 def test_a_silence_first_seen_by_a_check_no_longer_kept_is_not_learned_from() -> None:
@@ -57,6 +58,16 @@ def test_a_rare_printers_first_idle_readings_count_in_full_once_its_gap_is_known
     results = run_checks([rare(m, 5, m - s) for m, s in silences])
     assert results[3].memory.samples[-1].explained_idle  # gap not yet learned
     assert told_at(results) == 5
+
+
+def test_an_onsets_recheck_never_waits_past_the_hold() -> None:
+    # a stall threshold of an hour lets the learned gap reach 30 min, past twice the 10-min
+    # hold, which would restart the onset at every reading: the recheck stays at the hold
+    t = Thresholds(stall_after_s=3600.0)
+    healthy = [rare(m, 90, m - 20) for m in (0, 30, 60, 90, 120)]
+    results = run_checks([*healthy, rare(150, 5, 128)], policy=Policy(thresholds=t))
+    assert unusual_silence_s(results[-1].memory, 1, t) > t.soft_hold_s
+    assert results[-1].recheck_s == t.soft_hold_s
 
 
 def test_a_low_reading_of_a_rare_printer_is_looked_at_again_in_its_next_silence() -> None:
