@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.findings import Thresholds
+from core.findings import Thresholds, age_s
 from core.hard_rules import explained_window_s, unusual_silence_s
 from core.memory import Memory, Sample
 from core.protocol import SupervisorState
@@ -87,27 +87,27 @@ _NONE = object()
 
 
 def _quiet(sample: Sample, t: Thresholds) -> bool:
-    printed = sample.last_output_at
-    return printed is None or (sample.at - printed).total_seconds() >= explained_window_s(t)
+    silent_s = age_s(sample.at, sample.last_output_at)
+    return silent_s is None or silent_s >= explained_window_s(t)
 
 
 def _explained(sample: Sample, gap_s: float) -> bool:
     """An idle reading explained when it was taken (a busy silence longer than the print gap
     learned by then) and still by the gap learned since: a rare printer's first readings are
     judged on the explained window, before its gap is known."""
-    printed = sample.last_output_at
-    if not sample.explained_idle or printed is None:
+    silent_s = age_s(sample.at, sample.last_output_at)
+    if not sample.explained_idle or silent_s is None:
         return sample.explained_idle
-    return (sample.at - printed).total_seconds() >= gap_s
+    return silent_s >= gap_s
 
 
 def _in_eval(sample: Sample, low: float, gap_s: float, t: Thresholds) -> bool:
     """A busy reading in a silence longer than the trainer's print gap: an eval's, no news of
     its GPU while training. A rare printer's busy readings in its usual silences count."""
-    printed = sample.last_output_at
-    if low < t.gpu_low_pct or not sample.busy_silent or printed is None:
+    silent_s = age_s(sample.at, sample.last_output_at)
+    if low < t.gpu_low_pct or not sample.busy_silent or silent_s is None:
         return False
-    return (sample.at - printed).total_seconds() >= gap_s
+    return silent_s >= gap_s
 
 
 def onset_interval_s(t: Thresholds) -> float:
@@ -127,9 +127,9 @@ def onset_recheck_s(
     reading in a silence (an eval's) of an onset a low reading's worth on is looked at again
     at twice that: every 200 s through a 40-min eval would fill the kept samples with its
     silence, and at the hold a 5-9 min eval cost a starved run's onset 10 min."""
+    live = state.status is RunStatus.RUNNING
     if memory.low_gpu_since is None:
         if not gpu_suspect(state, sample, memory, t, read=True):
-            live = state.status is RunStatus.RUNNING
             if live and sample.busy_silent and low_onset(sample, memory, t).score >= 1:
                 return 2 * onset_interval_s(t)
             return None
@@ -139,7 +139,6 @@ def onset_recheck_s(
     low = lowest_util(sample)
     busy = low is not None and low >= t.gpu_low_pct
     printing = not (sample.busy_silent or sample.explained_idle)
-    live = state.status is RunStatus.RUNNING
     return onset_interval_s(t) if busy and printing and live else None
 
 
