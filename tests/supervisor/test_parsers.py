@@ -203,33 +203,45 @@ def test_a_step_printed_just_before_a_flood_counts_even_when_the_flood_is_skippe
     assert (state.step, state.total_steps) == (7, 9)
 
 
-def _printing_every(gaps: list[float], start: int = 100) -> ProgressTracker:
-    """A tracker fed one plain `step N/10000` line at each of `gaps` apart, 100 steps each."""
-    tracker, now, step = ProgressTracker(window_s=120.0), 0.0, start
-    tracker.feed(f"step {step}/10000\n".encode(), now=now)
-    for gap in gaps:
-        now, step = now + gap, step + 100
-        tracker.feed(f"step {step}/10000\n".encode(), now=now)
+# a real plain loop's output (tests/supervisor/corpus: pg_plain_steps, `step N/60 loss=...`),
+# one line a step; a trainer that prints every STRIDE steps prints every STRIDE-th of them
+PLAIN_STEPS = (Path(__file__).parent / "corpus/logs/pg_plain_steps.log").read_bytes().splitlines()
+STRIDE = 5
+
+
+def _print_line(n: int) -> bytes:
+    """The recorded line of the trainer's n-th print (step n x STRIDE)."""
+    return PLAIN_STEPS[n * STRIDE - 1] + b"\n"
+
+
+def _printing_every(gaps: list[float]) -> ProgressTracker:
+    """A tracker fed the trainer's prints (STRIDE steps apart) at each of `gaps` apart."""
+    tracker, now = ProgressTracker(window_s=120.0), 0.0
+    tracker.feed(_print_line(1), now=now)
+    for n, gap in enumerate(gaps, start=2):
+        now += gap
+        tracker.feed(_print_line(n), now=now)
     return tracker
 
 
 def test_a_trainer_printing_every_few_minutes_has_a_throughput() -> None:
     tracker = _printing_every([300.0, 360.0])  # moves at 0, 300, 660 s
-    assert tracker.throughput(now=700.0) == pytest.approx(200 / 660)
-    assert tracker.throughput(now=660.0 + 2 * 360.0) == pytest.approx(200 / 660)
+    assert tracker.step == 3 * STRIDE
+    assert tracker.throughput(now=700.0) == pytest.approx(2 * STRIDE / 660)
+    assert tracker.throughput(now=660.0 + 2 * 360.0) == pytest.approx(2 * STRIDE / 660)
     assert tracker.throughput(now=660.0 + 2 * 360.0 + 1) is None  # silent for two gaps
 
 
 def test_a_rare_printer_back_from_an_eval_is_not_read_slow() -> None:
     tracker = _printing_every([300.0, 1500.0])  # a 20-min eval in its second gap
     assert tracker.throughput(now=1850.0) is None
-    tracker.feed(b"step 400/10000\n", now=2100.0)  # and its next gap a usual one
+    tracker.feed(_print_line(4), now=2100.0)  # and its next gap a usual one
     assert tracker.throughput(now=2150.0) is None  # 1500 s against 300 s: not alike yet
 
 
 def test_a_frequent_printer_silent_for_a_window_has_no_throughput() -> None:
     tracker = _printing_every([1.0, 1.0, 1.0])
-    assert tracker.throughput(now=3.5) == pytest.approx(100.0)
+    assert tracker.throughput(now=3.5) == pytest.approx(STRIDE)
     assert tracker.throughput(now=3.0 + 121) is None
-    tracker.feed(b"step 500/10000\n", now=600.0)  # back from a 10-min eval: one move
+    tracker.feed(_print_line(5), now=600.0)  # back from a 10-min eval: one move
     assert tracker.throughput(now=601.0) is None
