@@ -545,6 +545,75 @@ def boost_then_throttle(run: SimRun, rng: random.Random) -> None:
     _first_minutes(run, burst, fast, (0.9, 1.1))
 
 
+# -- the GPU's work through a slowdown, written 2026-12-01 (sixth session) before the slow rule
+# read the GPU's utilisation and power: held out from that change ------------------------------
+
+
+def _from(at_s: float, share: float) -> Callable[[float, random.Random], float]:
+    """A power scale: `share` from `at_s` on, readings scattered +-5 %."""
+    return lambda t, r: (share if t >= at_s else 1.0) * r.uniform(0.95, 1.05)
+
+
+def throttle_step_down(run: SimRun, rng: random.Random) -> None:
+    # readings +-10 %, and at 2-16 h the GPU clocks down for good (its thermal or power limit):
+    # the rate to 55-70 %, utilisation unchanged (each kernel runs longer), power to 55-75 %
+    start = rng.uniform(2 * 3600, 16 * 3600)
+    run.scatter = _uniform(0.10)
+    _step_down(run, start, rng.uniform(0.55, 0.7))
+    run.step_keeps_util = True
+    run.power_scale = _from(start, rng.uniform(0.55, 0.75))
+
+
+def congested_step_down(run: SimRun, rng: random.Random) -> None:
+    # readings +-10 %, and at 2-16 h the interconnect of a multi-GPU run congests for good: the
+    # rate to 45-65 %, the GPU reading 95-100 % busy (collectives spin), power to 50-70 %
+    start = rng.uniform(2 * 3600, 16 * 3600)
+    run.scatter = _uniform(0.10)
+    _step_down(run, start, rng.uniform(0.45, 0.65))
+    run.step_keeps_util = True
+    run.gpu_reading = lambda t, util, r: r.uniform(95, 100) if t >= start else util
+    run.power_scale = _from(start, rng.uniform(0.5, 0.7))
+
+
+def shared_gpu_step_down(run: SimRun, rng: random.Random) -> None:
+    # readings +-10 %, and at 2-16 h a stray process (a leftover of an earlier launch) starts
+    # computing on the run's GPU: the rate to 45-60 %, the GPU as busy and drawing as much
+    start = rng.uniform(2 * 3600, 16 * 3600)
+    run.scatter = _uniform(0.10)
+    _step_down(run, start, rng.uniform(0.45, 0.6))
+    run.step_keeps_util = True
+
+
+def batch_ramp(run: SimRun, rng: random.Random) -> None:
+    # readings +-10 %, and over the first 20-90 min of training the steps get heavier (a batch
+    # size ramp, longer sequences): the rate falls to 50-70 % of its first and stays there, the
+    # GPU as busy throughout (must not alert)
+    _healthy_day(run)
+    begins, ramp_s, share = sum(run.startup_s), rng.uniform(20, 90) * MIN, rng.uniform(0.5, 0.7)
+
+    def scatter(t: float, r: random.Random) -> float:
+        done = min(1.0, max(0.0, (t - begins) / ramp_s))
+        return r.uniform(0.9, 1.1) * (1.0 - (1.0 - share) * done)
+
+    run.scatter = scatter
+
+
+def heavier_stage(run: SimRun, rng: random.Random) -> None:
+    # readings +-10 %, and at 2-16 h a costlier stage begins for good (longer sequences, a
+    # larger resolution): the rate to 55-75 %, the GPU as busy (must not alert)
+    start, share = rng.uniform(2 * 3600, 16 * 3600), rng.uniform(0.55, 0.75)
+    _healthy_day(run)
+    run.scatter = lambda t, r: r.uniform(0.9, 1.1) * (share if t >= start else 1.0)
+
+
+def noisy_gpu_startup_burst(run: SimRun, rng: random.Random) -> None:
+    # startup_burst, its GPU readings scattered: utilisation 60-100 %, power +-25 % (must not
+    # alert)
+    startup_burst(run, rng)
+    run.gpu_reading = lambda _t, util, r: min(100.0, util * r.uniform(0.7, 1.1))
+    run.power_scale = lambda _t, r: r.uniform(0.75, 1.25)
+
+
 # -- a trainer that prints every few minutes, with the issue's hard cases (written 2026-12-01,
 # before the low-GPU rule learned a trainer's print gap) -------------------------------------
 
@@ -930,6 +999,45 @@ FAMILIES = (
         tuned=True,  # chose between rules on it (the warm-up settle, reverted 2026-12-01)
     ),
     Family(
+        "throttle_step_down",
+        "readings +-10 %, at 2-16 h clocks throttled: rate 55-70 %, GPU as busy, power 55-75 %",
+        throttle_step_down,
+        True,
+        True,
+    ),
+    Family(
+        "congested_step_down",
+        "readings +-10 %, at 2-16 h collectives congest: rate 45-65 %, GPU 95-100 %, power 50-70 %",
+        congested_step_down,
+        True,
+        True,
+    ),
+    Family(
+        "shared_gpu_step_down",
+        "readings +-10 %, at 2-16 h a stray process shares the GPU: rate 45-60 %, GPU as busy",
+        shared_gpu_step_down,
+        True,
+        True,
+    ),
+    Family(
+        "batch_ramp",
+        "readings +-10 %, the rate falls to 50-70 % over the first 20-90 min, GPU as busy "
+        "(must not alert)",
+        batch_ramp,
+    ),
+    Family(
+        "heavier_stage",
+        "readings +-10 %, at 2-16 h heavier steps for good: rate 55-75 %, GPU as busy "
+        "(must not alert)",
+        heavier_stage,
+    ),
+    Family(
+        "noisy_gpu_startup_burst",
+        "startup_burst, GPU readings scattered: utilisation 60-100 %, power +-25 % "
+        "(must not alert)",
+        noisy_gpu_startup_burst,
+    ),
+    Family(
         "rare_logger_long_checkpoints",
         "printing every 2-8 min, checkpoint saves 5-15 min, GPU idle, I/O busy",
         _rare(long_checkpoints),
@@ -1045,6 +1153,9 @@ KINDS = {
     "jittery_rare_busy_hang": "hang_busy",
     "rare_input_bound_long_checkpoints": "gpu_idle",
     "minute_logger_input_bound": "gpu_idle",
+    "throttle_step_down": "decay",
+    "congested_step_down": "decay",
+    "shared_gpu_step_down": "decay",
 }
 
 

@@ -105,6 +105,12 @@ class SimRun:
     gpu_scale: float = 1.0  # a training GPU's utilisation scaled by this (input-bound: < 0.1)
     # a training GPU's reading at `t` (after gpu_scale) replaced by gpu_reading(t, util, rng)
     gpu_reading: Callable[[float, float, random.Random], float] | None = None
+    # a step down or decay that leaves a training GPU as busy (its kernels run longer at lower
+    # clocks, or spin in a congested collective): utilisation not scaled by the rate's share
+    step_keeps_util: bool = False
+    # a training GPU's power draw at `t` scaled by power_scale(t, rng) (clocks throttled, a
+    # spinning collective, or scatter in the readings)
+    power_scale: Callable[[float, random.Random], float] | None = None
     event_s: float | None = None  # when the thing worth detecting happened
     onset_s: float | None = None  # a gradual one's start: alerts from here on are not false
     ended_s: float | None = None
@@ -293,7 +299,7 @@ class SimRun:
             # a silent phase (an eval, a checkpoint) keeps the rate the trainer last trained
             # at in the supervisor's window: the decayed one, not the run's first
             speed *= share
-            if p.mode in OUTPUT_MODES and util is not None:
+            if p.mode in OUTPUT_MODES and util is not None and not self.step_keeps_util:
                 util *= share
         if self.gpu_scale != 1.0 and util is not None and p.mode in OUTPUT_MODES:
             util *= self.gpu_scale
@@ -325,7 +331,7 @@ class SimRun:
             "started_at": T0,
             "ended_at": at(p.start) if terminal else None,
             "throughput": None if speed is None else self.rate * speed,
-            "gpus": [] if util is None else [_gpu(util, self._power(p, util) if tree else None)],
+            "gpus": [] if util is None else [_gpu(util, self._power(p, t, util) if tree else None)],
             "fixes": [dict(f, at=at(w)) for w, f in self.fixes if w <= t],
             "last_failure": failure,
             "knobs": {},
@@ -352,10 +358,14 @@ class SimRun:
             speed *= self.scatter(t, self.rng)
         return speed, util
 
-    def _power(self, p: Phase, util: float) -> float:
+    def _power(self, p: Phase, t: float, util: float) -> float:
         low, high = POWER.get(p.mode, (0.08, 0.15))
         share = self.rng.uniform(low, high)
-        return share * min(1.0, util / 85.0) if p.mode == "decay" else share
+        if p.mode == "decay":
+            share *= min(1.0, util / 85.0)
+        if self.power_scale is not None and p.mode in OUTPUT_MODES:
+            share *= self.power_scale(t, self.rng)
+        return share
 
     def _tree(self, p: Phase, beat: float) -> dict[str, Any]:
         if p.status != "running":
