@@ -44,6 +44,7 @@ class Sample:
     # silent for the explained-silence window with the GPU busy: an eval (or a hang, the silence
     # rules' to judge); it says nothing of the GPU while training
     busy_silent: bool = False
+    gpu_power_w: float | None = None  # the mean draw of the GPUs the run uses (NVML)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,10 @@ class Memory:
     sag_rate: float | None = None
     sag_readings: int = 0
     low_gpu_since: datetime | None = None  # an open low-GPU episode's start (core/soft_rules.py)
+    # the GPU's work at the run's rate (core/gpu_work.py): the least busy GPU's utilisation and
+    # the mean power, over the readings that set baseline_throughput
+    work_util_pct: float | None = None
+    work_power_w: float | None = None
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -157,6 +162,8 @@ class Memory:
             sag_rate=_float_or_none(doc.get("sag_rate")),
             sag_readings=int(doc.get("sag_readings", 0)),
             low_gpu_since=_parse(doc.get("low_gpu_since")),
+            work_util_pct=_float_or_none(doc.get("work_util_pct")),
+            work_power_w=_float_or_none(doc.get("work_power_w")),
         )
 
 
@@ -206,6 +213,7 @@ def _sample_from_json(doc: dict[str, Any]) -> Sample:
         tree_busy=doc.get("tree_busy"),
         explained_idle=bool(doc.get("explained_idle", False)),
         busy_silent=bool(doc.get("busy_silent", False)),
+        gpu_power_w=_float_or_none(doc.get("gpu_power_w")),
     )
 
 

@@ -36,25 +36,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
-from statistics import median
 
+from core.baseline import heavier_steps, held_since, update_baseline
 from core.durations import format_duration, local_time
 from core.findings import Finding, Thresholds, held_for, soft_held
 from core.memory import MAX_DIPS, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.slowdown_cost import learned_lost_s, remember_sag, sag_after, steps_left
 from core.vocab import Condition, RunStatus
-
-# The run's own rate (the baseline): the median of its first FIRST_READINGS readings that are
-# not slow (one fast window at the start does not set it), then the mean of its readings back
-# at the recovered line, the newest weighing at least MIN_WEIGHT. Readings under that line never
-# move it: a decay is measured against the run's earlier pace, not followed down until it is
-# never "slow". Under noise that mean sits a little over the true rate (about 1.04-1.08 x at
-# +-20-25 % readings, the low ones left out); the old fast-up, slow-down average sat near the
-# top of them (1.09-1.16 x), every healthy reading looked like a shortfall, and a run's slow
-# phases merged into alerts.
-FIRST_READINGS = 5
-MIN_WEIGHT = 0.05
 
 
 def slow(
@@ -94,16 +83,10 @@ def _episode_since(
     same_attempt = bool(previous) and previous[-1].attempt == sample.attempt
     if memory.slow_since is not None and same_attempt:
         return None if _recovered(memory, sample, base, now, t) else memory.slow_since
-    floor, line = base * t.throughput_drop, base * t.throughput_recovered
-    count, since = held_for(
-        memory.samples,
-        lambda s: _under(s, sample.attempt, floor, line),
-        # throughput is an average over a window, not an instant: sparse readings count
-        max_gap_s=float("inf"),
-    )
-    if count < t.slow_checks or since is None or (now - since).total_seconds() < t.slow_hold_s:
+    since = held_since(memory, sample.attempt, base, now, t)
+    if since is None or lost_s < learned_lost_s(memory, t):
         return None
-    return since if lost_s >= learned_lost_s(memory, t) else None
+    return None if heavier_steps(memory, sample.attempt, base, t) else since
 
 
 def _recovered(memory: Memory, sample: Sample, base: float, now: datetime, t: Thresholds) -> bool:
@@ -118,16 +101,6 @@ def _recovered(memory: Memory, sample: Sample, base: float, now: datetime, t: Th
         max_gap_s=float("inf"),
     )
     return soft_held(count, since, now, t)
-
-
-def _under(s: Sample, attempt: int, floor: float, line: float) -> bool | None:
-    """A reading under the slow line holds the episode; one back at the recovered line breaks
-    it; one between the two (a noisy reading of a rate just under the line) is no news."""
-    if s.attempt != attempt:
-        return False  # another attempt's readings are not this episode
-    if s.throughput is None or floor <= s.throughput < line:
-        return None  # no reading (an eval longer than the window): no news
-    return s.status == RunStatus.RUNNING and s.throughput < floor
 
 
 def slow_reason(
@@ -193,7 +166,7 @@ def remember_throughput(
     """What the next check needs of this one's throughput: the open episode, the run's dips,
     its established rate (in this order: the dip is judged on the rate the rule judged by)."""
     memory = remember_dips(remember_slow(memory, found, sample), previous, sample, t)
-    return update_baseline(remember_sag(memory, previous, sample, t), state, t)
+    return update_baseline(remember_sag(memory, previous, sample, t), state, sample, t)
 
 
 def remember_dips(
@@ -230,29 +203,6 @@ def remember_slow(memory: Memory, found: tuple[Finding, ...], sample: Sample) ->
         return memory
     since = next((f.since for f in found if f.key == Condition.SLOW), None)
     return memory if since == memory.slow_since else replace(memory, slow_since=since)
-
-
-def update_baseline(memory: Memory, state: SupervisorState, t: Thresholds) -> Memory:
-    """The run's established rate (FIRST_READINGS, MIN_WEIGHT)."""
-    current = state.throughput
-    if current is None or current <= 0 or state.status is not RunStatus.RUNNING:
-        return memory
-    base = memory.baseline_throughput
-    if base is None:
-        return replace(memory, baseline_throughput=current, baseline_readings=1)
-    floor = base * t.throughput_drop
-    if memory.slow_since is not None or current < floor:
-        return memory  # a slow reading is not the run's rate, even among its first
-    n = memory.baseline_readings + 1
-    if n <= FIRST_READINGS:
-        first = [s.throughput for s in memory.samples if s.throughput and s.throughput >= floor]
-        return replace(memory, baseline_throughput=median(first), baseline_readings=n)
-    if current < base * t.throughput_recovered:
-        return memory
-    weight = max(1 / n, MIN_WEIGHT)
-    return replace(
-        memory, baseline_throughput=(1 - weight) * base + weight * current, baseline_readings=n
-    )
 
 
 def suspect_slow(sample: Sample, memory: Memory, t: Thresholds) -> bool:

@@ -65,7 +65,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rules", "hard_rules", "soft_rules", "gpu_onset", "silence", "deadline", "disk", "cost",
         "kept", "transitions", "exit_plan", "exit_effects", "decide", "outside", "gate",
         "messages", "endings", "statusline", "check_failures", "instance", "collect_report",
-        "batching", "answers", "throughput", "slowdown_cost",
+        "batching", "answers", "throughput", "slowdown_cost", "baseline", "gpu_work",
     ),
     "settings": ("config", "config_sections", "run_settings"),
     "adapters": (

@@ -30,6 +30,7 @@ FULL = Sample(
     tree_busy=False,
     explained_idle=True,
     busy_silent=True,
+    gpu_power_w=512.5,
 )
 
 
