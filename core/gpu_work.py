@@ -12,10 +12,11 @@ at a fraction of the power (NVIDIA/nccl#968).
 So a slowdown that would be told (core/throughput.py: held under the slow line and costly
 enough) is not when its readings' GPU work held: the least busy GPU at WORK_UTIL_HELD of its
 utilisation at the run's rate and the mean power at WORK_POWER_HELD of its draw there (the
-medians of at least WORK_READINGS readings of the sag, none in a save's or an eval's silence). Its rate becomes the run's (core.throughput
-`update_baseline`), so a slowdown after it is judged from there. Without a power reading (an
-older supervisor, a GPU whose NVML gives none) nothing is waived. Nor is a slowdown that makes
-the run miss its deadline or max_cost (the deadline gate: the person can act on it).
+medians of at least WORK_READINGS readings of the sag, none in a save's or an eval's silence).
+Its rate becomes the run's (core/baseline.py `update_baseline`), so a slowdown after it is
+judged from there. Without a power reading (an older supervisor, a GPU whose NVML gives none)
+nothing is waived. Nor is a slowdown that makes the run miss its deadline or max_cost (the
+deadline gate: the person can act on it).
 
 Where it loses: a process that is not the trainer computing on the run's GPU (a leftover of an
 earlier launch) keeps it as busy and drawing as much while the run slows; that is not told.

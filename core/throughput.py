@@ -25,7 +25,9 @@ or a quarter more than the most any of its recovered sags cost (core/slowdown_co
 phase that comes back before then is the run's own business; a collapse to 30 % is told after
 about 86 min, a decay once it has cost the hour. One that makes the run miss its deadline or
 max_cost (and would not at its own rate) is told at the hold (core/slowdown_cost.py
-`deadline_gate`, applied by core.decide). Each dip under the line that came back to
+`deadline_gate`, applied by core.decide). One whose GPU kept its work (as busy, drawing as much
+power: heavier steps, a batch ramp) is not told and its rate becomes the run's
+(core/gpu_work.py, core/baseline.py). Each dip under the line that came back to
 the recovered line is also remembered with the longest it may have lasted (`dips_s`): the
 message says it.
 The message says how far the rate fell, what it has cost so far and, when the total is known,

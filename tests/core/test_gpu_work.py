@@ -1,0 +1,92 @@
+"""The `slow` rule's last gate (core/gpu_work.py): a slowdown whose GPU kept its work (as busy,
+drawing as much power) is heavier steps, not told, and its rate becomes the run's; one whose
+GPU waits (less busy) or throttles (less power) is told as before. Pure: data and an injected
+`now`, no I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.rules import Assessment
+from tests.core.builders import HELD_ONLY, at, gpu, keys, run_checks, running
+
+RATE = 2.0  # steps/s: the run's own rate
+AT_RATE = (95.0, 600.0)  # the GPU at the run's rate: utilisation %, power W
+
+
+def card(util: float, power: float | None) -> dict[str, Any]:
+    reading = gpu(util, 40000, 81920)
+    if power is not None:
+        reading.update(power_w=power, power_limit_w=700.0)
+    return reading
+
+
+def reads(
+    share: float, gpu_after: tuple[float, float | None], *, until: int = 300, **kw: Any
+) -> list[Assessment]:
+    """Every 10 min: the run's rate for 30 min, then `share` of it with the GPU at `gpu_after`
+    (utilisation, power); before that, AT_RATE."""
+    obs = []
+    for m in range(0, until, 10):
+        util, power = AT_RATE if m < 30 else gpu_after
+        rate = RATE if m < 30 else RATE * share
+        obs.append(running(at(m), throughput=rate, gpus=[card(util, power)]))
+    return run_checks(obs, **kw)
+
+
+def told(results: list[Assessment]) -> list[int]:
+    return [10 * i for i, r in enumerate(results) if "slow" in keys(r)]
+
+
+def test_heavier_steps_with_the_gpu_as_busy_are_not_told_and_become_the_runs_rate() -> None:
+    results = reads(0.6, AT_RATE)
+    assert told(results) == []
+    assert abs((results[-1].memory.baseline_throughput or 0) - 0.6 * RATE) < 1e-9
+    # the same readings with no power reading (an older supervisor): told, as before
+    assert told(reads(0.6, (AT_RATE[0], None)))
+
+
+def test_a_throttled_gpu_as_busy_but_drawing_less_is_told() -> None:
+    # clocks down: each kernel runs longer (as busy), the draw falls to 63 %
+    throttled = told(reads(0.6, (AT_RATE[0], 380.0)))
+    unread = told(reads(0.6, (AT_RATE[0], None)))
+    assert throttled and throttled[0] == unread[0]
+
+
+def test_a_waiting_gpu_less_busy_is_told() -> None:
+    assert told(reads(0.6, (70.0, 560.0)))
+
+
+def test_a_spinning_collective_reading_busy_at_low_power_is_told() -> None:
+    assert told(reads(0.5, (100.0, 330.0)))
+
+
+def test_one_idle_reading_in_the_sag_does_not_make_heavier_steps_news() -> None:
+    obs = []
+    for m in range(0, 300, 10):
+        # a short save's moment, among the readings kept when the sag is judged (minute 180)
+        util, power = (3.0, 80.0) if m == 170 else AT_RATE
+        obs.append(
+            running(at(m), throughput=RATE if m < 30 else 0.6 * RATE, gpus=[card(util, power)])
+        )
+    assert told(run_checks(obs)) == []
+
+
+def test_a_slowdown_after_heavier_steps_is_judged_from_their_rate() -> None:
+    # heavier steps at 60 % from minute 30 (the GPU as busy), then from minute 300 the GPU
+    # waits: 30 % of the first rate, half the new one
+    obs = []
+    for m in range(0, 600, 10):
+        share, util = (1.0, 95.0) if m < 30 else (0.6, 95.0) if m < 300 else (0.3, 50.0)
+        obs.append(running(at(m), throughput=RATE * share, gpus=[card(util, 600.0 * util / 95)]))
+    results = run_checks(obs)
+    first = told(results)
+    assert first and first[0] > 300
+    reason = next(f.reason for f in results[first[0] // 10].findings if f.key == "slow")
+    assert "50 % of the run's baseline 1.20 steps/s" in reason
+
+
+def test_with_the_cost_gate_waived_the_gpus_work_waives_nothing() -> None:
+    # slow_lost_s 0: what the deadline gate sets when the slowdown makes the run miss its
+    # deadline or max_cost; a person can act on that whatever the steps' weight
+    assert told(reads(0.6, AT_RATE, policy=HELD_ONLY))
