@@ -18,6 +18,10 @@ judged from there. Without a power reading (an older supervisor, a GPU whose NVM
 nothing is waived. Nor is a slowdown that makes the run miss its deadline or max_cost (the
 deadline gate: the person can act on it).
 
+A GPU that says it is slowed (NVML's throttle reasons: thermal, a hardware slowdown, a power
+brake; not the power cap every busy GPU meets) is never heavier steps, and the slow message
+names it (`slowed_text`).
+
 Where it loses: a process that is not the trainer computing on the run's GPU (a leftover of an
 earlier launch) keeps it as busy and drawing as much while the run slows; that is not told.
 """
@@ -29,10 +33,13 @@ from dataclasses import replace
 from statistics import median
 
 from core.memory import Memory, Sample
+from core.protocol import GpuReading
 
 WORK_UTIL_HELD = 0.9
 WORK_POWER_HELD = 0.85
 WORK_READINGS = 2
+# supervisor/gpu.py THROTTLE_BITS that mean trouble; sw_power_cap is a busy GPU's normal state
+SLOWED_REASONS = ("hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake")
 
 
 def remember_work(memory: Memory, sample: Sample, weight: float) -> Memory:
@@ -58,6 +65,8 @@ def as_busy(memory: Memory, readings: Iterable[Sample]) -> bool:
         return False
     # a reading in a save's or an eval's silence says nothing of training's work
     training = [s for s in readings if not (s.explained_idle or s.busy_silent)]
+    if any(s.gpu_slowed for s in training):
+        return False
     pairs = [(_util(s), s.gpu_power_w) for s in training]
     read = [(u, p) for u, p in pairs if u is not None and p is not None]
     if len(read) < WORK_READINGS:
@@ -69,3 +78,17 @@ def as_busy(memory: Memory, readings: Iterable[Sample]) -> bool:
 
 def _util(sample: Sample) -> float | None:
     return sample.gpu_min_pct if sample.gpu_min_pct is not None else sample.gpu_util_pct
+
+
+def slowed(gpus: Iterable[GpuReading]) -> bool:
+    return any(_reasons(g) for g in gpus)
+
+
+def slowed_text(gpus: Iterable[GpuReading]) -> str | None:
+    """`GPU 0 throttled: hw_thermal, sw_thermal`, for each GPU that says it is slowed."""
+    said = [f"GPU {g.index} throttled: {', '.join(_reasons(g))}" for g in gpus if _reasons(g)]
+    return "; ".join(said) or None
+
+
+def _reasons(gpu: GpuReading) -> list[str]:
+    return [r for r in gpu.throttle or () if r in SLOWED_REASONS]

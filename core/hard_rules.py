@@ -12,6 +12,7 @@ from datetime import datetime
 from statistics import median
 
 from core.findings import Finding, Thresholds, age_s, silent_since
+from core.gpu_work import slowed
 from core.memory import Memory, Sample
 from core.protocol import GpuReading, ProbeSnapshot, SupervisorState
 from core.silence import Silence, judge_silence, tree_busy, used_gpus
@@ -83,6 +84,7 @@ def sample_of(
         explained_idle=unusual,
         busy_silent=quiet and low is not None and low >= t.gpu_low_pct,
         gpu_power_w=_mean_power(used),
+        gpu_slowed=slowed(used),
     )
 
 

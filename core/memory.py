@@ -45,6 +45,7 @@ class Sample:
     # rules' to judge); it says nothing of the GPU while training
     busy_silent: bool = False
     gpu_power_w: float | None = None  # the mean draw of the GPUs the run uses (NVML)
+    gpu_slowed: bool = False  # one of them said it was throttled (core/gpu_work.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +215,7 @@ def _sample_from_json(doc: dict[str, Any]) -> Sample:
         explained_idle=bool(doc.get("explained_idle", False)),
         busy_silent=bool(doc.get("busy_silent", False)),
         gpu_power_w=_float_or_none(doc.get("gpu_power_w")),
+        gpu_slowed=bool(doc.get("gpu_slowed", False)),
     )
 
 

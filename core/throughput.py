@@ -42,8 +42,10 @@ from datetime import datetime, timedelta, tzinfo
 from core.baseline import heavier_steps, held_since, update_baseline
 from core.durations import format_duration, local_time
 from core.findings import Finding, Thresholds, held_for, soft_held
+from core.gpu_work import slowed_text
 from core.memory import MAX_DIPS, Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
+from core.silence import used_gpus
 from core.slowdown_cost import learned_lost_s, remember_sag, sag_after, steps_left
 from core.vocab import Condition, RunStatus
 
@@ -68,7 +70,8 @@ def slow(
         return None
     usual_s = max(memory.dips_s, default=0)
     reason = slow_reason(sample, rate, base, since, probe.at, usual_s=usual_s, lost_s=lost)
-    return Finding(Condition.SLOW, reason, soft=True, since=since)
+    said = slowed_text(used_gpus(probe))
+    return Finding(Condition.SLOW, f"{reason}; {said}" if said else reason, soft=True, since=since)
 
 
 def _episode_since(

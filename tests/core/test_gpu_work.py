@@ -14,23 +14,31 @@ RATE = 2.0  # steps/s: the run's own rate
 AT_RATE = (95.0, 600.0)  # the GPU at the run's rate: utilisation %, power W
 
 
-def card(util: float, power: float | None) -> dict[str, Any]:
+def card(util: float, power: float | None, throttle: tuple[str, ...] = ()) -> dict[str, Any]:
     reading = gpu(util, 40000, 81920)
     if power is not None:
         reading.update(power_w=power, power_limit_w=700.0)
+    if throttle:
+        reading.update(throttle=list(throttle))
     return reading
 
 
 def reads(
-    share: float, gpu_after: tuple[float, float | None], *, until: int = 300, **kw: Any
+    share: float,
+    gpu_after: tuple[float, float | None],
+    *,
+    until: int = 300,
+    throttle: tuple[str, ...] = (),
+    **kw: Any,
 ) -> list[Assessment]:
     """Every 10 min: the run's rate for 30 min, then `share` of it with the GPU at `gpu_after`
-    (utilisation, power); before that, AT_RATE."""
+    (utilisation, power) and saying `throttle`; before that, AT_RATE."""
     obs = []
     for m in range(0, until, 10):
         util, power = AT_RATE if m < 30 else gpu_after
+        said = () if m < 30 else throttle
         rate = RATE if m < 30 else RATE * share
-        obs.append(running(at(m), throughput=rate, gpus=[card(util, power)]))
+        obs.append(running(at(m), throughput=rate, gpus=[card(util, power, said)]))
     return run_checks(obs, **kw)
 
 
@@ -90,3 +98,15 @@ def test_with_the_cost_gate_waived_the_gpus_work_waives_nothing() -> None:
     # slow_lost_s 0: what the deadline gate sets when the slowdown makes the run miss its
     # deadline or max_cost; a person can act on that whatever the steps' weight
     assert told(reads(0.6, AT_RATE, policy=HELD_ONLY))
+
+
+def test_a_gpu_that_says_it_is_throttled_is_told_and_named() -> None:
+    results = reads(0.6, AT_RATE, throttle=("sw_power_cap", "hw_thermal"))
+    first = told(results)
+    assert first
+    reason = next(f.reason for f in results[first[0] // 10].findings if f.key == "slow")
+    assert reason.endswith("; GPU 0 throttled: hw_thermal")
+
+
+def test_the_power_cap_a_busy_gpu_meets_is_not_trouble() -> None:
+    assert told(reads(0.6, AT_RATE, throttle=("sw_power_cap",))) == []

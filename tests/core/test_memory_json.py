@@ -31,6 +31,7 @@ FULL = Sample(
     explained_idle=True,
     busy_silent=True,
     gpu_power_w=512.5,
+    gpu_slowed=True,
 )
 
 
