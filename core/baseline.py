@@ -11,7 +11,7 @@ from datetime import datetime
 from statistics import median
 
 from core.findings import Thresholds, held_for
-from core.gpu_work import as_busy, remember_work
+from core.gpu_work import as_busy, remember_work, sag_work
 from core.memory import Memory, Sample
 from core.protocol import SupervisorState
 from core.slowdown_cost import learned_lost_s
@@ -47,12 +47,22 @@ def held_since(
 
 
 def heavier_steps(memory: Memory, attempt: int, base: float, t: Thresholds) -> bool:
-    """The sag's kept readings (under the recovered line) kept the GPU's work (core/gpu_work.py),
-    and the deadline gate has not waived the cost (`slow_lost_s` 0: it would be missed)."""
-    return t.slow_lost_s > 0 and as_busy(memory, sag_readings(memory, attempt, base, t))
+    """The sag's kept readings (`sag_readings`) kept the GPU's work (core/gpu_work.py) at a
+    rate over nothing (a rate of 0 is a stall's, not heavier steps), and the deadline gate has
+    not waived the cost (`slow_lost_s` 0: the run would miss its deadline)."""
+    if t.slow_lost_s <= 0:
+        return False
+    readings = sag_readings(memory, attempt, base, t)
+    return _level(readings) > 0 and as_busy(memory, readings)
+
+
+def _level(readings: list[Sample]) -> float:
+    return median(s.throughput or 0.0 for s in readings) if readings else 0.0
 
 
 def sag_readings(memory: Memory, attempt: int, base: float, t: Thresholds) -> list[Sample]:
+    """The attempt's kept readings under the recovered line: the sag's (and, within the
+    MAX_SAMPLES kept, an earlier dip's)."""
     line = base * t.throughput_recovered
     return [
         s
@@ -80,14 +90,17 @@ def update_baseline(
     """The run's established rate (FIRST_READINGS, MIN_WEIGHT) and the GPU's work at it; a sag
     of heavier steps (`heavier_steps`) that would be told becomes the run's rate."""
     current = state.throughput
-    if current is None or current <= 0 or state.status is not RunStatus.RUNNING:
+    if current is None or state.status is not RunStatus.RUNNING:
         return memory
     base = memory.baseline_throughput
+    # before the `current` guard: `slow` judges a reading of 0 too, and they must agree
+    if base is not None and _rebases(memory, sample, base, t):
+        return _rebased(memory, sample.attempt, base, t)
+    if current <= 0:
+        return memory
     if base is None:
         memory = replace(memory, baseline_throughput=current, baseline_readings=1)
         return remember_work(memory, sample, 1.0)
-    if _rebases(memory, sample, base, t):
-        return _rebased(memory, sample.attempt, base, t)
     floor = base * t.throughput_drop
     if memory.slow_since is not None or current < floor:
         return memory  # a slow reading is not the run's rate, even among its first
@@ -114,12 +127,16 @@ def _rebases(memory: Memory, sample: Sample, base: float, t: Thresholds) -> bool
 
 
 def _rebased(memory: Memory, attempt: int, base: float, t: Thresholds) -> Memory:
-    """The sag's level (the median of its kept readings) is the run's rate from now on; the
-    sag and its dip are over, not recovered (nothing learned of the run's dips from them)."""
-    level = median(s.throughput or 0.0 for s in sag_readings(memory, attempt, base, t))
+    """The sag's level (the median of its kept readings) is the run's rate from now on, and its
+    GPU work the work at that rate; the sag and its dip are over, not recovered (nothing is
+    learned of the run's dips from them)."""
+    readings = sag_readings(memory, attempt, base, t)
+    util, work = sag_work(readings) or (memory.work_util_pct, memory.work_w)
     return replace(
         memory,
-        baseline_throughput=level,
+        baseline_throughput=_level(readings),
+        work_util_pct=util,
+        work_w=work,
         baseline_readings=max(memory.baseline_readings, FIRST_READINGS),
         sag_since=None,
         sag_lost_s=0.0,

@@ -10,20 +10,25 @@ power as its clocks fall, its kernels running longer; a spinning collective read
 at a fraction of the power (NVIDIA/nccl#968).
 
 So a slowdown that would be told (core/throughput.py: held under the slow line and costly
-enough) is not when its readings' GPU work held: the least busy GPU at WORK_UTIL_HELD of its
-utilisation at the run's rate and the mean power at WORK_POWER_HELD of its draw there (the
-medians of at least WORK_READINGS readings of the sag, none in a save's or an eval's silence).
-Its rate becomes the run's (core/baseline.py `update_baseline`), so a slowdown after it is
-judged from there. Without a power reading (an older supervisor, a GPU whose NVML gives none)
-nothing is waived. Nor is a slowdown that makes the run miss its deadline or max_cost (the
-deadline gate: the person can act on it).
+enough) is not when the GPU's work held through it: the least busy GPU at WORK_UTIL_HELD of its
+utilisation at the run's rate, and the GPU drawing least at WORK_POWER_HELD of its draw there
+above idle (IDLE_SHARE of its power limit: a GPU that spins or waits half the time still draws
+its idle floor), each the median over the attempt's kept readings under the recovered line (at
+least WORK_READINGS; none in a save's or an eval's silence). The least busy and the least
+drawing, not the mean: one GPU of eight that throttles or waits holds the other seven back.
+Its rate becomes the run's, and its work the work at that rate (core/baseline.py), so a
+slowdown after it is judged from there. Without a power reading (an older supervisor, a GPU
+whose NVML gives none) nothing is waived. Nor is a slowdown that makes the run miss its
+deadline or max_cost (the deadline gate: the person can act on it).
 
 A GPU that says it is slowed (NVML's throttle reasons: thermal, a hardware slowdown, a power
 brake; not the power cap every busy GPU meets) is never heavier steps, and the slow message
 names it (`slowed_text`).
 
-Where it loses: a process that is not the trainer computing on the run's GPU (a leftover of an
-earlier launch) keeps it as busy and drawing as much while the run slows; that is not told.
+Where it loses: another process computing on the run's GPU (a leftover of an earlier launch,
+a co-tenant on a time-sliced GPU, the person's own script) keeps it as busy and drawing as
+much while the run slows; so does a slowdown the trainer brings on itself (attention falling
+back from its fused kernel to the plain one, mixed precision off). Neither is told.
 """
 
 from __future__ import annotations
@@ -38,42 +43,72 @@ from core.protocol import GpuReading
 WORK_UTIL_HELD = 0.9
 WORK_POWER_HELD = 0.85
 WORK_READINGS = 2
+IDLE_SHARE = 0.1  # an idle GPU draws about this share of its limit (an H100: 60-100 W of 700)
 # supervisor/gpu.py THROTTLE_BITS that mean trouble; sw_power_cap is a busy GPU's normal state
 SLOWED_REASONS = ("hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake")
 
 
+def work_w(used: Iterable[GpuReading]) -> float | None:
+    """The least any of the run's GPUs draws above its idle floor (the whole draw when its
+    limit is unknown); None when one of them gives no power reading."""
+    draws = [_above_idle(g) for g in used]
+    if not draws or any(d is None for d in draws):
+        return None
+    return min(d for d in draws if d is not None)
+
+
+def _above_idle(gpu: GpuReading) -> float | None:
+    if gpu.power_w is None:
+        return None
+    floor = IDLE_SHARE * gpu.power_limit_w if gpu.power_limit_w else 0.0
+    return max(0.0, gpu.power_w - floor)
+
+
 def remember_work(memory: Memory, sample: Sample, weight: float) -> Memory:
     """Fold a reading that counted toward the run's rate into the GPU work at that rate
-    (`weight`: the reading's share of the new mean; 1.0 starts it afresh)."""
-    util, power = _util(sample), sample.gpu_power_w
-    if util is None or power is None:
+    (`weight`: the reading's share of the new mean; 1.0 starts it afresh). A reading that
+    says nothing of training's work (`_training`), or of a GPU that said it was slowed,
+    changes nothing."""
+    util, work = _util(sample), sample.gpu_work_w
+    if util is None or work is None or not _training(sample) or sample.gpu_slowed:
         return memory
-    old_util, old_power = memory.work_util_pct, memory.work_power_w
-    if old_util is None or old_power is None or weight >= 1.0:
-        return replace(memory, work_util_pct=util, work_power_w=power)
+    old_util, old_work = memory.work_util_pct, memory.work_w
+    if old_util is None or old_work is None or weight >= 1.0:
+        return replace(memory, work_util_pct=util, work_w=work)
     return replace(
         memory,
         work_util_pct=(1 - weight) * old_util + weight * util,
-        work_power_w=(1 - weight) * old_power + weight * power,
+        work_w=(1 - weight) * old_work + weight * work,
     )
+
+
+def sag_work(readings: Iterable[Sample]) -> tuple[float, float] | None:
+    """The sag's GPU work: the medians of its training readings' utilisation and draw (one
+    reading that caught a short save or a batch's gap is not the sag's); None: fewer than
+    WORK_READINGS, or a GPU said it was slowed."""
+    training = [s for s in readings if _training(s)]
+    if any(s.gpu_slowed for s in training):
+        return None
+    pairs = [(_util(s), s.gpu_work_w) for s in training]
+    read = [(u, w) for u, w in pairs if u is not None and w is not None]
+    if len(read) < WORK_READINGS:
+        return None
+    return median(u for u, _ in read), median(w for _, w in read)
 
 
 def as_busy(memory: Memory, readings: Iterable[Sample]) -> bool:
     """The sag's `readings` kept the GPU as busy, drawing as much power, as at the run's rate."""
-    base_util, base_power = memory.work_util_pct, memory.work_power_w
-    if base_util is None or base_power is None or base_power <= 0:
+    base_util, base_work = memory.work_util_pct, memory.work_w
+    work = sag_work(readings)
+    if base_util is None or base_work is None or base_work <= 0 or work is None:
         return False
+    util, draw = work
+    return util >= WORK_UTIL_HELD * base_util and draw >= WORK_POWER_HELD * base_work
+
+
+def _training(sample: Sample) -> bool:
     # a reading in a save's or an eval's silence says nothing of training's work
-    training = [s for s in readings if not (s.explained_idle or s.busy_silent)]
-    if any(s.gpu_slowed for s in training):
-        return False
-    pairs = [(_util(s), s.gpu_power_w) for s in training]
-    read = [(u, p) for u, p in pairs if u is not None and p is not None]
-    if len(read) < WORK_READINGS:
-        return False
-    # the median: one reading that caught a short save or a batch's gap is not the sag's
-    util, power = median(u for u, _ in read), median(p for _, p in read)
-    return util >= WORK_UTIL_HELD * base_util and power >= WORK_POWER_HELD * base_power
+    return not (sample.explained_idle or sample.busy_silent)
 
 
 def _util(sample: Sample) -> float | None:

@@ -12,9 +12,9 @@ from datetime import datetime
 from statistics import median
 
 from core.findings import Finding, Thresholds, age_s, silent_since
-from core.gpu_work import slowed
+from core.gpu_work import slowed, work_w
 from core.memory import Memory, Sample
-from core.protocol import GpuReading, ProbeSnapshot, SupervisorState
+from core.protocol import ProbeSnapshot, SupervisorState
 from core.silence import Silence, judge_silence, tree_busy, used_gpus
 from core.vocab import Condition, Event
 
@@ -83,14 +83,9 @@ def sample_of(
         # silent while the tree computes or moves bytes: loading, compiling, saving
         explained_idle=unusual,
         busy_silent=quiet and low is not None and low >= t.gpu_low_pct,
-        gpu_power_w=_mean_power(used),
+        gpu_work_w=work_w(used),
         gpu_slowed=slowed(used),
     )
-
-
-def _mean_power(used: list[GpuReading]) -> float | None:
-    draws = [g.power_w for g in used if g.power_w is not None]
-    return sum(draws) / len(draws) if draws else None
 
 
 def unusual_silence_s(memory: Memory, attempt: int, t: Thresholds) -> float:

@@ -44,7 +44,7 @@ class Sample:
     # silent for the explained-silence window with the GPU busy: an eval (or a hang, the silence
     # rules' to judge); it says nothing of the GPU while training
     busy_silent: bool = False
-    gpu_power_w: float | None = None  # the mean draw of the GPUs the run uses (NVML)
+    gpu_work_w: float | None = None  # the least draw above idle of its GPUs (core/gpu_work.py)
     gpu_slowed: bool = False  # one of them said it was throttled (core/gpu_work.py)
 
 
@@ -91,9 +91,10 @@ class Memory:
     sag_readings: int = 0
     low_gpu_since: datetime | None = None  # an open low-GPU episode's start (core/soft_rules.py)
     # the GPU's work at the run's rate (core/gpu_work.py): the least busy GPU's utilisation and
-    # the mean power, over the readings that set baseline_throughput
+    # the least draw above idle, over the readings that set baseline_throughput (or, after
+    # heavier steps became the run's rate, the medians of theirs)
     work_util_pct: float | None = None
-    work_power_w: float | None = None
+    work_w: float | None = None
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -164,7 +165,7 @@ class Memory:
             sag_readings=int(doc.get("sag_readings", 0)),
             low_gpu_since=_parse(doc.get("low_gpu_since")),
             work_util_pct=_float_or_none(doc.get("work_util_pct")),
-            work_power_w=_float_or_none(doc.get("work_power_w")),
+            work_w=_float_or_none(doc.get("work_w")),
         )
 
 
@@ -214,7 +215,7 @@ def _sample_from_json(doc: dict[str, Any]) -> Sample:
         tree_busy=doc.get("tree_busy"),
         explained_idle=bool(doc.get("explained_idle", False)),
         busy_silent=bool(doc.get("busy_silent", False)),
-        gpu_power_w=_float_or_none(doc.get("gpu_power_w")),
+        gpu_work_w=_float_or_none(doc.get("gpu_work_w")),
         gpu_slowed=bool(doc.get("gpu_slowed", False)),
     )
 

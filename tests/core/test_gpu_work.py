@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.gpu_work import as_busy
+from core.memory import Memory, Sample
 from core.rules import Assessment
-from tests.core.builders import HELD_ONLY, at, gpu, keys, run_checks, running
+from tests.core.builders import HELD_ONLY, T0, at, gpu, keys, run_checks, running
 
 RATE = 2.0  # steps/s: the run's own rate
 AT_RATE = (95.0, 600.0)  # the GPU at the run's rate: utilisation %, power W
@@ -50,6 +52,10 @@ def test_heavier_steps_with_the_gpu_as_busy_are_not_told_and_become_the_runs_rat
     results = reads(0.6, AT_RATE)
     assert told(results) == []
     assert abs((results[-1].memory.baseline_throughput or 0) - 0.6 * RATE) < 1e-9
+    # rebased at the check that would have told it (minute 180): its sag and dip are over
+    rebased = results[18].memory
+    assert rebased.baseline_throughput == 0.6 * RATE and results[17].memory.sag_since
+    assert rebased.sag_since is None and rebased.dip_since is None and rebased.sag_lost_s == 0
     # the same readings with no power reading (an older supervisor): told, as before
     assert told(reads(0.6, (AT_RATE[0], None)))
 
@@ -61,12 +67,13 @@ def test_a_throttled_gpu_as_busy_but_drawing_less_is_told() -> None:
     assert throttled and throttled[0] == unread[0]
 
 
-def test_a_waiting_gpu_less_busy_is_told() -> None:
-    assert told(reads(0.6, (70.0, 560.0)))
+def test_a_waiting_gpu_less_busy_is_told_when_it_would_be_unread() -> None:
+    assert told(reads(0.6, (70.0, 560.0)))[0] == told(reads(0.6, (70.0, None)))[0]
 
 
 def test_a_spinning_collective_reading_busy_at_low_power_is_told() -> None:
-    assert told(reads(0.5, (100.0, 330.0)))
+    # a collective spinning half the time: 100 % busy, the draw above idle down by a third
+    assert told(reads(0.5, (100.0, 420.0)))[0] == told(reads(0.5, (100.0, None)))[0]
 
 
 def test_one_idle_reading_in_the_sag_does_not_make_heavier_steps_news() -> None:
@@ -110,3 +117,71 @@ def test_a_gpu_that_says_it_is_throttled_is_told_and_named() -> None:
 
 def test_the_power_cap_a_busy_gpu_meets_is_not_trouble() -> None:
     assert told(reads(0.6, AT_RATE, throttle=("sw_power_cap",))) == []
+
+
+def test_after_a_ramp_that_made_the_gpu_busier_a_throttle_is_told() -> None:
+    # 70 % busy at 300 W, then heavier steps keep it 99 % busy at 500 W at 60 % of the rate
+    # (waived: the work at the new rate is the ramp's), then from minute 500 it throttles to
+    # 350 W: a third less above idle than the ramp drew, though more than before it
+    obs = []
+    for m in range(0, 900, 10):
+        share, util, power = (
+            (1.0, 70.0, 300.0)
+            if m < 200
+            else (0.6, 99.0, 500.0)
+            if m < 500
+            else (0.36, 99.0, 350.0)
+        )
+        obs.append(running(at(m), throughput=RATE * share, gpus=[card(util, power)]))
+    results = run_checks(obs)
+    first = told(results)
+    assert first and first[0] > 500
+    assert results[49].memory.work_util_pct == 99.0 and results[49].memory.work_w == 430.0
+
+
+def test_one_gpu_of_eight_throttled_without_saying_so_is_told() -> None:
+    def eight(power_0: float) -> list[dict[str, Any]]:
+        return [{**card(95.0, power_0 if i == 0 else 600.0), "index": i} for i in range(8)]
+
+    obs = [
+        running(
+            at(m), throughput=RATE if m < 30 else 0.6 * RATE, gpus=eight(600 if m < 30 else 330)
+        )
+        for m in range(0, 300, 10)
+    ]
+    assert told(run_checks(obs))
+
+
+def test_readings_in_a_save_or_an_eval_say_nothing_of_the_sags_work() -> None:
+    base = Memory(launched_at=T0, work_util_pct=95.0, work_w=530.0)
+    training = [
+        Sample(at=at(m), reachable=True, gpu_min_pct=95.0, gpu_work_w=530.0) for m in (1, 2)
+    ]
+    saving = [
+        Sample(at=at(m), reachable=True, gpu_min_pct=2.0, gpu_work_w=5.0, explained_idle=True)
+        for m in (3, 4, 5)
+    ]
+    evaluating = [
+        Sample(at=at(6), reachable=True, gpu_min_pct=80.0, gpu_work_w=200.0, busy_silent=True)
+    ]
+    assert as_busy(base, [*training, *saving, *evaluating])
+    assert not as_busy(base, [*training[:1], *saving])  # one training reading: too few
+
+
+def test_a_row_from_an_older_watcher_waives_nothing_until_it_has_learned_the_work() -> None:
+    old = Memory(launched_at=T0, baseline_throughput=RATE, baseline_readings=100)
+    obs = [
+        running(at(m), throughput=RATE if m < 30 else 0.6 * RATE, gpus=[card(*AT_RATE)])
+        for m in range(0, 300, 10)
+    ]
+    # stored before the work was kept, its readings from now on all slow: none teaches it
+    assert told(run_checks(obs[3:], memory=old))
+    assert not told(run_checks(obs))  # learned from a reading at the rate: waived
+
+
+def test_a_rate_of_nothing_with_the_gpu_busy_is_told_not_waived() -> None:
+    # a step that stopped moving while the GPU computes is a stall's business, never heavier
+    # steps: told, and the run's rate is not rebased to nothing
+    results = reads(0.0, AT_RATE)
+    assert told(results)
+    assert results[-1].memory.baseline_throughput == RATE

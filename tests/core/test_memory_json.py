@@ -30,7 +30,7 @@ FULL = Sample(
     tree_busy=False,
     explained_idle=True,
     busy_silent=True,
-    gpu_power_w=512.5,
+    gpu_work_w=512.5,
     gpu_slowed=True,
 )
 
