@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from supervisor.progress import RARE_RECORDS, RARE_STALE
+from supervisor.progress import ProgressTracker
 
 DAY_S = 86400.0
 FAR_S = 10 * DAY_S
@@ -117,6 +117,11 @@ class SimRun:
     failures: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     fixes: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
+    # the supervisor's tracker of a rare printer, fed up to _fed_s (`_rare_rate`)
+    _tracker: ProgressTracker | None = field(default=None, repr=False)
+    _tracker_attempt: int = 0
+    _fed_s: float = 0.0
+    _moved: int = 0
 
     # -- building the timeline -------------------------------------------------------------
 
@@ -264,20 +269,47 @@ class SimRun:
         return max(start, at)
 
     def _print_offset(self, k: int) -> float:
+        """How late slot `k`'s print lands; slot 0 is the phase's own start (the line that
+        begins it: the first after a load, an eval's results), never late."""
+        if not k:
+            return 0.0
         return (
             self.output_jitter * self.output_every_s * random.Random(self.seed * 7919 + k).random()
         )
 
-    def _first_moves(self, p: Phase, t: float) -> bool:
-        """A trainer that prints less often than the supervisor's throughput window, before
-        its attempt's third print (supervisor/progress.py RARE_RECORDS moves)."""
-        if self.output_every_s <= THROUGHPUT_WINDOW_S:
+    def _rare_rate(self, t: float) -> bool:
+        """Whether the supervisor's own ProgressTracker (supervisor/progress.py), fed this
+        trainer's step moves up to `t` as its runner would see them, has a rate at `t`: for a
+        trainer that prints less often than the tracker's window, its last moves decide."""
+        if t < self._fed_s:  # read out of order: feed it afresh
+            self._tracker, self._fed_s = None, 0.0
+        for when, attempt in self._step_moves(self._fed_s, t):
+            if self._tracker is None or attempt != self._tracker_attempt:
+                # a new attempt's trainer: the runner starts a fresh tracker
+                self._tracker, self._tracker_attempt = ProgressTracker(), attempt
+            self._moved += 1
+            self._tracker.record(self._moved, when)
+        self._fed_s = t
+        tracker = self._tracker
+        if tracker is None or self.phase_at(t).attempt != self._tracker_attempt:
             return False
-        trained = (
-            q.start for q in self.phases if q.attempt == p.attempt and q.mode in OUTPUT_MODES
-        )
-        first = next(trained, None)
-        return first is not None and t < first + (RARE_RECORDS - 1) * self.output_every_s
+        return tracker.throughput(t) is not None
+
+    def _step_moves(self, t0: float, t1: float) -> Iterator[tuple[float, int]]:
+        """(when, attempt) of each step move in (t0, t1]: a training phase's print slots after
+        its first line (which moves no step: a load's end, an eval's results)."""
+        every = self.output_every_s
+        for p in self.phases:
+            if p.mode not in OUTPUT_MODES or p.end <= t0 or p.start > t1:
+                continue
+            k = max(1, int((t0 - p.start) // every))
+            while True:
+                when = p.start + k * every + self._print_offset(k)
+                if when >= p.end or when > t1:
+                    break
+                if when > t0:
+                    yield when, p.attempt
+                k += 1
 
     def dark_at(self, t: float) -> bool:
         return any(a <= t < b for a, b in self.dark)
@@ -306,13 +338,11 @@ class SimRun:
         if self.gpu_reading is not None and util is not None and p.mode in OUTPUT_MODES:
             util = self.gpu_reading(t, util, rng)
         speed, util = self._dips_and_noise(t, p.mode, speed, util)
-        if speed is not None and self._first_moves(p, t):
-            speed = None  # a rare printer's supervisor reads its rate from its third move on
-        stale_s = max(THROUGHPUT_WINDOW_S, RARE_STALE * self.output_every_s)
-        if p.mode not in OUTPUT_MODES and (out is None or t - out > stale_s):
-            # the supervisor's window holds no step any more (a trainer that prints less
-            # often than the window: none for two of its print gaps)
-            speed = None
+        if self.output_every_s > THROUGHPUT_WINDOW_S:
+            if speed is not None and not self._rare_rate(t):
+                speed = None  # the supervisor's tracker reads no rate from its last moves
+        elif p.mode not in OUTPUT_MODES and (out is None or t - out > THROUGHPUT_WINDOW_S):
+            speed = None  # the supervisor's window holds no step any more
         terminal = p.mode == "terminal"
         beat = p.start if terminal else t - (t % HEARTBEAT_S)
         failure = next((f for w, f in reversed(self.failures) if w <= t), None)

@@ -177,7 +177,7 @@ class ProgressTracker:
             if total is not None:
                 self.total = total
             step = hit_step
-        return False if step is None else self._record(step, now)
+        return False if step is None else self.record(step, now)
 
     def _hits(self, complete: bytes) -> List[Step]:
         # at 1,000 lines a second, matching every line was most of the supervisor's CPU
@@ -187,7 +187,8 @@ class ProgressTracker:
                 return flood
         return steps_in(complete, self.user)
 
-    def _record(self, step: int, now: float) -> bool:
+    def record(self, step: int, now: float) -> bool:
+        """The step read at monotonic time `now` (each line `feed` parses); True when it moved."""
         if step == self.step:
             return False
         if self.step is not None and step < self.step:

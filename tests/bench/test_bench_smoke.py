@@ -90,3 +90,17 @@ def test_a_jittery_trainer_prints_at_uneven_gaps_never_in_the_future():
     assert all(run.last_print(0.0, t) <= t for t in range(0, 6 * 3600, 7))
     assert all(every * (1 - jitter) - 7 <= g <= every * (1 + jitter) + 7 for g in gaps)
     assert max(gaps) - min(gaps) > every * jitter / 2  # uneven, not a fixed period
+
+
+def test_a_rare_printers_rate_is_read_by_the_supervisors_own_tracker():
+    # supervisor/progress.py reads a trainer that moves its step less often than its window
+    # over its last three moves, while their gaps are alike: after an eval and a save, none
+    # until the third move of training since (a gap that held them is not the rate)
+    run = make_family_run("rare_logger", 0, 7)
+    every = run.output_every_s
+    assert every > 120
+    back = next(p for p in run.phases[2:] if p.mode == "train" and p.end > p.start + 4 * every)
+    assert run.phases[run.phases.index(back) - 1].mode == "ckpt"
+    rate = [run.state_doc(back.start + k * every)["throughput"] for k in (2.5, 3.2, 3.9)]
+    assert rate[0] is None and rate[1] is not None and rate[2] is not None
+    assert run.state_doc(back.start + 2.5 * every)["throughput"] is None  # read out of order
