@@ -554,23 +554,27 @@ def _from(at_s: float, share: float) -> Callable[[float, random.Random], float]:
     return lambda t, r: (share if t >= at_s else 1.0) * r.uniform(0.95, 1.05)
 
 
+def _busy_step_down(run: SimRun, rng: random.Random, share: tuple[float, float]) -> float:
+    """Readings +-10 %, and at 2-16 h the rate steps down to `share` of it for good, the GPU
+    as busy; returns when."""
+    start = rng.uniform(2 * 3600, 16 * 3600)
+    run.scatter = _uniform(0.10)
+    _step_down(run, start, rng.uniform(*share))
+    run.step_keeps_util = True
+    return start
+
+
 def throttle_step_down(run: SimRun, rng: random.Random) -> None:
     # readings +-10 %, and at 2-16 h the GPU clocks down for good (its thermal or power limit):
     # the rate to 55-70 %, utilisation unchanged (each kernel runs longer), power to 55-75 %
-    start = rng.uniform(2 * 3600, 16 * 3600)
-    run.scatter = _uniform(0.10)
-    _step_down(run, start, rng.uniform(0.55, 0.7))
-    run.step_keeps_util = True
+    start = _busy_step_down(run, rng, (0.55, 0.7))
     run.power_scale = _from(start, rng.uniform(0.55, 0.75))
 
 
 def congested_step_down(run: SimRun, rng: random.Random) -> None:
     # readings +-10 %, and at 2-16 h the interconnect of a multi-GPU run congests for good: the
     # rate to 45-65 %, the GPU reading 95-100 % busy (collectives spin), power to 50-70 %
-    start = rng.uniform(2 * 3600, 16 * 3600)
-    run.scatter = _uniform(0.10)
-    _step_down(run, start, rng.uniform(0.45, 0.65))
-    run.step_keeps_util = True
+    start = _busy_step_down(run, rng, (0.45, 0.65))
     run.gpu_reading = lambda t, util, r: r.uniform(95, 100) if t >= start else util
     run.power_scale = _from(start, rng.uniform(0.5, 0.7))
 
@@ -578,10 +582,7 @@ def congested_step_down(run: SimRun, rng: random.Random) -> None:
 def shared_gpu_step_down(run: SimRun, rng: random.Random) -> None:
     # readings +-10 %, and at 2-16 h a stray process (a leftover of an earlier launch) starts
     # computing on the run's GPU: the rate to 45-60 %, the GPU as busy and drawing as much
-    start = rng.uniform(2 * 3600, 16 * 3600)
-    run.scatter = _uniform(0.10)
-    _step_down(run, start, rng.uniform(0.45, 0.6))
-    run.step_keeps_util = True
+    _busy_step_down(run, rng, (0.45, 0.6))
 
 
 def batch_ramp(run: SimRun, rng: random.Random) -> None:
