@@ -46,6 +46,12 @@ def run_lines(view: RunView, now: datetime, tz: tzinfo = UTC) -> list[str]:
         facts.append(f"muted until {fmt_at(view.muted_until, now, tz)}")
     if view.live and view.deadline_at is not None:
         facts.append(f"deadline {fmt_at(view.deadline_at, now, tz)}")
+    if view.heavier is not None:
+        since, was, steps_s = view.heavier
+        facts.append(
+            f"steps heavier since {fmt_at(since, now, tz)}, GPU as busy: "
+            f"{steps_s:.2f} steps/s its rate now (was {was:.2f})"
+        )
     if view.teardown:
         facts.append(f"instance {view.teardown}")
     if view.outputs:

@@ -13,6 +13,7 @@ from statistics import median
 from core.findings import Thresholds, held_for
 from core.gpu_work import as_busy, remember_work, sag_work
 from core.memory import Memory, Sample
+from core.models import RunRecord
 from core.protocol import SupervisorState
 from core.slowdown_cost import learned_lost_s
 from core.vocab import RunStatus
@@ -134,6 +135,8 @@ def _rebased(memory: Memory, attempt: int, base: float, t: Thresholds) -> Memory
     util, work = sag_work(readings) or (memory.work_util_pct, memory.work_w)
     return replace(
         memory,
+        heavier_at=memory.sag_since or (readings[0].at if readings else None),
+        heavier_from=base,
         baseline_throughput=_level(readings),
         work_util_pct=util,
         work_w=work,
@@ -145,3 +148,15 @@ def _rebased(memory: Memory, attempt: int, base: float, t: Thresholds) -> Memory
         dip_since=None,
         dip_after=None,
     )
+
+
+def heavier_of(record: RunRecord) -> tuple[datetime, float, float] | None:
+    """/runs' note of a live run whose steps got heavier: when, the rate before, the rate now
+    taken as its own. None for an ended run or one whose steps never did."""
+    if not record.live or not record.memory:
+        return None
+    memory = Memory.from_json(record.memory)
+    was, now = memory.heavier_from, memory.baseline_throughput
+    if memory.heavier_at is None or was is None or now is None:
+        return None
+    return memory.heavier_at, was, now

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from core.baseline import heavier_of
 from core.collect_report import meta_key, outputs_line
 from core.cost import cost_limit, projected_usd
 from core.durations import MUTE
@@ -101,6 +102,7 @@ class WatcherControl:
             kept=is_kept(record),
             projected_usd=projected_usd(record, now),
             cost_limit_usd=cost_limit(max_cost, record.cost_extended_usd),
+            heavier=heavier_of(record),
         )
 
     async def _outputs(self, run: str) -> str | None:

@@ -95,6 +95,9 @@ class Memory:
     # heavier steps became the run's rate, the medians of theirs)
     work_util_pct: float | None = None
     work_w: float | None = None
+    # the newest sag taken for heavier steps: its first reading and the rate before it (/runs)
+    heavier_at: datetime | None = None
+    heavier_from: float | None = None
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -121,6 +124,7 @@ class Memory:
         doc["read_at"] = _iso(self.read_at)
         doc["sags_lost_s"] = list(self.sags_lost_s)
         doc["low_gpu_since"] = _iso(self.low_gpu_since)
+        doc["heavier_at"] = _iso(self.heavier_at)
         return doc
 
     @classmethod
@@ -166,6 +170,8 @@ class Memory:
             low_gpu_since=_parse(doc.get("low_gpu_since")),
             work_util_pct=_float_or_none(doc.get("work_util_pct")),
             work_w=_float_or_none(doc.get("work_w")),
+            heavier_at=_parse(doc.get("heavier_at")),
+            heavier_from=_float_or_none(doc.get("heavier_from")),
         )
 
 

@@ -5,10 +5,17 @@ GPU waits (less busy) or throttles (less power) is told as before. Pure: data an
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
+import pytest
+
+from core.answers import run_lines
+from core.baseline import heavier_of
 from core.gpu_work import as_busy
 from core.memory import Memory, Sample
+from core.models import RunRecord, RunView
 from core.rules import Assessment
 from tests.core.builders import HELD_ONLY, T0, at, gpu, keys, run_checks, running
 
@@ -56,6 +63,8 @@ def test_heavier_steps_with_the_gpu_as_busy_are_not_told_and_become_the_runs_rat
     rebased = results[18].memory
     assert rebased.baseline_throughput == 0.6 * RATE and results[17].memory.sag_since
     assert rebased.sag_since is None and rebased.dip_since is None and rebased.sag_lost_s == 0
+    assert (rebased.heavier_at, rebased.heavier_from) == (at(30), RATE)  # for /runs
+    assert Memory.from_json(json.loads(json.dumps(rebased.to_json()))) == rebased
     # the same readings with no power reading (an older supervisor): told, as before
     assert told(reads(0.6, (AT_RATE[0], None)))
 
@@ -185,3 +194,17 @@ def test_a_rate_of_nothing_with_the_gpu_busy_is_told_not_waived() -> None:
     results = reads(0.0, AT_RATE)
     assert told(results)
     assert results[-1].memory.baseline_throughput == RATE
+
+
+def test_runs_notes_a_live_run_whose_steps_got_heavier() -> None:
+    memory = reads(0.6, AT_RATE)[-1].memory
+    record = RunRecord(name="llama-ft", run_dir="/r", launched_at=T0, memory=memory.to_json())
+    assert heavier_of(record) == (at(30), RATE, pytest.approx(0.6 * RATE))
+    assert heavier_of(replace(record, live=False)) is None
+    view = RunView(name="llama-ft", live=True, status_line="-", heavier=heavier_of(record))
+    (_, facts) = run_lines(view, at(400))
+    assert (
+        "steps heavier since 03:30:00Z, GPU as busy: 1.20 steps/s its rate now (was 2.00)" in facts
+    )
+    unheavy = reads(0.6, (70.0, 560.0))[-1].memory
+    assert heavier_of(replace(record, memory=unheavy.to_json())) is None
