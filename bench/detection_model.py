@@ -118,10 +118,10 @@ class SimRun:
     fixes: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
     # the supervisor's tracker of a rare printer, fed up to _fed_s (`_rare_rate`)
-    _tracker: ProgressTracker | None = field(default=None, repr=False)
-    _tracker_attempt: int = 0
-    _fed_s: float = 0.0
-    _moved: int = 0
+    _tracker: ProgressTracker | None = field(default=None, repr=False, compare=False)
+    _tracker_attempt: int = field(default=0, repr=False, compare=False)
+    _fed_s: float = field(default=0.0, repr=False, compare=False)
+    _moved: int = field(default=0, repr=False, compare=False)
 
     # -- building the timeline -------------------------------------------------------------
 
@@ -300,7 +300,9 @@ class SimRun:
         its first line (which moves no step: a load's end, an eval's results)."""
         every = self.output_every_s
         for p in self.phases:
-            if p.mode not in OUTPUT_MODES or p.end <= t0 or p.start > t1:
+            if p.start > t1:
+                break  # phases are in order
+            if p.mode not in OUTPUT_MODES or p.end <= t0:
                 continue
             k = max(1, int((t0 - p.start) // every))
             while True:

@@ -219,6 +219,7 @@ def runs_example() -> str:
             cost_limit_usd=25.0,
             muted_until=T0.replace(hour=9, minute=30, second=0),
             deadline_at=T0.replace(hour=13, minute=30, second=0),
+            heavier=(T0.replace(hour=2, minute=10, second=0), 2.0, 1.2),
         ),
     ]
     text = render_runs(views, T0.replace(hour=7, minute=29), tz=ZoneInfo("Europe/Berlin"))

@@ -50,7 +50,7 @@ def run_lines(view: RunView, now: datetime, tz: tzinfo = UTC) -> list[str]:
         since, was, steps_s = view.heavier
         facts.append(
             f"steps heavier since {fmt_at(since, now, tz)}, GPU as busy: "
-            f"{steps_s:.2f} steps/s its rate now (was {was:.2f})"
+            f"{steps_s:.2f} steps/s taken as its rate (was {was:.2f})"
         )
     if view.teardown:
         facts.append(f"instance {view.teardown}")

@@ -116,7 +116,16 @@ def update_baseline(
     memory = replace(
         memory, baseline_throughput=(1 - weight) * base + weight * current, baseline_readings=n
     )
-    return remember_work(memory, sample, weight)
+    return _lighter_again(remember_work(memory, sample, weight), t)
+
+
+def _lighter_again(memory: Memory, t: Thresholds) -> Memory:
+    """Heavier steps that are over: the run's rate back at the recovered line of the rate before
+    them. /runs no longer says they are heavier."""
+    was, now = memory.heavier_from, memory.baseline_throughput
+    if was is None or now is None or now < was * t.throughput_recovered:
+        return memory
+    return replace(memory, heavier_at=None, heavier_from=None, heavier_to=None)
 
 
 def _rebases(memory: Memory, sample: Sample, base: float, t: Thresholds) -> bool:
@@ -133,11 +142,13 @@ def _rebased(memory: Memory, attempt: int, base: float, t: Thresholds) -> Memory
     learned of the run's dips from them)."""
     readings = sag_readings(memory, attempt, base, t)
     util, work = sag_work(readings) or (memory.work_util_pct, memory.work_w)
+    level = _level(readings)
     return replace(
         memory,
         heavier_at=memory.sag_since or (readings[0].at if readings else None),
-        heavier_from=base,
-        baseline_throughput=_level(readings),
+        heavier_from=memory.heavier_from or base,  # the rate before the first of them
+        heavier_to=level,
+        baseline_throughput=level,
         work_util_pct=util,
         work_w=work,
         baseline_readings=max(memory.baseline_readings, FIRST_READINGS),
@@ -151,12 +162,13 @@ def _rebased(memory: Memory, attempt: int, base: float, t: Thresholds) -> Memory
 
 
 def heavier_of(record: RunRecord) -> tuple[datetime, float, float] | None:
-    """/runs' note of a live run whose steps got heavier: when, the rate before, the rate now
-    taken as its own. None for an ended run or one whose steps never did."""
+    """/runs' note of a live run whose steps got heavier: when (the instance's clock), the rate
+    before and the rate taken as its own then. None for an ended run, or one whose steps never
+    got heavier or are back near the rate before."""
     if not record.live or not record.memory:
         return None
     memory = Memory.from_json(record.memory)
-    was, now = memory.heavier_from, memory.baseline_throughput
-    if memory.heavier_at is None or was is None or now is None:
+    was, taken = memory.heavier_from, memory.heavier_to
+    if memory.heavier_at is None or was is None or taken is None:
         return None
-    return memory.heavier_at, was, now
+    return memory.heavier_at, was, taken

@@ -95,9 +95,11 @@ class Memory:
     # heavier steps became the run's rate, the medians of theirs)
     work_util_pct: float | None = None
     work_w: float | None = None
-    # the newest sag taken for heavier steps: its first reading and the rate before it (/runs)
+    # the newest sag taken for heavier steps (/runs): its first reading (the instance's clock),
+    # the rate before it and the rate it became; cleared once the rate is back near the first
     heavier_at: datetime | None = None
     heavier_from: float | None = None
+    heavier_to: float | None = None
 
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
@@ -172,6 +174,7 @@ class Memory:
             work_w=_float_or_none(doc.get("work_w")),
             heavier_at=_parse(doc.get("heavier_at")),
             heavier_from=_float_or_none(doc.get("heavier_from")),
+            heavier_to=_float_or_none(doc.get("heavier_to")),
         )
 
 

@@ -226,5 +226,5 @@ class RunView:
     kept: bool = False  # ended, its instance left billing and not acknowledged (/keep)
     projected_usd: float | None = None  # at the current throughput to the last step
     cost_limit_usd: float | None = None  # max_cost plus what /extend added
-    # its steps got heavier (core/baseline.py): when, the rate before, the rate now its own
+    # its steps got heavier (core/baseline.py): when, the rate before, the rate taken as its own
     heavier: tuple[datetime, float, float] | None = None

@@ -9,8 +9,6 @@ import json
 from dataclasses import replace
 from typing import Any
 
-import pytest
-
 from core.answers import run_lines
 from core.baseline import heavier_of
 from core.gpu_work import as_busy
@@ -199,12 +197,24 @@ def test_a_rate_of_nothing_with_the_gpu_busy_is_told_not_waived() -> None:
 def test_runs_notes_a_live_run_whose_steps_got_heavier() -> None:
     memory = reads(0.6, AT_RATE)[-1].memory
     record = RunRecord(name="llama-ft", run_dir="/r", launched_at=T0, memory=memory.to_json())
-    assert heavier_of(record) == (at(30), RATE, pytest.approx(0.6 * RATE))
+    assert heavier_of(record) == (at(30), RATE, 0.6 * RATE)
     assert heavier_of(replace(record, live=False)) is None
     view = RunView(name="llama-ft", live=True, status_line="-", heavier=heavier_of(record))
     (_, facts) = run_lines(view, at(400))
     assert (
-        "steps heavier since 03:30:00Z, GPU as busy: 1.20 steps/s its rate now (was 2.00)" in facts
+        "steps heavier since 03:30:00Z, GPU as busy: 1.20 steps/s taken as its rate (was 2.00)"
+        in facts
     )
     unheavy = reads(0.6, (70.0, 560.0))[-1].memory
     assert heavier_of(replace(record, memory=unheavy.to_json())) is None
+
+
+def test_the_note_goes_once_the_rate_is_back_near_the_one_before() -> None:
+    obs = [
+        running(at(m), throughput=RATE * (0.6 if 30 <= m < 300 else 1.0), gpus=[card(*AT_RATE)])
+        for m in range(0, 600, 10)
+    ]
+    results = run_checks(obs)
+    noted = [r.memory.heavier_at is not None for r in results]
+    assert noted[29] and not noted[-1]  # taken at minute 180, gone after the rate came back
+    assert told(results) == []
