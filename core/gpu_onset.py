@@ -9,7 +9,7 @@ from datetime import datetime
 
 from core.findings import Thresholds, age_s
 from core.hard_rules import explained_window_s, unusual_silence_s
-from core.memory import Memory, Sample
+from core.memory import Memory, Sample, in_silence, lowest_util
 from core.protocol import SupervisorState
 from core.vocab import RunStatus
 
@@ -138,7 +138,7 @@ def onset_recheck_s(
         return min(t.soft_hold_s, max(onset_interval_s(t), gap))
     low = lowest_util(sample)
     busy = low is not None and low >= t.gpu_low_pct
-    printing = not (sample.busy_silent or sample.explained_idle)
+    printing = not in_silence(sample)
     return onset_interval_s(t) if busy and printing and live else None
 
 
@@ -146,11 +146,6 @@ def sagging(sample: Sample, memory: Memory, t: Thresholds) -> bool:
     """The reading's rate is under the slow line of the run's own (the `slow` rule's to judge)."""
     base, rate = memory.baseline_throughput, sample.throughput
     return base is not None and rate is not None and rate < base * t.throughput_drop
-
-
-def lowest_util(sample: Sample) -> float | None:
-    # samples stored by an older watcher have only the mean
-    return sample.gpu_min_pct if sample.gpu_min_pct is not None else sample.gpu_util_pct
 
 
 def gpu_suspect(

@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from statistics import median
 
-from core.memory import Memory, Sample
+from core.memory import Memory, Sample, in_silence, lowest_util
 from core.protocol import GpuReading
 
 WORK_UTIL_HELD = 0.9
@@ -67,10 +67,10 @@ def _above_idle(gpu: GpuReading) -> float | None:
 def remember_work(memory: Memory, sample: Sample, weight: float) -> Memory:
     """Fold a reading that counted toward the run's rate into the GPU work at that rate
     (`weight`: the reading's share of the new mean; 1.0 starts it afresh). A reading that
-    says nothing of training's work (`_training`), or of a GPU that said it was slowed,
+    says nothing of training's work (`in_silence`), or of a GPU that said it was slowed,
     changes nothing."""
-    util, work = _util(sample), sample.gpu_work_w
-    if util is None or work is None or not _training(sample) or sample.gpu_slowed:
+    util, work = lowest_util(sample), sample.gpu_work_w
+    if util is None or work is None or in_silence(sample) or sample.gpu_slowed:
         return memory
     old_util, old_work = memory.work_util_pct, memory.work_w
     if old_util is None or old_work is None or weight >= 1.0:
@@ -86,10 +86,10 @@ def sag_work(readings: Iterable[Sample]) -> tuple[float, float] | None:
     """The sag's GPU work: the medians of its training readings' utilisation and draw (one
     reading that caught a short save or a batch's gap is not the sag's); None: fewer than
     WORK_READINGS, or a GPU said it was slowed."""
-    training = [s for s in readings if _training(s)]
+    training = [s for s in readings if not in_silence(s)]
     if any(s.gpu_slowed for s in training):
         return None
-    pairs = [(_util(s), s.gpu_work_w) for s in training]
+    pairs = [(lowest_util(s), s.gpu_work_w) for s in training]
     read = [(u, w) for u, w in pairs if u is not None and w is not None]
     if len(read) < WORK_READINGS:
         return None
@@ -104,15 +104,6 @@ def as_busy(memory: Memory, readings: Iterable[Sample]) -> bool:
         return False
     util, draw = work
     return util >= WORK_UTIL_HELD * base_util and draw >= WORK_POWER_HELD * base_work
-
-
-def _training(sample: Sample) -> bool:
-    # a reading in a save's or an eval's silence says nothing of training's work
-    return not (sample.explained_idle or sample.busy_silent)
-
-
-def _util(sample: Sample) -> float | None:
-    return sample.gpu_min_pct if sample.gpu_min_pct is not None else sample.gpu_util_pct
 
 
 def slowed(gpus: Iterable[GpuReading]) -> bool:

@@ -48,6 +48,17 @@ class Sample:
     gpu_slowed: bool = False  # one of them said it was throttled (core/gpu_work.py)
 
 
+def lowest_util(sample: Sample) -> float | None:
+    """The least busy of the run's GPUs (a sample stored by an older watcher has only the mean)."""
+    return sample.gpu_min_pct if sample.gpu_min_pct is not None else sample.gpu_util_pct
+
+
+def in_silence(sample: Sample) -> bool:
+    """Taken in a silence with the GPU busy (an eval) or explained idle (a save, a load): the
+    reading says nothing of the GPU while training."""
+    return sample.busy_silent or sample.explained_idle
+
+
 @dataclass(frozen=True, slots=True)
 class Memory:
     launched_at: datetime

@@ -13,8 +13,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from core.findings import Finding, Thresholds, age_s, held_for, silent_since, soft_held
-from core.gpu_onset import ONSET_READINGS, gpu_suspect, low_onset, lowest_util, sagging
-from core.memory import Memory, Sample
+from core.gpu_onset import ONSET_READINGS, gpu_suspect, low_onset, sagging
+from core.memory import Memory, Sample, in_silence, lowest_util
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.throughput import slow, suspect_slow
 from core.vocab import Condition, RunStatus
@@ -109,7 +109,9 @@ def _gpu_back(memory: Memory, sample: Sample, t: Thresholds) -> bool:
     pair of busy reads, and a bursty run was told again up to 13 times a day), busy readings
     in a silence skipped (an eval's), unless every kept reading of the attempt is one: a
     trainer that prints less often than it is checked would keep its episode open for good."""
-    samples = _silence_back(memory.samples, _unread)
+    # an open episode's readings in a silence are skipped; not an onset's (core/gpu_onset.py):
+    # a trainer that prints every few minutes is silent at most checks
+    samples = _silence_back(memory.samples, in_silence)
     skip = _skips(samples, sample.attempt)
     count, since = held_for(
         samples,
@@ -128,20 +130,20 @@ def _explained(sample: Sample) -> bool:
 
 
 def _skips(samples: tuple[Sample, ...], attempt: int) -> Callable[[Sample], bool]:
-    """Which readings an open episode skips: those in a silence (`_unread`), unless every kept
+    """Which readings an open episode skips: those in a silence (`in_silence`), unless every kept
     reading of the attempt is one and the trainer printed twice between them (three
     silences, not one long eval): then only the explained idle ones."""
     mine = [s for s in samples if s.attempt == attempt and lowest_util(s) is not None]
-    if any(not _unread(s) for s in mine) or len({s.last_output_at for s in mine}) < 3:
-        return _unread
+    if any(not in_silence(s) for s in mine) or len({s.last_output_at for s in mine}) < 3:
+        return in_silence
     return _explained
 
 
 def _no_news(sample: Sample, memory: Memory) -> bool:
     """This check's GPU reading says nothing of an open episode (`memory.samples` hold it)."""
     if memory.low_gpu_since is None:
-        return _unread(sample)
-    return _skips(_silence_back(memory.samples, _unread), sample.attempt)(sample)
+        return in_silence(sample)
+    return _skips(_silence_back(memory.samples, in_silence), sample.attempt)(sample)
 
 
 def gpu_recovering(sample: Sample, memory: Memory, t: Thresholds) -> bool:
@@ -183,13 +185,6 @@ def _silence_back(
         if unread(later) and same and not unread(s):
             out[i] = replace(s, busy_silent=later.busy_silent, explained_idle=later.explained_idle)
     return tuple(out)
-
-
-def _unread(sample: Sample) -> bool:
-    """A reading that says nothing of an open episode's GPU while training: taken in a
-    silence with the GPU busy (an eval) or explained idle (a save, a load). Not used for an
-    episode's onset: a trainer that prints every few minutes is silent at most checks."""
-    return sample.busy_silent or sample.explained_idle
 
 
 def unjudged(state: SupervisorState, sample: Sample, memory: Memory) -> frozenset[str]:
