@@ -203,15 +203,15 @@ def test_a_step_printed_just_before_a_flood_counts_even_when_the_flood_is_skippe
     assert (state.step, state.total_steps) == (7, 9)
 
 
-# a real plain loop's output (tests/supervisor/corpus: pg_plain_steps, `step N/60 loss=...`),
-# one line a step; a trainer that prints every STRIDE steps prints every STRIDE-th of them
-PLAIN_STEPS = (Path(__file__).parent / "corpus/logs/pg_plain_steps.log").read_bytes().splitlines()
+# a real plain loop that logs every STRIDE steps (tests/supervisor/corpus: pg_plain_every_5,
+# `step N/60 loss=...`)
+EVERY_5 = (Path(__file__).parent / "corpus/logs/pg_plain_every_5.log").read_bytes().splitlines()
 STRIDE = 5
 
 
 def _print_line(n: int) -> bytes:
     """The recorded line of the trainer's n-th print (step n x STRIDE)."""
-    return PLAIN_STEPS[n * STRIDE - 1] + b"\n"
+    return EVERY_5[n - 1] + b"\n"
 
 
 def _printing_every(gaps: list[float]) -> ProgressTracker:

@@ -453,6 +453,12 @@ CASES: list[Case] = [
         "a plain loop printing step N/M to the end",
     ),
     Case(
+        "pg_plain_every_5",
+        "python plain_loop.py --total 60 --every 5",
+        done("completed", 60, 60),
+        "a plain loop printing step N/M every fifth step (a trainer that logs every N steps)",
+    ),
+    Case(
         "pg_plain_epoch_short",
         "python plain_loop.py --unit epoch --total 50 --stop-at 4",
         done("ended_short", 4, 50),
