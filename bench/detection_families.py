@@ -615,6 +615,39 @@ def noisy_gpu_startup_burst(run: SimRun, rng: random.Random) -> None:
     run.power_scale = lambda _t, r: r.uniform(0.75, 1.25)
 
 
+# -- the GPU's readings as scattered as noisy_gpu_startup_burst's, written 2026-12-01 (seventh
+# session) before the GPU-work gate weighed how scattered its readings are: held out from that
+# change --------------------------------------------------------------------------------------
+
+
+def _noisy_gpu(run: SimRun, power: Callable[[float, random.Random], float] | None) -> None:
+    """A training GPU's utilisation scattered to 70-110 % of its value (capped at 100), its
+    power +-25 % around `power` (1.0 when None)."""
+    run.gpu_reading = lambda _t, util, r: min(100.0, util * r.uniform(0.7, 1.1))
+    run.power_scale = lambda t, r: (power(t, r) if power else 1.0) * r.uniform(0.75, 1.25)
+
+
+def noisy_gpu_heavier_stage(run: SimRun, rng: random.Random) -> None:
+    # heavier_stage, its GPU readings scattered as noisy_gpu_startup_burst's (must not alert)
+    heavier_stage(run, rng)
+    _noisy_gpu(run, None)
+
+
+def noisy_gpu_throttle(run: SimRun, rng: random.Random) -> None:
+    # throttle_step_down, its GPU readings scattered as noisy_gpu_startup_burst's
+    start = _busy_step_down(run, rng, (0.55, 0.7))
+    _noisy_gpu(run, _from(start, rng.uniform(0.55, 0.75)))
+
+
+def noisy_gpu_mild_wait(run: SimRun, rng: random.Random) -> None:
+    # readings +-10 %, GPU readings scattered: at 2-16 h the GPU starts waiting (a slower data
+    # source, a neighbour): the rate and the GPU's utilisation to 65-80 % for good, power as
+    # before (the simulator's training draw does not follow utilisation)
+    _step_down(run, rng.uniform(2 * 3600, 16 * 3600), rng.uniform(0.65, 0.8))
+    run.scatter = _uniform(0.10)
+    _noisy_gpu(run, None)
+
+
 # -- a trainer that prints every few minutes, with the issue's hard cases (written 2026-12-01,
 # before the low-GPU rule learned a trainer's print gap) -------------------------------------
 
@@ -1117,6 +1150,26 @@ FAMILIES = (
         "long_checkpoints, printing every 1-2.5 min (must not alert)",
         _minutely(long_checkpoints),
     ),
+    Family(
+        "noisy_gpu_heavier_stage",
+        "heavier_stage, GPU readings scattered: utilisation 70-110 %, power +-25 % "
+        "(must not alert)",
+        noisy_gpu_heavier_stage,
+    ),
+    Family(
+        "noisy_gpu_throttle",
+        "throttle_step_down, GPU readings scattered: utilisation 70-110 %, power +-25 %",
+        noisy_gpu_throttle,
+        True,
+        True,
+    ),
+    Family(
+        "noisy_gpu_mild_wait",
+        "readings +-10 %, GPU readings scattered, at 2-16 h the rate and utilisation to 65-80 %",
+        noisy_gpu_mild_wait,
+        True,
+        True,
+    ),
 )
 KINDS = {
     "busy_gpu_hang": "hang_busy",
@@ -1157,6 +1210,8 @@ KINDS = {
     "throttle_step_down": "decay",
     "congested_step_down": "decay",
     "shared_gpu_step_down": "decay",
+    "noisy_gpu_throttle": "decay",
+    "noisy_gpu_mild_wait": "decay",
 }
 
 
