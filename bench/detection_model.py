@@ -333,13 +333,9 @@ class SimRun:
             # a silent phase (an eval, a checkpoint) keeps the rate the trainer last trained
             # at in the supervisor's window: the decayed one, not the run's first
             speed *= share
-            if p.mode in OUTPUT_MODES and util is not None and not self.step_keeps_util:
-                util *= share
-        if self.gpu_scale != 1.0 and util is not None and p.mode in OUTPUT_MODES:
-            util *= self.gpu_scale
-        if self.gpu_reading is not None and util is not None and p.mode in OUTPUT_MODES:
-            util = self.gpu_reading(t, util, rng)
-        speed, util = self._dips_and_noise(t, p.mode, speed, util)
+        if speed is not None:
+            util = self.training_util(p, t, util, rng)
+        speed = self._dips_and_noise(t, speed)
         if self.output_every_s > THROUGHPUT_WINDOW_S:
             if speed is not None and not self._rare_rate(t):
                 speed = None  # the supervisor's tracker reads no rate from its last moves
@@ -363,7 +359,9 @@ class SimRun:
             "started_at": T0,
             "ended_at": at(p.start) if terminal else None,
             "throughput": None if speed is None else self.rate * speed,
-            "gpus": [] if util is None else [_gpu(util, self._power(p, t, util) if tree else None)],
+            "gpus": []
+            if util is None
+            else [gpu_doc(util, self.power(p, t, util, rng) if tree else None)],
             "fixes": [dict(f, at=at(w)) for w, f in self.fixes if w <= t],
             "last_failure": failure,
             "knobs": {},
@@ -372,31 +370,45 @@ class SimRun:
             **(self._tree(p, t - (t % HEARTBEAT_S)) if tree else {}),
         }
 
-    def _dips_and_noise(
-        self, t: float, mode: str, speed: float | None, util: float | None
-    ) -> tuple[float | None, float | None]:
-        """A transient slowdown scales the rate (and a training GPU's utilisation) while it
-        lasts; `noise` scatters each reading of the rate around its value."""
+    def training_util(
+        self, p: Phase, t: float, util: float | None, rng: random.Random
+    ) -> float | None:
+        """A training GPU's utilisation `util` at `t` as the run's slowdowns, starvation,
+        readings and dips make it (a silent phase's stays as drawn)."""
+        if p.mode not in OUTPUT_MODES or util is None:
+            return util
+        share = self.rate_share(t)
+        if share < 1.0 and not self.step_keeps_util:
+            util *= share
+        util *= self.gpu_scale
+        if self.gpu_reading is not None:
+            util = self.gpu_reading(t, util, rng)
+        for start, end, dip in self.dips:
+            if start <= t < end:
+                util *= dip
+        return util
+
+    def _dips_and_noise(self, t: float, speed: float | None) -> float | None:
+        """A transient slowdown scales the rate while it lasts; `noise` scatters each reading
+        of the rate around its value."""
         if speed is None:
-            return speed, util
+            return speed
         for start, end, share in self.dips:
             if start <= t < end:
                 speed *= share
-                if mode in OUTPUT_MODES and util is not None:
-                    util *= share
         if self.noise:
             speed *= self.rng.uniform(1 - self.noise, 1 + self.noise)
         if self.scatter is not None:
             speed *= self.scatter(t, self.rng)
-        return speed, util
+        return speed
 
-    def _power(self, p: Phase, t: float, util: float) -> float:
+    def power(self, p: Phase, t: float, util: float, rng: random.Random) -> float:
         low, high = POWER.get(p.mode, (0.08, 0.15))
-        share = self.rng.uniform(low, high)
+        share = rng.uniform(low, high)
         if p.mode == "decay":
             share *= min(1.0, util / 85.0)
         if self.power_scale is not None and p.mode in OUTPUT_MODES:
-            share *= self.power_scale(t, self.rng)
+            share *= self.power_scale(t, rng)
         return share
 
     def _tree(self, p: Phase, beat: float) -> dict[str, Any]:
@@ -417,7 +429,7 @@ class SimRun:
         return {"activity": activity, "last_activity_at": at(max(moments)) if moments else None}
 
 
-def _gpu(util: float, power_share: float | None) -> dict[str, Any]:
+def gpu_doc(util: float, power_share: float | None) -> dict[str, Any]:
     gpu = {"index": 0, "util_pct": util, "mem_used_mb": 61000.0, "mem_total_mb": 81920.0}
     if power_share is not None:  # NVML's power reading (an older supervisor has none)
         gpu.update(power_w=round(700.0 * power_share, 1), power_limit_w=700.0)

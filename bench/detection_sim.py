@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from bench.detection_model import DAY_S, HEALTHY_KINDS, SimRun, at
+from bench.detection_recent import recent_doc
 from core.decide import CheckDecision, CheckPolicy, decide
 from core.exit_plan import should_destroy
 from core.models import OpenAlert, RunRecord
@@ -113,6 +114,7 @@ class _Loop:
         self.quiet_s = policy.thresholds.stall_after_s
         self.wakes = self.wake_checks(0.0)
         self.last_check_s = 0.0
+        self.recent: dict[float, tuple[float, float] | None] = {}  # heartbeat -> its reading
 
     def go(self) -> Outcome:
         t = EXEC_S  # the first check right after launch
@@ -165,7 +167,10 @@ class _Loop:
         if run.dark_at(t):
             obs = Observation(at=now, error="connect timed out")
             return self.after(t, decide(self.record, obs, None, self.open, self.policy, now))
-        state = SupervisorState.model_validate(run.state_doc(t, tree=self.watching.tree))
+        doc = run.state_doc(t, tree=self.watching.tree)
+        if self.watching.tree and doc["status"] == "running":  # a supervisor that reads power
+            doc["gpu_recent"] = recent_doc(run, t, self.recent)
+        state = SupervisorState.model_validate(doc)
         probe = ProbeSnapshot.model_validate(
             {
                 "probe": 1,

@@ -21,6 +21,11 @@ slowdown after it is judged from there. Without a power reading (an older superv
 whose NVML gives none) nothing is waived. Nor is a slowdown that makes the run miss its
 deadline or max_cost (the deadline gate: the person can act on it).
 
+Each reading is the supervisor's median over its heartbeats of the last minutes spent
+training (`gpu_recent`, supervisor/gpurecent.py) where it sends one: one instant's reading
+lands between kernels or on a batch's gap, and with readings scattered to 70-110 % a GPU as
+busy fell under the line on 6-14 % of runs. An older supervisor's check reads one instant.
+
 A GPU that says it is slowed (NVML's throttle reasons: thermal, a hardware slowdown, a power
 brake; not the power cap every busy GPU meets) is never heavier steps, and the slow message
 names it (`slowed_text`).
@@ -38,11 +43,12 @@ from dataclasses import replace
 from statistics import median
 
 from core.memory import Memory, Sample, in_silence, lowest_util
-from core.protocol import GpuReading
+from core.protocol import GpuReading, SupervisorState
 
 WORK_UTIL_HELD = 0.9
 WORK_POWER_HELD = 0.85
 WORK_READINGS = 2
+RECENT_READINGS = 4  # the supervisor's recent readings that stand for a check's own
 IDLE_SHARE = 0.1  # an idle GPU draws about this share of its limit (an H100: 60-100 W of 700)
 # supervisor/gpu.py THROTTLE_BITS that mean trouble; sw_power_cap is a busy GPU's normal state
 SLOWED_REASONS = ("hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake")
@@ -64,12 +70,36 @@ def _above_idle(gpu: GpuReading) -> float | None:
     return max(0.0, gpu.power_w - floor)
 
 
+def recent_work(
+    state: SupervisorState, used: Iterable[GpuReading]
+) -> tuple[float | None, float | None]:
+    """The least busy GPU's median utilisation and the least median draw above idle over the
+    supervisor's recent training readings (`gpu_recent`), of the GPUs the run uses (`used`);
+    (None, None) from an older supervisor, or with fewer than RECENT_READINGS of them."""
+    recent = state.gpu_recent
+    if recent is None or recent.readings < RECENT_READINGS:
+        return None, None
+    ours = {g.index for g in used}
+    read = [g for g in recent.gpus if g.index in ours and g.util_pct is not None]
+    if not read:
+        return None, None
+    return min(g.util_pct or 0.0 for g in read), work_w(read)
+
+
+def work_of(sample: Sample) -> tuple[float | None, float | None]:
+    """A reading's GPU work (utilisation, draw above idle): the supervisor's recent medians
+    where it has them, else this check's own."""
+    if sample.recent_util_pct is not None and sample.recent_work_w is not None:
+        return sample.recent_util_pct, sample.recent_work_w
+    return lowest_util(sample), sample.gpu_work_w
+
+
 def remember_work(memory: Memory, sample: Sample, weight: float) -> Memory:
     """Fold a reading that counted toward the run's rate into the GPU work at that rate
     (`weight`: the reading's share of the new mean; 1.0 starts it afresh). A reading that
     says nothing of training's work (`in_silence`), or of a GPU that said it was slowed,
     changes nothing."""
-    util, work = lowest_util(sample), sample.gpu_work_w
+    util, work = work_of(sample)
     if util is None or work is None or in_silence(sample) or sample.gpu_slowed:
         return memory
     old_util, old_work = memory.work_util_pct, memory.work_w
@@ -89,7 +119,7 @@ def sag_work(readings: Iterable[Sample]) -> tuple[float, float] | None:
     training = [s for s in readings if not in_silence(s)]
     if any(s.gpu_slowed for s in training):
         return None
-    pairs = [(lowest_util(s), s.gpu_work_w) for s in training]
+    pairs = [work_of(s) for s in training]
     read = [(u, w) for u, w in pairs if u is not None and w is not None]
     if len(read) < WORK_READINGS:
         return None

@@ -12,7 +12,7 @@ from datetime import datetime
 from statistics import median
 
 from core.findings import Finding, Thresholds, age_s, silent_since
-from core.gpu_work import slowed, work_w
+from core.gpu_work import recent_work, slowed, work_w
 from core.memory import Memory, Sample
 from core.protocol import ProbeSnapshot, SupervisorState
 from core.silence import Silence, judge_silence, tree_busy, used_gpus
@@ -67,6 +67,7 @@ def sample_of(
         and silent_s is not None
         and silent_s >= unusual_silence_s(memory, state.attempt, t)
     )
+    recent = recent_work(state, used)
     return Sample(
         at=probe.at,
         reachable=True,
@@ -85,6 +86,8 @@ def sample_of(
         busy_silent=quiet and low is not None and low >= t.gpu_low_pct,
         gpu_work_w=work_w(used),
         gpu_slowed=slowed(used),
+        recent_util_pct=recent[0],
+        recent_work_w=recent[1],
     )
 
 

@@ -52,6 +52,7 @@ SUPERVISOR_MODULES = (
     "fixes.py",
     "fsutil.py",
     "gpu.py",
+    "gpurecent.py",
     "instanceapi.py",
     "guard.py",
     "logread.py",

@@ -46,10 +46,18 @@ class Sample:
     busy_silent: bool = False
     gpu_work_w: float | None = None  # the least draw above idle of its GPUs (core/gpu_work.py)
     gpu_slowed: bool = False  # one of them said it was throttled (core/gpu_work.py)
+    # the same two over the supervisor's training readings of the last minutes (their medians,
+    # `SupervisorState.gpu_recent`): None from an older supervisor, or with too few of them
+    recent_util_pct: float | None = None
+    recent_work_w: float | None = None
 
 
 def lowest_util(sample: Sample) -> float | None:
-    """The least busy of the run's GPUs (a sample stored by an older watcher has only the mean)."""
+    """The least busy of the run's GPUs: its median over the supervisor's recent training
+    readings where there is one, else this check's reading (a sample stored by an older
+    watcher has only the mean)."""
+    if sample.recent_util_pct is not None:
+        return sample.recent_util_pct
     return sample.gpu_min_pct if sample.gpu_min_pct is not None else sample.gpu_util_pct
 
 
@@ -237,6 +245,8 @@ def _sample_from_json(doc: dict[str, Any]) -> Sample:
         busy_silent=bool(doc.get("busy_silent", False)),
         gpu_work_w=_float_or_none(doc.get("gpu_work_w")),
         gpu_slowed=bool(doc.get("gpu_slowed", False)),
+        recent_util_pct=_float_or_none(doc.get("recent_util_pct")),
+        recent_work_w=_float_or_none(doc.get("recent_work_w")),
     )
 
 

@@ -64,6 +64,17 @@ class GpuReading(InstanceModel):
     error: ShortText | None = None
 
 
+class GpuRecent(InstanceModel):
+    """The supervisor's heartbeat readings of the last few minutes taken while the trainer
+    printed as often as it does (none of an eval's or a save's silence): how many, over how
+    long, and each GPU's median utilisation and power over them. One reading lands between
+    kernels or on a batch's gap; their median is the GPU's work."""
+
+    readings: Count = 0
+    span_s: Reading = None
+    gpus: tuple[GpuReading, ...] = Field(default=(), max_length=64)
+
+
 class GpuReadStatus(InstanceModel):
     """How the GPUs were read. `status` is an open word: ok, none (no GPU on the machine),
     unreadable (a GPU stack that did not answer); an unknown word is shown, never refused."""
@@ -159,6 +170,7 @@ class SupervisorState(InstanceModel):
     trainer_pid: Pid | None = None
     # optional (older supervisors write none of them): read as "unknown", never as "idle"
     gpu_status: GpuReadStatus | None = None
+    gpu_recent: GpuRecent | None = None
     activity: Activity | None = None
     last_activity_at: AwareDatetime | None = None  # the tree's CPU time or I/O last moved
     collect: CollectRun | None = None

@@ -22,6 +22,7 @@ from .attempt import AttemptEnd, run_attempt
 from .config import Config
 from .fixes import apply_fix, plan_fix
 from .gpu import read_gpu_report
+from .gpurecent import RecentGpus
 from .logread import attempt_log, tail_lines
 from .proctree import ActivityTracker
 from .progress import ProgressTracker
@@ -65,6 +66,7 @@ class Supervisor(Ticker):
         self._prev_signature: Optional[str] = None
         self._used_fixes: Set[str] = set()
         self.activity = ActivityTracker(proc_root)
+        self.recent_gpus = RecentGpus()
         self._attempt_started = time.monotonic()
         self.dead_man = deadman.DeadManSwitch(
             config.deadman, config.run_dir, self.environ, proc_environ, log, clock

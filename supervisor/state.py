@@ -39,6 +39,8 @@ class RunState:
     trainer_pid: Optional[int] = None
     # how the GPUs were read: {status: ok|none|unreadable, source: nvml|nvidia-smi, error}
     gpu_status: Optional[Dict[str, Any]] = None
+    # each GPU's medians over the heartbeats of the last minutes spent printing (gpurecent.py)
+    gpu_recent: Optional[Dict[str, Any]] = None
     # the trainer's process tree (proctree.py): None when it cannot be read
     activity: Optional[Dict[str, Any]] = None
     last_activity_at: Optional[dt.datetime] = None
@@ -67,6 +69,7 @@ class RunState:
             "throughput": None if self.throughput is None else round(self.throughput, 4),
             "gpus": list(self.gpus),
             "gpu_status": self.gpu_status,
+            "gpu_recent": self.gpu_recent,
             "fixes": list(self.fixes),
             "last_failure": self.last_failure,
             "knobs": {k: _plain_number(v) for k, v in self.knobs.items()},

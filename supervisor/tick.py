@@ -16,6 +16,7 @@ from . import control
 from .config import Config
 from .deadman import DeadManSwitch
 from .gpu import read_report_safely
+from .gpurecent import RecentGpus
 from .proctree import ActivityTracker
 from .progress import ProgressTracker
 from .state import RunState, StateFile
@@ -33,6 +34,7 @@ class Ticker:
     tick_s: float
     progress: Optional[ProgressTracker]
     gpu_reader: Callable[[], Any]
+    recent_gpus: RecentGpus
     activity: ActivityTracker
     dead_man: DeadManSwitch
     _dirty: bool
@@ -87,6 +89,11 @@ class Ticker:
         state = self.state
         self._read_gpus()
         state.heartbeat_at = self.clock()
+        if self.phase == "attempt":
+            self.recent_gpus.note(
+                state.heartbeat_at, state.gpus, state.last_output_at, state.attempt
+            )
+            state.gpu_recent = self.recent_gpus.summary()
         if self.progress is not None and self.phase == "attempt":
             state.throughput = self.progress.throughput(now)
         self._read_activity(now)

@@ -8,6 +8,7 @@ import pytest
 from bench import detection, fleet, report
 from bench.detection_families import FAMILIES, make_family_run
 from bench.detection_model import make_run
+from bench.detection_recent import recent_doc
 from bench.detection_sim import POLICIES, simulate
 from core.rules import Policy
 
@@ -104,3 +105,19 @@ def test_a_rare_printers_rate_is_read_by_the_supervisors_own_tracker():
     rate = [run.state_doc(back.start + k * every)["throughput"] for k in (2.5, 3.2, 3.9)]
     assert rate[0] is None and rate[1] is not None and rate[2] is not None
     assert run.state_doc(back.start + 2.5 * every)["throughput"] is None  # read out of order
+
+
+def test_the_simulated_supervisors_medians_leave_out_a_silence_and_keep_each_reading():
+    # supervisor/gpurecent.py: the heartbeats of the last 5 min taken within the print gap of a
+    # print; an eval's reading after that is not training's. Checks whose windows overlap see
+    # the very readings the first drew
+    run = make_family_run("input_bound", 0, 7)
+    ev = next(p for p in run.phases if p.mode == "eval" and p.end - p.start > 400)
+    train = next(p for p in run.phases if p.mode == "train" and p.end - p.start > 900)
+    cache: dict[float, tuple[float, float] | None] = {}
+    starved = recent_doc(run, train.start + 600, cache)
+    assert starved["readings"] == 5 and starved["gpus"][0]["util_pct"] < 10  # 3-9 % busy
+    assert recent_doc(run, ev.start + 400, cache) is None  # 400 s into an eval: none counts
+    drawn = dict(cache)
+    recent_doc(run, train.start + 660, cache)
+    assert all(cache[b] == r for b, r in drawn.items())

@@ -12,7 +12,7 @@ from typing import Any
 from core.answers import run_lines
 from core.baseline import heavier_of
 from core.gpu_work import as_busy
-from core.memory import Memory, Sample
+from core.memory import Memory, Sample, lowest_util
 from core.models import RunRecord, RunView
 from core.rules import Assessment
 from tests.core.builders import HELD_ONLY, T0, at, gpu, keys, run_checks, running
@@ -218,3 +218,50 @@ def test_the_note_goes_once_the_rate_is_back_near_the_one_before() -> None:
     noted = [r.memory.heavier_at is not None for r in results]
     assert noted[29] and not noted[-1]  # taken at minute 180, gone after the rate came back
     assert told(results) == []
+
+
+def recent(util: float, power: float, readings: int = 20, index: int = 0) -> dict[str, Any]:
+    """state.json's `gpu_recent`: the supervisor's medians over `readings` heartbeats."""
+    medians = {**card(util, power), "index": index}
+    return {"readings": readings, "span_s": 15.0 * (readings - 1), "gpus": [medians]}
+
+
+def scattered(share: float, medians: tuple[float, float] | None) -> list[Assessment]:
+    """Every 10 min: the run's rate for 30 min, then `share` of it. Each check's own reading
+    scatters (one instant: between kernels, on a batch's gap), alternating high and low around
+    the GPU at the run's rate; the supervisor's medians (`gpu_recent`) say AT_RATE before
+    minute 30 and `medians` after (none: an older supervisor)."""
+    obs = []
+    for i, m in enumerate(range(0, 300, 10)):
+        util, power = (99.0, 690.0) if i % 2 else (60.0, 360.0)
+        said = AT_RATE if m < 30 else medians
+        extra = {} if said is None else {"gpu_recent": recent(*said)}
+        rate = RATE if m < 30 else RATE * share
+        obs.append(running(at(m), throughput=rate, gpus=[card(util, power)], **extra))
+    return run_checks(obs)
+
+
+def test_the_supervisors_medians_judge_the_work_not_one_scattered_instant() -> None:
+    # the same scattered instants: heavier steps by the medians (waived), a throttle by them
+    # (told); without the medians the instants decide, and their scatter tells the first
+    assert told(scattered(0.6, AT_RATE)) == []
+    assert told(scattered(0.6, (AT_RATE[0], 380.0)))
+    assert told(scattered(0.6, None))
+
+
+def test_too_few_recent_readings_stand_for_nothing_and_other_gpus_are_not_the_runs() -> None:
+    def sample_for(gpu_recent: dict[str, Any]) -> Sample:
+        obs = running(at(0), gpus=[card(40.0, 300.0)], gpu_recent=gpu_recent)
+        return run_checks([obs])[0].memory.samples[-1]
+
+    few = sample_for(recent(95.0, 600.0, readings=3))
+    assert (few.recent_util_pct, lowest_util(few)) == (None, 40.0)
+    enough = sample_for(recent(95.0, 600.0))
+    assert (enough.recent_util_pct, enough.recent_work_w, lowest_util(enough)) == (
+        95.0,
+        530.0,
+        95.0,
+    )
+    # medians of a GPU the run does not use (index 3): not this run's work
+    other = sample_for(recent(95.0, 600.0, index=3))
+    assert (other.recent_util_pct, lowest_util(other)) == (None, 40.0)

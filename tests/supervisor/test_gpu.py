@@ -144,3 +144,21 @@ def test_a_real_supervisor_writes_nvml_readings_into_state(run: Run, tmp_path: P
     state = run.state()
     assert [g["power_w"] for g in state["gpus"]] == [612.0, 612.0]
     assert state["gpu_status"]["source"] == "nvml"
+
+
+def test_a_real_supervisor_writes_its_recent_medians_while_the_trainer_prints(
+    run: Run, tmp_path: Path
+) -> None:
+    script = (
+        "import time\nfor i in range(15):\n"
+        "    print(f'step {i}/15', flush=True)\n    time.sleep(0.1)\n"
+    )
+    run.configure(script, heartbeat_s=0.1)
+    done = cli("run", "--config", str(run.config_path), env=env(tmp_path, {"gpus": [H100, H100]}))
+    assert done.returncode == 0, done.stderr
+    recent = run.state()["gpu_recent"]
+    assert recent["readings"] >= 4 and recent["span_s"] > 0
+    assert [(g["index"], g["util_pct"], g["power_w"]) for g in recent["gpus"]] == [
+        (0, 97.0, 612.0),
+        (1, 97.0, 612.0),
+    ]

@@ -1,0 +1,64 @@
+"""The simulated supervisor's recent GPU readings (state.json's `gpu_recent`, written by
+supervisor/gpurecent.py): the heartbeat readings of the last RECENT_S taken while the trainer
+printed as often as it does, and their medians.
+
+Two shortcuts, both against the readings' worth, never for it:
+- one heartbeat in four is read (every STRIDE_S, not HEARTBEAT_S): a median of 5, not 20,
+  so the simulator steadies a scattered GPU less than the supervisor does;
+- the trainer's print gap is known from the start (the supervisor learns it from its first
+  prints), so a reading in the first `fresh_s` of a silence counts as a print's, like the
+  supervisor's.
+
+Each heartbeat's reading is drawn once, from its own seed: checks whose windows overlap see the
+same readings, as they would.
+"""
+
+from __future__ import annotations
+
+import random
+from statistics import median
+from typing import Any
+
+from bench.detection_model import OUTPUT_MODES, SimRun, gpu_doc
+from bench.detection_model import _gpu_and_speed as gpu_and_speed
+from supervisor.gpurecent import FRESH_MIN_S, RECENT_S
+
+STRIDE_S = 60.0
+
+
+def recent_doc(run: SimRun, t: float, cache: dict[float, tuple[float, float] | None]) -> Any:
+    """`gpu_recent` at `t` (None: no reading in the window counts); `cache` keeps each
+    heartbeat's reading (utilisation %, power as a share of the limit) or None."""
+    first = (t - RECENT_S) // STRIDE_S * STRIDE_S + STRIDE_S
+    beats = [first + i * STRIDE_S for i in range(int((t - first) // STRIDE_S) + 1)]
+    read = [(b, r) for b in beats if (r := _reading(run, b, cache)) is not None]
+    if not read:
+        return None
+    return {
+        "readings": len(read),
+        "span_s": read[-1][0] - read[0][0],
+        "gpus": [gpu_doc(median(u for _, (u, _) in read), median(w for _, (_, w) in read))],
+    }
+
+
+def _reading(
+    run: SimRun, beat: float, cache: dict[float, tuple[float, float] | None]
+) -> tuple[float, float] | None:
+    if beat not in cache:
+        cache[beat] = _read(run, beat)
+    return cache[beat]
+
+
+def _read(run: SimRun, beat: float) -> tuple[float, float] | None:
+    p = run.phase_at(beat)
+    if p.status != "running" or beat < 0:
+        return None
+    printed = run.last_print(p.start, beat) if p.mode in OUTPUT_MODES else p.out_base
+    if printed is None or beat - printed > max(FRESH_MIN_S, 2 * run.output_every_s):
+        return None  # an eval's, a save's, a load's silence: not the trainer's work
+    rng = random.Random(run.seed * 1_000_003 + int(beat))
+    util, _ = gpu_and_speed(p.mode, rng)
+    util = run.training_util(p, beat, util, rng)
+    if util is None:
+        return None
+    return util, run.power(p, beat, util, rng)
