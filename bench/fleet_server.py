@@ -35,7 +35,19 @@ def probe_doc(user: str) -> dict[str, Any]:
     """One `supervisor probe` answer: state, ~2 KiB of new log, a 20-line tail, one GPU."""
     now = datetime.now(UTC)
     step = 40000 + next(_counter)
-    gpu = {"index": 0, "util_pct": 97.0, "mem_used_mb": 73011.0, "mem_total_mb": 81559.0}
+    gpu = {
+        "index": 0,
+        "util_pct": 97.0,
+        "mem_used_mb": 73011.0,
+        "mem_total_mb": 81559.0,
+        "mem_util_pct": 41.0,
+        "temp_c": 61.0,
+        "power_w": 612.0,
+        "power_limit_w": 700.0,
+        "throttle": ["sw_power_cap"],
+        "ecc_uncorrected": 0,
+    }
+    beat = _iso(now - timedelta(seconds=5))
     text = "".join(LOG_LINE.format(step=step - i) for i in range(20, 0, -1))
     state = {
         "schema": 1,
@@ -48,7 +60,7 @@ def probe_doc(user: str) -> dict[str, Any]:
         "total_steps": 90000,
         "last_step_at": _iso(now - timedelta(seconds=2)),
         "last_output_at": _iso(now - timedelta(seconds=1)),
-        "heartbeat_at": _iso(now - timedelta(seconds=5)),
+        "heartbeat_at": beat,
         "started_at": _iso(STARTED),
         "ended_at": None,
         "throughput": 3.46,
@@ -58,6 +70,18 @@ def probe_doc(user: str) -> dict[str, Any]:
         "knobs": {"eval_batch_size": 64},
         "pid": 4242,
         "trainer_pid": 4243,
+        # what a supervisor of today writes besides (NVML, the process tree, recent medians)
+        "gpu_status": {"status": "ok", "source": "nvml", "error": None},
+        "gpu_recent": {"readings": 20, "span_s": 285.0, "gpus": [gpu]},
+        "activity": {
+            "cpu_s": 81234.5,
+            "io_bytes": 912345678,
+            "pids": 7,
+            "at": beat,
+            "last_cpu_at": beat,
+            "last_io_at": beat,
+        },
+        "last_activity_at": beat,
     }
     offset = step * 100
     return {

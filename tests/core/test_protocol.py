@@ -61,6 +61,8 @@ def test_unknown_extra_keys_within_schema_1_are_tolerated() -> None:
         (state_doc(heartbeat_at="yesterday"), "heartbeat_at"),
         (state_doc(last_failure=failure(1, 7)), "last_failure.kind"),
         (state_doc(throughput=-1.0), "throughput"),
+        (state_doc(gpu_recent={"readings": -1, "gpus": []}), "gpu_recent.readings"),
+        (state_doc(gpu_recent={"readings": 5, "gpus": [gpu(50.0)] * 65}), "gpu_recent.gpus"),
         ([], "state is a list, not an object"),
         (None, "state is a NoneType"),
     ],
@@ -161,3 +163,11 @@ def test_a_mangled_state_is_a_protocol_error_or_a_valid_state(changes: dict[str,
         parse_state(doc)
     except ProtocolError:
         pass
+
+
+def test_the_supervisors_recent_medians_parse_and_an_older_supervisor_has_none() -> None:
+    medians = {**gpu(88.5), "power_w": 600.0, "power_limit_w": 700.0}
+    state = parse_state(state_doc(gpu_recent={"readings": 20, "span_s": 285.0, "gpus": [medians]}))
+    assert state.gpu_recent is not None and state.gpu_recent.readings == 20
+    assert [(g.util_pct, g.power_w) for g in state.gpu_recent.gpus] == [(88.5, 600.0)]
+    assert parse_state(state_doc()).gpu_recent is None
