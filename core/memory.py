@@ -46,8 +46,9 @@ class Sample:
     busy_silent: bool = False
     gpu_work_w: float | None = None  # the least draw above idle of its GPUs (core/gpu_work.py)
     gpu_slowed: bool = False  # one of them said it was throttled (core/gpu_work.py)
-    # the same two over the supervisor's training readings of the last minutes (their medians,
-    # `SupervisorState.gpu_recent`): None from an older supervisor, or with too few of them
+    # the least busy GPU's utilisation and the least draw above idle as the medians of the
+    # supervisor's training readings of the last minutes (`SupervisorState.gpu_recent`): None
+    # from an older supervisor, or with too few of them
     recent_util_pct: float | None = None
     recent_work_w: float | None = None
 
