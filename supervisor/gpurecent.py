@@ -9,7 +9,8 @@ is the GPU's work. A reading taken in a silence longer than the trainer's print 
 checkpoint save, a load) is not training's and is left out: the gap is learned from the
 trainer's own prints (twice their median spacing, at least FRESH_MIN_S).
 
-Kept per attempt: a new trainer starts afresh. Standard library only (Python 3.9+).
+Kept per attempt: a new trainer starts afresh; at most MAX_BEATS readings. Standard library
+only (Python 3.9+).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 RECENT_S = 300.0
 FRESH_MIN_S = 60.0
 PRINTS_KEPT = 9  # the trainer's newest print times: 8 gaps
+# at most this many beats (20 at the default 15 s heartbeat): a heartbeat of a second or less
+# would have the medians of thousands of readings of every GPU recomputed at each beat
+MAX_BEATS = 64
 
 Beat = Tuple[dt.datetime, List[Dict[str, Any]]]
 
 
 class RecentGpus:
     def __init__(self) -> None:
-        self._beats: Deque[Beat] = deque()
+        self._beats: Deque[Beat] = deque(maxlen=MAX_BEATS)
         self._prints: Deque[dt.datetime] = deque(maxlen=PRINTS_KEPT)
         self._attempt: Optional[int] = None
 

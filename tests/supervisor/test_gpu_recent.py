@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from supervisor.gpurecent import RECENT_S, RecentGpus
+from supervisor.gpurecent import MAX_BEATS, RECENT_S, RecentGpus
 
 T0 = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
 BEAT_S = 15
@@ -83,3 +83,13 @@ def test_no_print_yet_or_a_gpu_without_power_reads_as_none() -> None:
         (0, 95.0, None),
         (1, 80.0, 600.0),
     ]
+
+
+def test_a_fast_heartbeat_keeps_only_the_newest_readings() -> None:
+    # a heartbeat every second: the last 5 min would be 300 readings of every GPU, each beat
+    recent = RecentGpus()
+    for s in range(300):
+        recent.note(at(s), [card(50.0 if s < 300 - MAX_BEATS else 90.0)], at(s), 1)
+    summary = recent.summary()
+    assert summary is not None and summary["readings"] == MAX_BEATS
+    assert summary["gpus"][0]["util_pct"] == 90.0  # the newest MAX_BEATS, not the oldest
