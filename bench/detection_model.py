@@ -325,7 +325,7 @@ class SimRun:
             out: float | None = self.last_print(p.start, t)
         else:
             out = p.out_base
-        util, speed = _gpu_and_speed(p.mode, rng)
+        util, speed = gpu_and_speed(p.mode, rng)
         if p.degraded and speed is not None:
             speed *= 0.3
         share = self.rate_share(t)
@@ -448,7 +448,7 @@ POWER = {
 }
 
 
-def _gpu_and_speed(mode: str, rng: random.Random) -> tuple[float | None, float | None]:
+def gpu_and_speed(mode: str, rng: random.Random) -> tuple[float | None, float | None]:
     """(GPU util %, throughput as a share of the run's normal rate) in each mode."""
     if mode == "train":
         return rng.uniform(85, 99), rng.uniform(0.9, 1.1)

@@ -19,8 +19,7 @@ import random
 from statistics import median
 from typing import Any
 
-from bench.detection_model import OUTPUT_MODES, SimRun, gpu_doc
-from bench.detection_model import _gpu_and_speed as gpu_and_speed
+from bench.detection_model import OUTPUT_MODES, SimRun, gpu_and_speed, gpu_doc
 from supervisor.gpurecent import FRESH_MIN_S, RECENT_S
 
 STRIDE_S = 60.0

@@ -88,10 +88,9 @@ def recent_work(
 
 def work_of(sample: Sample) -> tuple[float | None, float | None]:
     """A reading's GPU work (utilisation, draw above idle): the supervisor's recent medians
-    where it has them, else this check's own."""
-    if sample.recent_util_pct is not None and sample.recent_work_w is not None:
-        return sample.recent_util_pct, sample.recent_work_w
-    return lowest_util(sample), sample.gpu_work_w
+    where it has them (`lowest_util` prefers them too), else this check's own."""
+    recent = sample.recent_work_w
+    return lowest_util(sample), sample.gpu_work_w if recent is None else recent
 
 
 def remember_work(memory: Memory, sample: Sample, weight: float) -> Memory:

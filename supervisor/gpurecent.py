@@ -71,18 +71,16 @@ class RecentGpus:
         if not self._beats:
             return None
         first, last = self._beats[0][0], self._beats[-1][0]
+        by_index: Dict[int, List[Dict[str, Any]]] = {}
+        for _, gpus in self._beats:
+            for g in gpus:
+                if isinstance(g.get("index"), int):
+                    by_index.setdefault(g["index"], []).append(g)
         return {
             "readings": len(self._beats),
             "span_s": round((last - first).total_seconds(), 1),
-            "gpus": [_medians(index, self._of(index)) for index in self._indexes()],
+            "gpus": [_medians(index, by_index[index]) for index in sorted(by_index)],
         }
-
-    def _indexes(self) -> List[int]:
-        seen = {g.get("index") for _, gpus in self._beats for g in gpus}
-        return sorted(i for i in seen if isinstance(i, int))
-
-    def _of(self, index: int) -> List[Dict[str, Any]]:
-        return [g for _, gpus in self._beats for g in gpus if g.get("index") == index]
 
 
 def _medians(index: int, readings: List[Dict[str, Any]]) -> Dict[str, Any]:
