@@ -18,9 +18,10 @@ import asyncio
 import posixpath
 import secrets
 import shlex
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 import asyncssh
 
@@ -33,6 +34,7 @@ from core.ssh_pool import SshOptions as SshOptions
 from core.ssh_pool import SshTarget as SshTarget
 
 REFUSED_RETRIES = 3
+T = TypeVar("T")
 
 
 class SshPool(SshConnections):
@@ -67,14 +69,12 @@ class SshTransport:
             raise ValueError("argv must not be empty")
         command = shlex.join(_with_remote_deadline(argv, timeout_s, self._kill_grace_s))
         cap = self._max_output_bytes if max_output_bytes is None else max_output_bytes
-        for tries_left in range(REFUSED_RETRIES, -1, -1):
-            try:
-                async with self._pool.channel(self._target, timeout_s, lasting=lasting) as conn:
-                    result = await _exec(conn, command, stdin, cap)
-                break
-            except ChannelRefused:
-                if not tries_left:
-                    raise
+
+        async def attempt() -> ExecResult | None:
+            async with self._pool.channel(self._target, timeout_s, lasting=lasting) as conn:
+                return await _exec(conn, command, stdin, cap)
+
+        result = await _elsewhere_when_refused(attempt)
         if result is None:
             raise TransportError(self.label, "channel closed before the command exited")
         return result
@@ -103,14 +103,17 @@ class SshTransport:
 
     async def put_tree(self, local_dir: Path, remote_dir: str) -> None:
         dirs, files = local_files(local_dir)
-        async with self._sftp() as sftp:
+
+        async def put(sftp: asyncssh.SFTPClient) -> None:
             for rel in ["", *dirs]:
                 await sftp.makedirs(posixpath.join(remote_dir, rel), exist_ok=True)
             for rel in files:
                 await sftp.put(str(local_dir / rel), posixpath.join(remote_dir, rel))
 
+        await self._on_sftp(put)
+
     async def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
-        async with self._sftp() as sftp:
+        async def put(sftp: asyncssh.SFTPClient) -> None:
             for parent in sorted({posixpath.dirname(remote) for _, remote in files} - {""}):
                 await sftp.makedirs(parent, exist_ok=True)
             for local, remote in files:
@@ -125,10 +128,13 @@ class SshTransport:
                         await sftp.remove(temp)
                     raise
 
+        await self._on_sftp(put)
+
     async def put_bytes(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
         parent = posixpath.dirname(remote_path)
         temp = f"{remote_path}.tmp-{secrets.token_hex(4)}"
-        async with self._sftp() as sftp:
+
+        async def put(sftp: asyncssh.SFTPClient) -> None:
             if parent:
                 await sftp.makedirs(parent, exist_ok=True)
             try:
@@ -141,6 +147,8 @@ class SshTransport:
                     await sftp.remove(temp)
                 raise
 
+        await self._on_sftp(put)
+
     @asynccontextmanager
     async def open_read(self, remote_path: str, *, timeout_s: float) -> AsyncIterator[SftpReader]:
         # lasting: a pull may hold its channel for an hour; the probes keep their reserve
@@ -151,11 +159,16 @@ class SshTransport:
     async def close(self) -> None:
         return None
 
-    @asynccontextmanager
-    async def _sftp(self) -> AsyncIterator[asyncssh.SFTPClient]:
-        async with self._pool.channel(self._target, self._transfer_timeout_s) as conn:
-            async with conn.start_sftp_client() as sftp:
-                yield sftp
+    async def _on_sftp(self, body: Callable[[asyncssh.SFTPClient], Awaitable[None]]) -> None:
+        """`body` on an SFTP channel; run again on another channel if the server refused the
+        first (every body here writes to a temporary name, or makes directories that exist)."""
+
+        async def attempt() -> None:
+            async with self._pool.channel(self._target, self._transfer_timeout_s) as conn:
+                async with conn.start_sftp_client() as sftp:
+                    await body(sftp)
+
+        await _elsewhere_when_refused(attempt)
 
 
 class SshInteractive:
@@ -189,6 +202,15 @@ class SftpReader:
     async def read(self, offset: int, size: int) -> bytes:
         data = await self._handle.read(size, offset)
         return data if isinstance(data, bytes) else b""
+
+
+async def _elsewhere_when_refused(attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt()`, tried again up to REFUSED_RETRIES times while the server refuses its
+    channel for want of sessions (the pool has learned its real limit by then)."""
+    for _ in range(REFUSED_RETRIES):
+        with suppress(ChannelRefused):
+            return await attempt()
+    return await attempt()
 
 
 async def _exec(

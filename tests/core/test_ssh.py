@@ -337,3 +337,34 @@ async def test_keepalives_idle_while_a_session_process_is_open_and_resume_after(
         assert await _echo(transport) == b"ok\n"
     finally:
         await pool.close()
+
+
+async def test_file_transfers_refused_a_channel_go_elsewhere_too(
+    sshd: SshdServer, pin_file: Path, tmp_path: Path
+) -> None:
+    """A launch's uploads are SFTP channels: a sweep launched on one box puts eight runs'
+    files at once, and a server granting fewer sessions than the pool was told (or one
+    still counting a session just closed) refuses some. Those are tried again elsewhere,
+    as an exec's are, instead of failing the launch."""
+    sshd.stop()
+    text = sshd.config_path.read_text().replace("MaxSessions 10", "MaxSessions 3")
+    sshd.config_path.write_text(text)
+    sshd.start()
+    pool = SshPool(pin_file)  # told 10; the server grants 3
+    transport = await pool.transport(sshd.target())
+    local = tmp_path / "module.py"
+    local.write_bytes(b"x = 1\n" * 20_000)
+    remote = tmp_path / "remote"
+    await asyncio.gather(
+        *(transport.put_bytes(b"%d\n" % i, str(remote / f"RUN-{i}.json")) for i in range(8)),
+        *(transport.put_files([(local, str(remote / f"m{i}" / "module.py"))]) for i in range(8)),
+    )
+
+    assert [(remote / f"RUN-{i}.json").read_bytes() for i in range(8)] == [
+        b"%d\n" % i for i in range(8)
+    ]
+    assert all(
+        (remote / f"m{i}" / "module.py").read_bytes() == local.read_bytes() for i in range(8)
+    )
+    assert pool.stats(sshd.target()).limit == 3
+    await pool.close()
