@@ -108,15 +108,15 @@ def test_a_rare_printers_rate_is_read_by_the_supervisors_own_tracker():
 
 
 def test_the_simulated_supervisors_medians_leave_out_a_silence_and_keep_each_reading():
-    # supervisor/gpurecent.py: the heartbeats of the last 5 min taken within the print gap of a
-    # print; an eval's reading after that is not training's. Checks whose windows overlap see
-    # the very readings the first drew
+    # supervisor/gpurecent.py: every heartbeat of the last 5 min (20) taken within the print
+    # gap of a print; an eval's reading after that is not training's. Checks whose windows
+    # overlap see the very readings the first drew
     run = make_family_run("input_bound", 0, 7)
     ev = next(p for p in run.phases if p.mode == "eval" and p.end - p.start > 400)
     train = next(p for p in run.phases if p.mode == "train" and p.end - p.start > 900)
     cache: dict[float, tuple[float, float] | None] = {}
     starved = recent_doc(run, train.start + 600, cache)
-    assert starved["readings"] == 5 and starved["gpus"][0]["util_pct"] < 10  # 3-9 % busy
+    assert starved["readings"] == 20 and starved["gpus"][0]["util_pct"] < 10  # 3-9 % busy
     assert recent_doc(run, ev.start + 400, cache) is None  # 400 s into an eval: none counts
     drawn = dict(cache)
     recent_doc(run, train.start + 660, cache)
