@@ -10,28 +10,43 @@ against the medians' worth that the simulator no longer takes. One shortcut is l
 trainer's print gap is known from the start (the supervisor learns it from its first prints),
 so a reading in the first `fresh_s` of a silence counts as a print's, like the supervisor's.
 
-Each heartbeat's reading is drawn once, from its own seed: checks whose windows overlap see the
-same readings, as they would.
+A silence's first readings (within `fresh_s` of the last print) are kept until the silence
+outlasts `fresh_s`, then dropped, as the supervisor drops them. Each heartbeat's reading is
+drawn once, from its own seed: checks whose windows overlap see the same readings, as they
+would.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import random
 from statistics import median
 from typing import Any
 
-from bench.detection_model import HEARTBEAT_S, OUTPUT_MODES, SimRun, gpu_and_speed, gpu_doc
+from bench.detection_model import (
+    HEARTBEAT_S,
+    OUTPUT_MODES,
+    Phase,
+    SimRun,
+    gpu_and_speed,
+    gpu_doc,
+)
 from supervisor.gpurecent import FRESH_MIN_S, RECENT_S
 
 STRIDE_S = HEARTBEAT_S  # every heartbeat, as the supervisor reads them
 
 
-def recent_doc(run: SimRun, t: float, cache: dict[float, tuple[float, float] | None]) -> Any:
+Reading = tuple[float, float, float]  # utilisation %, power (a share of the limit), kept until
+
+
+def recent_doc(run: SimRun, t: float, cache: dict[float, Reading | None]) -> Any:
     """`gpu_recent` at `t` (None: no reading in the window counts); `cache` keeps each
-    heartbeat's reading (utilisation %, power as a share of the limit) or None."""
+    heartbeat's reading (utilisation %, power as a share of the limit, and until when it is
+    kept: a silence's first readings go once it outlasts the print gap) or None."""
     first = (t - RECENT_S) // STRIDE_S * STRIDE_S + STRIDE_S
     beats = [first + i * STRIDE_S for i in range(int((t - first) // STRIDE_S) + 1)]
-    read = [(b, r) for b in beats if (r := _reading(run, b, cache)) is not None]
+    read = [(b, r[:2]) for b in beats if (r := _reading(run, b, cache)) is not None and t <= r[2]]
     if not read:
         return None
     return {
@@ -41,24 +56,37 @@ def recent_doc(run: SimRun, t: float, cache: dict[float, tuple[float, float] | N
     }
 
 
-def _reading(
-    run: SimRun, beat: float, cache: dict[float, tuple[float, float] | None]
-) -> tuple[float, float] | None:
+def _reading(run: SimRun, beat: float, cache: dict[float, Reading | None]) -> Reading | None:
     if beat not in cache:
         cache[beat] = _read(run, beat)
     return cache[beat]
 
 
-def _read(run: SimRun, beat: float) -> tuple[float, float] | None:
+def _read(run: SimRun, beat: float) -> Reading | None:
     p = run.phase_at(beat)
     if p.status != "running" or beat < 0:
         return None
+    fresh = max(FRESH_MIN_S, 2 * run.output_every_s)
     printed = run.last_print(p.start, beat) if p.mode in OUTPUT_MODES else p.out_base
-    if printed is None or beat - printed > max(FRESH_MIN_S, 2 * run.output_every_s):
+    if printed is None or beat - printed > fresh:
         return None  # an eval's, a save's, a load's silence: not the trainer's work
     rng = random.Random(run.seed * 1_000_003 + int(beat))
     util, _ = gpu_and_speed(p.mode, rng)
     util = run.training_util(p, beat, util, rng)
     if util is None:
         return None
-    return util, run.power(p, beat, util, rng)
+    until = math.inf if _prints_by(run, p, printed + fresh) else printed + fresh
+    return util, run.power(p, beat, util, rng), until
+
+
+def _prints_by(run: SimRun, p: Phase, t: float) -> bool:
+    """Whether the trainer, silent or training in `p`, prints again by `t` (a silent phase
+    ends in training's first print, which the simulator places at that phase's start)."""
+    if p.mode in OUTPUT_MODES:
+        return True  # its prints are at most twice its print gap apart
+    for q in run.phases[bisect.bisect_right([q.start for q in run.phases], p.start) :]:
+        if q.start > t or q.status != "running":
+            return False
+        if q.mode in OUTPUT_MODES:
+            return True
+    return False

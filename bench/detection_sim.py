@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from bench.detection_model import DAY_S, HEALTHY_KINDS, SimRun, at
-from bench.detection_recent import recent_doc
+from bench.detection_recent import Reading, recent_doc
 from core.decide import CheckDecision, CheckPolicy, decide
 from core.exit_plan import should_destroy
 from core.models import OpenAlert, RunRecord
@@ -114,7 +114,7 @@ class _Loop:
         self.quiet_s = policy.thresholds.stall_after_s
         self.wakes = self.wake_checks(0.0)
         self.last_check_s = 0.0
-        self.recent: dict[float, tuple[float, float] | None] = {}  # heartbeat -> its reading
+        self.recent: dict[float, Reading | None] = {}  # heartbeat -> its reading
 
     def go(self) -> Outcome:
         t = EXEC_S  # the first check right after launch

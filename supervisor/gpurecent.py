@@ -7,7 +7,11 @@ One reading is an instant: NVML's utilisation is the share of its last sample pe
 such instant; the supervisor reads every heartbeat, and the median of the last minutes' readings
 is the GPU's work. A reading taken in a silence longer than the trainer's print gap (an eval, a
 checkpoint save, a load) is not training's and is left out: the gap is learned from the
-trainer's own prints (twice their median spacing, at least FRESH_MIN_S).
+trainer's own prints (twice their median spacing, at least FRESH_MIN_S). A silence's first
+readings, kept while it could still be a print running late, go once it outlasts the gap: a
+check just after a 4-min save otherwise read the save's first minute (4 idle readings) against
+the minute of training since, a median of half an idle GPU, and the watcher learned the GPU's
+work at the run's rate from it (2026-12-01, eighth session).
 
 Kept per attempt: a new trainer starts afresh; at most MAX_BEATS readings. Standard library
 only (Python 3.9+).
@@ -62,6 +66,9 @@ class RecentGpus:
             self._prints.append(last_output_at)
         if (at - last_output_at).total_seconds() <= self.fresh_s():
             self._beats.append((at, [g for g in gpus if isinstance(g, dict)]))
+        else:  # the silence outlasted the gap: its first readings were its own too
+            while self._beats and self._beats[-1][0] > last_output_at:
+                self._beats.pop()
         while self._beats and (at - self._beats[0][0]).total_seconds() >= RECENT_S:
             self._beats.popleft()
 

@@ -121,3 +121,26 @@ def test_the_simulated_supervisors_medians_leave_out_a_silence_and_keep_each_rea
     drawn = dict(cache)
     recent_doc(run, train.start + 660, cache)
     assert all(cache[b] == r for b, r in drawn.items())
+
+
+def test_the_simulated_supervisor_drops_a_saves_first_readings_once_it_outlasts_the_gap():
+    # supervisor/gpurecent.py keeps a silence's first minute while it could be a late print,
+    # and drops it once the silence outlasts the gap: a check just after a save reads training
+    run = make_family_run("input_bound", 0, 7)
+    ckpt = next(
+        p
+        for p, after in zip(run.phases, run.phases[1:], strict=False)
+        if p.mode == "ckpt" and p.end - p.start > 90 and after.mode == "train"
+    )
+
+    def beats(t: float, modes: set[str]) -> int:
+        first = (t - 300) // 15 * 15 + 15
+        window = [first + 15 * i for i in range(int((t - first) // 15) + 1)]
+        return sum(run.phase_at(b).mode in modes for b in window)
+
+    after_save = ckpt.end + 120
+    assert beats(after_save, {"ckpt"}) >= 4
+    assert recent_doc(run, after_save, {})["readings"] == beats(after_save, {"train"})
+    early = ckpt.start + 40  # 40 s in, it could still be a print running late
+    kept = beats(early, {"train", "ckpt"})
+    assert beats(early, {"ckpt"}) == 3 and recent_doc(run, early, {})["readings"] == kept

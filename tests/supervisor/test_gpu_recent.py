@@ -49,10 +49,35 @@ def test_an_evals_readings_are_left_out_once_it_outlasts_the_print_gap() -> None
     # an eval from 300 s: silent, the GPU 60 % busy for its first minute, then 99 %
     beats(recent, 300, 435, lambda s: 60.0 if s < 360 else 99.0, lambda s: at(290))
     summary = recent.summary()
-    # within RECENT_S of 420 s: training's 135-285 s, and the first 60 s of the silence (it
-    # could be a print running late); nothing of the eval after that
-    assert summary is not None and summary["readings"] == 11 + 4
+    # within RECENT_S of 420 s: training's 135-285 s; nothing of the eval, not even its first
+    # minute, kept while it could have been a print running late
+    assert summary is not None and summary["readings"] == 11
     assert summary["gpus"][0]["util_pct"] == 90.0 and RECENT_S == 300.0
+
+
+def test_a_silence_is_kept_while_it_could_be_a_late_print_and_dropped_once_it_outlasts_it() -> None:
+    recent = RecentGpus()
+    beats(recent, 0, 300, lambda s: 90.0, every(10))
+    beats(recent, 300, 345, lambda s: 2.0, lambda s: at(290))  # a save's first 45 s
+    during = recent.summary()
+    assert during is not None and during["readings"] == 20  # 17 of training, 3 of the save
+    # the save lasts 4 min; the trainer prints again from 540 s, every 10 s
+    beats(recent, 345, 540, lambda s: 2.0, lambda s: at(290))
+    beats(recent, 540, 600, lambda s: 90.0, every(10))
+    after = recent.summary()
+    # training's 300 s before it fell out of the window and the 60 s since: none of the save
+    assert after is not None and after["readings"] == 4
+    assert after["gpus"][0]["util_pct"] == 90.0
+
+
+def test_a_pause_shorter_than_the_print_gap_keeps_its_readings() -> None:
+    recent = RecentGpus()
+    beats(recent, 0, 300, lambda s: 90.0, every(10))
+    beats(recent, 300, 345, lambda s: 40.0, lambda s: at(290))  # 55 s without a print
+    beats(recent, 345, 420, lambda s: 90.0, every(10))
+    summary = recent.summary()
+    assert summary is not None and summary["readings"] == 20  # the pause's 3 readings kept
+    assert summary["gpus"][0]["util_pct"] == 90.0
 
 
 def test_a_trainer_that_prints_every_4_min_is_training_between_its_prints() -> None:
