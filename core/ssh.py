@@ -160,8 +160,8 @@ class SshTransport:
         return None
 
     async def _on_sftp(self, body: Callable[[asyncssh.SFTPClient], Awaitable[None]]) -> None:
-        """`body` on an SFTP channel; run again on another channel if the server refused the
-        first (every body here writes to a temporary name, or makes directories that exist)."""
+        """`body` on an SFTP channel; on another if the server refused the first (a refusal
+        comes as the channel opens, before `body` has written anything)."""
 
         async def attempt() -> None:
             async with self._pool.channel(self._target, self._transfer_timeout_s) as conn:
