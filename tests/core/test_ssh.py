@@ -282,13 +282,18 @@ async def test_a_probe_never_waits_behind_wait_channels_and_more_waits_open_a_co
     await pool.close()
 
 
+def _grant_sessions(sshd: SshdServer, sessions: int) -> None:
+    """Restart the test's sshd with `MaxSessions sessions` (the fixture's is 10)."""
+    sshd.stop()
+    text = sshd.config_path.read_text().replace("MaxSessions 10", f"MaxSessions {sessions}")
+    sshd.config_path.write_text(text)
+    sshd.start()
+
+
 async def test_a_server_allowing_fewer_sessions_teaches_the_pool_its_limit(
     sshd: SshdServer, pin_file: Path
 ) -> None:
-    sshd.stop()
-    text = sshd.config_path.read_text().replace("MaxSessions 10", "MaxSessions 3")
-    sshd.config_path.write_text(text)
-    sshd.start()
+    _grant_sessions(sshd, 3)
     pool = SshPool(pin_file)  # told 10; the server grants 3
     transport = await pool.transport(sshd.target())
     results = await asyncio.gather(
@@ -346,10 +351,7 @@ async def test_file_transfers_refused_a_channel_go_elsewhere_too(
     files at once, and a server granting fewer sessions than the pool was told (or one
     still counting a session just closed) refuses some. Those are tried again elsewhere,
     as an exec's are, instead of failing the launch."""
-    sshd.stop()
-    text = sshd.config_path.read_text().replace("MaxSessions 10", "MaxSessions 3")
-    sshd.config_path.write_text(text)
-    sshd.start()
+    _grant_sessions(sshd, 3)
     pool = SshPool(pin_file)  # told 10; the server grants 3
     transport = await pool.transport(sshd.target())
     local = tmp_path / "module.py"
