@@ -693,6 +693,31 @@ def input_bound_long_checkpoints(run: SimRun, rng: random.Random) -> None:
     input_bound(run, rng)
 
 
+# -- a save every 20-40 min, written 2026-12-02 (ninth session) before the learned GPU work
+# waited for the next check to show a reading was not a save's first seconds: held out from
+# that change ------------------------------------------------------------------------------
+
+
+def _frequent_saves(build: Build) -> Build:
+    """`build`, in a trainer that evaluates briefly (30-90 s, GPU busy) and saves a checkpoint
+    (3-6 min, GPU idle, I/O busy) every 20-40 min."""
+
+    def saving(run: SimRun, rng: random.Random) -> None:
+        run.eval_every_s = rng.uniform(20, 40) * MIN
+        run.eval_s = (30.0, 90.0)
+        run.ckpt_s = (3 * MIN, 6 * MIN)
+        build(run, rng)
+
+    return saving
+
+
+def mild_wait(run: SimRun, rng: random.Random) -> None:
+    # readings +-10 %: at 2-16 h the GPU starts waiting (a slower data source, a neighbour): the
+    # rate and the GPU's utilisation to 65-80 % for good, power as before
+    _step_down(run, rng.uniform(2 * 3600, 16 * 3600), rng.uniform(0.65, 0.8))
+    run.scatter = _uniform(0.10)
+
+
 FAMILIES = (
     Family("slow_startup", "silent start-up 8-20 min, GPU idle, CPU/disk busy", slow_startup),
     Family(
@@ -1172,6 +1197,25 @@ FAMILIES = (
         True,
         True,
     ),
+    Family(
+        "frequent_saves_throttle",
+        "throttle_step_down, with a 30-90 s eval and a 3-6 min save (GPU idle) every 20-40 min",
+        _frequent_saves(throttle_step_down),
+        True,
+        True,
+    ),
+    Family(
+        "frequent_saves_mild_wait",
+        "readings +-10 %, a 3-6 min save every 20-40 min, at 2-16 h the rate and GPU to 65-80 %",
+        _frequent_saves(mild_wait),
+        True,
+        True,
+    ),
+    Family(
+        "frequent_saves_heavier_stage",
+        "heavier_stage, with a 3-6 min save every 20-40 min (must not alert)",
+        _frequent_saves(heavier_stage),
+    ),
 )
 KINDS = {
     "busy_gpu_hang": "hang_busy",
@@ -1214,6 +1258,8 @@ KINDS = {
     "shared_gpu_step_down": "decay",
     "noisy_gpu_throttle": "decay",
     "noisy_gpu_mild_wait": "decay",
+    "frequent_saves_throttle": "decay",
+    "frequent_saves_mild_wait": "decay",
 }
 
 
