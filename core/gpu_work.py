@@ -14,7 +14,8 @@ enough) is not when the GPU's work held through it: the least busy GPU at WORK_U
 utilisation at the run's rate, and the GPU drawing least at WORK_POWER_HELD of its draw there
 above idle (IDLE_SHARE of its power limit: a GPU that spins or waits half the time still draws
 its idle floor), each the median over the attempt's kept readings under the recovered line (at
-least WORK_READINGS; none in a save's or an eval's silence). The least busy and the least
+least WORK_READINGS; none in a save's or an eval's silence, nor at a check silent past the
+trainer's print gap: maybe such a silence's first seconds). The least busy and the least
 drawing, not the mean: one GPU of eight that throttles or waits holds the other seven back.
 Its rate becomes the run's, and its work the work at that rate (core/baseline.py), so a
 slowdown after it is judged from there. Without a power reading (an older supervisor, a GPU
@@ -96,10 +97,10 @@ def work_of(sample: Sample) -> tuple[float | None, float | None]:
 def remember_work(memory: Memory, sample: Sample, weight: float) -> Memory:
     """Fold a reading that counted toward the run's rate into the GPU work at that rate
     (`weight`: the reading's share of the new mean; 1.0 starts it afresh). A reading that
-    says nothing of training's work (`in_silence`), or of a GPU that said it was slowed,
+    says nothing of training's work (`_training`), or of a GPU that said it was slowed,
     changes nothing."""
     util, work = work_of(sample)
-    if util is None or work is None or in_silence(sample) or sample.gpu_slowed:
+    if util is None or work is None or not _training(sample) or sample.gpu_slowed:
         return memory
     old_util, old_work = memory.work_util_pct, memory.work_w
     if old_util is None or old_work is None or weight >= 1.0:
@@ -115,7 +116,7 @@ def sag_work(readings: Iterable[Sample]) -> tuple[float, float] | None:
     """The sag's GPU work: the medians of its training readings' utilisation and draw (one
     reading that caught a short save or a batch's gap is not the sag's); None: fewer than
     WORK_READINGS, or a GPU said it was slowed."""
-    training = [s for s in readings if not in_silence(s)]
+    training = [s for s in readings if _training(s)]
     if any(s.gpu_slowed for s in training):
         return None
     pairs = [work_of(s) for s in training]
@@ -123,6 +124,12 @@ def sag_work(readings: Iterable[Sample]) -> tuple[float, float] | None:
     if len(read) < WORK_READINGS:
         return None
     return median(u for u, _ in read), median(w for _, w in read)
+
+
+def _training(sample: Sample) -> bool:
+    """The reading is of the GPU while training: not in a silence, nor maybe a silence's first
+    seconds (`Sample.past_print_gap`)."""
+    return not (in_silence(sample) or sample.past_print_gap)
 
 
 def as_busy(memory: Memory, readings: Iterable[Sample]) -> bool:

@@ -20,6 +20,7 @@ from core.vocab import Condition, Event
 
 EXPLAINED_SILENCE_S = 120.0
 PRINT_GAP_CHECKS = 4  # counted checks (unusual_silence_s) before a print gap is learned
+PRINT_LATE_S = 30.0  # two heartbeats: a silence this short holds no more of the GPU's readings
 
 ERROR_MARKERS = re.compile(
     r"Traceback \(most recent call last\)|^[\w.]*(Error|Exception): |CUDA error|"
@@ -86,6 +87,7 @@ def sample_of(
         busy_silent=quiet and low is not None and low >= t.gpu_low_pct,
         gpu_work_w=work_w(used),
         gpu_slowed=slowed(used),
+        past_print_gap=past_print_gap(silent_s, memory, state.attempt, t),
         recent_util_pct=recent[0],
         recent_work_w=recent[1],
     )
@@ -106,11 +108,26 @@ def unusual_silence_s(memory: Memory, attempt: int, t: Thresholds) -> float:
     true gap at 4 checks in 10 of the detection bench's rare printers; twice the median at 1
     in 15), and its starved silences read as saves.
     """
-    window, cap = explained_window_s(t), t.stall_after_s / 2
+    window, gap = explained_window_s(t), print_gap_s(memory, attempt, t)
+    return window if gap is None else min(t.stall_after_s / 2, max(window, gap))
+
+
+def print_gap_s(memory: Memory, attempt: int, t: Thresholds) -> float | None:
+    """The trainer's print gap (`unusual_silence_s`); None before PRINT_GAP_CHECKS checks."""
     gaps = [s for s in _fresh_silences(memory, attempt) if s < t.stall_after_s]
-    if len(gaps) < PRINT_GAP_CHECKS:
-        return window
-    return min(cap, max(window, 2 * median(gaps)))
+    return 2 * median(gaps) if len(gaps) >= PRINT_GAP_CHECKS else None
+
+
+def past_print_gap(silent_s: float | None, memory: Memory, attempt: int, t: Thresholds) -> bool:
+    """Silent for longer than the trainer's print gap (the explained-silence window before it
+    is learned), and at least PRINT_LATE_S: maybe a save's or an eval's first seconds, which
+    the supervisor's recent GPU readings still count as training's (they cannot tell them
+    from a late print yet). A check 42 s into a save that followed an eval read the save's
+    first 4 idle readings as the GPU's work at the run's rate (2026-12-01, eighth session)."""
+    if silent_s is None or silent_s <= PRINT_LATE_S:
+        return False  # most checks: not worth learning the gap for
+    gap = print_gap_s(memory, attempt, t)
+    return silent_s > (explained_window_s(t) if gap is None else max(PRINT_LATE_S, gap))
 
 
 def _fresh_silences(memory: Memory, attempt: int) -> list[float]:

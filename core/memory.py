@@ -46,6 +46,8 @@ class Sample:
     busy_silent: bool = False
     gpu_work_w: float | None = None  # the least draw above idle of its GPUs (core/gpu_work.py)
     gpu_slowed: bool = False  # one of them said it was throttled (core/gpu_work.py)
+    # silent past the trainer's print gap: maybe a silence's first seconds (core/hard_rules.py)
+    past_print_gap: bool = False
     # the least busy GPU's utilisation and the least draw above idle as the medians of the
     # supervisor's training readings of the last minutes (`SupervisorState.gpu_recent`): None
     # from an older supervisor, or with too few of them
@@ -246,6 +248,7 @@ def _sample_from_json(doc: dict[str, Any]) -> Sample:
         busy_silent=bool(doc.get("busy_silent", False)),
         gpu_work_w=_float_or_none(doc.get("gpu_work_w")),
         gpu_slowed=bool(doc.get("gpu_slowed", False)),
+        past_print_gap=bool(doc.get("past_print_gap", False)),
         recent_util_pct=_float_or_none(doc.get("recent_util_pct")),
         recent_work_w=_float_or_none(doc.get("recent_work_w")),
     )

@@ -265,3 +265,49 @@ def test_too_few_recent_readings_stand_for_nothing_and_other_gpus_are_not_the_ru
     # medians of a GPU the run does not use (index 3): not this run's work
     other = sample_for(recent(95.0, 600.0, index=3))
     assert (other.recent_util_pct, lowest_util(other)) == (None, 40.0)
+
+
+def saves_then_throttle(silent_s: float, *, print_every_s: float = 10.0) -> list[Assessment]:
+    """Every 10 min, a trainer printing every `print_every_s` (each check `print_every_s` / 2
+    after a print); at minutes 50, 110, 170 and 230 the check lands `silent_s` into a checkpoint
+    save that followed an eval, the supervisor's medians then the save's first idle readings
+    (3.5 % busy, its idle draw). From minute 300 the GPU throttles: 60 % of the rate, as busy,
+    its draw above idle at 83 % of the work at the run's rate."""
+    obs = []
+    for m in range(0, 600, 10):
+        saving = m % 60 == 50 and m < 300
+        util, power = (3.5, 70.0) if saving else AT_RATE if m < 300 else (95.0, 510.0)
+        silent = silent_s if saving else print_every_s / 2
+        obs.append(
+            running(
+                at(m),
+                output_at=at(m, seconds=-silent),
+                throughput=RATE if m < 300 else 0.6 * RATE,
+                gpus=[card(util, power)],
+                gpu_recent=recent(util, power),
+            )
+        )
+    return run_checks(obs)
+
+
+def test_a_check_in_a_saves_first_seconds_does_not_teach_the_gpus_work() -> None:
+    # 42 s into a save, the silence is not yet the 2-min window's, but it is past the print
+    # gap of a trainer printing every 10 s: its readings may be the save's, and are not
+    # learned. Learned, they dragged the work at the run's rate down until the throttle read
+    # as heavier steps (as busy, drawing over 85 % of the dragged work) and was never told.
+    results = saves_then_throttle(42.0)
+    before = results[28].memory  # minute 280: after the four saves
+    assert abs((before.work_util_pct or 0) - 95.0) < 1e-9 and before.work_w == 530.0
+    assert before.samples[-1].past_print_gap is False
+    assert results[5].memory.samples[-1].past_print_gap is True
+    assert told(results) and told(results)[0] > 300
+
+
+def test_a_rare_printers_check_as_long_after_its_print_still_teaches_the_work() -> None:
+    # a trainer printing every 5 min is silent 42 s, or 150, at its checks: once its print gap
+    # is learned (from 4 checks after the first), they are training's
+    results = saves_then_throttle(42.0, print_every_s=300.0)
+    flagged = [r.memory.samples[-1].past_print_gap for r in results]
+    assert flagged == [True] * 5 + [False] * (len(results) - 5)
+    work = results[28].memory.work_w
+    assert work is not None and work < 530.0
