@@ -9,6 +9,8 @@ noisy_gpu_heavier_stage's runs falsely told slow, against 0.3 % at 20 readings),
 against the medians' worth that the simulator no longer takes. One shortcut is left: the
 trainer's print gap is known from the start (the supervisor learns it from its first prints),
 so a reading in the first `fresh_s` of a silence counts as a print's, like the supervisor's.
+Kept per attempt, as the supervisor keeps them: until 2026-12-02 (ninth session) a retry's
+window still held the last attempt's readings for up to RECENT_S.
 
 A silence's first readings (within `fresh_s` of the last print) are kept until the silence
 outlasts `fresh_s`, then dropped, as the supervisor drops them. Each heartbeat's reading is
@@ -37,7 +39,8 @@ from supervisor.gpurecent import FRESH_MIN_S, RECENT_S
 STRIDE_S = HEARTBEAT_S  # every heartbeat, as the supervisor reads them
 
 
-Reading = tuple[float, float, float]  # utilisation %, power (a share of the limit), kept until
+# utilisation %, power (a share of the limit), kept until, the attempt that trained
+Reading = tuple[float, float, float, int]
 
 
 def recent_doc(run: SimRun, t: float, cache: dict[float, Reading | None]) -> Any:
@@ -46,7 +49,12 @@ def recent_doc(run: SimRun, t: float, cache: dict[float, Reading | None]) -> Any
     kept: a silence's first readings go once it outlasts the print gap) or None."""
     first = (t - RECENT_S) // STRIDE_S * STRIDE_S + STRIDE_S
     beats = [first + i * STRIDE_S for i in range(int((t - first) // STRIDE_S) + 1)]
-    read = [(b, r[:2]) for b in beats if (r := _reading(run, b, cache)) is not None and t <= r[2]]
+    attempt = run.phase_at(t).attempt  # a new trainer's readings start afresh
+    read = [
+        (b, r[:2])
+        for b in beats
+        if (r := _reading(run, b, cache)) is not None and t <= r[2] and r[3] == attempt
+    ]
     if not read:
         return None
     return {
@@ -76,7 +84,7 @@ def _read(run: SimRun, beat: float) -> Reading | None:
     if util is None:
         return None
     until = math.inf if _prints_by(run, p, printed + fresh) else printed + fresh
-    return util, run.power(p, beat, util, rng), until
+    return util, run.power(p, beat, util, rng), until, p.attempt
 
 
 def _prints_by(run: SimRun, p: Phase, t: float) -> bool:

@@ -144,3 +144,15 @@ def test_the_simulated_supervisor_drops_a_saves_first_readings_once_it_outlasts_
     early = ckpt.start + 40  # 40 s in, it could still be a print running late
     kept = beats(early, {"train", "ckpt"})
     assert beats(early, {"ckpt"}) == 3 and recent_doc(run, early, {})["readings"] == kept
+
+
+def test_the_simulated_supervisors_readings_start_afresh_with_a_new_attempt():
+    # supervisor/gpurecent.py clears its readings when the attempt changes: a check in the
+    # retry's first minutes reads none of the crashed attempt's training
+    run = make_family_run("input_bound_retry", 0, 7)
+    train = next(p for p in run.phases if p.attempt == 2 and p.mode == "train")
+    crash = next(p for p in run.phases if p.status == "retrying").start
+    t = train.start + 90
+    assert crash > t - 300  # the window reaches back into the first attempt's training
+    retried = [b for b in range(int(crash), int(t) + 1) if b % 15 == 0 and b >= train.start]
+    assert len(retried) >= 4 and recent_doc(run, t, {})["readings"] == len(retried)
