@@ -694,8 +694,8 @@ def input_bound_long_checkpoints(run: SimRun, rng: random.Random) -> None:
 
 
 # -- a save every 20-40 min, written 2026-12-02 (ninth session) before the learned GPU work
-# waited for the next check to show a reading was not a save's first seconds: held out from
-# that change ------------------------------------------------------------------------------
+# stopped taking readings from a check silent past the trainer's print gap (maybe a save's
+# first seconds): held out from that change -------------------------------------------------
 
 
 def _frequent_saves(build: Build) -> Build:

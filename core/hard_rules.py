@@ -127,7 +127,7 @@ def past_print_gap(silent_s: float | None, memory: Memory, attempt: int, t: Thre
     if silent_s is None or silent_s <= PRINT_LATE_S:
         return False  # most checks: not worth learning the gap for
     gap = print_gap_s(memory, attempt, t)
-    return silent_s > (explained_window_s(t) if gap is None else max(PRINT_LATE_S, gap))
+    return silent_s > (explained_window_s(t) if gap is None else gap)
 
 
 def _fresh_silences(memory: Memory, attempt: int) -> list[float]:

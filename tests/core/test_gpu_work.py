@@ -297,17 +297,22 @@ def test_a_check_in_a_saves_first_seconds_does_not_teach_the_gpus_work() -> None
     # as heavier steps (as busy, drawing over 85 % of the dragged work) and was never told.
     results = saves_then_throttle(42.0)
     before = results[28].memory  # minute 280: after the four saves
-    assert abs((before.work_util_pct or 0) - 95.0) < 1e-9 and before.work_w == 530.0
+    assert abs((before.work_util_pct or 0) - 95.0) < 1e-9
+    assert abs((before.work_w or 0) - 530.0) < 1e-9
     assert before.samples[-1].past_print_gap is False
     assert results[5].memory.samples[-1].past_print_gap is True
     assert told(results) and told(results)[0] > 300
 
 
-def test_a_rare_printers_check_as_long_after_its_print_still_teaches_the_work() -> None:
-    # a trainer printing every 5 min is silent 42 s, or 150, at its checks: once its print gap
-    # is learned (from 4 checks after the first), they are training's
-    results = saves_then_throttle(42.0, print_every_s=300.0)
-    flagged = [r.memory.samples[-1].past_print_gap for r in results]
-    assert flagged == [True] * 5 + [False] * (len(results) - 5)
-    work = results[28].memory.work_w
-    assert work is not None and work < 530.0
+def test_a_rare_printers_checks_still_teach_the_work_and_its_saves_start_is_not_told() -> None:
+    # a trainer printing every 200 s is silent 100 s at its checks (under the 2-min window,
+    # within its gap): they are training's and teach the work. Where it loses: 42 s into its
+    # save is within its print gap too, a print running late for all a check can tell, and the
+    # save's first readings are learned
+    results = saves_then_throttle(42.0, print_every_s=200.0)
+    assert not any(r.memory.samples[-1].past_print_gap for r in results)
+    taught = results[4].memory  # minute 40, before the first save
+    assert abs((taught.work_util_pct or 0) - 95.0) < 1e-9
+    assert abs((taught.work_w or 0) - 530.0) < 1e-9
+    dragged = results[28].memory.work_w
+    assert dragged is not None and dragged < 530.0

@@ -32,6 +32,7 @@ FULL = Sample(
     busy_silent=True,
     gpu_work_w=512.5,
     gpu_slowed=True,
+    past_print_gap=True,
     recent_util_pct=88.5,
     recent_work_w=490.0,
 )
