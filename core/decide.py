@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from core.memory import MAX_ANNOUNCED, Memory
+from core.memory import MAX_ANNOUNCED, Memory, Stored, stored
 from core.messages import alert_message, episode_findings, log_context, recovery_message
 from core.models import CheckCommit, OpenAlert, OutboundMessage, RunRecord
 from core.outside import CheckPolicy, Outside, ProviderAnswer, judge_outside
@@ -43,6 +44,7 @@ class CheckDecision:
     interval_s: float | None  # the next check; None: no more checks by cadence
     alerts: AlertPlan
     assessment: Assessment
+    stored: Stored  # the memory committed, and its document: the run's next `known`
     told: tuple[Finding, ...] = ()  # what the alert message says (one message per episode)
     kill_attempt: int | None = None
     finish: SupervisorState | None = None
@@ -65,10 +67,12 @@ def decide(
     open_alerts: Mapping[str, OpenAlert],
     policy: CheckPolicy,
     now: datetime,
+    known: Stored | None = None,
 ) -> CheckDecision:
     """Decide one check of a live run. `instance` is None when the provider was not asked
-    (SSH answered, no provider, no instance)."""
-    memory = memory_of(record)
+    (SSH answered, no provider, no instance). `known`: the memory this run's last check stored
+    (CheckDecision.stored), if the caller kept it: the same decision, less decoding."""
+    memory = memory_of(record, known)
     outside = judge_outside(record, obs, instance, memory, policy, open_alerts, now)
     rules = _deadline_rules(policy.rules, obs, memory, outside.due_at, now)
     a = _merge(assess(memory, obs, rules, now, alerting=outside.lasting), outside)
@@ -87,7 +91,8 @@ def decide(
     )
     interval = next_check_s(a, policy.rules, now, deadline_at=outside.due_at)
     stop = any(f.key == Condition.HOST_KEY for f in a.findings)
-    updated = _updated_record(record, obs, a, line, interval, stop=stop)
+    kept = stored(a.memory, known)
+    updated = _updated_record(record, obs, a, kept.doc, line, interval, stop=stop)
     # one message per episode: the retry a stall kill caused was told by the kill's message
     told = episode_findings(plan.to_notify, a.state, memory.stall_kills)
     messages = _messages(record, told, line, obs, a, plan, now, policy.max_cost is not None)
@@ -96,6 +101,7 @@ def decide(
         interval_s=None if stop else interval,
         alerts=plan,
         assessment=a,
+        stored=kept,
         told=told,
         kill_attempt=None if stop else a.kill_attempt,
         finish=a.state if terminal else None,
@@ -104,9 +110,9 @@ def decide(
     )
 
 
-def memory_of(record: RunRecord) -> Memory:
+def memory_of(record: RunRecord, known: Stored | None = None) -> Memory:
     if record.memory:
-        return Memory.from_json(record.memory)
+        return known.decode(record.memory) if known else Memory.from_json(record.memory)
     return Memory(launched_at=record.launched_at)
 
 
@@ -210,6 +216,7 @@ def _updated_record(
     record: RunRecord,
     obs: Observation,
     a: Assessment,
+    memory_doc: dict[str, Any],
     line: str,
     interval: float | None,
     *,
@@ -218,7 +225,7 @@ def _updated_record(
     """The run row after the check; `stop` (the host key changed): watched no more."""
     at = obs.at
     fields: dict[str, object] = {
-        "memory": a.memory.to_json(),
+        "memory": memory_doc,
         "last_status_line": line,
         "last_check_at": at,
         "interval_s": interval,

@@ -126,11 +126,14 @@ class Memory:
     def with_sample(self, sample: Sample) -> Memory:
         return replace(self, samples=(*self.samples, sample)[-MAX_SAMPLES:])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, known: Stored | None = None) -> dict[str, Any]:
+        """The document stored for this memory; the samples it shares with `known` (the memory
+        the check started from) reuse their documents there: only the new sample is encoded."""
         doc = _shallow(self, _MEMORY_FIELDS)  # not asdict: its deep copies cost every check
         doc["launched_at"] = self.launched_at.isoformat()
         doc["attempt_seen_at"] = _iso(self.attempt_seen_at)
-        doc["samples"] = [_sample_to_json(s) for s in self.samples]
+        encoded = known.sample_docs() if known is not None else {}
+        doc["samples"] = [encoded.get(id(s)) or _sample_to_json(s) for s in self.samples]
         doc["cadence"] = {
             "phase": self.cadence.phase.value,
             "early_index": self.cadence.early_index,
@@ -198,6 +201,30 @@ class Memory:
             heavier_from=_float_or_none(doc.get("heavier_from")),
             heavier_to=_float_or_none(doc.get("heavier_to")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A memory and the document it was stored as. The next check of the run, given it, skips
+    decoding when the store still holds that document, and encodes only what changed: decoding
+    and encoding the memory were a fifth of a check's pure work at 5,000 runs."""
+
+    memory: Memory
+    doc: dict[str, Any]
+
+    def decode(self, doc: dict[str, Any]) -> Memory:
+        """`doc` (the run row's) as a Memory: this one when it is the document stored (equal
+        content: the store hands back a fresh copy), else decoded."""
+        if doc is self.doc or doc == self.doc:
+            return self.memory
+        return Memory.from_json(doc)
+
+    def sample_docs(self) -> dict[int, dict[str, Any]]:
+        return {id(s): d for s, d in zip(self.memory.samples, self.doc["samples"], strict=True)}
+
+
+def stored(memory: Memory, known: Stored | None = None) -> Stored:
+    return Stored(memory, memory.to_json(known))
 
 
 _MEMORY_FIELDS = tuple(f.name for f in fields(Memory))

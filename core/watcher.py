@@ -16,6 +16,7 @@ from core.decide import CheckDecision, CheckPolicy, ProviderAnswer, decide
 from core.errors import HostKeyMismatch, ProtocolError, SleepwatchError, StaleRun, TransportError
 from core.exits import ExitHandler
 from core.instance import read_instance
+from core.memory import Stored
 from core.models import RunRecord
 from core.ports import Clock, ProviderFor, Transport
 from core.protocol import ProbeSnapshot, SupervisorState
@@ -59,6 +60,8 @@ class Watcher:
         )
         self._locks: dict[str, asyncio.Lock] = {}
         self._settings: dict[str, tuple[RunConfig | None, RunSettings]] = {}
+        # each watched run's memory as its last check committed it (decide's `known`)
+        self._stored: dict[str, Stored] = {}
 
     def settings(self, name: str) -> RunSettings:
         """The run's settings (core.run_settings), made again only when its entry is another
@@ -77,7 +80,10 @@ class Watcher:
     async def check(self, name: str) -> float | None:
         """Check one run now. Returns seconds until the next check, or None when done with it."""
         async with self.lock(name):
-            return await self._check(name)
+            next_s = await self._check(name)
+            if next_s is None:
+                self._stored.pop(name, None)
+            return next_s
 
     async def _check(self, name: str) -> float | None:
         # the run and its open alerts in one read (only checks, under this lock, write alerts)
@@ -89,13 +95,15 @@ class Watcher:
         obs = await self._observe(record)
         now = obs.at  # judged as of the answer: a check may wait for its channel
         instance = await self._ask_provider(record, obs)
-        decision = decide(record, obs, instance, open_alerts, self.check_policy(name), now)
+        policy, known = self.check_policy(name), self._stored.pop(name, None)
+        decision = decide(record, obs, instance, open_alerts, policy, now, known)
         try:
             await self.store.commit_check(decision.commit)
         except StaleRun as exc:  # another shell ended or relaunched it: its write stands
             log.info("%s", exc)
             current = await self.store.get_run(name)
             return None if current is None or not current.live else 1.0
+        self._stored[name] = decision.stored
         return await self._act(decision, obs)
 
     async def _act(self, decision: CheckDecision, obs: Observation) -> float | None:
