@@ -23,6 +23,8 @@ MAX_READING = 1e12  # MB, steps/s, knob values: anything larger is nonsense, not
 def _finite_reading(value: Any) -> Any:
     """A measurement: non-finite or absurd numbers read as unknown (None); a negative one is
     still refused where the field says so."""
+    if type(value) is float:  # nearly every reading: NaN fails both comparisons
+        return value if -MAX_READING <= value <= MAX_READING else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value  # let pydantic say what is wrong with a string or an object
     number = float(value)
