@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,11 @@ JITTER_FRACTION = 0.1
 # the armed timer counts as in time for a job due this much before it: the timer was set from
 # the wall clock a moment earlier (and the loop's clock is another clock)
 TIMER_SLACK_S = 0.05
+# The scheduler's timer fires only on multiples of this on the loop's clock: the checks due
+# within one grain start together, and share the loop's turns, the scheduler's pass and the
+# store's commit (at 5,000 runs a timer per check was 83 wake-ups a second). A check starts at
+# most this much after it was due.
+GRAIN_S = 0.05
 # where a fired job waits for its check to re-arm it: it never fires there
 PARKED_AT = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -90,12 +96,14 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
         if not due:
             return True
         due_in_s = min(due).timestamp() - time.time()
-        return bool(timer.when() <= self._eventloop.time() + due_in_s + TIMER_SLACK_S)
+        wanted = on_grain(self._eventloop.time() + due_in_s)
+        return bool(timer.when() <= wanted + TIMER_SLACK_S)
 
     def _start_timer(self, wait_seconds: float | None) -> None:
         self._stop_timer()
         if wait_seconds is not None:
-            self._timeout = self._eventloop.call_later(wait_seconds, self._process_now)
+            loop = self._eventloop
+            self._timeout = loop.call_at(on_grain(loop.time() + wait_seconds), self._process_now)
 
     def _process_now(self) -> None:
         self._pass = None
@@ -239,6 +247,11 @@ class CheckScheduler:
             self.schedule(run, interval)
         else:
             self._drop_if_parked(run)  # no more checks by cadence
+
+
+def on_grain(when: float) -> float:
+    """`when` (the loop's clock) moved on to the next multiple of GRAIN_S."""
+    return math.ceil(when / GRAIN_S) * GRAIN_S
 
 
 def jittered(interval_s: float, jitter: float) -> float:

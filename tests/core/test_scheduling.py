@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 import pytest
 
-from core.scheduling import MIN_GRACE_S, CheckScheduler, job_id
+from core.scheduling import GRAIN_S, MIN_GRACE_S, CheckScheduler, job_id, on_grain
 
 
 def now() -> datetime:
@@ -215,5 +216,55 @@ async def test_a_rearm_later_than_the_armed_timer_makes_no_pass_and_an_earlier_o
         scheduler.schedule("soon", 0.2)
         await until(lambda: fired == ["soon"], "the nearer check")
         assert scheduler.next_run_at("later-19") is not None
+    finally:
+        scheduler.shutdown()
+
+
+def test_the_timer_moves_on_to_the_next_grain() -> None:
+    start = 240 * GRAIN_S
+    assert on_grain(start) == pytest.approx(start)
+    assert on_grain(start + GRAIN_S / 100) == pytest.approx(start + GRAIN_S)
+    assert on_grain(start + GRAIN_S * 0.99) == pytest.approx(start + GRAIN_S)
+
+
+async def test_checks_due_within_one_grain_start_in_the_same_pass() -> None:
+    """Runs due a few milliseconds apart are started by one pass of the scheduler (one timer
+    firing on the grain), not by a timer each."""
+    passes: list[int] = [0]
+    started: dict[str, int] = {}
+    everyone = asyncio.Event()
+
+    async def check(run: str) -> float | None:
+        started[run] = passes[0]
+        if len(started) == 3:
+            everyone.set()
+        return None
+
+    scheduler = CheckScheduler(check, now, jitter=lambda: 0.5)
+    inner = scheduler._scheduler
+    original = inner._process_jobs
+
+    def counted() -> float | None:
+        passes[0] += 1
+        return original()  # type: ignore[no-any-return]
+
+    inner._process_jobs = counted
+    scheduler.start()
+    try:
+        loop = asyncio.get_running_loop()
+        for _ in range(20):  # the three due times must fall inside one grain
+            base = loop.time() - time.time()
+            for delay_s, run in ((0.105, "a"), (0.110, "b"), (0.115, "c")):
+                scheduler.schedule(run, delay_s)
+            due = [
+                base + inner.get_job(job_id(run)).next_run_time.timestamp() for run in "abc"
+            ]
+            if len({on_grain(at) for at in due}) == 1:
+                break
+            for run in "abc":
+                scheduler.unschedule(run)
+        await asyncio.wait_for(everyone.wait(), 30)
+        assert set(started) == {"a", "b", "c"}
+        assert len(set(started.values())) == 1, started
     finally:
         scheduler.shutdown()
