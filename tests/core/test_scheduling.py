@@ -256,9 +256,7 @@ async def test_checks_due_within_one_grain_start_in_the_same_pass() -> None:
             base = loop.time() - time.time()
             for delay_s, run in ((0.105, "a"), (0.110, "b"), (0.115, "c")):
                 scheduler.schedule(run, delay_s)
-            due = [
-                base + inner.get_job(job_id(run)).next_run_time.timestamp() for run in "abc"
-            ]
+            due = [base + inner.get_job(job_id(run)).next_run_time.timestamp() for run in "abc"]
             if len({on_grain(at) for at in due}) == 1:
                 break
             for run in "abc":
