@@ -189,7 +189,8 @@ def summarise(
         "kept_up": a["checks_per_s"] >= 0.95 * n / cadence_s,
         "server_cpu_pct": a["server_cpu_pct"],
         # the fake server does the same work per check on every host: serve's CPU against it
-        # is the figure that does not move with the host's speed (the goal's share of a core does)
+        # is the figure that does not move with the host's speed (the goal's share of a core
+        # does), as long as serve sends its requests alike (bursts cost the server less too)
         "cpu_vs_server": per_check / a["server_cpu_ms_per_check"]
         if per_check and a["server_cpu_ms_per_check"]
         else None,

@@ -40,13 +40,13 @@ MIN_DELAY_S = 0.1
 # Each interval a check returns is stretched or shrunk by up to half this fraction at random:
 # runs launched (or resumed) together drift apart instead of probing in lock-step forever.
 JITTER_FRACTION = 0.1
-# the armed timer counts as in time for a job due this much before it: the timer was set from
-# the wall clock a moment earlier (and the loop's clock is another clock)
-TIMER_SLACK_S = 0.05
+# the armed timer counts as in time for a job due this much before its grain: the timer was set
+# from the wall clock a moment earlier (and the loop's clock is another clock)
+TIMER_SLACK_S = 0.005
 # The scheduler's timer fires only on multiples of this on the loop's clock: the checks due
 # within one grain start together, and share the loop's turns, the scheduler's pass and the
 # store's commit (at 5,000 runs a timer per check was 83 wake-ups a second). A check starts at
-# most this much after it was due.
+# most a grain (and TIMER_SLACK_S) after it was due.
 GRAIN_S = 0.05
 # where a fired job waits for its check to re-arm it: it never fires there
 PARKED_AT = datetime(9999, 1, 1, tzinfo=UTC)
@@ -96,8 +96,8 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
         if not due:
             return True
         due_in_s = min(due).timestamp() - time.time()
-        wanted = on_grain(self._eventloop.time() + due_in_s)
-        return bool(timer.when() <= wanted + TIMER_SLACK_S)
+        wanted = on_grain(self._eventloop.time() + due_in_s + TIMER_SLACK_S)
+        return bool(timer.when() < wanted + GRAIN_S / 2)  # on that grain or an earlier one
 
     def _start_timer(self, wait_seconds: float | None) -> None:
         self._stop_timer()

@@ -158,6 +158,7 @@ class Service:
         self._outbox_wake.set()
 
     def _finished(self, run: str) -> None:
+        self.watcher.forget(run)
         self.finished.setdefault(run, asyncio.Event()).set()
         waiter = self._waiters.pop(run, None)
         if waiter is not None:

@@ -72,6 +72,10 @@ class Watcher:
             cached = self._settings[name] = (entry, settings_for(self.config, name))
         return cached[1]
 
+    def forget(self, name: str) -> None:
+        """The run is watched no more (ended, torn down, dropped): its kept memory goes."""
+        self._stored.pop(name, None)
+
     def lock(self, name: str) -> asyncio.Lock:
         """One lock per run: a check, an exit and a human's /teardown never interleave their
         read-modify-write of the run (a check that read the row first would undo the other)."""

@@ -4,7 +4,8 @@ change. Checked on every check of simulated runs of many kinds, each decided bot
 
 from __future__ import annotations
 
-from dataclasses import fields
+import json
+from dataclasses import fields, replace
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from bench.detection_families import FAMILIES, make_family_run
 from bench.detection_sim import POLICIES, simulate
 from core.decide import CheckDecision, decide
 from core.memory import Memory, Sample, Stored
+from core.models import RunRecord
+from core.store_rows import to_json
 
 KINDS = (
     "slow_startup",
@@ -50,9 +53,22 @@ def test_decide_with_the_known_memory_decides_as_decoding_the_row(
     known: list[Stored | None] = [None]
     checks = [0]
 
-    def both(*args: Any) -> CheckDecision:
-        plain = decide(*args)
-        memo = decide(*args, known[0])
+    decoded = [0]
+    real_from_json = Memory.from_json.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Memory], doc: dict[str, Any]) -> Memory:
+        decoded[0] += 1
+        return real_from_json(cls, doc)  # type: ignore[no-any-return]
+
+    def both(record: RunRecord, *args: Any) -> CheckDecision:
+        plain = decide(record, *args)
+        # the row as the store hands it back: a fresh copy through the stored JSON text
+        row = replace(record, memory=json.loads(to_json(record.memory)))
+        decoded[0] = 0
+        with monkeypatch.context() as patched:
+            patched.setattr(Memory, "from_json", classmethod(counted))
+            memo = decide(row, *args, known[0])
+        assert decoded[0] == (0 if known[0] else int(bool(record.memory)))
         assert memo.commit == plain.commit and memo.interval_s == plain.interval_s
         assert memo.kill_attempt == plain.kill_attempt and memo.teardown == plain.teardown
         assert same_typed(Memory.from_json(memo.stored.doc), memo.stored.memory)

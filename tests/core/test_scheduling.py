@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -252,15 +251,9 @@ async def test_checks_due_within_one_grain_start_in_the_same_pass() -> None:
     scheduler.start()
     try:
         loop = asyncio.get_running_loop()
-        for _ in range(20):  # the three due times must fall inside one grain
-            base = loop.time() - time.time()
-            for delay_s, run in ((0.105, "a"), (0.110, "b"), (0.115, "c")):
-                scheduler.schedule(run, delay_s)
-            due = [base + inner.get_job(job_id(run)).next_run_time.timestamp() for run in "abc"]
-            if len({on_grain(at) for at in due}) == 1:
-                break
-            for run in "abc":
-                scheduler.unschedule(run)
+        grain_end = on_grain(loop.time() + 0.2)  # due 35, 30 and 25 ms before this grain ends
+        for before_s, run in ((0.035, "a"), (0.030, "b"), (0.025, "c")):
+            scheduler.schedule(run, grain_end - before_s - loop.time())
         await asyncio.wait_for(everyone.wait(), 30)
         assert set(started) == {"a", "b", "c"}
         assert len(set(started.values())) == 1, started
