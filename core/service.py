@@ -160,8 +160,7 @@ class Service:
     def _finished(self, run: str) -> None:
         self.watcher.forget(run)
         self.finished.setdefault(run, asyncio.Event()).set()
-        waiter = self._waiters.pop(run, None)
-        if waiter is not None:
+        if (waiter := self._waiters.pop(run, None)) is not None:
             waiter.cancel()
 
     async def start(self) -> None:
