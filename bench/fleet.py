@@ -41,7 +41,7 @@ from typing import Any
 import asyncssh
 
 from bench.common import fmt, goal, percentile, print_goals, table, write_result
-from bench.fleet_probes import GcPauses, LoopLag, cpu_s, machine_cpu, spread
+from bench.fleet_probes import GcPauses, LoopLag, ReferenceWork, cpu_s, machine_cpu, spread
 from bench.fleet_run import Fleet, paced_bare, until, warm_up
 
 SIZES, QUICK_SIZES = (500, 2000, 5000), (20,)
@@ -70,13 +70,19 @@ async def window(
     """`seconds` of the service at its cadence (with bare execs beside it at `bare_rate`/s):
     checks done, CPU of serve, of the fake server and of the rest of the machine, the loop's
     lag, GC pauses, and every check's, probe exec's, commit's and bare exec's duration."""
-    checks0, counts0, lag = fleet.checks, Counter(fleet.counts), LoopLag()
+    checks0, counts0, lag, reference = (
+        fleet.checks,
+        Counter(fleet.counts),
+        LoopLag(),
+        ReferenceWork(),
+    )
     hub = fleet.service.sessions
     requests0, sessions0 = Counter(hub.requests), Counter(hub.counts)
     fleet.timing(True)
     cpu0, server0, (busy0, all0) = time.process_time(), cpu_s(server_pid), machine_cpu()
     wall0 = time.perf_counter()
     lag.start()
+    reference.start()
     with GcPauses() as pauses:
         if bare_rate > 0:
             bare, bare_errors = await paced_bare(fleet, bare_rate, seconds)
@@ -84,6 +90,8 @@ async def window(
             await asyncio.sleep(seconds)
             bare, bare_errors = [], 0
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    reference_ms = reference.stop()
+    cpu -= reference.cpu_s  # the gauge's own work is not serve's
     server, (busy, every) = cpu_s(server_pid) - server0, machine_cpu()
     busy, every = busy - busy0, every - all0
     checks, done = list(fleet.latencies), fleet.checks - checks0
@@ -97,6 +105,7 @@ async def window(
         "checks_per_s": done / wall,
         "cpu_pct": 100 * cpu / wall,
         "cpu_ms_per_check": 1000 * cpu / done if done else None,
+        "reference_ms": reference_ms,
         # the fake instances' server, and everything else on the machine (other work)
         "server_cpu_pct": 100 * server / wall,
         "server_cpu_ms_per_check": 1000 * server / done if done else None,
@@ -193,6 +202,10 @@ def summarise(
         # does), as long as serve sends its requests alike (bursts cost the server less too)
         "cpu_vs_server": per_check / a["server_cpu_ms_per_check"]
         if per_check and a["server_cpu_ms_per_check"]
+        else None,
+        # serve's CPU per check in units of a fixed piece of work timed on this host
+        "cpu_vs_reference": per_check / a["reference_ms"]
+        if per_check and a["reference_ms"]
         else None,
         "other_cpu_pct": a["other_cpu_pct"],
         "loop_lag_p99_ms": a["loop_lag"]["p99_ms"],
@@ -310,8 +323,10 @@ def goals_for(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             f" per check x {n / big['cadence_s']:.1f} checks/s; measured {big['cpu_pct']:.1f} %"
             f" while it kept {big['checks_per_s']:.1f} checks/s, beside the fake server's"
             f" {big['server_cpu_pct']:.0f} % and other work's {big['other_cpu_pct']:.0f} %"
-            f" of a core; {fmt(big.get('cpu_vs_server'), 2)} x the fake server's CPU per check,"
-            " a gauge of the host's speed measured in the same run)",
+            f" of a core; {fmt(big.get('cpu_vs_reference'), 1)} x a fixed reference work's CPU"
+            f" ({fmt(big['window_a'].get('reference_ms'), 3)} ms on this host) and"
+            f" {fmt(big.get('cpu_vs_server'), 2)} x the fake server's CPU per check, gauges of"
+            " the host's speed measured in the same run)",
         ),
         goal(
             f"p99 check latency < {GOAL_P99_X:g} x a bare exec (>= {MIN_SAMPLES} samples each)",

@@ -5,6 +5,10 @@
 - GcPauses: the time each garbage collection held the loop (gc.callbacks), by generation.
 - Timings: durations of one kind of await (the probe's exec, the check's commit), to tell
   where a slow check spent its time.
+- ReferenceWork: the CPU of a fixed piece of pure-Python work (JSON, sorting, arithmetic; none of
+  sleepwatch's code), timed on serve's loop through the window: serve's CPU per check against
+  it says how fast the code is, whatever the host's speed (the fake server's CPU per check does
+  too, but only while serve sends its requests alike).
 - cpu_s / machine_cpu: CPU seconds of one process (the fake instances' server: it shares this
   machine's cores with serve) and of the whole machine (/proc/stat: other work on it), so a
   figure measured on a shared machine says how shared it was.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +28,53 @@ from typing import Any, TypeVar
 from bench.common import percentile
 
 TICK_S = 0.05
+REFERENCE_EVERY_S, REFERENCE_UNITS = 1.0, 10
 T = TypeVar("T")
+
+
+_REFERENCE_DOC = {
+    "gpus": [
+        {"index": i, "util_pct": 97.0 - i, "power_w": 612.5, "throttle": ["hw"]} for i in range(8)
+    ],
+    "log": "step 40000 loss=1.873 lr=2e-05 " * 40,
+    "steps": list(range(300, 0, -1)),
+}
+
+
+def _reference_unit() -> float:
+    doc = json.loads(json.dumps(_REFERENCE_DOC))
+    steps = sorted(doc["steps"], key=lambda step: (step % 7, step))
+    return sum(g["util_pct"] * g["power_w"] for g in doc["gpus"]) + steps[0]
+
+
+class ReferenceWork:
+    """Every REFERENCE_EVERY_S, REFERENCE_UNITS units of the reference work on the loop, timed
+    (CPU): the host's speed where and while serve runs. A 2-vCPU host was seen to flip between
+    0.10 and 0.17 ms a unit from one second to the next, so a figure timed once beside a window
+    could be off by 70 %. Its CPU is taken out of serve's by the window."""
+
+    def __init__(self) -> None:
+        self.cpu_s, self.units = 0.0, 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.cpu_s, self.units = 0.0, 0
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(REFERENCE_EVERY_S)
+            start = time.process_time()
+            for _ in range(REFERENCE_UNITS):
+                _reference_unit()
+            self.cpu_s += time.process_time() - start
+            self.units += REFERENCE_UNITS
+
+    def stop(self) -> float | None:
+        """CPU ms of one unit, the mean over the window."""
+        if self._task is not None:
+            self._task.cancel()
+        return 1000 * self.cpu_s / self.units if self.units else None
 
 
 def _ms(seconds: float | None) -> float | None:

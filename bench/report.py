@@ -171,6 +171,7 @@ def _fleet(doc: dict[str, Any]) -> str:
                 fmt(r.get("cpu_ms_per_check"), 2),
                 f"{fmt(a.get('server_cpu_ms_per_check'), 2)} / {fmt(a.get('other_cpu_pct'), 0)} %",
                 fmt(r.get("cpu_vs_server"), 2),
+                fmt(r.get("cpu_vs_reference"), 1),
                 f"{fmt(r.get('check_p50_ms'))} / {fmt(r.get('check_p99_ms'))}",
                 f"{fmt(r.get('bare_p50_ms'))} / {fmt(r.get('bare_p99_ms'))}",
                 fmt(r.get("p99_vs_bare"), 2),
@@ -185,6 +186,7 @@ def _fleet(doc: dict[str, Any]) -> str:
         )
     head = ["N", "checks/s done of needed", "CPU % of a core at the cadence", "CPU ms/check"]
     head += ["fake server ms/check / other work % of a core", "CPU x fake server's"]
+    head += ["CPU x reference work"]
     head += ["check p50 / p99 ms"]
     head += ["bare exec p50 / p99 ms", "p99 x bare", "samples", "loop lag p99 / max ms"]
     head += ["KiB/run", "unreachable first checks (restart)", "execs / session requests per check"]
