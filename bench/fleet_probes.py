@@ -6,9 +6,10 @@
 - Timings: durations of one kind of await (the probe's exec, the check's commit), to tell
   where a slow check spent its time.
 - ReferenceWork: the CPU of a fixed piece of pure-Python work (JSON, sorting, arithmetic; none of
-  sleepwatch's code), timed on serve's loop through the window: serve's CPU per check against
-  it says how fast the code is, whatever the host's speed (the fake server's CPU per check does
-  too, but only while serve sends its requests alike).
+  sleepwatch's code), timed on serve's loop through window A: serve's CPU per check against it
+  says how fast the code is on this host at the time (the fake server's CPU per check does too,
+  but only while serve sends its requests alike). Not free of load: beside serve's work the unit
+  costs more (caches), so compare it between runs of the same N.
 - cpu_s / machine_cpu: CPU seconds of one process (the fake instances' server: it shares this
   machine's cores with serve) and of the whole machine (/proc/stat: other work on it), so a
   figure measured on a shared machine says how shared it was.
@@ -51,7 +52,8 @@ class ReferenceWork:
     """Every REFERENCE_EVERY_S, REFERENCE_UNITS units of the reference work on the loop, timed
     (CPU): the host's speed where and while serve runs. A 2-vCPU host was seen to flip between
     0.10 and 0.17 ms a unit from one second to the next, so a figure timed once beside a window
-    could be off by 70 %. Its CPU is taken out of serve's by the window."""
+    could be off by 70 % (measured alone in a process of its own). Its CPU is taken out of
+    serve's by the window."""
 
     def __init__(self) -> None:
         self.cpu_s, self.units = 0.0, 0
@@ -64,10 +66,10 @@ class ReferenceWork:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(REFERENCE_EVERY_S)
-            start = time.process_time()
+            start = time.thread_time()  # the loop's thread only: not SQLite's meanwhile
             for _ in range(REFERENCE_UNITS):
                 _reference_unit()
-            self.cpu_s += time.process_time() - start
+            self.cpu_s += time.thread_time() - start
             self.units += REFERENCE_UNITS
 
     def stop(self) -> float | None:
