@@ -259,3 +259,28 @@ async def test_checks_due_within_one_grain_start_in_the_same_pass() -> None:
         assert len(set(started.values())) == 1, started
     finally:
         scheduler.shutdown()
+
+
+async def test_a_timer_armed_a_grain_after_the_due_one_is_not_in_time() -> None:
+    """A re-arm moves a run's check before the armed timer: the timer counts as in time only on
+    the check's own grain or an earlier one, never a grain after it (else the check would start
+    up to two grains late)."""
+
+    async def check(run: str) -> float | None:
+        return None
+
+    scheduler = CheckScheduler(check, now, jitter=lambda: 0.5)
+    inner = scheduler._scheduler
+    scheduler.start()
+    try:
+        loop = asyncio.get_running_loop()
+        due_at = on_grain(loop.time() + 5.0) - GRAIN_S / 2  # mid-grain, seconds away
+        scheduler.schedule("ft", due_at - loop.time())
+        await asyncio.sleep(0)  # the pass the re-arm asked for, if any
+        own = on_grain(due_at)
+        for timer_at, in_time in ((own - GRAIN_S, True), (own, True), (own + GRAIN_S, False)):
+            inner._timeout.cancel()
+            inner._timeout = loop.call_at(timer_at, lambda: None)
+            assert inner._armed_in_time() is in_time, timer_at - own
+    finally:
+        scheduler.shutdown()

@@ -84,5 +84,12 @@ async def test_the_next_check_starts_from_the_kept_memory_and_a_changed_row_is_d
         clock.advance(60)
         await watcher.check("ft")
         assert decoded == [0, 1]  # forgotten: decoded from the row
+
+        assert "ft" in watcher._stored
+        row = await store.get_run("ft")
+        assert row is not None
+        await store.upsert_run(replace(row, live=False))  # ended elsewhere: no more checks
+        assert await watcher.check("ft") is None
+        assert "ft" not in watcher._stored
     finally:
         await store.close()
