@@ -70,12 +70,8 @@ async def window(
     """`seconds` of the service at its cadence (with bare execs beside it at `bare_rate`/s):
     checks done, CPU of serve, of the fake server and of the rest of the machine, the loop's
     lag, GC pauses, and every check's, probe exec's, commit's and bare exec's duration."""
-    checks0, counts0, lag, reference = (
-        fleet.checks,
-        Counter(fleet.counts),
-        LoopLag(),
-        ReferenceWork(),
-    )
+    checks0, counts0, lag = fleet.checks, Counter(fleet.counts), LoopLag()
+    reference = ReferenceWork()
     hub = fleet.service.sessions
     requests0, sessions0 = Counter(hub.requests), Counter(hub.counts)
     fleet.timing(True)

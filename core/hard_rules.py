@@ -61,13 +61,11 @@ def sample_of(
     quiet = silent_s is not None and silent_s >= explained_window_s(t)
     busy = tree_busy(state, probe, t)
     idle = low is not None and low < t.gpu_low_pct
-    # the print gap only for an idle GPU in a busy silence: not every check's work
-    unusual = (
-        bool(busy)
-        and idle
-        and silent_s is not None
-        and silent_s >= unusual_silence_s(memory, state.attempt, t)
-    )
+    # the print gap, learned once, only where it is read (an idle GPU in a busy silence, or a
+    # silence past PRINT_LATE_S): not every check's work
+    learn = silent_s is not None and ((bool(busy) and idle) or silent_s > PRINT_LATE_S)
+    gap = print_gap_s(memory, state.attempt, t) if learn else None
+    unusual = bool(busy) and idle and silent_s is not None and silent_s >= silence_for(gap, t)
     recent = recent_work(state, used)
     return Sample(
         at=probe.at,
@@ -87,7 +85,7 @@ def sample_of(
         busy_silent=quiet and low is not None and low >= t.gpu_low_pct,
         gpu_work_w=work_w(used),
         gpu_slowed=slowed(used),
-        past_print_gap=past_print_gap(silent_s, memory, state.attempt, t),
+        past_print_gap=past_print_gap(silent_s, gap, t),
         recent_util_pct=recent[0],
         recent_work_w=recent[1],
     )
@@ -108,7 +106,12 @@ def unusual_silence_s(memory: Memory, attempt: int, t: Thresholds) -> float:
     true gap at 4 checks in 10 of the detection bench's rare printers; twice the median at 1
     in 15), and its starved silences read as saves.
     """
-    window, gap = explained_window_s(t), print_gap_s(memory, attempt, t)
+    return silence_for(print_gap_s(memory, attempt, t), t)
+
+
+def silence_for(gap: float | None, t: Thresholds) -> float:
+    """`unusual_silence_s` for a trainer whose print gap is `gap` (None: not learned yet)."""
+    window = explained_window_s(t)
     return window if gap is None else min(t.stall_after_s / 2, max(window, gap))
 
 
@@ -118,15 +121,15 @@ def print_gap_s(memory: Memory, attempt: int, t: Thresholds) -> float | None:
     return 2 * median(gaps) if len(gaps) >= PRINT_GAP_CHECKS else None
 
 
-def past_print_gap(silent_s: float | None, memory: Memory, attempt: int, t: Thresholds) -> bool:
-    """Silent for longer than the trainer's print gap (the explained-silence window before it
-    is learned), and at least PRINT_LATE_S: maybe a save's or an eval's first seconds, which
-    the supervisor's recent GPU readings still count as training's (they cannot tell them
-    from a late print yet). A check 42 s into a save that followed an eval read the save's
-    first 4 idle readings as the GPU's work at the run's rate (2026-12-01, eighth session)."""
+def past_print_gap(silent_s: float | None, gap: float | None, t: Thresholds) -> bool:
+    """Silent for longer than `gap`, the trainer's print gap (`print_gap_s`; the explained-
+    silence window while it is None, not learned), and at least PRINT_LATE_S: maybe a save's
+    or an eval's first seconds, which the supervisor's recent GPU readings still count as
+    training's (they cannot tell them from a late print yet). A check 42 s into a save that
+    followed an eval read the save's first 4 idle readings as the GPU's work at the run's rate
+    (2026-12-01, eighth session)."""
     if silent_s is None or silent_s <= PRINT_LATE_S:
-        return False  # most checks: not worth learning the gap for
-    gap = print_gap_s(memory, attempt, t)
+        return False
     return silent_s > (explained_window_s(t) if gap is None else gap)
 
 

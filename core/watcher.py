@@ -86,7 +86,7 @@ class Watcher:
         async with self.lock(name):
             next_s = await self._check(name)
             if next_s is None:
-                self._stored.pop(name, None)
+                self.forget(name)
             return next_s
 
     async def _check(self, name: str) -> float | None:
